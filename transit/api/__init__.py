@@ -1,0 +1,1 @@
+"""HTTP transport: the ASGI app speaking Vault's wire format. No business logic here."""

@@ -1,0 +1,200 @@
+"""The ASGI application: Vault's HTTP API in front of the core.
+
+A pure ASGI callable (no BaseHTTPMiddleware): read the body within the size limit, decode it,
+authenticate, route by the mount table, call the engine, and render Vault's envelope or
+error body. Status endpoints that need no token are answered by `status.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from transit import errors
+from transit.api import status
+from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response
+from transit.core import Core
+from transit.engines.fields import parse_bool
+from transit.engines.framework import DELETE, LIST, READ, UPDATE, Request, Response
+
+log = logging.getLogger("transit.api")
+
+Scope = dict[str, Any]
+
+_METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST}
+_NO_DATA_OPS = (READ, LIST)
+
+# Unauthenticated, answered without a token (spec ha-and-sys-api §4.1-4.3).
+_STATUS_PATHS = {"sys/health": status.health, "sys/seal-status": status.seal_status,
+                 "sys/leader": status.leader}
+
+DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+DEFAULT_MAX_BATCH_ITEMS = 10_000
+
+
+class VaultApp:
+    def __init__(
+        self, core: Core, *, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
+    ) -> None:
+        self.core = core
+        self.max_request_size = max_request_size
+        self.max_batch_items = max_batch_items
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+            return
+        try:
+            status_code, headers, body = await self._handle(scope, receive)
+        except errors.TransitError as exc:
+            status_code, body = error_response(exc)
+            headers = JSON_HEADERS
+        except Exception:  # never a traceback on the wire
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            status_code, body, headers = 500, error_body(["internal error"]), JSON_HEADERS
+        await send({"type": "http.response.start", "status": status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope: Scope, receive: Any) -> tuple[int, list[Any], bytes]:
+        path: str = scope["path"]
+        if not path.startswith("/v1/"):
+            return 404, JSON_HEADERS, error_body([])
+        rel = path[4:]
+        method: str = scope["method"]
+        query = scope["query_string"]
+
+        status_handler = _STATUS_PATHS.get(rel.rstrip("/"))
+        if status_handler is not None:
+            if method not in ("GET", "HEAD", "PUT", "POST"):
+                raise errors.UnsupportedOperation()
+            code, body = status_handler(self.core, _query(query))
+            return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
+
+        op = _METHOD_OPS.get(method)
+        if op is None:
+            return 405, JSON_HEADERS, error_body([f"unsupported method {method}"])
+
+        token = ""
+        raw_headers = scope["headers"]
+        content_length = -1
+        for k, v in raw_headers:
+            if k == b"x-vault-token":
+                token = v.decode("latin-1")
+            elif k == b"authorization" and not token and v[:7].lower() == b"bearer ":
+                token = v[7:].decode("latin-1").strip()
+            elif k == b"content-length":
+                content_length = int(v) if v.isdigit() else -1
+        if content_length > self.max_request_size:
+            raise errors.RequestTooLarge()
+        body = await self._read_body(receive)
+
+        data: dict[str, Any]
+        params = _query(query) if query else {}
+        if op is READ and "list" in params:
+            try:
+                if parse_bool(params.pop("list")):
+                    op = LIST
+            except ValueError:
+                raise errors.UserError('invalid value for "list": not a boolean') from None
+        if op in _NO_DATA_OPS or op is DELETE:
+            data = params
+        else:
+            data = _decode_json(body)
+            batch = data.get("batch_input")
+            if isinstance(batch, list) and len(batch) > self.max_batch_items:
+                raise errors.UserError(
+                    f"batch_input has {len(batch)} items; the maximum is {self.max_batch_items}"
+                )
+
+        if not self.core.authenticate(token):
+            raise errors.PermissionDenied()
+
+        if rel.startswith("sys/"):
+            engine, inner, storage, mount_path = self.core.system, rel[4:], None, "sys/"
+        else:
+            routed = self.core.mounts.route(rel)
+            if routed is None:
+                raise errors.NoHandler(
+                    f'no handler for route "{rel}". route entry not found.'
+                )
+            entry, inner = routed
+            engine, storage, mount_path = entry.engine, entry.storage, entry.path
+        if op is LIST and not inner.endswith("/"):
+            inner += "/"
+
+        req = Request(op, inner, data, storage, mount_path, client_token=token)
+        resp = await engine.handle(req)
+        return _render(op, resp, engine.mount_type)
+
+    async def _read_body(self, receive: Any) -> bytes:
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            if len(body) > self.max_request_size:
+                raise errors.RequestTooLarge()
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_request_size:
+                raise errors.RequestTooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _render(op: str, resp: Response | None, mount_type: str) -> tuple[int, list[Any], bytes]:
+    if resp is None:
+        if op in _NO_DATA_OPS:
+            return 404, JSON_HEADERS, error_body([])
+        return 204, JSON_HEADERS, b""
+    if op is LIST:
+        keys = resp.data.get("keys") if resp.data else None
+        if not keys:
+            return 404, JSON_HEADERS, error_body([])
+    if resp.data is None and not resp.warnings and resp.status is None:
+        return 204, JSON_HEADERS, b""
+    body = envelope(resp.data, resp.warnings, mount_type)
+    return resp.status or 200, JSON_HEADERS, body
+
+
+def _decode_json(body: bytes) -> dict[str, Any]:
+    if not body or body.isspace():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.UserError(f"failed to parse JSON input: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise errors.UserError(
+            f"failed to parse JSON input: expected a JSON object, got {type(data).__name__}"
+        )
+    return data
+
+
+def _query(query: bytes) -> dict[str, str]:
+    """Query parameters; only the first value of a repeated parameter counts."""
+    out: dict[str, str] = {}
+    for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        out.setdefault(k, v)
+    return out
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+

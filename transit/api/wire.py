@@ -1,0 +1,71 @@
+"""Vault's wire format: the success envelope, error bodies, and the error→status table.
+
+This is the one place where exceptions from `transit.errors` become HTTP status codes
+(spec transit-api §1.3-1.4).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from transit import errors
+
+JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+_SORT = orjson.OPT_SORT_KEYS
+_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+
+
+def envelope(
+    data: dict[str, Any] | None,
+    warnings: list[str] | None = None,
+    mount_type: str = "",
+    extra_top: dict[str, Any] | None = None,
+) -> bytes:
+    """The success body in Go struct order; keys inside `data` sorted like Go maps."""
+    data_json = orjson.dumps(data, option=_SORT | _NON_STR_KEYS) if data is not None else b"null"
+    warn_json = orjson.dumps(warnings) if warnings else b"null"
+    body = (
+        b'{"request_id":"' + str(uuid.uuid4()).encode() + b'","lease_id":"","renewable":false,'
+        b'"lease_duration":0,"data":' + data_json + b',"wrap_info":null,"warnings":' + warn_json
+        + b',"auth":null,"mount_type":"' + mount_type.encode() + b'"'
+    )
+    if extra_top:  # older sys/* reads repeat the data keys at the top level
+        body += b"," + orjson.dumps(extra_top, option=_SORT | _NON_STR_KEYS)[1:-1]
+    return body + b"}"
+
+
+def error_body(messages: list[str]) -> bytes:
+    return orjson.dumps({"errors": messages})
+
+
+def multierror(message: str) -> str:
+    """Go's hashicorp/go-multierror rendering of a single plain error."""
+    return f"1 error occurred:\n\t* {message}\n\n"
+
+
+# The one error table: exception class -> (status, how to render the message).
+_TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
+    # (class, status, wrap as multierror)
+    (errors.UserError, 400, False),
+    (errors.PermissionDenied, 403, False),
+    (errors.UnsupportedPath, 404, True),
+    (errors.NoHandler, 404, False),
+    (errors.UnsupportedOperation, 405, True),
+    (errors.RequestTooLarge, 413, False),
+    (errors.Sealed, 503, False),
+    (errors.InternalError, 500, True),
+    (errors.StorageError, 500, True),
+    (errors.ConfigError, 500, True),
+]
+
+
+def error_response(exc: errors.TransitError) -> tuple[int, bytes]:
+    for cls, status, wrap in _TABLE:
+        if isinstance(exc, cls):
+            msg = exc.message
+            return status, error_body([multierror(msg) if wrap else msg])
+    return 500, error_body([multierror(exc.message)])

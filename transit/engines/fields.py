@@ -1,0 +1,175 @@
+"""Vault's weakly typed request fields (spec §1.5): declare, coerce, validate.
+
+The vault CLI sends every `k=v` as a string, so a bool may arrive as "true" and an int as
+"10". A value that cannot be coerced fails the whole request with
+`Field validation failed: error converting input ...` before the handler runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from transit.errors import UserError
+
+
+class FieldType(Enum):
+    STRING = "string"
+    BOOL = "bool"
+    INT = "int"
+    DURATION = "duration"  # int seconds, numeric string, or Go duration ("1h", "90m")
+    SLICE = "slice"  # a JSON list, items left as they are
+    MAP = "map"  # a JSON object
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    type: FieldType = FieldType.STRING
+    default: Any = None
+    description: str = ""
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_bool(value: Any) -> bool:
+    """Go's strconv.ParseBool plus JSON bools; raises ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value in (0, 1):
+            return bool(value)
+    raise ValueError(f"cannot parse {value!r} as bool")
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"cannot parse {value!r} as int")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != int(value):
+            raise ValueError(f"cannot parse {value!r} as int")
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if re.fullmatch(r"[+-]?\d+", s):
+            return int(s)
+    raise ValueError(f"cannot parse {value!r} as int")
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds from an int, a numeric string, or a Go duration string."""
+    if isinstance(value, bool):
+        raise ValueError(f"cannot parse {value!r} as duration")
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if s == "":
+            return 0
+        if re.fullmatch(r"[+-]?\d+", s):
+            return int(s)
+        sign = 1
+        if s[0] in "+-":
+            sign = -1 if s[0] == "-" else 1
+            s = s[1:]
+        pos, total = 0, 0.0
+        for m in _DURATION_RE.finditer(s):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+            pos = m.end()
+        if pos == len(s) and pos > 0:
+            return sign * int(total)
+    raise ValueError(f"time: invalid duration {value!r}")
+
+
+def coerce(ftype: FieldType, value: Any) -> Any:
+    """Coerce one raw JSON value to the declared type (raises ValueError)."""
+    if ftype is FieldType.STRING:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float):
+            return str(value)
+        raise ValueError(f"'' expected type 'string', got unconvertible type '{type(value).__name__}'")
+    if ftype is FieldType.BOOL:
+        return parse_bool(value)
+    if ftype is FieldType.INT:
+        return parse_int(value)
+    if ftype is FieldType.DURATION:
+        return parse_duration(value)
+    if ftype is FieldType.SLICE:
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return [s for s in value.split(",") if s] if value else []
+        raise ValueError(f"cannot parse {type(value).__name__} as a list")
+    if ftype is FieldType.MAP:
+        if isinstance(value, dict):
+            return value
+        raise ValueError(f"cannot parse {type(value).__name__} as a map")
+    return value
+
+
+class FieldData:
+    """A request's raw data seen through a route's field schema.
+
+    `get(name)` returns the coerced value, or the field's default when the value is absent
+    or JSON null. `validate()` coerces everything up front so a bad type fails the request
+    before the handler does anything.
+    """
+
+    __slots__ = ("raw", "schema", "_cache")
+
+    def __init__(self, raw: dict[str, Any], schema: dict[str, Field]) -> None:
+        self.raw = raw
+        self.schema = schema
+        self._cache: dict[str, Any] = {}
+
+    def validate(self) -> None:
+        for name in self.schema:
+            self.get(name)
+
+    def present(self, name: str) -> bool:
+        """True when the caller sent this field with a non-null value."""
+        return self.raw.get(name) is not None
+
+    def get(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        field = self.schema[name]
+        value = self.raw.get(name)
+        if value is None:
+            result = field.default
+            if isinstance(result, list | dict):
+                result = type(result)(result)
+        else:
+            try:
+                result = coerce(field.type, value)
+            except ValueError as exc:
+                raise UserError(
+                    f"Field validation failed: error converting input {value!r} for field "
+                    f'"{name}": {exc}'
+                ) from None
+        self._cache[name] = result
+        return result
+
+    def get_ok(self, name: str) -> tuple[Any, bool]:
+        """(value, present) like Vault's GetOk."""
+        return self.get(name), self.present(name)

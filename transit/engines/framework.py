@@ -1,0 +1,134 @@
+"""The logical request/response model and the per-engine route table machinery.
+
+An engine declares one visible table of `Route`s. The API layer turns an HTTP request into a
+`Request` (path relative to the mount, operation, raw data), calls `Engine.handle`, and
+turns the `Response` (or an exception from `transit.errors`) into Vault's wire format.
+
+Handlers are `async def handler(req: Request, d: FieldData) -> Response | None`.
+Returning None means "nothing to say": a write answers 204, a read answers 404.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from transit.engines.fields import Field, FieldData
+from transit.errors import UnsupportedOperation, UnsupportedPath
+
+# Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
+# check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
+READ = "read"
+UPDATE = "update"
+CREATE = "create"
+DELETE = "delete"
+LIST = "list"
+
+# Vault's key-name pattern and optional trailing segment (spec §1.1).
+NAME = r"\w(([\w\-.]+)?\w)?"
+
+
+def name(group: str) -> str:
+    """A named capture of a key name."""
+    return rf"(?P<{group}>\w(?:(?:[\w\-.]+)?\w)?)"
+
+
+def opt(group: str) -> str:
+    """An optional trailing `/<anything>` captured as `group`."""
+    return rf"(?:/(?P<{group}>.+))?"
+
+
+@dataclass(slots=True)
+class Request:
+    operation: str
+    path: str  # relative to the mount, e.g. "encrypt/my-key"
+    data: dict[str, Any]
+    storage: Any  # the mount's StorageView (Backend protocol)
+    mount_path: str = ""  # e.g. "transit/"
+    params: dict[str, str] = field(default_factory=dict)  # captured from the path
+    client_token: str = ""
+
+
+@dataclass(slots=True)
+class Response:
+    data: dict[str, Any] | None = None
+    warnings: list[str] | None = None
+    # An explicit HTTP status for a response whose body is still the full envelope
+    # (batch partial failures, spec §5). None means: the usual 200/204.
+    status: int | None = None
+
+    def add_warning(self, message: str) -> None:
+        if self.warnings is None:
+            self.warnings = []
+        self.warnings.append(message)
+
+
+Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
+
+
+@dataclass(slots=True)
+class Route:
+    pattern: str
+    operations: dict[str, Handler]
+    fields: dict[str, Field] = field(default_factory=dict)
+    # Called for UPDATE: if it returns False the operation becomes CREATE (for ACL; the
+    # handler registered under UPDATE still runs when no CREATE handler is given).
+    existence_check: Callable[[Request, FieldData], Awaitable[bool]] | None = None
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile(f"^{self.pattern}$")
+
+
+class Engine:
+    """A logical backend mounted at some path; subclasses set `routes` and `mount_type`."""
+
+    mount_type: str = ""
+    routes: list[Route]
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = list(routes)
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]]:
+        for route in self.routes:
+            m = route.regex.match(path)
+            if m is not None:
+                return route, {k: v for k, v in m.groupdict().items() if v is not None}
+        raise UnsupportedPath()
+
+    async def handle(self, req: Request) -> Response | None:
+        route, params = self.match(req.path)
+        op = req.operation
+        handler = route.operations.get(op)
+        if handler is None and op == CREATE:
+            handler = route.operations.get(UPDATE)
+        if handler is None:
+            raise UnsupportedOperation()
+        req.params = params
+
+        raw = req.data
+        replaced: list[str] = []
+        if params:
+            raw = dict(raw)
+            for key, value in params.items():
+                if key in raw and raw[key] is not None:
+                    replaced.append(key)
+                raw[key] = value
+        fd = FieldData(raw, route.fields)
+        fd.validate()
+
+        resp = await handler(req, fd)
+        if resp is not None:  # Vault warns only when there is a response to carry it
+            unknown = sorted(k for k in raw if k not in route.fields)
+            if unknown:
+                resp.add_warning(
+                    "Endpoint ignored these unrecognized parameters: [" + " ".join(unknown) + "]"
+                )
+            if replaced:
+                resp.add_warning(
+                    "Endpoint replaced the value of these parameters with the values "
+                    "captured from the endpoint's path: [" + " ".join(sorted(replaced)) + "]"
+                )
+        return resp

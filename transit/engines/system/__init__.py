@@ -1,0 +1,1 @@
+"""The `sys/` engine: mounts, tools (later: policies, audit, seal, HA endpoints)."""

@@ -1,0 +1,1 @@
+"""The transit secrets engine (spec transit-api.md)."""

@@ -1,0 +1,140 @@
+"""The transit engine: one mount's route table and its shared state.
+
+This is the one visible table of the engine's routes (spec §4). Each path group lives in its
+own module (`keys.py`, `encrypt.py`, ...), which holds the handlers and their field schemas;
+handlers take the backend as their first argument.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+from typing import Any
+
+from transit.engines.framework import (
+    DELETE,
+    LIST,
+    READ,
+    UPDATE,
+    Engine,
+    Route,
+    name,
+    opt,
+)
+from transit.engines.transit import (
+    backup,
+    byok,
+    datakey,
+    encrypt,
+    export,
+    hmac,
+    keys,
+    mountconfig,
+    sign,
+    tools,
+)
+from transit.engines.transit.policies import PolicyStore
+
+
+class TransitBackend(Engine):
+    mount_type = "transit"
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.policies = PolicyStore(storage)
+        self.disable_upsert = False
+        self.cache_size = 0
+        b = self
+
+        def h(fn: Any) -> Any:
+            return partial(fn, b)
+
+        super().__init__(
+            [
+                Route(r"keys/?", {LIST: h(keys.list_keys)}, keys.LIST_FIELDS),
+                Route(
+                    f"keys/{name('name')}",
+                    {READ: h(keys.read_key), UPDATE: h(keys.create_key), DELETE: h(keys.delete_key)},
+                    keys.KEY_FIELDS,
+                ),
+                Route(f"keys/{name('name')}/config", {UPDATE: h(keys.update_config)}, keys.CONFIG_FIELDS),
+                Route(f"keys/{name('name')}/rotate", {UPDATE: h(keys.rotate_key)}, keys.ROTATE_FIELDS),
+                Route(f"keys/{name('name')}/trim", {UPDATE: h(keys.trim_key)}, keys.TRIM_FIELDS),
+                Route(f"keys/{name('name')}/import", {UPDATE: h(byok.import_key)}, byok.IMPORT_FIELDS),
+                Route(
+                    f"keys/{name('name')}/import_version",
+                    {UPDATE: h(byok.import_version)},
+                    byok.IMPORT_VERSION_FIELDS,
+                ),
+                Route(r"wrapping_key", {READ: h(byok.read_wrapping_key)}, {}),
+                Route(
+                    f"byok-export/{name('destination')}/{name('source')}{opt('version')}",
+                    {READ: h(byok.byok_export)},
+                    byok.BYOK_EXPORT_FIELDS,
+                ),
+                Route(
+                    f"encrypt/{name('name')}",
+                    {UPDATE: h(encrypt.encrypt)},
+                    encrypt.ENCRYPT_FIELDS,
+                    existence_check=h(encrypt.key_exists),
+                ),
+                Route(f"decrypt/{name('name')}", {UPDATE: h(encrypt.decrypt)}, encrypt.DECRYPT_FIELDS),
+                Route(f"rewrap/{name('name')}", {UPDATE: h(encrypt.rewrap)}, encrypt.REWRAP_FIELDS),
+                Route(
+                    f"datakey/{name('plaintext')}/{name('name')}",
+                    {UPDATE: h(datakey.datakey)},
+                    datakey.DATAKEY_FIELDS,
+                ),
+                Route(
+                    r"random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?",
+                    {UPDATE: h(tools.random)},
+                    tools.RANDOM_FIELDS,
+                ),
+                Route(f"hash{opt('urlalgorithm')}", {UPDATE: h(tools.hash)}, tools.HASH_FIELDS),
+                Route(f"hmac/{name('name')}{opt('urlalgorithm')}", {UPDATE: h(hmac.hmac)}, hmac.HMAC_FIELDS),
+                Route(f"sign/{name('name')}{opt('urlalgorithm')}", {UPDATE: h(sign.sign)}, sign.SIGN_FIELDS),
+                Route(
+                    f"verify/{name('name')}{opt('urlalgorithm')}",
+                    {UPDATE: h(sign.verify)},
+                    sign.VERIFY_FIELDS,
+                ),
+                Route(
+                    f"export/{name('type')}/{name('name')}{opt('version')}",
+                    {READ: h(export.export)},
+                    export.EXPORT_FIELDS,
+                ),
+                Route(f"backup/{name('name')}", {READ: h(backup.backup)}, backup.BACKUP_FIELDS),
+                Route(f"restore{opt('name')}", {UPDATE: h(backup.restore)}, backup.RESTORE_FIELDS),
+                Route(
+                    r"config/keys",
+                    {READ: h(mountconfig.read_keys_config), UPDATE: h(mountconfig.write_keys_config)},
+                    mountconfig.KEYS_CONFIG_FIELDS,
+                ),
+                Route(
+                    r"cache-config",
+                    {READ: h(mountconfig.read_cache_config), UPDATE: h(mountconfig.write_cache_config)},
+                    mountconfig.CACHE_CONFIG_FIELDS,
+                ),
+            ]
+        )
+
+    async def setup(self) -> None:
+        """Load the mount-level configuration from storage (called once per mount)."""
+        await mountconfig.load(self)
+
+    async def periodic(self) -> None:
+        """Auto-rotation (spec §2): rotate every key whose latest version is older than its
+        `auto_rotate_period`. Runs from the core's periodic loop."""
+        for key_name in await self.policies.list():
+            if key_name.endswith("/"):
+                continue  # "import/" holds the BYOK wrapping key, never auto-rotated
+            policy = await self.policies.get(key_name)
+            if policy is None or not policy.needs_auto_rotate():
+                continue
+            async with self.policies.lock(key_name):
+                current = await self.policies.get(key_name)
+                if current is None or not current.needs_auto_rotate():
+                    continue
+                updated = copy.deepcopy(current)
+                updated.rotate()
+                await self.policies.save(updated)

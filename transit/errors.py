@@ -1,0 +1,80 @@
+"""The exception tree. Layers raise these; `transit/api/errors.py` maps them to HTTP once.
+
+No HTTP status codes live here: each class names *what went wrong*, the API layer decides
+how that looks on the wire (Vault's conventions, see spec §1.4).
+
+    TransitError
+    ├── UserError              the request is wrong (Vault: logical.ErrorResponse)      -> 400
+    │   └── CryptoError        bad ciphertext / signature / base64 / version / tag       -> 400
+    ├── InternalError          plain handler error (Go multierror-wrapped text)          -> 500
+    ├── PermissionDenied       missing/unknown token, missing capability                 -> 403
+    ├── UnsupportedPath        no route inside a mount                                   -> 404
+    ├── NoHandler              no mount for the path                                     -> 404
+    ├── UnsupportedOperation   route exists, not for this verb                           -> 405
+    ├── RequestTooLarge        body over max_request_size                                -> 413
+    ├── Sealed                 the barrier is sealed                                     -> 503
+    ├── StorageError           the backend failed                                        -> 500
+    └── ConfigError            invalid server configuration (start-up only)
+"""
+
+from __future__ import annotations
+
+
+class TransitError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserError(TransitError):
+    """The caller sent something invalid; the message is shown verbatim."""
+
+
+class CryptoError(UserError):
+    """Ciphertext, signature, HMAC, base64 or version problems in the crypto core."""
+
+
+class InternalError(TransitError):
+    """A plain error from a handler; Vault wraps these as a 500 multierror."""
+
+
+class PermissionDenied(TransitError):
+    def __init__(self, message: str = "permission denied") -> None:
+        super().__init__(message)
+
+
+class UnsupportedPath(TransitError):
+    def __init__(self, message: str = "unsupported path") -> None:
+        super().__init__(message)
+
+
+class NoHandler(TransitError):
+    """No mount serves this path."""
+
+
+class UnsupportedOperation(TransitError):
+    def __init__(self, message: str = "unsupported operation") -> None:
+        super().__init__(message)
+
+
+class RequestTooLarge(TransitError):
+    def __init__(self, message: str = "http: request body too large") -> None:
+        super().__init__(message)
+
+
+class Sealed(TransitError):
+    def __init__(self, message: str = "Vault is sealed") -> None:
+        super().__init__(message)
+
+
+class StorageError(TransitError):
+    """The storage backend failed (I/O, connection, corruption)."""
+
+
+class ConfigError(TransitError):
+    """The server configuration file or flags are invalid."""

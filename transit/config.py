@@ -1,0 +1,344 @@
+"""Server configuration: Vault's HCL (or JSON) config file -> frozen dataclasses.
+
+Layer L0: imports only the stdlib, hcl2 and transit.errors. Values are lenient the way Vault's
+are: booleans accept true/"true"/1, durations accept "90s"/"1h30m"/plain seconds. Every
+problem is a ConfigError with a readable message, never a parser traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import hcl2
+
+from transit.errors import ConfigError
+
+DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "err", "error")
+
+# Vault's top-level keys; anything else is accepted with a warning, as Vault does.
+KNOWN_KEYS = frozenset(
+    """
+    storage backend ha_storage ha_backend listener seal telemetry replication
+    service_registration entropy user_lockout api_addr redirect_addr cluster_addr
+    cluster_name disable_mlock ui log_level log_format log_file log_rotate_duration
+    log_rotate_bytes log_rotate_max_files log_requests_level default_lease_ttl max_lease_ttl
+    default_max_request_duration disable_clustering disable_performance_standby
+    disable_cache cache_size plugin_directory plugin_file_uid plugin_file_permissions
+    pid_file raw_storage_endpoint introspection_endpoint enable_response_header_hostname
+    enable_response_header_raft_node_id disable_sealwrap disable_printable_check
+    disable_indexing disable_sentinel_trace license_path imprecise_lease_role_tracking
+    detect_deadlocks experiments administrative_namespace_path
+    """.split()
+)
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_SECONDS = dict(ns=1e-9, us=1e-6, ms=1e-3, s=1.0, m=60.0, h=3600.0, d=86400.0)
+_UNIT_SECONDS["µs"] = 1e-6
+_TRUE = frozenset({"1", "t", "true"})
+_FALSE = frozenset({"0", "f", "false"})
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    type: str = "tcp"
+    address: str = "127.0.0.1:8200"
+    cluster_address: str = ""  # filled in by the parser: same host as `address`, port + 1
+    tls_disable: bool = False
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_min_version: str = "tls12"
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE  # bytes; <0 means unlimited (Vault)
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    type: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listeners: tuple[ListenerConfig, ...]
+    storage: StorageConfig
+    ha_storage: StorageConfig | None = None
+    api_addr: str = ""
+    cluster_addr: str = ""
+    cluster_name: str = ""
+    disable_mlock: bool = False
+    ui: bool = False
+    log_level: str = "info"
+    default_max_request_duration: float = 90.0  # seconds
+    disable_clustering: bool = False
+    disable_performance_standby: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    warnings: tuple[str, ...] = ()
+
+
+# -- lenient scalars (Vault's parseutil) ---------------------------------------------------
+
+
+def parse_bool(value: Any, name: str = "value") -> bool:
+    """Vault's ParseBool: true/false, ints (non-zero is true), "true"/"1"/"t"/... strings."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+    raise ConfigError(f"{name}: invalid boolean {value!r}")
+
+
+def parse_duration(value: Any, name: str = "value") -> float:
+    """Vault's ParseDurationSecond: ints/plain numbers are seconds, else Go durations (+ "d")."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: invalid duration {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        v = value.strip()
+        if _NUMBER.fullmatch(v):
+            return float(v)
+        sign = -1.0 if v.startswith("-") else 1.0
+        body = v.lstrip("+-")
+        parts = _DURATION_PART.findall(body)
+        if body and "".join(n + u for n, u in parts) == body:
+            return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    raise ConfigError(f"{name}: invalid duration {value!r}")
+
+
+def _parse_int(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{name}: invalid integer {value!r}")
+
+
+def _str(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{name}: expected a string, got {value!r}")
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _clean(value: Any, unquote: bool) -> Any:
+    """Drop hcl2's `__is_block__`/`__comments__` keys; optionally strip kept quotes."""
+    if isinstance(value, dict):
+        return {
+            _clean(k, unquote): _clean(v, unquote)
+            for k, v in value.items()
+            if not (k.startswith("__") and k.endswith("__"))
+        }
+    if isinstance(value, list):
+        return [_clean(v, unquote) for v in value]
+    if unquote and isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)  # HCL's string escapes are JSON's
+        except ValueError:
+            return value[1:-1]
+    return value
+
+
+def _hcl_options() -> Any:
+    """Options asking hcl2 >= 7 for plain strings and no block markers; None if unsupported."""
+    options_cls = getattr(hcl2, "SerializationOptions", None)
+    if options_cls is None:
+        return None
+    try:
+        return options_cls(
+            with_comments=False,
+            explicit_blocks=False,
+            strip_string_quotes=True,
+            preserve_heredocs=False,
+        )
+    except TypeError:
+        return None
+
+
+def _load_hcl(text: str, source: str = "<string>") -> dict[str, Any]:
+    opts = _hcl_options()
+    try:
+        data = hcl2.loads(text, **({} if opts is None else {"serialization_options": opts}))
+    except Exception as exc:  # lark raises many unrelated types; none should escape
+        lines = str(exc).strip().splitlines()
+        detail = lines[0].strip("\"'") if lines else type(exc).__name__
+        raise ConfigError(f"error parsing config {source}: {detail}") from None
+    # With options, quotes are already gone and escapes resolved.
+    return _clean(data, unquote=opts is None)
+
+
+def _blocks(value: Any, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """Labelled stanzas as (label, body), from HCL's or JSON's shapes of `kind "label" {}`."""
+    if isinstance(value, list):
+        return [b for item in value for b in _blocks(item, kind)]
+    if not isinstance(value, dict):
+        raise ConfigError(f'{kind}: expected a block like {kind} "<type>" {{ ... }}')
+    out: list[tuple[str, dict[str, Any]]] = []
+    for label, body in value.items():
+        bodies = body if isinstance(body, list) else [body]
+        for b in bodies:
+            if not isinstance(b, dict):
+                raise ConfigError(f'{kind} "{label}": expected a block, got {b!r}')
+            out.append((str(label), b))
+    return out
+
+
+def _storage(raw: dict[str, Any], keys: tuple[str, ...]) -> StorageConfig | None:
+    found = [b for k in keys if k in raw for b in _blocks(raw[k], k)]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ConfigError(f"only one '{keys[0]}' block is permitted")
+    kind, body = found[0]
+    # Vault decodes storage options into map[string]string.
+    options = {
+        k: (str(v).lower() if isinstance(v, bool) else str(v))
+        if isinstance(v, str | int | float)
+        else v
+        for k, v in body.items()
+    }
+    return StorageConfig(type=kind, options=options)
+
+
+def _cluster_address(address: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f'listener address "{address}": expected host:port')
+    return f"{host}:{int(port) + 1}"
+
+
+def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
+    if kind != "tcp":
+        raise ConfigError(f'unsupported listener type "{kind}" (only "tcp")')
+    where = f'listener "{kind}"'
+    address = _str(body.get("address", "127.0.0.1:8200"), f"{where} address")
+    cluster = _str(body.get("cluster_address", ""), f"{where} cluster_address")
+    tls_disable = parse_bool(body.get("tls_disable", False), f"{where} tls_disable")
+    cert = _str(body.get("tls_cert_file", ""), f"{where} tls_cert_file")
+    key = _str(body.get("tls_key_file", ""), f"{where} tls_key_file")
+    min_version = _str(body.get("tls_min_version", "tls12"), f"{where} tls_min_version")
+    if min_version not in TLS_VERSIONS:
+        raise ConfigError(f'{where}: invalid tls_min_version "{min_version}"')
+    if not tls_disable and not (cert and key):
+        raise ConfigError(
+            f"{where} on {address}: TLS is enabled (tls_disable is not set), "
+            "so tls_cert_file and tls_key_file are required"
+        )
+    size = body.get("max_request_size", 0)
+    max_size = _parse_int(size, f"{where} max_request_size")
+    return ListenerConfig(
+        type=kind,
+        address=address,
+        cluster_address=cluster or _cluster_address(address),
+        tls_disable=tls_disable,
+        tls_cert_file=cert,
+        tls_key_file=key,
+        tls_min_version=min_version,
+        max_request_size=max_size if max_size != 0 else DEFAULT_MAX_REQUEST_SIZE,
+        raw=body,
+    )
+
+
+def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerConfig:
+    warnings = tuple(
+        f"unknown or unsupported field {k} found in configuration at {source}"
+        for k in raw
+        if k not in KNOWN_KEYS
+    )
+    storage = _storage(raw, ("storage", "backend"))
+    if storage is None:
+        raise ConfigError('a storage backend must be specified (storage "<type>" { ... })')
+    listeners = tuple(
+        _listener(kind, body) for kind, body in _blocks(raw.get("listener", []), "listener")
+    )
+    if not listeners:
+        raise ConfigError('at least one listener must be specified (listener "tcp" { ... })')
+
+    api_addr = _str(
+        env.get("VAULT_API_ADDR") or raw.get("api_addr") or raw.get("redirect_addr") or "",
+        "api_addr",
+    )
+    if api_addr and "://" not in api_addr:
+        raise ConfigError(f"api_addr {api_addr!r} must be a full URL (e.g. https://host:8200)")
+    cluster_addr = _str(
+        env.get("VAULT_CLUSTER_ADDR") or raw.get("cluster_addr") or "", "cluster_addr"
+    )
+    mlock = env.get("VAULT_DISABLE_MLOCK") or raw.get("disable_mlock", False)
+    ui = env.get("VAULT_UI") or raw.get("ui", False)
+    log_level = _str(raw.get("log_level", "info"), "log_level").strip().lower()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f'invalid log_level "{log_level}"')
+    return ServerConfig(
+        listeners=listeners,
+        storage=storage,
+        ha_storage=_storage(raw, ("ha_storage", "ha_backend")),
+        api_addr=api_addr,
+        cluster_addr=cluster_addr,
+        cluster_name=_str(raw.get("cluster_name", ""), "cluster_name"),
+        disable_mlock=parse_bool(mlock, "disable_mlock"),
+        ui=parse_bool(ui, "ui"),
+        log_level=log_level,
+        default_max_request_duration=parse_duration(
+            raw.get("default_max_request_duration", 90), "default_max_request_duration"
+        ),
+        disable_clustering=parse_bool(raw.get("disable_clustering", False), "disable_clustering"),
+        disable_performance_standby=parse_bool(
+            raw.get("disable_performance_standby", False), "disable_performance_standby"
+        ),
+        raw=raw,
+        warnings=warnings,
+    )
+
+
+def parse_config(
+    text: str, fmt: str = "hcl", *, source: str = "<string>", env: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Parse config text. `fmt` is "hcl" or "json"; text starting with "{" is always JSON.
+
+    `env` defaults to os.environ (VAULT_API_ADDR, VAULT_CLUSTER_ADDR, VAULT_DISABLE_MLOCK and
+    VAULT_UI override the file).
+    """
+    if fmt not in ("hcl", "json"):
+        raise ConfigError(f'unknown config format "{fmt}"')
+    if fmt == "json" or text.lstrip().startswith("{"):
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"error parsing config {source}: {exc}") from None
+    else:
+        raw = _load_hcl(text, source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {source}: top level must be an object")
+    return _build(raw, source, os.environ if env is None else env)
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and parse a config file; `.json` files (or JSON content) are parsed as JSON."""
+    p = os.fspath(path)
+    try:
+        with open(p, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"error loading configuration from {p}: {exc}") from None
+    fmt = "json" if p.endswith(".json") else "hcl"
+    return parse_config(text, fmt, source=p, env=env)

@@ -1,0 +1,172 @@
+"""Go-compatible base64, `vault:vN:` prefixes and Go time strings.
+
+`b64decode` behaves like Go's `base64.StdEncoding.DecodeString`: padding is required, `\\r` and
+`\\n` are skipped anywhere, non-zero trailing bits are accepted, and errors carry Go's exact text
+`illegal base64 data at input byte N` (N counted in UTF-8 bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+
+from transit.errors import CryptoError
+
+_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_STD_MAP = {ord(c): i for i, c in enumerate(_STD)}
+_URL_MAP = {ord(c): i for i, c in enumerate(_URL)}
+_STD_FAST = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_NL = (0x0A, 0x0D)
+
+
+class Base64Error(CryptoError):
+    """A Go `CorruptInputError`; `.offset` is the byte offset Go reports."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"illegal base64 data at input byte {offset}")
+        self.offset = offset
+
+
+def _go_decode(src: bytes, dmap: dict[int, int], padded: bool) -> bytes:
+    """A port of Go's `Encoding.Decode` (decodeQuantum loop), used when the fast path fails."""
+    out = bytearray()
+    si, n = 0, len(src)
+    while si < n:
+        dbuf = [0, 0, 0, 0]
+        dlen = 4
+        err: int | None = None
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 0:
+                    return bytes(out)
+                if j == 1 or padded:
+                    raise Base64Error(si - j)
+                dlen = j
+                break
+            c = src[si]
+            si += 1
+            v = dmap.get(c)
+            if v is not None:
+                dbuf[j] = v
+                j += 1
+                continue
+            if c in _NL:
+                continue
+            if not padded or c != 0x3D:
+                raise Base64Error(si - 1)
+            # padding reached
+            if j in (0, 1):
+                raise Base64Error(si - 1)
+            if j == 2:
+                while si < n and src[si] in _NL:
+                    si += 1
+                if si == n:
+                    raise Base64Error(n)
+                if src[si] != 0x3D:
+                    raise Base64Error(si - 1)
+                si += 1
+            while si < n and src[si] in _NL:
+                si += 1
+            if si < n:
+                err = si
+            dlen = j
+            break
+        val = dbuf[0] << 18 | dbuf[1] << 12 | dbuf[2] << 6 | dbuf[3]
+        out += val.to_bytes(3, "big")[: dlen - 1]
+        if err is not None:
+            raise Base64Error(err)
+    return bytes(out)
+
+
+def b64decode(s: str | bytes) -> bytes:
+    """Go `base64.StdEncoding.DecodeString`; raises `Base64Error` (a CryptoError, 400)."""
+    raw = s.encode() if isinstance(s, str) else s
+    if _STD_FAST.fullmatch(raw):
+        return binascii.a2b_base64(raw)
+    return _go_decode(raw, _STD_MAP, True)
+
+
+def b64decode_rawurl(s: str | bytes) -> bytes:
+    """Go `base64.RawURLEncoding.DecodeString` (JWS signatures)."""
+    raw = s.encode() if isinstance(s, str) else s
+    return _go_decode(raw, _URL_MAP, False)
+
+
+def b64encode(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def b64encode_rawurl(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+
+
+# --- "vault:v<N>:<payload>" -----------------------------------------------------------------
+
+_GO_ATOI = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = 2**63 - 1
+
+
+def go_atoi(s: str) -> int | None:
+    """Go `strconv.Atoi` (64-bit): optional sign, ASCII digits, no spaces; None on error."""
+    if not _GO_ATOI.fullmatch(s):
+        return None
+    v = int(s)
+    if v > _INT64_MAX or v < -_INT64_MAX - 1:
+        return None
+    return v
+
+
+def split_versioned(value: str, what: str) -> tuple[int, str]:
+    """Split `vault:v<N>:<rest>`; `what` is "ciphertext" or "signature" (Vault's wording)."""
+    if not value.startswith("vault:v"):
+        raise CryptoError(f"invalid {what}: no prefix")
+    ver_s, sep, rest = value[7:].partition(":")
+    if not sep:
+        raise CryptoError(f"invalid {what}: wrong number of fields")
+    ver = go_atoi(ver_s)
+    if ver is None:
+        raise CryptoError(f"invalid {what}: version number could not be decoded")
+    return ver, rest
+
+
+def version_prefix(ver: int) -> str:
+    return f"vault:v{ver}:"
+
+
+# --- Go time.Time JSON (RFC 3339 with nanoseconds, trailing zeros trimmed) -------------------
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def format_time(dt: datetime) -> str:
+    """Go's `time.Time.MarshalJSON` layout (RFC3339Nano) for an aware datetime, UTC as "Z"."""
+    dt = dt.astimezone(UTC)
+    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        s += f".{dt.microsecond:06d}".rstrip("0")
+    return s + "Z"
+
+
+_TIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_time(s: str) -> datetime:
+    """Parse a Go RFC 3339 time (nanoseconds truncated to microseconds)."""
+    m = _TIME_RE.fullmatch(s)
+    if not m:
+        raise ValueError(f"cannot parse time {s!r}")
+    frac = (m.group(7) or "").ljust(6, "0")[:6]
+    tz = m.group(8)
+    iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
+    iso += f".{frac}" + ("+00:00" if tz == "Z" else tz)
+    return datetime.fromisoformat(iso)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

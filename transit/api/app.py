@@ -29,7 +29,7 @@ _NO_DATA_OPS = (READ, LIST)
 
 # Unauthenticated, answered without a token (spec ha-and-sys-api §4.1-4.3).
 _STATUS_PATHS = {"sys/health": status.health, "sys/seal-status": status.seal_status,
-                 "sys/leader": status.leader}
+                 "sys/leader": status.leader, "sys/init": status.init}
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 DEFAULT_MAX_BATCH_ITEMS = 10_000
@@ -72,7 +72,7 @@ class VaultApp:
         if status_handler is not None:
             if method not in ("GET", "HEAD", "PUT", "POST"):
                 raise errors.UnsupportedOperation()
-            code, body = status_handler(self.core, _query(query))
+            code, body = status_handler(self.core, method, _query(query))
             return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
 
         op = _METHOD_OPS.get(method)
@@ -161,7 +161,9 @@ def _render(op: str, resp: Response | None, mount_type: str) -> tuple[int, list[
             return 404, JSON_HEADERS, error_body([])
     if resp.data is None and not resp.warnings and resp.status is None:
         return 204, JSON_HEADERS, b""
-    body = envelope(resp.data, resp.warnings, mount_type)
+    body = envelope(
+        resp.data, resp.warnings, mount_type, resp.data if resp.mirror_data else None
+    )
     return resp.status or 200, JSON_HEADERS, body
 
 

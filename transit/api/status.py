@@ -1,5 +1,5 @@
-"""Unauthenticated status endpoints: `sys/health`, `sys/seal-status`, `sys/leader`
-(spec ha-and-sys-api §4.1-4.3). Each returns (status, body)."""
+"""Unauthenticated status endpoints: `sys/health`, `sys/seal-status`, `sys/leader`,
+`sys/init` (spec ha-and-sys-api §4.1-4.4). Each returns (status, body)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _CODE_DEFAULTS = {
 }
 
 
-def health(core: Core, query: dict[str, str]) -> tuple[int, bytes]:
+def health(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
     try:
         codes = {k: parse_int(query[k]) if k in query else v for k, v in _CODE_DEFAULTS.items()}
         standbyok = parse_bool(query.get("standbyok", "false") or "false")
@@ -52,7 +52,7 @@ def health(core: Core, query: dict[str, str]) -> tuple[int, bytes]:
     return code, orjson.dumps(body)
 
 
-def seal_status(core: Core, query: dict[str, str]) -> tuple[int, bytes]:
+def seal_status(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
     body: dict[str, object] = {
         "type": "shamir", "initialized": core.initialized, "sealed": core.sealed,
         "t": 1 if core.initialized else 0, "n": 1 if core.initialized else 0, "progress": 0,
@@ -65,10 +65,17 @@ def seal_status(core: Core, query: dict[str, str]) -> tuple[int, bytes]:
     return 200, orjson.dumps(body)
 
 
-def leader(core: Core, query: dict[str, str]) -> tuple[int, bytes]:
+def leader(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
     body = {
         "ha_enabled": False, "is_self": False, "active_time": "0001-01-01T00:00:00Z",
         "leader_address": "", "leader_cluster_address": "", "performance_standby": False,
         "performance_standby_last_remote_wal": 0,
     }
     return 200, orjson.dumps(body)
+
+
+def init(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
+    """GET tells whether the node is initialised; initialising arrives with the barrier."""
+    if method in ("PUT", "POST") and core.initialized:
+        return 400, error_body(["Vault is already initialized"])
+    return 200, orjson.dumps({"initialized": core.initialized})

@@ -58,6 +58,8 @@ class Response:
     # An explicit HTTP status for a response whose body is still the full envelope
     # (batch partial failures, spec §5). None means: the usual 200/204.
     status: int | None = None
+    # Older sys/* reads repeat the data keys at the top level of the body (sys/mounts).
+    mirror_data: bool = False
 
     def add_warning(self, message: str) -> None:
         if self.warnings is None:

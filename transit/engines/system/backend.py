@@ -9,6 +9,7 @@ from typing import Any
 from transit.engines.framework import DELETE, READ, UPDATE, Engine, Route
 from transit.engines.mounts import MountTable
 from transit.engines.system import mounts
+from transit.engines.transit import tools
 
 
 class SystemBackend(Engine):
@@ -24,6 +25,13 @@ class SystemBackend(Engine):
         super().__init__(
             [
                 Route(r"mounts/?", {READ: h(mounts.list_mounts)}, {}),
+                # The transit engine's stateless tools, also served under sys/ like Vault.
+                Route(
+                    r"tools/random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?",
+                    {UPDATE: h(tools.random)},
+                    tools.RANDOM_FIELDS,
+                ),
+                Route(r"tools/hash(?:/(?P<urlalgorithm>.+))?", {UPDATE: h(tools.hash)}, tools.HASH_FIELDS),
                 Route(
                     r"mounts/(?P<path>(?:(?!/tune$).)+)",
                     {

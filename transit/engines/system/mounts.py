@@ -37,7 +37,7 @@ SYS_ENTRY = {
 async def list_mounts(b: SystemBackend, req: Request, d: FieldData) -> Response:
     data: dict[str, Any] = {e.path: e.describe() for e in b.mounts.entries()}
     data["sys/"] = SYS_ENTRY
-    return Response(data=data)
+    return Response(data=data, mirror_data=True)
 
 
 async def read_mount(b: SystemBackend, req: Request, d: FieldData) -> Response | None:

@@ -1,0 +1,213 @@
+"""The server process itself: dev mode, config files, auth, HTTP conventions, limits."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+import hvac
+import orjson
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.helpers import ROOT, ServerProcess, free_port
+
+
+def test_health_and_status_need_no_token(server: ServerProcess) -> None:
+    r = server.request("GET", "sys/health", token="")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["initialized"] is True and body["sealed"] is False and body["standby"] is False
+    assert body["cluster_name"].startswith("vault-cluster-")
+    assert server.request("HEAD", "sys/health", token="").content == b""
+    assert server.request("GET", "sys/health?activecode=299", token="").status_code == 299
+    assert server.request("GET", "sys/health?activecode=abc", token="").status_code == 400
+    assert server.request("GET", "sys/seal-status", token="").json()["sealed"] is False
+    assert server.request("GET", "sys/leader", token="").json()["ha_enabled"] is False
+    assert hvac.Client(url=server.addr).sys.is_initialized() is True
+
+
+@pytest.mark.parametrize("token", ["", "wrong", "roo", "root "])
+def test_bad_token_is_403(server: ServerProcess, token: str) -> None:
+    r = server.request("POST", "transit/keys/k403", token=token)
+    assert r.status_code == 403
+    assert r.json() == {"errors": ["permission denied"]}
+    assert r.headers["Content-Type"] == "application/json"
+    # nothing was created
+    assert server.request("GET", "transit/keys/k403").status_code == 404
+
+
+def test_bearer_token_is_accepted(server: ServerProcess) -> None:
+    r = server.request("GET", "sys/mounts", token="", headers={"Authorization": "Bearer root"})
+    assert r.status_code == 200
+
+
+def test_http_conventions(server: ServerProcess) -> None:
+    r = server.request("GET", "nope/thing")
+    assert r.status_code == 404
+    assert r.json() == {"errors": ['no handler for route "nope/thing". route entry not found.']}
+    r = server.request("GET", "transit/no/such/route")
+    assert r.status_code == 404 and "unsupported path" in r.json()["errors"][0]
+    r = server.request("GET", "transit/encrypt/k")
+    assert r.status_code == 405 and "unsupported operation" in r.json()["errors"][0]
+    r = server.request("PATCH", "transit/keys/k")
+    assert r.status_code == 405
+    r = server.request("GET", "transit/keys", params={"list": "maybe"})
+    assert r.status_code == 400
+    r = server.request("GET", "sys/mounts")
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "body", [b"{", b"not json", b'{"plaintext": }', b"[1,2]", b'"str"', b"\xff\xfe"]
+)
+def test_malformed_json_is_400(server: ServerProcess, mount: str, body: bytes) -> None:
+    r = server.request("POST", f"{mount}/keys/mal", data=body)
+    assert r.status_code == 400, r.text
+    assert "failed to parse JSON input" in r.json()["errors"][0]
+    assert server.request("GET", f"{mount}/keys/mal").status_code == 404
+
+
+def test_oversized_body_is_413(tmp_path: Path) -> None:
+    srv = ServerProcess.dev(tmp_path)
+    cfg = tmp_path / "small.hcl"
+    cfg.write_text(
+        f'storage "inmem" {{}}\nlistener "tcp" {{\n  address = "127.0.0.1:{srv.port}"\n'
+        '  tls_disable = true\n  max_request_size = 1024\n}\n'
+    )
+    srv.args = ["server", f"-config={cfg}"]
+    srv.start()
+    try:
+        token = _root_token_from_log(srv)
+        r = srv.request("POST", "sys/mounts/transit", json={"type": "transit"}, token=token)
+        assert r.status_code == 204
+        r = srv.request("POST", "transit/encrypt/big", json={"plaintext": "A" * 4096}, token=token)
+        assert r.status_code == 413
+        assert r.json()["errors"]
+        assert srv.request("GET", "transit/keys/big", token=token).status_code == 404
+    finally:
+        srv.stop()
+
+
+def test_too_many_batch_items_is_400(server: ServerProcess, mount: str) -> None:
+    items = [{"plaintext": ""}] * 10_001
+    r = server.request("POST", f"{mount}/encrypt/many", json={"batch_input": items})
+    assert r.status_code == 400
+    assert "maximum" in r.json()["errors"][0]
+    assert server.request("GET", f"{mount}/keys/many").status_code == 404
+
+
+def _root_token_from_log(srv: ServerProcess) -> str:
+    for line in srv.log().splitlines():
+        if line.startswith("Root Token: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no root token printed: {srv.log()}")
+
+
+def test_file_storage_survives_restart(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    cfg = tmp_path / "server.hcl"
+    cfg.write_text(
+        f'storage "file" {{\n  path = "{data}"\n}}\nlistener "tcp" {{\n'
+        f'  address = "127.0.0.1:{port}"\n  tls_disable = "true"\n}}\n'
+        f'api_addr = "http://127.0.0.1:{port}"\ndisable_mlock = true\n'
+    )
+    srv = ServerProcess(["server", "-config", str(cfg)], port, log=tmp_path / "a.log").start()
+    try:
+        token = _root_token_from_log(srv)
+        client = srv.client(token)
+        client.sys.enable_secrets_engine("transit", path="enc")
+        client.secrets.transit.create_key("durable", mount_point="enc")
+        ct = client.secrets.transit.encrypt_data("durable", "aGVsbG8=", mount_point="enc")[
+            "data"]["ciphertext"]
+    finally:
+        srv.stop()
+    srv2 = ServerProcess(["server", "-config", str(cfg)], port, log=tmp_path / "b.log").start()
+    try:
+        assert "Root Token:" not in srv2.log()  # printed only on the first start
+        client = srv2.client(token)
+        pt = client.secrets.transit.decrypt_data("durable", ct, mount_point="enc")
+        assert pt["data"]["plaintext"] == "aGVsbG8="
+        assert "enc/" in client.sys.list_mounted_secrets_engines()["data"]
+    finally:
+        srv2.stop()
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "tls.crt", tmp / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_listener_from_json_config(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    cfg = tmp_path / "server.json"
+    cfg.write_bytes(orjson.dumps({
+        "storage": {"inmem": {}},
+        "listener": {"tcp": {"address": f"127.0.0.1:{port}", "tls_cert_file": str(cert),
+                             "tls_key_file": str(key)}},
+    }))
+    srv = ServerProcess(["server", "-config", str(cfg)], port, log=tmp_path / "tls.log")
+    srv.addr = f"https://127.0.0.1:{port}"
+    srv.session.verify = str(cert)
+    # the readiness probe in start() uses plain requests without our CA: poll ourselves
+    proc = subprocess.Popen([sys.executable, "-m", "transit", *srv.args], cwd=ROOT,
+                            stdout=open(srv.log_path, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    srv.proc = proc
+    try:
+        for _ in range(200):
+            try:
+                r = requests.get(srv.addr + "/v1/sys/health", verify=str(cert), timeout=0.5)
+                break
+            except requests.RequestException:
+                if proc.poll() is not None:
+                    raise AssertionError(srv.log()) from None
+                import time
+                time.sleep(0.05)
+        assert r.status_code == 200
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/v1/sys/health", timeout=2)
+    finally:
+        srv.stop()
+
+
+def test_bad_config_exits_nonzero(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.hcl"
+    cfg.write_text('listener "tcp" {\n  address = "127.0.0.1:1"\n  tls_disable = true\n}\n')
+    out = subprocess.run([sys.executable, "-m", "transit", "server", "-config", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.returncode != 0
+    assert "storage" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_help_lists_flags() -> None:
+    out = subprocess.run([sys.executable, "-m", "transit", "server", "--help"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.returncode == 0
+    for flag in ("-dev", "-config", "-dev-root-token-id", "-dev-listen-address"):
+        assert flag in out.stdout

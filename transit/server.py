@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from transit.api.app import VaultApp
+from transit.api.protocol import VaultHttpToolsProtocol
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
 from transit.storage.factory import create_backend
@@ -74,7 +75,8 @@ def _uvicorn_config(app: VaultApp, listener: ListenerConfig, config: ServerConfi
         kwargs["ssl_certfile"] = listener.tls_cert_file
         kwargs["ssl_keyfile"] = listener.tls_key_file
     return uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off",
+        app, host=host, port=port, loop="uvloop", http=VaultHttpToolsProtocol, lifespan="off",
+        proxy_headers=False,
         access_log=False, log_level=config.log_level if config.log_level != "trace" else "debug",
         server_header=False, date_header=True, timeout_keep_alive=65,
         timeout_graceful_shutdown=int(config.default_max_request_duration), **kwargs,

@@ -34,3 +34,15 @@ def test_error_table() -> None:
     assert code == 404 and "unsupported path" in body.decode()
     assert error_response(errors.UnsupportedOperation())[0] == 405
     assert error_response(errors.RequestTooLarge())[0] == 413
+
+
+def test_request_id_is_a_uuid4() -> None:
+    import uuid
+
+    from transit.api.wire import request_id
+
+    ids = {request_id() for _ in range(100)}
+    assert len(ids) == 100
+    for rid in ids:
+        u = uuid.UUID(rid.decode())
+        assert u.version == 4 and str(u) == rid.decode()

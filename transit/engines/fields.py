@@ -141,8 +141,11 @@ class FieldData:
         self._cache: dict[str, Any] = {}
 
     def validate(self) -> None:
-        for name in self.schema:
-            self.get(name)
+        """Coerce every field the caller sent (defaults are valid by construction)."""
+        schema = self.schema
+        for name, value in self.raw.items():
+            if value is not None and name in schema:
+                self.get(name)
 
     def present(self, name: str) -> bool:
         """True when the caller sent this field with a non-null value."""

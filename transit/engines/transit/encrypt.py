@@ -1,0 +1,384 @@
+"""`encrypt/:name`, `decrypt/:name`, `rewrap/:name` (spec §4.8-4.10, §5). THE hot path.
+
+The flow mirrors Vault's path_encrypt.go / path_decrypt.go / path_rewrap.go, since clients see
+whichever error comes first:
+
+1. items: `batch_input` decoded strictly (500 on a malformed item), or the one scalar item;
+2. a pre-pass per item: the context rule (400 for the whole request), then base64 decoding,
+   whose errors are kept per item, *not* raised yet;
+3. the key: cached lookup; encrypt may create it (upsert); a missing key is 400 now;
+4. per item: request checks against the key (nonce, padding, associated data), then crypto.
+
+A single request on a cached key costs one dict lookup, the base64 decodes and one AEAD call:
+no storage, no lock, no copy. Single requests raise their item's error (400 for UserError, 500
+for InternalError); batches report errors per item (`batch.Outcome`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transit.crypto.keytypes import KeyType
+from transit.crypto.policy import Policy
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import CREATE, Request, Response
+from transit.engines.transit.batch import (
+    INT,
+    STR,
+    STR_NOT_NULL,
+    Outcome,
+    b64decode,
+    b64encode,
+    context_set,
+    decode_items,
+)
+from transit.errors import TransitError, UserError
+
+
+def _f(t: FieldType, default: Any, desc: str) -> Field:
+    return Field(t, default, desc)
+
+
+_S, _I, _B = FieldType.STRING, FieldType.INT, FieldType.BOOL
+
+ENCRYPT_FIELDS: dict[str, Field] = {
+    "name": _f(_S, "", "Name of the key"),
+    "plaintext": _f(_S, "", "Base64 plaintext"),
+    "context": _f(_S, "", "Base64 context for derived keys"),
+    "key_version": _f(_I, 0, "Key version to encrypt with (0 = latest)"),
+    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
+    "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "reference": _f(_S, "", "Echoed in batch results"),
+    "batch_input": _f(FieldType.SLICE, None, "Items to encrypt"),
+    "type": _f(_S, "aes256-gcm96", "Key type when the key is created (upsert)"),
+    "convergent_encryption": _f(_B, False, "Convergent key when created (upsert)"),
+    "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
+}
+
+DECRYPT_FIELDS: dict[str, Field] = {
+    "name": _f(_S, "", "Name of the key"),
+    "ciphertext": _f(_S, "", "vault:vN:... ciphertext"),
+    "context": _f(_S, "", "Base64 context for derived keys"),
+    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
+    "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "reference": _f(_S, "", "Echoed in batch results"),
+    "batch_input": _f(FieldType.SLICE, None, "Items to decrypt"),
+    "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
+}
+
+REWRAP_FIELDS: dict[str, Field] = {
+    "name": _f(_S, "", "Name of the key"),
+    "ciphertext": _f(_S, "", "vault:vN:... ciphertext"),
+    "context": _f(_S, "", "Base64 context for derived keys"),
+    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "key_version": _f(_I, 0, "Key version to re-encrypt with (0 = latest)"),
+    "decrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "encrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "batch_input": _f(FieldType.SLICE, None, "Items to rewrap"),
+}
+
+_ENCRYPT_ITEM = {
+    "context": STR, "plaintext": STR_NOT_NULL, "nonce": STR, "key_version": INT,
+    "associated_data": STR, "reference": STR, "padding_scheme": STR,
+}
+_DECRYPT_ITEM = {
+    "context": STR, "ciphertext": STR, "nonce": STR, "associated_data": STR,
+    "reference": STR, "padding_scheme": STR,
+}
+_REWRAP_ITEM = {
+    "context": STR, "ciphertext": STR, "nonce": STR, "key_version": INT, "reference": STR,
+    "decrypt_padding_scheme": STR, "encrypt_padding_scheme": STR,
+}
+
+MISSING_CIPHERTEXT = "missing ciphertext to decrypt"
+NONCE_NOT_ALLOWED = "provided nonce not allowed for this key"
+KEY_NOT_FOUND = "encryption key not found"
+CREATED_BEFOREHAND = (
+    "Attempted creation of the key during the encrypt operation, but it was created beforehand"
+)
+
+# Key types encrypt may create (Vault's upsert switch); ECDSA gets its own message.
+_UPSERT_TYPES = frozenset({"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
+                           "rsa-2048", "rsa-3072", "rsa-4096"})
+_NO_UPSERT_TYPES = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521"})
+_PADDING_SCHEMES = frozenset({"oaep", "pkcs1v15"})
+
+
+async def key_exists(b: Any, req: Request, d: FieldData) -> bool:
+    """Existence check of encrypt/:name: a missing key makes the request an ACL *create*."""
+    return await b.policies.get(d.get("name")) is not None
+
+
+# --- per-item steps -------------------------------------------------------------------------
+
+def _decode_opt(s: str) -> bytes | None:
+    return b64decode(s) if s else None
+
+
+def _nonce_allowed(p: Policy) -> bool:
+    """Vault's nonceAllowed: a user nonce is only for convergent v1 AEAD keys."""
+    return p.type.is_aead and p.convergent_encryption and p.convergent_version == 1
+
+
+def _padding(p: Policy, i: int, field: str, scheme: str) -> str | None:
+    """Vault's parsePaddingSchemeArg, with its per-item message."""
+    if not scheme:
+        return None
+    if scheme not in _PADDING_SCHEMES:
+        raise UserError(f"'[{i}].{field}' invalid: unknown padding scheme: {scheme}")
+    if not p.type.is_rsa:
+        raise UserError(f"'[{i}].{field}' invalid: unsupported key type {p.type} for padding scheme")
+    return scheme
+
+
+def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
+    if not ad:
+        return None
+    if not p.type.is_aead:
+        raise UserError(f"'[{i}].associated_data' provided for non-AEAD cipher suite {p.type}")
+    return b64decode(ad)
+
+
+def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
+    plaintext, context, nonce = pre
+    if nonce is not None and not _nonce_allowed(p):
+        raise UserError(NONCE_NOT_ALLOWED)
+    scheme = _padding(p, i, "padding_scheme", item["padding_scheme"])
+    ad = _associated_data(p, i, item["associated_data"])
+    return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
+                     associated_data=ad, padding_scheme=scheme)
+
+
+def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
+    context, nonce = pre
+    scheme = _padding(p, i, "padding_scheme", item["padding_scheme"])
+    ad = _associated_data(p, i, item["associated_data"])
+    return p.decrypt(item["ciphertext"], context=context, nonce=nonce, associated_data=ad,
+                     padding_scheme=scheme)
+
+
+def _prepare(items: list[dict[str, Any]], need: str) -> list[tuple | TransitError]:
+    """The pre-pass: decode each item's base64 fields; keep errors per item."""
+    out: list[tuple | TransitError] = []
+    for item in items:
+        try:
+            if need == "plaintext":
+                out.append((b64decode(item["plaintext"]), _decode_opt(item["context"]),
+                            _decode_opt(item["nonce"])))
+            else:
+                if item["ciphertext"] == "":
+                    raise UserError(MISSING_CIPHERTEXT)
+                out.append((_decode_opt(item["context"]), _decode_opt(item["nonce"])))
+        except UserError as exc:
+            out.append(exc)
+    return out
+
+
+def _batch_items(
+    d: FieldData, schema: dict[str, str], required: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    items = decode_items(d.raw["batch_input"], schema, required)
+    if not items:
+        raise UserError("missing batch input to process")
+    return items
+
+
+# --- encrypt --------------------------------------------------------------------------------
+
+async def _upsert(
+    b: Any, d: FieldData, name: str, derived: bool, create: bool
+) -> tuple[Policy | None, bool]:
+    """Create the missing key for encrypt; returns (policy or None, existed_beforehand).
+
+    `create` is False when every item already failed its pre-pass: Vault would still create
+    the key, but we keep to "a failed write stores nothing" (the reply is the same).
+    """
+    convergent = d.get("convergent_encryption")
+    if convergent and not derived:
+        raise UserError(
+            "convergent encryption requires derivation to be enabled, so context is required"
+        )
+    type_name = d.get("type")
+    if type_name not in _UPSERT_TYPES:
+        if type_name in _NO_UPSERT_TYPES:
+            raise UserError(f"key type {type_name} not supported for this operation")
+        raise UserError(f"unknown key type {type_name}")
+    if b.disable_upsert:
+        raise UserError(KEY_NOT_FOUND)
+    if not create:
+        return None, False
+    async with b.policies.lock(name):
+        p = await b.policies.get(name)
+        if p is not None:
+            return p, True
+        # InternalError (500) e.g. for an RSA key with a context ("derived").
+        p = Policy.create(name, KeyType(type_name), derived=derived, convergent=convergent)
+        await b.policies.save(p)
+        return p, False
+
+
+async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
+    if d.raw.get("batch_input") is not None:
+        return await _encrypt_batch(b, req.operation, d)
+    if not d.present("plaintext"):
+        raise UserError("missing plaintext to encrypt")
+    name = d.get("name")
+    item = {
+        "plaintext": d.get("plaintext"), "context": d.get("context"),
+        "nonce": d.get("nonce"), "key_version": d.get("key_version"),
+        "associated_data": d.get("associated_data"),
+        "padding_scheme": d.get("padding_scheme"), "reference": "",
+    }
+    pre = _prepare([item], "plaintext")[0]
+    p = await b.policies.get(name)
+    # An ACL "create" (the existence check found no key) that finds the key: someone else
+    # created it in between.
+    existed = req.operation == CREATE
+    if p is None:
+        p, existed = await _upsert(
+            b, d, name, item["context"] != "", not isinstance(pre, TransitError)
+        )
+    if isinstance(pre, TransitError):
+        raise pre
+    ciphertext, version = _encrypt_one(p, 0, item, pre)
+    resp = Response(data={"ciphertext": ciphertext, "key_version": version})
+    if existed:
+        resp.add_warning(CREATED_BEFOREHAND)
+    return resp
+
+
+async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
+    name = d.get("name")
+    items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
+    derived = context_set(items)
+    pre = _prepare(items, "plaintext")
+
+    p = await b.policies.get(name)
+    existed = op == CREATE
+    if p is None:
+        create = not all(isinstance(x, TransitError) for x in pre)
+        p, existed = await _upsert(b, d, name, derived, create)
+
+    outcome = Outcome()
+    results: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            x = pre[i]
+            if isinstance(x, TransitError):
+                raise x
+            ciphertext, version = _encrypt_one(p, i, item, x)
+        except Exception as exc:
+            results.append({"error": outcome.fail(exc), "reference": item["reference"]})
+            continue
+        outcome.ok()
+        results.append(
+            {"ciphertext": ciphertext, "key_version": version, "reference": item["reference"]}
+        )
+    resp = Response(data={"batch_results": results})
+    if existed:
+        resp.add_warning(CREATED_BEFOREHAND)
+    return outcome.finish(resp, d)
+
+
+# --- decrypt --------------------------------------------------------------------------------
+
+async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
+    batch = d.raw.get("batch_input") is not None
+    if batch:
+        items = _batch_items(d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT})
+    else:
+        ciphertext = d.get("ciphertext")
+        if not ciphertext:
+            raise UserError(MISSING_CIPHERTEXT)
+        items = [{
+            "ciphertext": ciphertext, "context": d.get("context"), "nonce": d.get("nonce"),
+            "associated_data": d.get("associated_data"),
+            "padding_scheme": d.get("padding_scheme"), "reference": "",
+        }]
+    context_set(items)
+    pre = _prepare(items, "ciphertext")
+
+    p = await b.policies.get(d.get("name"))
+    if p is None:
+        raise UserError(KEY_NOT_FOUND)
+
+    if not batch:
+        if isinstance(pre[0], TransitError):
+            raise pre[0]
+        return Response(data={"plaintext": b64encode(_decrypt_one(p, 0, items[0], pre[0]))})
+
+    outcome = Outcome()
+    results: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            x = pre[i]
+            if isinstance(x, TransitError):
+                raise x
+            plaintext = _decrypt_one(p, i, item, x)
+        except Exception as exc:
+            results.append(
+                {"plaintext": "", "error": outcome.fail(exc), "reference": item["reference"]}
+            )
+            continue
+        outcome.ok()
+        results.append({"plaintext": b64encode(plaintext), "reference": item["reference"]})
+    return outcome.finish(Response(data={"batch_results": results}), d)
+
+
+# --- rewrap ---------------------------------------------------------------------------------
+
+def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
+    context, nonce = pre
+    dscheme = _padding(p, i, "decrypt_padding_scheme", item["decrypt_padding_scheme"])
+    if nonce is not None and not _nonce_allowed(p):
+        raise UserError(NONCE_NOT_ALLOWED)
+    plaintext = p.decrypt(item["ciphertext"], context=context, nonce=nonce, padding_scheme=dscheme)
+    escheme = _padding(p, i, "encrypt_padding_scheme", item["encrypt_padding_scheme"])
+    return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
+                     padding_scheme=escheme)
+
+
+async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
+    """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
+    but an internal error fails the whole request, as in Vault."""
+    batch = d.raw.get("batch_input") is not None
+    if batch:
+        items = _batch_items(d, _REWRAP_ITEM, None)
+    else:
+        ciphertext = d.get("ciphertext")
+        if not ciphertext:
+            raise UserError(MISSING_CIPHERTEXT)
+        items = [{
+            "ciphertext": ciphertext, "context": d.get("context"), "nonce": d.get("nonce"),
+            "key_version": d.get("key_version"),
+            "decrypt_padding_scheme": d.get("decrypt_padding_scheme"),
+            "encrypt_padding_scheme": d.get("encrypt_padding_scheme"), "reference": "",
+        }]
+    context_set(items)
+    pre = _prepare(items, "ciphertext")
+
+    p = await b.policies.get(d.get("name"))
+    if p is None:
+        raise UserError(KEY_NOT_FOUND)
+
+    results: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        x = pre[i]
+        try:
+            if isinstance(x, TransitError):
+                raise x
+            ciphertext, version = _rewrap_one(p, i, item, x)
+        except UserError as exc:  # anything else (InternalError, ...) fails the request
+            if not batch:
+                raise
+            results.append({"error": exc.message, "reference": item["reference"]})
+            continue
+        results.append(
+            {"ciphertext": ciphertext, "key_version": version, "reference": item["reference"]}
+        )
+    if not batch:
+        return Response(data={"ciphertext": results[0]["ciphertext"],
+                              "key_version": results[0]["key_version"]})
+    return Response(data={"batch_results": results})

@@ -1,0 +1,61 @@
+"""`backup/:name` and `restore[/:name]` (spec §4.18-4.19).
+
+Vault returns these errors from the lock manager as plain errors, so almost all of them
+are 500s (`InternalError`); hvac's own tests check for that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transit.crypto.policy import Policy
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.engines.transit.policies import clone
+from transit.errors import InternalError, TransitError, UserError
+
+BACKUP_FIELDS: dict[str, Field] = {
+    "name": Field(FieldType.STRING, "", "Name of the key"),
+}
+
+RESTORE_FIELDS: dict[str, Field] = {
+    "backup": Field(FieldType.STRING, "", "The output of the backup/ endpoint"),
+    "name": Field(FieldType.STRING, "", "If set, the name of the restored key"),
+    "force": Field(FieldType.BOOL, False, "Overwrite an existing key of that name"),
+}
+
+
+async def backup(b: Any, req: Request, d: FieldData) -> Response:
+    """Back up a key; recording `backup_info` is a write, so it happens under the lock."""
+    name = d.get("name")
+    async with b.policies.lock(name):
+        current = await b.policies.get(name)
+        if current is None:
+            raise InternalError(f'key "{name}" not found')
+        p = clone(current)  # never touch the cached policy before the save succeeded
+        blob = p.backup()
+        await b.policies.save(p)
+    return Response(data={"backup": blob})
+
+
+async def restore(b: Any, req: Request, d: FieldData) -> None:
+    blob = d.get("backup")
+    force = d.get("force")
+    if not blob:
+        raise UserError("'backup' must be supplied")
+    # Like Vault, only the URL names the key: its optional capture always overrides a body
+    # `name` (with "" when absent), so a body `name` is ignored.
+    name = req.params.get("name", "")
+    if "/" in name:
+        raise InternalError("key names cannot be paths")
+    try:
+        p = Policy.restore(blob, name or None)
+    except TransitError:
+        raise
+    except Exception as exc:  # a malformed backup is Vault's 500, never a traceback
+        raise InternalError(str(exc)) from exc
+    async with b.policies.lock(p.name):
+        if await b.policies.get(p.name) is not None and not force:
+            raise InternalError(f'key "{p.name}" already exists')
+        await b.policies.save(p)
+    return None

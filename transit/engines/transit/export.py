@@ -1,0 +1,34 @@
+"""`export/:type/:name[/:version]` (spec §4.17).
+
+The key material itself is rendered by the crypto core (`Policy.export`); this handler
+validates the export type first (Vault does so before looking the key up) and answers a
+missing key with nothing, which the API turns into 404 `{"errors":[]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.errors import UserError
+
+EXPORT_TYPES = frozenset(
+    {"encryption-key", "signing-key", "hmac-key", "public-key", "certificate-chain"}
+)
+
+EXPORT_FIELDS: dict[str, Field] = {
+    "type": Field(FieldType.STRING, "", "encryption-key, signing-key, hmac-key or public-key"),
+    "name": Field(FieldType.STRING, "", "Name of the key"),
+    "version": Field(FieldType.STRING, "", "Version of the key: N, vN or latest (default all)"),
+}
+
+
+async def export(b: Any, req: Request, d: FieldData) -> Response | None:
+    export_type = d.get("type")
+    if export_type not in EXPORT_TYPES:
+        raise UserError(f"invalid export type: {export_type}")
+    p = await b.policies.get(d.get("name"))
+    if p is None:
+        return None
+    return Response(data=p.export(export_type, d.get("version") or None))

@@ -1,0 +1,210 @@
+"""`hmac/:name[/:algorithm]` and HMAC verification for `verify` (spec §3.4, §4.14, §4.16).
+
+The checks follow Vault's path_hmac.go order: key, version rules, HMAC key lookup,
+algorithm, then the batch. Request-wide failures fail the whole request; per-item
+failures become item `error`s and a batch always answers 200.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac as _hmac
+from typing import Any
+
+from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.engines.transit.batch import b64decode, go_type
+from transit.engines.transit.tools import go_atoi
+from transit.errors import CryptoError, InternalError, UserError
+
+HMAC_FIELDS: dict[str, Field] = {
+    "name": Field(FieldType.STRING, "", "The key to use for the HMAC function"),
+    "input": Field(FieldType.STRING, None, "The base64-encoded input data"),
+    "algorithm": Field(FieldType.STRING, "sha2-256", "Algorithm (body parameter)"),
+    "urlalgorithm": Field(FieldType.STRING, "", "Algorithm (URL parameter)"),
+    "key_version": Field(FieldType.INT, 0, "Key version (0 = latest)"),
+    "batch_input": Field(FieldType.SLICE, None, "Items to process"),
+}
+
+# Vault formats the zero HashType with %q, which Go renders as '\x00'.
+_UNSUPPORTED_ALGORITHM = "unsupported algorithm '\\x00'"
+
+
+def decode_string_maps(raw: Any) -> list[dict[str, str]]:
+    """mapstructure.Decode into Go's `[]map[string]string` (sign, verify and hmac batches).
+
+    Unlike the struct decoding of `batch.decode_items`, a key's *presence* matters here
+    (verify tells `signature` from `hmac` items by it), and every key is kept. A JSON null
+    value decodes to "" and still counts as sent; a null item is an empty map. Anything else
+    that is not a string fails the whole request with a 500.
+    """
+    if not isinstance(raw, list):
+        raise InternalError(
+            "failed to parse batch input: source data must be an array or slice, "
+            f"got {go_type(raw)}"
+        )
+    problems: list[str] = []
+    items: list[dict[str, str]] = []
+    for i, item in enumerate(raw):
+        if item is None:
+            items.append({})
+            continue
+        if not isinstance(item, dict):
+            raise InternalError(
+                f"failed to parse batch input: '[{i}]' expected a map, got '{go_type(item)}'"
+            )
+        out: dict[str, str] = {}
+        for key, value in item.items():
+            if value is None:
+                out[key] = ""
+            elif isinstance(value, str):
+                out[key] = value
+            else:
+                problems.append(
+                    f"* '[{i}][{key}]' expected type 'string', got unconvertible type "
+                    f"'{go_type(value)}', value: '{_go_value(value)}'"
+                )
+        items.append(out)
+    if problems:
+        body = "\n".join(sorted(problems))
+        raise InternalError(
+            f"failed to parse batch input: {len(problems)} error(s) decoding:\n\n{body}"
+        )
+    return items
+
+
+def _go_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def hmac_key(p: Any, version: int) -> bytes:
+    """keysutil Policy.HMACKey: the version's `hmac_key` (the key itself for type hmac)."""
+    if version < 0:
+        raise UserError("key version does not exist (cannot be negative)")
+    if version > p.latest_version:
+        raise UserError(f"key version does not exist; latest key version is {p.latest_version}")
+    entry = p.keys.get(version)
+    if entry is None:
+        raise UserError("no such key version")
+    key = entry.key if p.type == "hmac" else entry.hmac_key
+    if not key:
+        raise UserError("no HMAC key exists for that key version")
+    return bytes(key)
+
+
+def _sum(key: bytes, algorithm: str, data: bytes) -> bytes:
+    return hmac_digest(key, data, algorithm)
+
+
+async def hmac(b: Any, req: Request, d: FieldData) -> Response:
+    version = d.get("key_version")
+    algorithm = d.get("urlalgorithm") or d.get("algorithm")
+
+    p = await b.policies.get(d.get("name"))
+    if p is None:
+        raise UserError("encryption key not found")
+    if version == 0:
+        version = p.latest_version
+    elif version != p.latest_version and 0 < p.min_encryption_version and version < (
+        p.min_encryption_version
+    ):
+        raise UserError("cannot generate HMAC: version is too old (disallowed by policy)")
+    key = hmac_key(p, version)
+    if algorithm not in HMAC_ALGORITHMS:
+        raise UserError(_UNSUPPORTED_ALGORITHM)
+
+    batch_raw = d.raw.get("batch_input")
+    if batch_raw is not None:
+        items = decode_string_maps(batch_raw)
+        if not items:
+            raise UserError("missing batch input to process")
+    else:
+        if not d.present("input"):
+            raise UserError("missing input for HMAC")
+        items = [{"input": d.get("input")}]
+
+    results: list[dict[str, Any]] = []
+    for item in items:
+        entry: dict[str, Any] = {}
+        if "input" not in item:
+            entry["error"] = "missing input for HMAC"
+        else:
+            try:
+                data = b64decode(item["input"])
+            except CryptoError as exc:
+                entry["error"] = f"unable to decode input as base64: {exc.message}"
+            else:
+                mac = base64.b64encode(_sum(key, algorithm, data)).decode()
+                entry["hmac"] = f"vault:v{version}:{mac}"
+        if batch_raw is None:
+            if "error" in entry:
+                raise UserError(entry["error"])
+            return Response(data={"hmac": entry["hmac"]})
+        entry["reference"] = item.get("reference", "")
+        results.append(entry)
+    return Response(data={"batch_results": results})
+
+
+def _verify_one(p: Any, algorithm: str, item: dict[str, str]) -> bool:
+    if "input" not in item:
+        raise UserError("missing input")
+    try:
+        data = b64decode(item["input"])
+    except CryptoError as exc:
+        raise UserError(f"unable to decode input as base64: {exc.message}") from None
+    if "hmac" not in item:
+        raise UserError("missing hmac")
+    mac = item["hmac"]
+    if not mac.startswith("vault:v"):
+        raise UserError("invalid HMAC to verify: no prefix")
+    parts = mac[len("vault:v"):].split(":", 1)
+    if len(parts) != 2:
+        raise UserError("invalid HMAC: wrong number of fields")
+    try:
+        ver = go_atoi(parts[0])
+    except ValueError:
+        raise UserError("invalid HMAC: version number could not be decoded") from None
+    try:
+        expected = b64decode(parts[1])
+    except CryptoError as exc:
+        raise UserError(f"unable to decode verification HMAC as base64: {exc.message}") from None
+    if ver > p.latest_version:
+        raise UserError("invalid HMAC: version is too new")
+    if p.min_decryption_version > 0 and ver < p.min_decryption_version:
+        raise UserError("cannot verify HMAC: version is too old (disallowed by policy)")
+    key = hmac_key(p, ver)
+    return _hmac.compare_digest(_sum(key, algorithm, data), expected)
+
+
+async def verify_hmac_items(
+    b: Any, name: str, algorithm: str, items: list[dict[str, str]], batch: bool
+) -> Response:
+    """Vault's pathHMACVerify, after verify() has decided the request carries HMACs.
+
+    Batch items omit a false `valid` (Go `omitempty`), so a failed check is just
+    `{"reference": ...}`.
+    """
+    p = await b.policies.get(name)
+    if p is None:
+        raise UserError("encryption key not found")
+    if algorithm not in HMAC_ALGORITHMS:
+        raise UserError(_UNSUPPORTED_ALGORITHM)
+
+    results: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            valid = _verify_one(p, algorithm, item)
+        except UserError as exc:
+            if not batch:
+                raise
+            results.append({"error": exc.message, "reference": item.get("reference", "")})
+            continue
+        if not batch:
+            return Response(data={"valid": valid})
+        entry: dict[str, Any] = {"valid": True} if valid else {}
+        entry["reference"] = item.get("reference", "")
+        results.append(entry)
+    return Response(data={"batch_results": results})

@@ -1,0 +1,204 @@
+"""Stateless tools: `random[/:source][/:bytes]` and `hash[/:algorithm]` (spec §4.12-4.13).
+
+The cores (`random_bytes_response`, `hash_response`) need no backend, so the sys engine's
+`sys/tools/random` and `sys/tools/hash` reuse them with the same field schemas.
+
+Also home of `go_b64decode`: Go's `base64.StdEncoding.DecodeString`, whose error text
+(`illegal base64 data at input byte N`) Vault passes through verbatim.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.errors import UserError
+
+RANDOM_MAX_BYTES = 128 * 1024  # Vault's APIMaxBytes
+
+RANDOM_FIELDS: dict[str, Field] = {
+    "urlbytes": Field(FieldType.STRING, "", "The number of bytes to generate (URL parameter)"),
+    "source": Field(FieldType.STRING, "platform", "platform, seal or all"),
+    "bytes": Field(FieldType.INT, 32, "The number of bytes to generate"),
+    "format": Field(FieldType.STRING, "base64", 'Encoding format: "hex" or "base64"'),
+}
+
+HASH_FIELDS: dict[str, Field] = {
+    "input": Field(FieldType.STRING, "", "The base64-encoded input data"),
+    "algorithm": Field(FieldType.STRING, "sha2-256", "Hash algorithm"),
+    "urlalgorithm": Field(FieldType.STRING, "", "Hash algorithm (URL parameter)"),
+    "format": Field(FieldType.STRING, "hex", 'Encoding format: "hex" or "base64"'),
+}
+
+_SOURCES = ("platform", "seal", "all")
+
+# The /hash endpoint's own table: Vault's path_hash.go knows no sha1 here.
+HASH_FUNCS: dict[str, Callable[[], Any]] = {
+    "sha2-224": hashlib.sha224,
+    "sha2-256": hashlib.sha256,
+    "sha2-384": hashlib.sha384,
+    "sha2-512": hashlib.sha512,
+    "sha3-224": hashlib.sha3_224,
+    "sha3-256": hashlib.sha3_256,
+    "sha3-384": hashlib.sha3_384,
+    "sha3-512": hashlib.sha3_512,
+}
+
+
+# --- Go-compatible helpers -------------------------------------------------------------
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _b64_error_offset(src: bytes) -> int | None:
+    """Offset Go's StdEncoding decoder reports for `src`, or None if Go accepts it.
+
+    A transcription of encoding/base64 `decodeQuantum`: CR/LF are skipped anywhere,
+    padding must be complete, nothing may follow it.
+    """
+    si, n = 0, len(src)
+    while True:
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 0:
+                    return None
+                return si - j
+            c = src[si]
+            si += 1
+            if c in _B64_ALPHABET:
+                j += 1
+                continue
+            if c in (0x0A, 0x0D):
+                continue
+            if c != 0x3D:  # '='
+                return si - 1
+            if j in (0, 1):
+                return si - 1
+            if j == 2:
+                while si < n and src[si] in (0x0A, 0x0D):
+                    si += 1
+                if si == n:
+                    return n
+                if src[si] != 0x3D:
+                    return si - 1
+                si += 1
+            while si < n and src[si] in (0x0A, 0x0D):
+                si += 1
+            return si if si < n else None
+
+
+def go_b64decode(s: str) -> bytes:
+    """Decode standard padded base64 exactly as Go does (raises ValueError with Go's text)."""
+    raw = s.encode("utf-8", "surrogatepass")
+    off = _b64_error_offset(raw)
+    if off is not None:
+        raise ValueError(f"illegal base64 data at input byte {off}")
+    cleaned = raw.replace(b"\n", b"").replace(b"\r", b"")
+    # Go ignores non-zero trailing bits (non-strict mode); so does binascii in non-strict mode.
+    return base64.b64decode(cleaned)
+
+
+def go_atoi(s: str) -> int:
+    """Go's strconv.Atoi (raises ValueError carrying Go's error text)."""
+    body = s[1:] if s[:1] in ("+", "-") else s
+    if not body or not body.isascii() or not body.isdigit():
+        raise ValueError(f'strconv.Atoi: parsing "{s}": invalid syntax')
+    value = int(s)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f'strconv.Atoi: parsing "{s}": value out of range')
+    return value
+
+
+# --- random ------------------------------------------------------------------------------
+
+
+def random_bytes_response(d: FieldData, params: Mapping[str, str] | None = None) -> Response:
+    """Vault's random.HandleRandomAPI over an already validated FieldData.
+
+    `params` are the URL captures (`source`, `urlbytes`). One segment is the source when
+    it names one, otherwise the byte count; two segments are source then count. A body
+    `source` is honoured only when the URL names none (Vault would ignore it).
+    """
+    params = params or {}
+    url_source = params.get("source") or ""
+    url_bytes = params.get("urlbytes") or ""
+    source = "platform"
+    try:
+        if not url_source:
+            # (with a URL source the framework has put it in place of the body's)
+            source = d.get("source") or "platform"
+            count = d.get("bytes")
+        elif not url_bytes and url_source in _SOURCES:
+            source = url_source
+            count = d.get("bytes")
+        elif not url_bytes:
+            count = go_atoi(url_source)
+        else:
+            source = url_source
+            count = go_atoi(url_bytes)
+    except ValueError as exc:
+        raise UserError(f"error parsing url-set byte count: {exc}") from None
+    fmt = d.get("format")
+
+    if count < 1:
+        raise UserError('"bytes" cannot be less than 1')
+    if count > RANDOM_MAX_BYTES:
+        raise UserError(f'"bytes" should be less than {RANDOM_MAX_BYTES}')
+    if fmt not in ("hex", "base64"):
+        raise UserError(f'unsupported encoding format "{fmt}"; must be "hex" or "base64"')
+
+    resp = Response()
+    if source in ("platform", "all"):
+        # "all" XORs seal entropy into platform entropy; without a seal source both are
+        # the OS CSPRNG, so the result is simply random bytes.
+        raw = os.urandom(count)
+    elif source == "seal":
+        raw = os.urandom(count)
+        resp.add_warning("no seal/entropy augmentation available, using platform entropy source")
+    else:
+        raise UserError(
+            f'unsupported entropy source "{source}"; must be "platform" or "seal", or "all"'
+        )
+    out = raw.hex() if fmt == "hex" else base64.b64encode(raw).decode()
+    resp.data = {"random_bytes": out}
+    return resp
+
+
+# --- hash --------------------------------------------------------------------------------
+
+
+def hash_response(d: FieldData) -> Response:
+    """Vault's path_hash.go over an already validated FieldData."""
+    if not d.present("input"):
+        raise UserError("input missing")
+    fmt = d.get("format")
+    algorithm = d.get("urlalgorithm") or d.get("algorithm")
+    try:
+        data = go_b64decode(d.get("input"))
+    except ValueError as exc:
+        raise UserError(f"unable to decode input as base64: {exc}") from None
+    if fmt not in ("hex", "base64"):
+        raise UserError(f'unsupported encoding format {fmt}; must be "hex" or "base64"')
+    func = HASH_FUNCS.get(algorithm)
+    if func is None:
+        raise UserError(f"unsupported algorithm {algorithm}")
+    digest = func(data).digest()
+    out = digest.hex() if fmt == "hex" else base64.b64encode(digest).decode()
+    return Response(data={"sum": out})
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+async def random(b: Any, req: Request, d: FieldData) -> Response:
+    return random_bytes_response(d, req.params)
+
+
+async def hash(b: Any, req: Request, d: FieldData) -> Response:
+    return hash_response(d)

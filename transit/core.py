@@ -52,7 +52,7 @@ class Core:
         self.backend = backend
         self.storage_type = storage_type
         self.mounts = MountTable(backend, ENGINE_FACTORIES)
-        self.system = SystemBackend(self.mounts)
+        self.system = SystemBackend(self)
         self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
         self.initialized = True
         self.sealed = False

@@ -49,6 +49,13 @@ class Request:
     mount_path: str = ""  # e.g. "transit/"
     params: dict[str, str] = field(default_factory=dict)  # captured from the path
     client_token: str = ""
+    token: Any = None  # the caller's TokenEntry (None only on unauthenticated paths)
+    id: str = ""  # request id (UUID), also in the response envelope and audit log
+    remote_addr: str = ""
+    remote_port: int = 0
+    mount_type: str = ""
+    mount_accessor: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass(slots=True)
@@ -60,6 +67,11 @@ class Response:
     status: int | None = None
     # Older sys/* reads repeat the data keys at the top level of the body (sys/mounts).
     mirror_data: bool = False
+    auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
+    wrap_info: dict[str, Any] | None = None
+    lease_id: str = ""
+    lease_duration: int = 0
+    renewable: bool = False
 
     def add_warning(self, message: str) -> None:
         if self.warnings is None:

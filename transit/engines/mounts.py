@@ -22,7 +22,8 @@ MOUNTS_KEY = "core/mounts"
 # Paths an engine can never be mounted at or under (they belong to the core).
 RESERVED = ("sys/", "auth/", "cubbyhole/", "identity/")
 
-EngineFactory = Callable[[StorageView], Engine]
+# factory(storage, options) -> engine; options are the mount's `options` (e.g. KV version)
+EngineFactory = Callable[[StorageView, dict[str, Any]], Engine]
 
 
 @dataclass
@@ -148,7 +149,7 @@ class MountTable:
     # -- internals --------------------------------------------------------------------------
     async def _activate(self, entry: MountEntry) -> None:
         entry.storage = StorageView(self._backend, f"logical/{entry.uuid}/")
-        engine = self._factories[entry.type](entry.storage)
+        engine = self._factories[entry.type](entry.storage, entry.options or {})
         setup = getattr(engine, "setup", None)
         if setup is not None:
             await setup()

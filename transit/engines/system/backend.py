@@ -1,22 +1,29 @@
-"""The `sys/` engine's route table. Unauthenticated status endpoints (health, seal-status,
-leader) are answered by the API layer directly; everything here needs a token."""
+"""The `sys/` engine's route table (the one visible table of system routes).
+
+Unauthenticated status endpoints that answer raw JSON (health, seal-status, leader, init,
+unseal) are served by `transit/api/status.py`; everything here passes the core's pipeline
+(token, ACL, audit). Handlers take this backend first and reach the core through `b.core`.
+"""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transit.engines.framework import DELETE, READ, UPDATE, Engine, Route
-from transit.engines.mounts import MountTable
-from transit.engines.system import mounts
+from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Route
+from transit.engines.system import audit, internal, mounts, policies, seal, wrapping
 from transit.engines.transit import tools
+
+if TYPE_CHECKING:
+    from transit.core import Core
 
 
 class SystemBackend(Engine):
     mount_type = "system"
 
-    def __init__(self, mount_table: MountTable) -> None:
-        self.mounts = mount_table
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.mounts = core.mounts
         b = self
 
         def h(fn: Any) -> Any:
@@ -24,16 +31,15 @@ class SystemBackend(Engine):
 
         super().__init__(
             [
+                # mounts (spec ha-and-sys §4.8)
                 Route(r"mounts/?", {READ: h(mounts.list_mounts)}, {}),
-                # The transit engine's stateless tools, also served under sys/ like Vault.
                 Route(
-                    r"tools/random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?",
-                    {UPDATE: h(tools.random)},
-                    tools.RANDOM_FIELDS,
+                    r"mounts/(?P<path>.+)/tune",
+                    {READ: h(mounts.read_tune), UPDATE: h(mounts.write_tune)},
+                    mounts.TUNE_FIELDS,
                 ),
-                Route(r"tools/hash(?:/(?P<urlalgorithm>.+))?", {UPDATE: h(tools.hash)}, tools.HASH_FIELDS),
                 Route(
-                    r"mounts/(?P<path>(?:(?!/tune$).)+)",
+                    r"mounts/(?P<path>.+)",
                     {
                         READ: h(mounts.read_mount),
                         UPDATE: h(mounts.create_mount),
@@ -41,5 +47,80 @@ class SystemBackend(Engine):
                     },
                     mounts.MOUNT_FIELDS,
                 ),
+                Route(r"remount", {UPDATE: h(mounts.remount)}, mounts.REMOUNT_FIELDS),
+                Route(r"internal/ui/mounts/?", {READ: h(internal.list_ui_mounts)}, {}),
+                Route(
+                    r"internal/ui/mounts/(?P<path>.+)",
+                    {READ: h(internal.read_ui_mount)},
+                    internal.UI_MOUNT_FIELDS,
+                ),
+                # seal and barrier keys (§4.6, §5.1)
+                Route(r"seal", {UPDATE: h(seal.seal)}, {}),
+                Route(r"rotate", {UPDATE: h(seal.rotate)}, {}),
+                Route(r"key-status", {READ: h(seal.key_status)}, {}),
+                # ACL policies (§4.9)
+                Route(r"policies/acl/?", {LIST: h(policies.list_policies)}, {}),
+                Route(
+                    r"policies/acl/(?P<name>.+)",
+                    {
+                        READ: h(policies.read_policy),
+                        UPDATE: h(policies.write_policy),
+                        DELETE: h(policies.delete_policy),
+                    },
+                    policies.POLICY_FIELDS,
+                ),
+                Route(
+                    r"policy/?",
+                    {READ: h(policies.list_policies_legacy), LIST: h(policies.list_policies)},
+                    {},
+                ),
+                Route(
+                    r"policy/(?P<name>.+)",
+                    {
+                        READ: h(policies.read_policy_legacy),
+                        UPDATE: h(policies.write_policy_legacy),
+                        DELETE: h(policies.delete_policy),
+                    },
+                    policies.LEGACY_POLICY_FIELDS,
+                ),
+                Route(
+                    r"capabilities-self",
+                    {UPDATE: h(policies.capabilities_self)},
+                    policies.CAPABILITIES_FIELDS,
+                ),
+                Route(
+                    r"capabilities",
+                    {UPDATE: h(policies.capabilities)},
+                    policies.CAPABILITIES_FIELDS,
+                ),
+                Route(
+                    r"capabilities-accessor",
+                    {UPDATE: h(policies.capabilities_accessor)},
+                    policies.CAPABILITIES_FIELDS,
+                ),
+                # audit (§4.11)
+                Route(r"audit/?", {READ: h(audit.list_devices)}, {}),
+                Route(
+                    r"audit/(?P<path>.+)",
+                    {UPDATE: h(audit.enable_device), DELETE: h(audit.disable_device)},
+                    audit.ENABLE_FIELDS,
+                ),
+                Route(r"audit-hash/(?P<path>.+)", {UPDATE: h(audit.audit_hash)}, audit.HASH_FIELDS),
+                # response wrapping
+                Route(r"wrapping/wrap", {UPDATE: h(wrapping.wrap)}, {}),
+                Route(r"wrapping/unwrap", {UPDATE: h(wrapping.unwrap)}, wrapping.TOKEN_FIELDS),
+                Route(
+                    r"wrapping/lookup",
+                    {UPDATE: h(wrapping.lookup), READ: h(wrapping.lookup)},
+                    wrapping.TOKEN_FIELDS,
+                ),
+                Route(r"wrapping/rewrap", {UPDATE: h(wrapping.rewrap)}, wrapping.TOKEN_FIELDS),
+                # the transit engine's stateless tools, also served under sys/ like Vault
+                Route(
+                    r"tools/random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?",
+                    {UPDATE: h(tools.random)},
+                    tools.RANDOM_FIELDS,
+                ),
+                Route(r"tools/hash(?:/(?P<urlalgorithm>.+))?", {UPDATE: h(tools.hash)}, tools.HASH_FIELDS),
             ]
         )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.errors import UserError
+from transit.errors import UnsupportedPath, UserError
 
 if TYPE_CHECKING:
     from transit.engines.system.backend import SystemBackend
@@ -65,3 +65,19 @@ async def create_mount(b: SystemBackend, req: Request, d: FieldData) -> None:
 async def delete_mount(b: SystemBackend, req: Request, d: FieldData) -> None:
     await b.mounts.unmount(d.get("path"))
     return None
+
+
+TUNE_FIELDS: dict[str, Field] = {"path": Field(FieldType.STRING)}
+REMOUNT_FIELDS: dict[str, Field] = {}
+
+
+async def read_tune(b: SystemBackend, req: Request, d: FieldData) -> None:
+    raise UnsupportedPath()  # placeholder: tune arrives with the Vault-core issue
+
+
+async def write_tune(b: SystemBackend, req: Request, d: FieldData) -> None:
+    raise UnsupportedPath()
+
+
+async def remount(b: SystemBackend, req: Request, d: FieldData) -> None:
+    raise UnsupportedPath()

@@ -39,7 +39,7 @@ from transit.engines.transit.policies import PolicyStore
 class TransitBackend(Engine):
     mount_type = "transit"
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: Any, options: dict[str, Any] | None = None) -> None:
         self.storage = storage
         self.policies = PolicyStore(storage)
         self.disable_upsert = False

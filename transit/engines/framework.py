@@ -56,6 +56,7 @@ class Request:
     mount_type: str = ""
     mount_accessor: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    matched: tuple[Route, dict[str, str]] | None = None  # set by Engine.resolve
 
 
 @dataclass(slots=True)
@@ -112,8 +113,28 @@ class Engine:
                 return route, {k: v for k, v in m.groupdict().items() if v is not None}
         raise UnsupportedPath()
 
+    def resolve(self, req: Request) -> tuple[Route, dict[str, str]] | None:
+        """Match the request's path once (None when no route) and remember the match."""
+        if req.matched is None:
+            try:
+                req.matched = self.match(req.path)
+            except UnsupportedPath:
+                return None
+        return req.matched
+
+    async def exists(self, req: Request) -> bool:
+        """Vault's existence check: False turns an UPDATE into a CREATE for the ACL check.
+        Routes without a check (or with no matching route) count as existing."""
+        matched = self.resolve(req)
+        if matched is None or matched[0].existence_check is None:
+            return True
+        route, params = matched
+        req.params = params
+        raw = {**req.data, **params} if params else req.data
+        return await route.existence_check(req, FieldData(raw, route.fields))  # type: ignore[misc]
+
     async def handle(self, req: Request) -> Response | None:
-        route, params = self.match(req.path)
+        route, params = req.matched or self.match(req.path)
         op = req.operation
         handler = route.operations.get(op)
         if handler is None and op == CREATE:

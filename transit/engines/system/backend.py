@@ -16,14 +16,18 @@ from transit.engines.transit import tools
 
 if TYPE_CHECKING:
     from transit.core import Core
+    from transit.engines.mounts import MountTable
 
 
 class SystemBackend(Engine):
     mount_type = "system"
 
+    @property
+    def mounts(self) -> MountTable:
+        return self.core.mounts  # replaced on seal, so never cached here
+
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.mounts = core.mounts
         b = self
 
         def h(fn: Any) -> Any:

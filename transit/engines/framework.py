@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transit.engines.fields import Field, FieldData
-from transit.errors import UnsupportedOperation, UnsupportedPath
+from transit.engines.fields import VALIDATION_PREFIX, Field, FieldData
+from transit.errors import UnsupportedOperation, UnsupportedPath, UserError
 
 # Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
 # check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
@@ -25,6 +25,7 @@ UPDATE = "update"
 CREATE = "create"
 DELETE = "delete"
 LIST = "list"
+PATCH = "patch"
 
 # Vault's key-name pattern and optional trailing segment (spec §1.1).
 NAME = r"\w(([\w\-.]+)?\w)?"
@@ -145,14 +146,27 @@ class Engine:
 
         raw = req.data
         replaced: list[str] = []
-        if params:
+        # Vault captures every named group, an unmatched optional one as "": it still
+        # overrides (and warns about) a body value of the same name, e.g. `source` on a
+        # bare `random`. Such a body value is dropped here, which reads as the default.
+        unmatched = [k for k in route.regex.groupindex if k not in params and k in raw]
+        if params or unmatched:
             raw = dict(raw)
             for key, value in params.items():
                 if key in raw and raw[key] is not None:
                     replaced.append(key)
                 raw[key] = value
+            for key in unmatched:
+                if raw[key] is not None:
+                    replaced.append(key)
+                del raw[key]
         fd = FieldData(raw, route.fields)
-        fd.validate()
+        try:
+            fd.validate()
+        except UserError as exc:
+            if route.existence_check is None or not exc.message.startswith(VALIDATION_PREFIX):
+                raise
+            raise UserError(exc.message[len(VALIDATION_PREFIX):]) from None
 
         resp = await handler(req, fd)
         if resp is not None:  # Vault warns only when there is a response to carry it

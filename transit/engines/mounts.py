@@ -22,6 +22,12 @@ MOUNTS_KEY = "core/mounts"
 # Paths an engine can never be mounted at or under (they belong to the core).
 RESERVED = ("sys/", "auth/", "cubbyhole/", "identity/")
 
+# Tunable config keys shown only once set (audit HMAC lists, listing visibility, headers).
+OPTIONAL_CONFIG = (
+    "audit_non_hmac_request_keys", "audit_non_hmac_response_keys", "listing_visibility",
+    "passthrough_request_headers", "allowed_response_headers",
+)
+
 # factory(storage, options) -> engine; options are the mount's `options` (e.g. KV version)
 EngineFactory = Callable[[StorageView, dict[str, Any]], Engine]
 
@@ -49,8 +55,8 @@ class MountEntry:
 
     def describe(self) -> dict[str, Any]:
         """The entry as `GET sys/mounts` shows it."""
-        cfg = {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False}
-        cfg.update({k: v for k, v in self.config.items() if k in cfg})
+        cfg: dict[str, Any] = {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False}
+        cfg.update({k: v for k, v in self.config.items() if k in cfg or k in OPTIONAL_CONFIG})
         return {
             "accessor": self.accessor, "config": cfg, "description": self.description,
             "external_entropy_access": False, "local": self.local, "options": self.options,
@@ -72,6 +78,8 @@ class MountTable:
         self._factories = factories
         self._entries: dict[str, MountEntry] = {}
         self._by_length: list[MountEntry] = []
+        # sys/remount results by migration id (moves finish at once; kept for status reads)
+        self.migrations: dict[str, dict[str, Any]] = {}
 
     # -- lookup -----------------------------------------------------------------------------
     def route(self, path: str) -> tuple[MountEntry, str] | None:
@@ -145,6 +153,61 @@ class MountTable:
         self._reindex()
         if entry.storage is not None:
             await entry.storage.clear()
+
+    async def tune(
+        self, path: str, *, description: str | None = None,
+        config: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+        reload: bool = False,
+    ) -> MountEntry:
+        """Change a mount's description, config (merged) and options; persist. With `reload`
+        the engine is rebuilt from the new options (a KV v1 -> v2 upgrade)."""
+        entry = self._entries.get(normalize(path))
+        if entry is None:
+            raise UserError(f'tune of path "{normalize(path)}" failed: no mount entry found')
+        before = (entry.description, dict(entry.config), entry.options)
+        if description is not None:
+            entry.description = description
+        if config:
+            entry.config.update(config)
+        if options is not None:
+            entry.options = options
+        try:
+            await self._persist()
+        except BaseException:
+            entry.description, entry.config, entry.options = before
+            raise
+        if reload:
+            await self._activate(entry)
+        return entry
+
+    async def remount(self, src: str, dst: str) -> MountEntry:
+        """Move a mount to a new path; its storage (keyed by uuid) and engine come along."""
+        src, dst = normalize(src), normalize(dst)
+        entry = self._entries.get(src)
+        if entry is None:
+            raise UserError(f'no matching mount at "{src}"')
+        if not dst:
+            raise UserError("missing path")
+        for reserved in RESERVED:
+            if dst.startswith(reserved):
+                raise UserError(f"cannot remount to destination {dst}")
+        for existing in self._entries:
+            if existing != src and (dst.startswith(existing) or existing.startswith(dst)):
+                raise UserError(f'path already in use at "{existing}"')
+        if dst.startswith(src) or src.startswith(dst):
+            raise UserError(f'path already in use at "{src}"')
+        del self._entries[src]
+        entry.path = dst
+        self._entries[dst] = entry
+        try:
+            await self._persist()
+        except BaseException:
+            del self._entries[dst]
+            entry.path = src
+            self._entries[src] = entry
+            raise
+        self._reindex()
+        return entry
 
     # -- internals --------------------------------------------------------------------------
     async def _activate(self, entry: MountEntry) -> None:

@@ -52,6 +52,11 @@ class SystemBackend(Engine):
                     mounts.MOUNT_FIELDS,
                 ),
                 Route(r"remount", {UPDATE: h(mounts.remount)}, mounts.REMOUNT_FIELDS),
+                Route(
+                    r"remount/status/(?P<migration_id>.+)",
+                    {READ: h(mounts.remount_status)},
+                    mounts.REMOUNT_STATUS_FIELDS,
+                ),
                 Route(r"internal/ui/mounts/?", {READ: h(internal.list_ui_mounts)}, {}),
                 Route(
                     r"internal/ui/mounts/(?P<path>.+)",

@@ -52,7 +52,8 @@ def names(server: ServerProcess, mount: str) -> list[str]:
 
 def test_wrapping_key(server: ServerProcess, bmount: str, wrapping_pem: str) -> None:
     assert wrapping_pem.startswith("-----BEGIN PUBLIC KEY-----\n")
-    assert wrapping_pem.endswith("-----END PUBLIC KEY-----")
+    # pem.EncodeToMemory keeps the trailing newline (compat-diff vs OpenBao 2.7.2).
+    assert wrapping_pem.endswith("-----END PUBLIC KEY-----\n")
     pub = serialization.load_pem_public_key(wrapping_pem.encode())
     assert isinstance(pub, rsa.RSAPublicKey) and pub.key_size == 4096
     assert ok(api(server, "GET", bmount, "wrapping_key"))["public_key"] == wrapping_pem
@@ -162,3 +163,16 @@ def test_import_version_and_byok_export_round_trip(server: ServerProcess, bmount
     assert error(api(server, "POST", bmount, "keys/nothere/import_version", json={
         "ciphertext": out["keys"]["1"]}), 500) == wrapped(
         "no key found with name nothere; to import a new key, use the import/ endpoint")
+
+
+def test_byok_messages_seen_in_compat_diff(server: ServerProcess, mount: str) -> None:
+    """Messages checked against OpenBao 2.7.2 (bench/compat_diff.py)."""
+    r = api(server, "POST", mount, "keys/imp/import", json={"type": "rsa-2048", "public_key": "x"})
+    assert r.status_code == 500
+    assert r.json()["errors"] == ["1 error occurred:\n\t* error importing key: error parsing "
+                                  "public key: not in PEM format\n\n"]
+    ok(api(server, "POST", mount, "keys/aes", json={"exportable": True}))
+    r = api(server, "GET", mount, "byok-export/aes/aes")
+    assert r.status_code == 500
+    assert r.json()["errors"] == ["1 error occurred:\n\t* key wrapping (requring message "
+                                  "signing) is not supported for key type aes256-gcm96\n\n"]

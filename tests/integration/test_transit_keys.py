@@ -345,3 +345,27 @@ def test_cache_config(server: ServerProcess, mount: str) -> None:
     r = api(server, "POST", mount, "cache-config", json={"size": "ten"})
     assert r.status_code == 400
     assert api(server, "GET", mount, "cache-config").json()["data"] == {"size": 10}
+
+
+def test_http_layer_quirks_seen_in_compat_diff(server: ServerProcess, mount: str) -> None:
+    """Wire details checked against OpenBao 2.7.2 (bench/compat_diff.py)."""
+    # A bad ?list= is a bare 400.
+    r = api(server, "GET", mount, "keys", params={"list": "maybe"})
+    assert r.status_code == 400 and errors_of(r) == []
+    # The trailing "/" of a list is appended before routing, so it shows in "no handler".
+    r = server.request("LIST", "nomount-xyz/keys")
+    assert r.status_code == 404
+    assert errors_of(r) == ['no handler for route "nomount-xyz/keys/". route entry not found.']
+    # Field validation errors: Vault's `error converting input %v for field %q: ...`.
+    r = api(server, "POST", mount, "keys/x", json={"type": "hmac", "key_size": "abc"})
+    assert errors_of(r) == ['Field validation failed: error converting input abc for field '
+                            '"key_size": cannot parse \'\' as int: strconv.ParseInt: parsing '
+                            '"abc": invalid syntax']
+    r = api(server, "POST", mount, "keys/x", json={"auto_rotate_period": -5})
+    assert errors_of(r) == ['Field validation failed: error converting input -5 for field '
+                            '"auto_rotate_period": cannot provide negative value \'-5\'']
+    r = api(server, "POST", mount, "keys/x", json={"derived": "notabool"})
+    assert errors_of(r) == ['Field validation failed: error converting input notabool for field '
+                            '"derived": cannot parse \'\' as bool: strconv.ParseBool: parsing '
+                            '"notabool": invalid syntax']
+    assert api(server, "GET", mount, "keys/x").status_code == 404

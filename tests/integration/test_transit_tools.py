@@ -87,3 +87,17 @@ def test_hash_errors(server: ServerProcess, mount: str, path: str, body, msg) ->
         assert got.startswith("Field validation failed")
     else:
         assert got == msg
+
+
+def test_random_url_segments_like_vault(server: ServerProcess, mount: str) -> None:
+    """Vault's pattern is random + OptionalGenericNameRegex(source) + OptionalParamRegex(urlbytes)
+    (compat-diff vs OpenBao 2.7.2)."""
+    r = api(server, "POST", mount, "random/a/b/c", json={})
+    assert error(r) == 'error parsing url-set byte count: strconv.Atoi: parsing "b/c": invalid syntax'
+    # "-1" is no name, so it is urlbytes with an empty source: ignored, the default 32 bytes.
+    assert len(base64.b64decode(ok(api(server, "POST", mount, "random/-1"))["random_bytes"])) == 32
+    # The (empty) path capture `source` overrides a body `source`, with Vault's warning.
+    r = api(server, "POST", mount, "random", json={"source": "bogus"})
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == ["Endpoint replaced the value of these parameters with the "
+                                    "values captured from the endpoint's path: [source]"]

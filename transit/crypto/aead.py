@@ -48,4 +48,8 @@ def open_payload(aead: AEADCipher, payload: bytes, aad: bytes | None,
     try:
         return aead.decrypt(nonce, payload, aad or None)
     except InvalidTag:
+        # Vault passes the AEAD's own error through: x/crypto's chacha20poly1305 words it
+        # differently from crypto/cipher's GCM.
+        if isinstance(aead, ChaCha20Poly1305):
+            raise CryptoError("chacha20poly1305: message authentication failed") from None
         raise CryptoError("cipher: message authentication failed") from None

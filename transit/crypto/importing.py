@@ -5,6 +5,7 @@ keys and PKIX PEM public keys. Errors are Vault's plain (500) messages, without 
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
@@ -101,10 +102,15 @@ def entry_from_key(key_type: KeyType, key: bytes, now: datetime) -> KeyEntry:
     return e
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN [^\n]*-----\r?\n.*?-----END [^\n]*-----", re.S)
+
+
 def entry_from_public_pem(key_type: KeyType, pem: str, now: datetime) -> KeyEntry:
     if not key_type.supports_import_public_key:
         raise ImportError_(f"public key import is not supported for key type {key_type}")
     e = _new_entry(key_type, now)
+    if not _PEM_BLOCK.search(pem):  # Go's pem.Decode found no block
+        raise ImportError_("error parsing public key: not in PEM format")
     try:
         k = serialization.load_pem_public_key(pem.encode())
     except (ValueError, TypeError) as err:

@@ -198,6 +198,9 @@ def rsa_sign(key: rsa.RSAPrivateKey, digest: bytes, hash_algorithm: str, sig_alg
     if hash_algorithm == "none":
         raise InternalError("unsupported hash algorithm")
     if len(digest) != _HASH_SIZE[hash_algorithm]:
+        # Go's crypto/rsa words this differently for PSS and PKCS#1 v1.5.
+        if sig_algorithm == "pss":
+            raise InternalError("crypto/rsa: input must be hashed with given hash")
         raise InternalError("crypto/rsa: input must be hashed message")
     alg = utils.Prehashed(crypto_hash(hash_algorithm))
     if sig_algorithm == "pss":

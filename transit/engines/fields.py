@@ -38,6 +38,11 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
+# Vault's framework adds this prefix, except on routes with an existence check, whose
+# validation error comes from HandleExistenceCheck bare (see framework.Engine.handle).
+VALIDATION_PREFIX = "Field validation failed: "
+
+
 def parse_bool(value: Any) -> bool:
     """Go's strconv.ParseBool plus JSON bools; raises ValueError otherwise."""
     if isinstance(value, bool):
@@ -96,28 +101,103 @@ def parse_duration(value: Any) -> int:
     raise ValueError(f"time: invalid duration {value!r}")
 
 
+def go_value(v: Any) -> str:
+    """Go's `%v` of a value decoded by Vault's JSON layer (numbers are json.Number)."""
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{go_value(x)}" for k, x in sorted(v.items())) + "]"
+    if isinstance(v, list):
+        return "[" + " ".join(go_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _go_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, int | float):
+        return "json.Number"
+    if isinstance(v, dict):
+        return "map[string]interface {}"
+    if isinstance(v, list):
+        return "[]interface {}"
+    return type(v).__name__
+
+
+def _unconvertible(want: str, v: Any) -> ValueError:
+    """mapstructure (v1.5) WeakDecode's error for a value of the wrong kind."""
+    return ValueError(
+        f"'' expected type '{want}', got unconvertible type '{_go_type(v)}', value: '{go_value(v)}'"
+    )
+
+
 def coerce(ftype: FieldType, value: Any) -> Any:
-    """Coerce one raw JSON value to the declared type (raises ValueError)."""
+    """Coerce one raw JSON value to the declared type (raises ValueError carrying the text
+    of Vault's mapstructure.WeakDecode / parseutil error)."""
     if ftype is FieldType.STRING:
         if isinstance(value, str):
             return value
         if isinstance(value, bool):
-            return "true" if value else "false"
+            return "1" if value else "0"  # mapstructure's weak bool -> string
         if isinstance(value, int | float):
             return str(value)
-        raise ValueError(f"'' expected type 'string', got unconvertible type '{type(value).__name__}'")
+        raise _unconvertible("string", value)
     if ftype is FieldType.BOOL:
-        return parse_bool(value)
+        if value == "":  # mapstructure's weak decoding: "" is false
+            return False
+        try:
+            return parse_bool(value)
+        except ValueError:
+            if isinstance(value, str | int | float):
+                raise ValueError(
+                    f"cannot parse '' as bool: strconv.ParseBool: parsing \"{value}\": "
+                    "invalid syntax"
+                ) from None
+            raise _unconvertible("bool", value) from None
     if ftype is FieldType.INT:
-        return parse_int(value)
+        # mapstructure's weak decoding: a bool is 0/1 and "" is 0.
+        if isinstance(value, bool):
+            return int(value)
+        if value == "":
+            return 0
+        try:
+            return parse_int(value)
+        except ValueError:
+            if isinstance(value, str):
+                raise ValueError(
+                    f"cannot parse '' as int: strconv.ParseInt: parsing \"{value}\": "
+                    "invalid syntax"
+                ) from None
+            if isinstance(value, float):
+                raise ValueError(
+                    f"error decoding json.Number into : strconv.ParseInt: parsing \"{value}\": "
+                    "invalid syntax"
+                ) from None
+            raise _unconvertible("int", value) from None
     if ftype is FieldType.DURATION:
-        return parse_duration(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            if isinstance(value, str):
+                raise ValueError(f'time: invalid duration "{value}"') from None
+            raise
+        if seconds < 0:  # Vault's TypeDurationSecond
+            raise ValueError(f"cannot provide negative value '{seconds}'")
+        return seconds
     if ftype is FieldType.SLICE:
         if isinstance(value, list):
             return value
         if isinstance(value, str):
             return [s for s in value.split(",") if s] if value else []
-        raise ValueError(f"cannot parse {type(value).__name__} as a list")
+        if isinstance(value, dict) and not value:
+            return []
+        # mapstructure's weak decoding lifts anything else into a one-element slice; the
+        # handlers that care (batch_input) read the raw value and report its real type.
+        return [value]
     if ftype is FieldType.MAP:
         if isinstance(value, dict):
             return value
@@ -167,7 +247,7 @@ class FieldData:
                 result = coerce(field.type, value)
             except ValueError as exc:
                 raise UserError(
-                    f"Field validation failed: error converting input {value!r} for field "
+                    f"{VALIDATION_PREFIX}error converting input {go_value(value)} for field "
                     f'"{name}": {exc}'
                 ) from None
         self._cache[name] = result

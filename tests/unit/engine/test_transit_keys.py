@@ -51,7 +51,8 @@ async def test_create_existing_key_warns_and_changes_nothing() -> None:
         ({"auto_rotate_period": "10m"}, UserError,
          "auto rotate period must be 0 to disable or at least an hour"),
         ({"auto_rotate_period": -5}, UserError,
-         "auto rotate period must be 0 to disable or at least an hour"),
+         "Field validation failed: error converting input -5 for field \"auto_rotate_period\": "
+         "cannot provide negative value '-5'"),
         ({"convergent_encryption": True}, UserError,
          "convergent encryption requires derivation to be enabled"),
         ({"type": "aes512"}, UserError, "unknown key type aes512"),

@@ -51,7 +51,7 @@ def test_random_errors() -> None:
     async def go(b):
         cases = [
             ("random", {"bytes": 0}, '"bytes" cannot be less than 1'),
-            ("random/-1", {}, '"bytes" cannot be less than 1'),
+            ("random/platform/-1", {}, '"bytes" cannot be less than 1'),
             ("random", {"bytes": 131073}, '"bytes" should be less than 131072'),
             ("random", {"format": "b32"},
              'unsupported encoding format "b32"; must be "hex" or "base64"'),
@@ -66,7 +66,9 @@ def test_random_errors() -> None:
             err = await fails(b, path, data, exc=UserError)
             assert err.message == msg, path
         err = await fails(b, "random", {"bytes": "many"}, exc=UserError)
-        assert err.message.startswith("Field validation failed")
+        assert err.message == (
+            'Field validation failed: error converting input many for field "bytes": '
+            "cannot parse '' as int: strconv.ParseInt: parsing \"many\": invalid syntax")
         await fails(b, "random", op=READ, exc=UnsupportedOperation)
 
     run(go)

@@ -86,7 +86,9 @@ class TransitBackend(Engine):
                     datakey.DATAKEY_FIELDS,
                 ),
                 Route(
-                    r"random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?",
+                    # Vault: OptionalGenericNameRegex("source") + OptionalParamRegex("urlbytes"),
+                    # so "random/a/b/c" is source "a", bytes "b/c" (a 400, not a 404).
+                    rf"random(?:/{name('source')})?{opt('urlbytes')}",
                     {UPDATE: h(tools.random)},
                     tools.RANDOM_FIELDS,
                 ),

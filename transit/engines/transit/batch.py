@@ -75,6 +75,26 @@ def go_type(v: Any) -> str:
     return type(v).__name__
 
 
+def go_kind(v: Any) -> str:
+    """Go's reflect.Kind name of a decoded JSON value (json.Number is a string kind)."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str | int | float):
+        return "string"
+    if isinstance(v, dict):
+        return "map"
+    if isinstance(v, list):
+        return "slice"
+    return "invalid"
+
+
+def not_a_slice(raw: Any) -> InternalError:
+    """mapstructure.Decode's (v1.5) error for a `batch_input` that is not a list."""
+    return InternalError(
+        f"failed to parse batch input: '': source data must be an array or slice, got {go_kind(raw)}"
+    )
+
+
 def decode_items(
     raw: Any, schema: Mapping[str, str], required: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:

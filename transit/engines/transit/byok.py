@@ -79,8 +79,8 @@ def _wrapping_private_key(p: Policy) -> rsa.RSAPrivateKey:
 
 async def read_wrapping_key(b: Any, req: Request, d: FieldData) -> Response:
     p = await get_wrapping_key(b)
-    # Vault trims the PEM (no trailing newline) for this endpoint only.
-    return Response(data={"public_key": p.public_key_pem(p.latest_version).strip()})
+    # pem.EncodeToMemory: PKIX PEM with its trailing newline (OpenBao 2.7.2 agrees).
+    return Response(data={"public_key": p.public_key_pem(p.latest_version)})
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -197,7 +197,9 @@ def _export_versions(src: Policy, version: str) -> list[int]:
 def _destination_public_key(dst: Policy) -> rsa.RSAPublicKey:
     """keysutil Policy.WrapKey's checks on the destination (plain errors, so 500s)."""
     if not dst.type.supports_signing:
-        raise InternalError(f"message signing not supported for key type {dst.type}")
+        raise InternalError(
+            f"key wrapping (requring message signing) is not supported for key type {dst.type}"
+        )
     if not dst.type.is_rsa:
         raise InternalError("unsupported key type in use; must be a rsa key")
     pub = serialization.load_pem_public_key(dst.public_key_pem(dst.latest_version).encode())

@@ -13,7 +13,7 @@ from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.transit.batch import b64decode, b64encode
 from transit.engines.transit.encrypt import KEY_NOT_FOUND
-from transit.errors import CryptoError, UserError
+from transit.errors import CryptoError, InternalError, UserError
 
 DATAKEY_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),
@@ -54,7 +54,14 @@ async def datakey(b: Any, req: Request, d: FieldData) -> Response:
 
     # Associated data only reaches AEAD ciphers (Vault's factory is ignored elsewhere).
     ad_raw = d.get("associated_data")
-    ad = b64decode(ad_raw) if ad_raw and p.type.is_aead else None
+    ad = None
+    if ad_raw and p.type.is_aead:
+        try:
+            ad = b64decode(ad_raw)
+        except UserError as exc:  # decoded lazily by Vault's AssocDataFactory: a 500
+            raise InternalError(
+                f"unable to get associated_data/additional_data from factory[0]: {exc.message}"
+            ) from None
     ciphertext, version = p.encrypt(
         key, version=d.get("key_version"), context=context, nonce=nonce, associated_data=ad
     )

@@ -31,8 +31,9 @@ from transit.engines.transit.batch import (
     b64encode,
     context_set,
     decode_items,
+    not_a_slice,
 )
-from transit.errors import TransitError, UserError
+from transit.errors import InternalError, TransitError, UserError
 
 
 def _f(t: FieldType, default: Any, desc: str) -> Field:
@@ -49,7 +50,7 @@ ENCRYPT_FIELDS: dict[str, Field] = {
     "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
     "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
     "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "reference": _f(_S, "", "Echoed in batch results"),
+    # No top-level `reference`: Vault only reads it from batch items (else a warning).
     "batch_input": _f(FieldType.SLICE, None, "Items to encrypt"),
     "type": _f(_S, "aes256-gcm96", "Key type when the key is created (upsert)"),
     "convergent_encryption": _f(_B, False, "Convergent key when created (upsert)"),
@@ -63,7 +64,6 @@ DECRYPT_FIELDS: dict[str, Field] = {
     "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
     "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
     "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "reference": _f(_S, "", "Echoed in batch results"),
     "batch_input": _f(FieldType.SLICE, None, "Items to decrypt"),
     "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
 }
@@ -122,14 +122,22 @@ def _nonce_allowed(p: Policy) -> bool:
     return p.type.is_aead and p.convergent_encryption and p.convergent_version == 1
 
 
+class _UnflaggedError(UserError):
+    """An item error that Vault's encrypt/decrypt loops record *without* setting
+    userErrorInBatch (padding_scheme and associated_data checks): on its own it leaves a
+    batch at 200. A single request still gets a 400."""
+
+
 def _padding(p: Policy, i: int, field: str, scheme: str) -> str | None:
     """Vault's parsePaddingSchemeArg, with its per-item message."""
     if not scheme:
         return None
     if scheme not in _PADDING_SCHEMES:
-        raise UserError(f"'[{i}].{field}' invalid: unknown padding scheme: {scheme}")
+        raise _UnflaggedError(f"'[{i}].{field}' invalid: unknown padding scheme: {scheme}")
     if not p.type.is_rsa:
-        raise UserError(f"'[{i}].{field}' invalid: unsupported key type {p.type} for padding scheme")
+        raise _UnflaggedError(
+            f"'[{i}].{field}' invalid: unsupported key type {p.type} for padding scheme"
+        )
     return scheme
 
 
@@ -137,8 +145,22 @@ def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
     if not ad:
         return None
     if not p.type.is_aead:
-        raise UserError(f"'[{i}].associated_data' provided for non-AEAD cipher suite {p.type}")
-    return b64decode(ad)
+        raise _UnflaggedError(
+            f"'[{i}].associated_data' provided for non-AEAD cipher suite {p.type}"
+        )
+    try:
+        return b64decode(ad)
+    except UserError as exc:
+        # Vault decodes it lazily in the policy's AssocDataFactory: an InternalError (500).
+        raise InternalError(
+            f"unable to get associated_data/additional_data from factory[0]: {exc.message}"
+        ) from None
+
+
+def _fail(outcome: Outcome, exc: BaseException) -> str:
+    if isinstance(exc, _UnflaggedError):
+        return exc.message
+    return outcome.fail(exc)
 
 
 def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
@@ -179,7 +201,10 @@ def _prepare(items: list[dict[str, Any]], need: str) -> list[tuple | TransitErro
 def _batch_items(
     d: FieldData, schema: dict[str, str], required: dict[str, str] | None
 ) -> list[dict[str, Any]]:
-    items = decode_items(d.raw["batch_input"], schema, required)
+    raw = d.raw["batch_input"]
+    if required is None and not isinstance(raw, list):
+        raise not_a_slice(raw)  # rewrap decodes with mapstructure, not the fast path
+    items = decode_items(raw, schema, required)
     if not items:
         raise UserError("missing batch input to process")
     return items
@@ -188,12 +213,12 @@ def _batch_items(
 # --- encrypt --------------------------------------------------------------------------------
 
 async def _upsert(
-    b: Any, d: FieldData, name: str, derived: bool, create: bool
-) -> tuple[Policy | None, bool]:
+    b: Any, d: FieldData, name: str, derived: bool
+) -> tuple[Policy, bool]:
     """Create the missing key for encrypt; returns (policy or None, existed_beforehand).
 
-    `create` is False when every item already failed its pre-pass: Vault would still create
-    the key, but we keep to "a failed write stores nothing" (the reply is the same).
+    Like Vault, the key is created even when every item already failed its pre-pass (bad
+    base64): the request fails but the key exists afterwards.
     """
     convergent = d.get("convergent_encryption")
     if convergent and not derived:
@@ -207,8 +232,6 @@ async def _upsert(
         raise UserError(f"unknown key type {type_name}")
     if b.disable_upsert:
         raise UserError(KEY_NOT_FOUND)
-    if not create:
-        return None, False
     async with b.policies.lock(name):
         p = await b.policies.get(name)
         if p is not None:
@@ -237,9 +260,7 @@ async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
     # created it in between.
     existed = req.operation == CREATE
     if p is None:
-        p, existed = await _upsert(
-            b, d, name, item["context"] != "", not isinstance(pre, TransitError)
-        )
+        p, existed = await _upsert(b, d, name, item["context"] != "")
     if isinstance(pre, TransitError):
         raise pre
     ciphertext, version = _encrypt_one(p, 0, item, pre)
@@ -258,8 +279,7 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
     p = await b.policies.get(name)
     existed = op == CREATE
     if p is None:
-        create = not all(isinstance(x, TransitError) for x in pre)
-        p, existed = await _upsert(b, d, name, derived, create)
+        p, existed = await _upsert(b, d, name, derived)
 
     outcome = Outcome()
     results: list[dict[str, Any]] = []
@@ -270,7 +290,7 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
                 raise x
             ciphertext, version = _encrypt_one(p, i, item, x)
         except Exception as exc:
-            results.append({"error": outcome.fail(exc), "reference": item["reference"]})
+            results.append({"error": _fail(outcome, exc), "reference": item["reference"]})
             continue
         outcome.ok()
         results.append(
@@ -319,7 +339,7 @@ async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
             plaintext = _decrypt_one(p, i, item, x)
         except Exception as exc:
             results.append(
-                {"plaintext": "", "error": outcome.fail(exc), "reference": item["reference"]}
+                {"plaintext": "", "error": _fail(outcome, exc), "reference": item["reference"]}
             )
             continue
         outcome.ok()

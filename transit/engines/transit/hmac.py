@@ -14,7 +14,7 @@ from typing import Any
 from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import b64decode, go_type
+from transit.engines.transit.batch import b64decode, go_type, not_a_slice
 from transit.engines.transit.tools import go_atoi
 from transit.errors import CryptoError, InternalError, UserError
 
@@ -40,10 +40,7 @@ def decode_string_maps(raw: Any) -> list[dict[str, str]]:
     that is not a string fails the whole request with a 500.
     """
     if not isinstance(raw, list):
-        raise InternalError(
-            "failed to parse batch input: source data must be an array or slice, "
-            f"got {go_type(raw)}"
-        )
+        raise not_a_slice(raw)
     problems: list[str] = []
     items: list[dict[str, str]] = []
     for i, item in enumerate(raw):
@@ -60,6 +57,9 @@ def decode_string_maps(raw: Any) -> list[dict[str, str]]:
                 out[key] = ""
             elif isinstance(value, str):
                 out[key] = value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                # A json.Number has a string kind: mapstructure copies its text.
+                out[key] = str(value)
             else:
                 problems.append(
                     f"* '[{i}][{key}]' expected type 'string', got unconvertible type "

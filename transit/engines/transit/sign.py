@@ -84,6 +84,9 @@ def _decode_context(raw: str) -> bytes | None:
         raise UserError("failed to base64-decode context") from None
 
 
+_SIGN_POLICY_ERRORS = ("requested version for signing", "requested salt length")
+
+
 async def sign(b: Any, req: Request, d: FieldData) -> Response:
     name = d.get("name")
     version = d.get("key_version")
@@ -115,7 +118,14 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
             except CryptoError as exc:
                 raise UserError(f"unable to decode input as base64: {exc.message}") from None
             context = _decode_context(item.get("context", ""))
-            res = p.sign(data, version=version, context=context, **opts)
+            try:
+                res = p.sign(data, version=version, context=context, **opts)
+            except UserError as exc:
+                # Vault's single sign returns SignWithOptions' error bare (no error
+                # response), so these policy-level UserErrors surface as 500s.
+                if batch_raw is None and exc.message.startswith(_SIGN_POLICY_ERRORS):
+                    raise InternalError(exc.message) from None
+                raise
         except (UserError, InternalError) as exc:
             if batch_raw is None:
                 raise

@@ -1,41 +1,48 @@
-"""The Vault core of one node: mount table, system engine, and request authentication.
+"""The Vault core of one node: barrier and seal, mounts, tokens, ACL policies, audit, and
+the request pipeline every logical request goes through (`Core.handle`).
 
-For now the only credential is the root token (the token store and ACL policies come with
-the Vault-core issue). The token is kept only as a SHA-256 digest and compared in constant
-time.
+The HTTP layer builds a `Request` and calls `handle`; nothing here knows HTTP. The order of
+the pipeline is Vault's: sealed check, token lookup, existence check (UPDATE → CREATE), ACL
+(with sudo for root-protected paths), audit request, handler, token use, response wrapping,
+audit response.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import base64
 import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from transit import __version__
+from transit.acl.acl import Decision, requires_sudo
+from transit.acl.store import AclPolicyStore
+from transit.audit.broker import AuditBroker
+from transit.barrier import Barrier
+from transit.engines.framework import CREATE, UPDATE, Engine, Request, Response
+from transit.engines.kv import kv_factory
 from transit.engines.mounts import EngineFactory, MountTable
 from transit.engines.system.backend import SystemBackend
+from transit.engines.token.backend import TokenBackend
 from transit.engines.transit.backend import TransitBackend
-from transit.storage import Backend
+from transit.errors import NoHandler, PermissionDenied, Sealed, TransitError, UserError
+from transit.seal import SealManager
+from transit.storage import Backend, StorageView
+from transit.tokens.store import TokenStore
+from transit.tokens.wrapping import Wrapper
 
 log = logging.getLogger("transit.core")
 
-ROOT_TOKEN_KEY = "core/root-token-sha256"
+ENGINE_FACTORIES: dict[str, EngineFactory] = {
+    "transit": TransitBackend,
+    "kv": kv_factory,
+    "generic": kv_factory,
+}
 
-ENGINE_FACTORIES: dict[str, EngineFactory] = {"transit": TransitBackend}
-
-
-def new_token() -> str:
-    """A Vault-style service token: `hvs.` + 24 random base62-ish characters."""
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return "hvs." + "".join(secrets.choice(alphabet) for _ in range(24))
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+TOKEN_MOUNT = "auth/token/"
 
 
 @dataclass
@@ -47,46 +54,89 @@ class ClusterInfo:
 
 class Core:
     def __init__(
-        self, backend: Backend, *, storage_type: str = "inmem", cluster_name: str = ""
+        self, physical: Backend, *, storage_type: str = "inmem", cluster_name: str = "",
+        static_seal_key: bytes | None = None,
     ) -> None:
-        self.backend = backend
+        self.physical = physical
         self.storage_type = storage_type
-        self.mounts = MountTable(backend, ENGINE_FACTORIES)
+        self.barrier = Barrier(physical)
+        self.seal = SealManager(physical, self.barrier, static_key=static_seal_key)
+        self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
+        self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
+        self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
+        self.audit = AuditBroker(StorageView(self.barrier, ""))
+        self.wrapping = Wrapper(self.tokens, StorageView(self.barrier, "sys/wrapping/"))
         self.system = SystemBackend(self)
+        self.token_backend = TokenBackend(self)
         self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
+        self.initialized = False
+        self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
+
+    @property
+    def sealed(self) -> bool:
+        return self.barrier.sealed
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Read whether storage is initialised; a static seal unseals right away."""
+        self.initialized = await self.barrier.initialized()
+        if self.initialized and self.seal.auto:
+            await self.seal.auto_unseal()
+            await self.post_unseal()
+
+    async def initialize(self, shares: int, threshold: int) -> dict[str, Any]:
+        """`sys/init`: create the barrier, split its key, create the root token."""
+        if await self.barrier.initialized():
+            raise UserError("Vault is already initialized")
+        keys, _root_key = await self.seal.initialize(shares, threshold)
+        await self.post_unseal()
+        root = await self.tokens.create_root()
         self.initialized = True
-        self.sealed = False
-        self._root_digest: bytes | None = None
+        if not self.seal.auto:
+            self.pre_seal()
+            self.seal.seal()
+        return {
+            "keys": [k.hex() for k in keys],
+            "keys_base64": [base64.b64encode(k).decode() for k in keys],
+            "root_token": root.id,
+        }
 
-    async def setup_dev(self, root_token: str) -> str:
-        """Dev mode: a fixed (or random) root token and transit mounted at `transit/`."""
-        token = root_token or new_token()
-        self._root_digest = _digest(token)
-        await self.mounts.load([("transit/", "transit", "")])
-        return token
+    async def setup_dev(self, root_token: str = "") -> tuple[str, bytes]:
+        """Dev mode: initialised with one unseal key, unsealed, transit at `transit/` and
+        KV v2 at `secret/`. Returns (root token, unseal key)."""
+        self.default_mounts = [
+            ("transit/", "transit", "", None),
+            ("secret/", "kv", "key/value secret storage", {"version": "2"}),
+        ]
+        keys, _root_key = await self.seal.initialize(1, 1)
+        await self.post_unseal()
+        root = await self.tokens.create_root(root_token)
+        self.initialized = True
+        return root.id, keys[0]
 
-    async def setup(self) -> str | None:
-        """A configured server. Until init/unseal exist, the first start creates the root
-        token and stores its digest; returns the token only on that first start."""
+    async def post_unseal(self) -> None:
+        """Load everything that lives behind the barrier."""
+        await self.tokens.setup()
+        await self.policies.setup()
         await self.mounts.load([])
-        stored = await self.backend.get(ROOT_TOKEN_KEY)
-        if stored is not None:
-            self._root_digest = stored
-            return None
-        token = new_token()
-        self._root_digest = _digest(token)
-        await self.backend.put(ROOT_TOKEN_KEY, self._root_digest)
-        return token
+        if not self.mounts.entries():
+            for path, typ, description, options in self.default_mounts:
+                await self.mounts.mount(path, typ, description=description, options=options)
+        self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
+        await self.audit.setup()
 
-    def authenticate(self, token: str) -> bool:
-        if not token or self._root_digest is None:
-            return False
-        return hmac.compare_digest(_digest(token), self._root_digest)
+    def pre_seal(self) -> None:
+        """Forget every decrypted thing held in memory (caches of tokens and policies)."""
+        self.tokens.invalidate()
+        self.policies.invalidate()
+        self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
 
     async def run_periodic(self, interval: float = 60.0) -> None:
         """Call every mounted engine's `periodic()` (auto-rotation) forever."""
         while True:
             await asyncio.sleep(interval)
+            if self.sealed:
+                continue
             for entry in self.mounts.entries():
                 periodic = getattr(entry.engine, "periodic", None)
                 if periodic is None:
@@ -95,3 +145,75 @@ class Core:
                     await periodic()
                 except Exception:
                     log.exception("periodic task of mount %s failed", entry.path)
+
+    # -- the request pipeline ---------------------------------------------------------------
+    def route(self, path: str) -> tuple[Engine, str, Any, str, str, str]:
+        """(engine, path inside it, storage, mount path, mount type, mount accessor)."""
+        if path.startswith("sys/") or path == "sys":
+            return self.system, path[4:], None, "sys/", "system", "system_00000000"
+        if path.startswith(TOKEN_MOUNT) or path == TOKEN_MOUNT[:-1]:
+            return (self.token_backend, path[len(TOKEN_MOUNT):], None, TOKEN_MOUNT, "token",
+                    "auth_token_00000000")
+        routed = self.mounts.route(path)
+        if routed is None:
+            raise NoHandler(f'no handler for route "{path}". route entry not found.')
+        entry, inner = routed
+        return entry.engine, inner, entry.storage, entry.path, entry.type, entry.accessor
+
+    async def handle(self, req: Request, path: str) -> Response | None:
+        """Run one logical request (`path` is everything after /v1/)."""
+        if self.barrier.sealed:
+            raise Sealed()
+        token = await self.tokens.lookup(req.client_token) if req.client_token else None
+        if token is None:
+            raise PermissionDenied()
+        req.token = token
+        engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
+        req.path, req.storage, req.mount_path = inner, storage, mount_path
+        req.mount_type, req.mount_accessor = mount_type, accessor
+        if req.operation == "list" and not inner.endswith("/"):
+            req.path = inner = inner + "/"
+        full_path = mount_path + inner
+        if req.operation is UPDATE and not await engine.exists(req):
+            req.operation = CREATE
+
+        wrap_header = req.headers.get("x-vault-wrap-ttl")
+        wrap_ttl = _wrap_ttl(wrap_header) if wrap_header else 0
+        acl = await self.policies.acl_for(token.policies)
+        decision: Decision = acl.allowed(full_path, req.operation, req.data, wrap_ttl)
+        audit = self.audit.enabled
+        if not decision.allowed or (
+            requires_sudo(full_path, req.operation) and not decision.sudo
+        ):
+            if audit:
+                await self.audit.log_request(req, decision)
+                await self.audit.log_response(req, decision, None, "permission denied")
+            raise PermissionDenied()
+
+        if audit:
+            await self.audit.log_request(req, decision)
+        try:
+            resp = await engine.handle(req)
+        except TransitError as exc:
+            if audit:
+                await self.audit.log_response(req, decision, None, exc.message)
+            raise
+        if token.num_uses:
+            await self.tokens.use(token)
+        if wrap_ttl and resp is not None:
+            resp = await self.wrapping.wrap(resp, wrap_ttl, req)
+        if audit:
+            await self.audit.log_response(req, decision, resp, "")
+        return resp
+
+
+def _wrap_ttl(value: str) -> int:
+    from transit.engines.fields import parse_duration
+
+    try:
+        ttl = parse_duration(value)
+    except ValueError:
+        raise UserError(f"error parsing X-Vault-Wrap-TTL: invalid duration {value!r}") from None
+    if ttl <= 0:
+        raise UserError("wrap ttl must be greater than zero")
+    return ttl

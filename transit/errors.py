@@ -78,3 +78,21 @@ class StorageError(TransitError):
 
 class ConfigError(TransitError):
     """The server configuration file or flags are invalid."""
+
+
+class InvalidKey(UserError):
+    """Unseal failed: the combined key (or root key) does not open the stored keys."""
+
+    def __init__(self, message: str = "Unseal failed, invalid key") -> None:
+        super().__init__(message)
+
+
+class AuditFailed(InternalError):
+    """Fail closed: audit devices are enabled and none could record the entry.
+
+    The API layer shows it as 500 `{"errors":["internal error"]}` (Vault's ErrInternalError);
+    the message here is for the server log only.
+    """
+
+    def __init__(self, message: str = "no audit backend succeeded in logging the request") -> None:
+        super().__init__(message)

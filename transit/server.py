@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ log = logging.getLogger("transit.server")
 class DevOptions:
     root_token: str = ""
     listen_address: str = "127.0.0.1:8200"
+
+
+def load_static_seal_key(config: ServerConfig) -> bytes | None:
+    """The key of a `seal "static"` stanza, or None for Shamir."""
+    return None  # wired once transit/seal.py defines the static key format
 
 
 def dev_config(listen_address: str) -> ServerConfig:
@@ -50,15 +56,20 @@ def listener_url(listener: ListenerConfig) -> str:
 
 
 async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
-    backend = create_backend(config.storage)
-    core = Core(backend, storage_type=config.storage.type, cluster_name=config.cluster_name)
+    physical = create_backend(config.storage)
+    core = Core(
+        physical, storage_type=config.storage.type, cluster_name=config.cluster_name,
+        static_seal_key=load_static_seal_key(config),
+    )
+    token: str | None = None
+    unseal_key: bytes | None = None
     if dev is not None:
-        token: str | None = await core.setup_dev(dev.root_token)
+        token, unseal_key = await core.setup_dev(dev.root_token)
     else:
-        token = await core.setup()
+        await core.start()
     listener = config.listeners[0]
     app = VaultApp(core, max_request_size=listener.max_request_size)
-    _announce(config, dev, token)
+    _announce(config, dev, token, unseal_key, core)
 
     periodic = asyncio.create_task(core.run_periodic())
     servers = [uvicorn.Server(_uvicorn_config(app, lst, config)) for lst in config.listeners]
@@ -83,27 +94,35 @@ def _uvicorn_config(app: VaultApp, listener: ListenerConfig, config: ServerConfi
     )
 
 
-def _announce(config: ServerConfig, dev: DevOptions | None, token: str | None) -> None:
+def _announce(
+    config: ServerConfig, dev: DevOptions | None, token: str | None, unseal_key: bytes | None,
+    core: Core,
+) -> None:
     url = listener_url(config.listeners[0])
     out = sys.stdout
     out.write("==> transit server configuration:\n\n")
     out.write(f"             Api Address: {config.api_addr or url}\n")
     out.write(f"               Listeners: {', '.join(listener_url(x) for x in config.listeners)}\n")
+    out.write(f"                    Seal: {'static' if core.seal.auto else 'shamir'}\n")
     out.write(f"                 Storage: {config.storage.type}\n")
-    out.write(f"            Cluster Name: {'(generated)' if not config.cluster_name else config.cluster_name}\n\n")
-    if dev is not None:
+    out.write(f"            Cluster Name: {core.cluster.name}\n\n")
+    if dev is not None and unseal_key is not None:
         out.write(
             "WARNING! dev mode is enabled! In this mode, transit runs entirely in-memory and\n"
-            "starts unsealed. Do not run dev mode in production.\n\n"
+            "starts unsealed with a single unseal key. Do not run dev mode in production.\n\n"
             "You may need to set the following environment variables:\n\n"
             f"    $ export VAULT_ADDR='{url}'\n\n"
+            "The unseal key and root token are displayed below in case you want to\n"
+            "seal/unseal the server or re-authenticate.\n\n"
+            f"Unseal Key: {base64.b64encode(unseal_key).decode()}\n"
             f"Root Token: {token}\n\n"
         )
-    elif token is not None:
-        out.write(
-            "A root token was generated for this new storage. It is shown only once:\n\n"
-            f"Root Token: {token}\n\n"
-        )
+    elif not core.initialized:
+        out.write("The server is not initialised: run `vault operator init` (or PUT sys/init).\n\n")
+    elif core.sealed:
+        out.write("The server is sealed: unseal it with `vault operator unseal` (sys/unseal).\n\n")
+    if core.seal.auto:
+        log.warning("static seal in use: the unseal key sits next to the data; keep it secret")
     for warning in config.warnings:
         out.write(f"WARNING: {warning}\n")
     out.write("==> transit server started! Log data will stream in below:\n\n")

@@ -6,10 +6,11 @@ import orjson
 
 from transit import errors
 from transit.api.wire import envelope, error_response
+from transit.engines.framework import Response
 
 
 def test_envelope_order_and_sorted_data() -> None:
-    body = envelope({"b": 1, "a": {"z": 1, "y": 2}}, None, "transit")
+    body = envelope(Response(data={"b": 1, "a": {"z": 1, "y": 2}}), "transit")
     keys = list(orjson.loads(body))
     assert keys == ["request_id", "lease_id", "renewable", "lease_duration", "data",
                     "wrap_info", "warnings", "auth", "mount_type"]
@@ -20,7 +21,7 @@ def test_envelope_order_and_sorted_data() -> None:
 
 
 def test_envelope_extra_top_and_warnings() -> None:
-    parsed = orjson.loads(envelope({"k": 1}, ["w"], "system", extra_top={"k": 1}))
+    parsed = orjson.loads(envelope(Response(data={"k": 1}, warnings=["w"], mirror_data=True), "system"))
     assert parsed["warnings"] == ["w"] and parsed["k"] == 1
 
 
@@ -46,3 +47,17 @@ def test_request_id_is_a_uuid4() -> None:
     for rid in ids:
         u = uuid.UUID(rid.decode())
         assert u.version == 4 and str(u) == rid.decode()
+
+
+def test_envelope_auth_wrap_and_lease() -> None:
+    resp = Response(auth={"client_token": "t"}, wrap_info={"token": "w"}, lease_duration=60,
+                    renewable=True, lease_id="l")
+    parsed = orjson.loads(envelope(resp, "token", "11111111-2222-4333-8444-555555555555"))
+    assert parsed["request_id"] == "11111111-2222-4333-8444-555555555555"
+    assert parsed["auth"] == {"client_token": "t"} and parsed["wrap_info"] == {"token": "w"}
+    assert parsed["lease_duration"] == 60 and parsed["renewable"] is True
+    assert parsed["lease_id"] == "l" and parsed["data"] is None
+
+
+def test_audit_failed_is_opaque() -> None:
+    assert error_response(errors.AuditFailed("disk full")) == (500, b'{"errors":["internal error"]}')

@@ -14,22 +14,22 @@ from urllib.parse import parse_qsl
 import orjson
 
 from transit import errors
-from transit.api import status
-from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response
+from transit.api.status import STATUS_HANDLERS
+from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, request_id
 from transit.core import Core
 from transit.engines.fields import parse_bool
-from transit.engines.framework import DELETE, LIST, READ, UPDATE, Request, Response
+from transit.engines.framework import DELETE, LIST, PATCH, READ, UPDATE, Request, Response
 
 log = logging.getLogger("transit.api")
 
 Scope = dict[str, Any]
 
-_METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST}
+_METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST,
+               "PATCH": PATCH}
+# Operations whose "nothing to return" means 404 rather than 204.
+_NOT_FOUND_OPS = (READ, LIST, PATCH)
 _NO_DATA_OPS = (READ, LIST)
 
-# Unauthenticated, answered without a token (spec ha-and-sys-api §4.1-4.3).
-_STATUS_PATHS = {"sys/health": status.health, "sys/seal-status": status.seal_status,
-                 "sys/leader": status.leader, "sys/init": status.init}
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 DEFAULT_MAX_BATCH_ITEMS = 10_000
@@ -68,11 +68,12 @@ class VaultApp:
         method: str = scope["method"]
         query = scope["query_string"]
 
-        status_handler = _STATUS_PATHS.get(rel.rstrip("/"))
-        if status_handler is not None:
+        status_handler = STATUS_HANDLERS.get(rel.rstrip("/"))
+        if status_handler is not None:  # unauthenticated, raw JSON, never audited
             if method not in ("GET", "HEAD", "PUT", "POST"):
                 raise errors.UnsupportedOperation()
-            code, body = status_handler(self.core, method, _query(query))
+            payload = _decode_json(await self._read_body(receive)) if method in ("PUT", "POST") else {}
+            code, body = await status_handler(self.core, method, _query(query), payload)
             return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
 
         op = _METHOD_OPS.get(method)
@@ -80,15 +81,20 @@ class VaultApp:
             return 405, JSON_HEADERS, error_body([f"unsupported method {method}"])
 
         token = ""
-        raw_headers = scope["headers"]
+        headers: dict[str, str] = {}
         content_length = -1
-        for k, v in raw_headers:
+        for k, v in scope["headers"]:
             if k == b"x-vault-token":
                 token = v.decode("latin-1")
-            elif k == b"authorization" and not token and v[:7].lower() == b"bearer ":
-                token = v[7:].decode("latin-1").strip()
+            elif k == b"authorization":
+                if not token and v[:7].lower() == b"bearer ":
+                    token = v[7:].decode("latin-1").strip()
             elif k == b"content-length":
                 content_length = int(v) if v.isdigit() else -1
+            elif k == b"content-type":
+                headers["content-type"] = v.decode("latin-1")
+            elif k.startswith(b"x-vault-"):
+                headers[k.decode("latin-1")] = v.decode("latin-1")
         if content_length > self.max_request_size:
             raise errors.RequestTooLarge()
         body = await self._read_body(receive)
@@ -100,7 +106,14 @@ class VaultApp:
                 if parse_bool(params.pop("list")):
                     op = LIST
             except ValueError:
-                raise errors.UserError('invalid value for "list": not a boolean') from None
+                # Vault answers a bad ?list= with a bare 400 and no message.
+                return 400, JSON_HEADERS, error_body([])
+        if op is PATCH:
+            ctype = headers.get("content-type", "")
+            if ctype.split(";")[0].strip().lower() != "application/merge-patch+json":
+                return 415, JSON_HEADERS, error_body([
+                    "PATCH requires Content-Type of application/merge-patch+json, "
+                    f"provided {ctype}"])
         if op in _NO_DATA_OPS or op is DELETE:
             data = params
         else:
@@ -111,25 +124,15 @@ class VaultApp:
                     f"batch_input has {len(batch)} items; the maximum is {self.max_batch_items}"
                 )
 
-        if not self.core.authenticate(token):
-            raise errors.PermissionDenied()
-
-        if rel.startswith("sys/"):
-            engine, inner, storage, mount_path = self.core.system, rel[4:], None, "sys/"
-        else:
-            routed = self.core.mounts.route(rel)
-            if routed is None:
-                raise errors.NoHandler(
-                    f'no handler for route "{rel}". route entry not found.'
-                )
-            entry, inner = routed
-            engine, storage, mount_path = entry.engine, entry.storage, entry.path
-        if op is LIST and not inner.endswith("/"):
-            inner += "/"
-
-        req = Request(op, inner, data, storage, mount_path, client_token=token)
-        resp = await engine.handle(req)
-        return _render(op, resp, engine.mount_type)
+        if op is LIST and not rel.endswith("/"):
+            rel += "/"  # Vault appends it before routing (so it shows in "no handler" too)
+        client = scope.get("client") or ("", 0)
+        req = Request(
+            op, rel, data, None, client_token=token, id=request_id().decode(),
+            remote_addr=client[0], remote_port=client[1], headers=headers,
+        )
+        resp = await self.core.handle(req, rel)
+        return _render(req.operation, resp, req.mount_type, req.id)
 
     async def _read_body(self, receive: Any) -> bytes:
         message = await receive()
@@ -150,21 +153,21 @@ class VaultApp:
         return b"".join(chunks)
 
 
-def _render(op: str, resp: Response | None, mount_type: str) -> tuple[int, list[Any], bytes]:
+def _render(
+    op: str, resp: Response | None, mount_type: str, rid: str
+) -> tuple[int, list[Any], bytes]:
     if resp is None:
-        if op in _NO_DATA_OPS:
+        if op in _NOT_FOUND_OPS:
             return 404, JSON_HEADERS, error_body([])
         return 204, JSON_HEADERS, b""
-    if op is LIST:
+    if op is LIST and resp.wrap_info is None:
         keys = resp.data.get("keys") if resp.data else None
         if not keys:
             return 404, JSON_HEADERS, error_body([])
-    if resp.data is None and not resp.warnings and resp.status is None:
+    if (resp.data is None and not resp.warnings and resp.status is None and resp.auth is None
+            and resp.wrap_info is None):
         return 204, JSON_HEADERS, b""
-    body = envelope(
-        resp.data, resp.warnings, mount_type, resp.data if resp.mirror_data else None
-    )
-    return resp.status or 200, JSON_HEADERS, body
+    return resp.status or 200, JSON_HEADERS, envelope(resp, mount_type, rid)
 
 
 def _decode_json(body: bytes) -> dict[str, Any]:

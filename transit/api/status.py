@@ -1,35 +1,60 @@
-"""Unauthenticated status endpoints: `sys/health`, `sys/seal-status`, `sys/leader`,
-`sys/init` (spec ha-and-sys-api §4.1-4.4). Each returns (status, body)."""
+"""Unauthenticated raw endpoints: `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`,
+`sys/unseal` (spec ha-and-sys-api §4.1-4.5).
+
+Every handler is ``async def handler(core, method, query, body) -> (status, body bytes)``:
+`method` is the HTTP verb, `query` the first value of each query parameter, `body` the decoded
+JSON object ({} for GET/HEAD or an empty body). Errors are raised as `transit.errors`
+exceptions (UserError -> 400); the app renders them. `STATUS_HANDLERS` maps the path (no
+`/v1/`, no trailing slash) to the handler.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from transit.api.wire import error_body
-from transit.core import Core
 from transit.engines.fields import parse_bool, parse_int
+from transit.errors import UserError
+
+if TYPE_CHECKING:
+    from transit.core import Core
+
+StatusHandler = Callable[["Core", str, dict[str, str], dict[str, Any]], Awaitable[tuple[int, bytes]]]
 
 _CODE_DEFAULTS = {
     "activecode": 200, "standbycode": 429, "drsecondarycode": 472,
     "performancestandbycode": 473, "sealedcode": 503, "uninitcode": 501,
     "haunhealthycode": 474, "removedcode": 530,
 }
+_NOT_ALLOWED = (405, error_body([]))
+_KEY_MIN, _KEY_MAX = 16, 33  # barrier key length bounds, + 1 byte of Shamir overhead
 
 
-def health(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
+async def health(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    if method not in ("GET", "HEAD"):
+        return _NOT_ALLOWED
     try:
         codes = {k: parse_int(query[k]) if k in query else v for k, v in _CODE_DEFAULTS.items()}
         standbyok = parse_bool(query.get("standbyok", "false") or "false")
         perfstandbyok = parse_bool(query.get("perfstandbyok", "false") or "false")
     except ValueError:
         return 400, error_body([])
-    standby = False  # single node: never a standby until HA arrives
-    perf_standby = False
-    if not core.initialized:
+    seal = await core.seal.status()
+    initialized, sealed = seal["initialized"], seal["sealed"]
+    # Set by the HA layer; a single node is never a standby.
+    standby = bool(getattr(core, "standby", False))
+    perf_standby = bool(getattr(core, "perf_standby", False))
+    if not initialized:
         code = codes["uninitcode"]
-    elif core.sealed:
+    elif sealed:
         code = codes["sealedcode"]
     elif perf_standby:
         code = codes["activecode"] if perfstandbyok else codes["performancestandbycode"]
@@ -37,45 +62,204 @@ def health(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
         code = codes["activecode"] if standbyok else codes["standbycode"]
     else:
         code = codes["activecode"]
-    body = {
-        "initialized": core.initialized, "sealed": core.sealed,
-        "standby": standby or core.sealed or not core.initialized,
+    out: dict[str, Any] = {
+        "initialized": initialized, "sealed": sealed,
+        "standby": standby or sealed or not initialized,
         "performance_standby": perf_standby,
         "replication_performance_mode": "disabled", "replication_dr_mode": "disabled",
         "server_time_utc": int(time.time()), "version": core.cluster.version,
-        "enterprise": False, "echo_duration_ms": 0, "clock_skew_ms": 0,
-        "replication_primary_canary_age_ms": 0,
+        "enterprise": False,
     }
-    if core.initialized and not core.sealed:
-        body["cluster_name"] = core.cluster.name
-        body["cluster_id"] = core.cluster.id
-    return code, orjson.dumps(body)
+    if initialized and not sealed:
+        out["cluster_name"] = core.cluster.name
+        out["cluster_id"] = core.cluster.id
+    out.update(echo_duration_ms=0, clock_skew_ms=0, replication_primary_canary_age_ms=0)
+    return code, orjson.dumps(out)
 
 
-def seal_status(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
-    body: dict[str, object] = {
-        "type": "shamir", "initialized": core.initialized, "sealed": core.sealed,
-        "t": 1 if core.initialized else 0, "n": 1 if core.initialized else 0, "progress": 0,
-        "nonce": "", "version": core.cluster.version, "build_date": "",
-        "migration": False, "recovery_seal": False, "storage_type": core.storage_type,
+async def _seal_status_body(core: Core) -> bytes:
+    seal = await core.seal.status()
+    out: dict[str, Any] = {
+        "type": seal["type"], "initialized": seal["initialized"], "sealed": seal["sealed"],
+        "t": seal["t"], "n": seal["n"], "progress": seal["progress"], "nonce": seal["nonce"],
+        "version": core.cluster.version, "build_date": "",
+        "migration": seal["migration"], "recovery_seal": seal["recovery_seal"],
+        "storage_type": core.storage_type,
     }
-    if core.initialized and not core.sealed:
-        body["cluster_name"] = core.cluster.name
-        body["cluster_id"] = core.cluster.id
-    return 200, orjson.dumps(body)
+    if seal["initialized"] and not seal["sealed"]:
+        out["cluster_name"] = core.cluster.name
+        out["cluster_id"] = core.cluster.id
+    return orjson.dumps(out)
 
 
-def leader(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
-    body = {
+async def seal_status(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    if method not in ("GET", "HEAD"):
+        return _NOT_ALLOWED
+    return 200, await _seal_status_body(core)
+
+
+async def leader(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    if method not in ("GET", "HEAD"):
+        return _NOT_ALLOWED
+    out = {
         "ha_enabled": False, "is_self": False, "active_time": "0001-01-01T00:00:00Z",
         "leader_address": "", "leader_cluster_address": "", "performance_standby": False,
         "performance_standby_last_remote_wal": 0,
     }
-    return 200, orjson.dumps(body)
+    return 200, orjson.dumps(out)
 
 
-def init(core: Core, method: str, query: dict[str, str]) -> tuple[int, bytes]:
-    """GET tells whether the node is initialised; initialising arrives with the barrier."""
-    if method in ("PUT", "POST") and core.initialized:
-        return 400, error_body(["Vault is already initialized"])
-    return 200, orjson.dumps({"initialized": core.initialized})
+# -- sys/init ---------------------------------------------------------------------------
+
+
+def _fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Go's encoding/json matches field names case-insensitively."""
+    return {str(k).lower(): v for k, v in body.items()}
+
+
+def _go_type_error(value: Any, struct: str, name: str, go_type: str) -> UserError:
+    kinds = {bool: "bool", str: "string", int: "number", float: "number", list: "array",
+             dict: "object"}
+    kind = kinds.get(type(value), "value")
+    if kind == "number":
+        kind = f"number {value}"
+    return UserError(
+        f"json: cannot unmarshal {kind} into Go struct field {struct}.{name} of type {go_type}"
+    )
+
+
+def _int(fields: dict[str, Any], name: str, struct: str) -> int:
+    value = fields.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise _go_type_error(value, struct, name, "int")
+    return int(value)
+
+
+def _strings(fields: dict[str, Any], name: str, struct: str) -> list[str]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _go_type_error(value, struct, name, "[]string")
+    return value
+
+
+def _str(fields: dict[str, Any], name: str, struct: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _go_type_error(value, struct, name, "string")
+    return value
+
+
+def _bool(fields: dict[str, Any], name: str, struct: str) -> bool:
+    value = fields.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _go_type_error(value, struct, name, "bool")
+    return value
+
+
+async def init(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    """GET: `{"initialized"}`. PUT/POST: initialise (the node stays sealed under Shamir)."""
+    if method in ("GET", "HEAD"):
+        return 200, orjson.dumps({"initialized": await core.seal.initialized()})
+    if method not in ("PUT", "POST"):
+        return _NOT_ALLOWED
+    f = _fields(body)
+    s = "InitRequest"
+    shares, threshold = _int(f, "secret_shares", s), _int(f, "secret_threshold", s)
+    pgp_keys = _strings(f, "pgp_keys", s)
+    _int(f, "stored_shares", s)
+    rec_shares, rec_threshold = _int(f, "recovery_shares", s), _int(f, "recovery_threshold", s)
+    rec_pgp_keys = _strings(f, "recovery_pgp_keys", s)
+    root_pgp = _str(f, "root_token_pgp_key", s)
+
+    barrier_flags = [n for n, v in (("secret_shares", shares), ("secret_threshold", threshold),
+                                    ("pgp_keys", pgp_keys)) if v]
+    recovery_flags = [n for n, v in (("recovery_shares", rec_shares),
+                                     ("recovery_threshold", rec_threshold),
+                                     ("recovery_pgp_keys", rec_pgp_keys)) if v]
+    auto = core.seal.auto
+    wrong = barrier_flags if auto else recovery_flags
+    if wrong:
+        raise UserError(
+            f"parameters {','.join(wrong)} not applicable to seal type {core.seal.type}"
+        )
+    if auto:
+        shares, threshold, pgp_keys = rec_shares, rec_threshold, rec_pgp_keys
+    if pgp_keys and len(pgp_keys) != shares:
+        what = "recovery" if auto else "seal"
+        raise UserError(
+            f"invalid {what} configuration: count mismatch between number of provided "
+            "PGP keys and number of shares"
+        )
+    if pgp_keys or root_pgp:
+        raise UserError("PGP encryption of unseal keys and root token is not supported")
+
+    result = dict(await core.initialize(shares, threshold))
+    if auto:  # the shares are recovery key shares (Vault's auto-seal init response)
+        result["recovery_keys"] = result.get("keys", [])
+        result["recovery_keys_base64"] = result.get("keys_base64", [])
+        result["keys"], result["keys_base64"] = [], []
+    return 200, orjson.dumps(result)
+
+
+# -- sys/unseal -------------------------------------------------------------------------
+
+
+def decode_share(text: str) -> bytes:
+    """Vault's order: hex when it decodes to 16..33 bytes, otherwise standard base64."""
+    try:
+        key = bytes.fromhex(text) if len(text) % 2 == 0 else b""
+    except ValueError:
+        key = b""
+    if _KEY_MIN <= len(key) <= _KEY_MAX:
+        return key
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise UserError("'key' must be a valid hex or base64 string") from None
+
+
+async def unseal(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    """Submit one key share (or `reset`); answers the seal-status body."""
+    if method not in ("PUT", "POST"):
+        return _NOT_ALLOWED
+    f = _fields(body)
+    s = "UnsealRequest"
+    key_text, reset, migrate = _str(f, "key", s), _bool(f, "reset", s), _bool(f, "migrate", s)
+    if reset:
+        await core.seal.unseal(None, reset=True)
+        return 200, await _seal_status_body(core)
+    if migrate:
+        raise UserError(
+            "'migrate' parameter set true in JSON body when not in seal migration mode"
+        )
+    if not key_text:
+        raise UserError("'key' must be specified in request body as JSON, or 'reset' set to true")
+    key = decode_share(key_text)
+    if await core.seal.unseal(key):
+        await core.post_unseal()
+    return 200, await _seal_status_body(core)
+
+
+STATUS_HANDLERS: dict[str, StatusHandler] = {
+    "sys/health": health,
+    "sys/seal-status": seal_status,
+    "sys/leader": leader,
+    "sys/init": init,
+    "sys/unseal": unseal,
+}

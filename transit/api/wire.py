@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from transit import errors
+from transit.engines.framework import Response
 
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
@@ -28,23 +29,25 @@ def request_id() -> bytes:
     return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
 
 
-def envelope(
-    data: dict[str, Any] | None,
-    warnings: list[str] | None = None,
-    mount_type: str = "",
-    extra_top: dict[str, Any] | None = None,
-) -> bytes:
+def envelope(resp: Response, mount_type: str = "", rid: str = "") -> bytes:
     """The success body in Go struct order; keys inside `data` sorted like Go maps."""
+    data = resp.data
     data_json = orjson.dumps(data, option=_SORT | _NON_STR_KEYS) if data is not None else b"null"
-    warn_json = orjson.dumps(warnings) if warnings else b"null"
-    body = (
-        b'{"request_id":"' + request_id() + b'","lease_id":"","renewable":false,'
-        b'"lease_duration":0,"data":' + data_json + b',"wrap_info":null,"warnings":' + warn_json
-        + b',"auth":null,"mount_type":"' + mount_type.encode() + b'"'
-    )
-    if extra_top:  # older sys/* reads repeat the data keys at the top level
-        body += b"," + orjson.dumps(extra_top, option=_SORT | _NON_STR_KEYS)[1:-1]
+    body = b"".join((
+        b'{"request_id":"', rid.encode() if rid else request_id(), b'","lease_id":',
+        orjson.dumps(resp.lease_id), b',"renewable":', b"true" if resp.renewable else b"false",
+        b',"lease_duration":', str(resp.lease_duration).encode(), b',"data":', data_json,
+        b',"wrap_info":', _opt(resp.wrap_info), b',"warnings":',
+        orjson.dumps(resp.warnings) if resp.warnings else b"null", b',"auth":', _opt(resp.auth),
+        b',"mount_type":"', mount_type.encode(), b'"',
+    ))
+    if resp.mirror_data and data:  # older sys/* reads repeat the data keys at the top level
+        body += b"," + orjson.dumps(data, option=_SORT | _NON_STR_KEYS)[1:-1]
     return body + b"}"
+
+
+def _opt(value: dict[str, Any] | None) -> bytes:
+    return b"null" if value is None else orjson.dumps(value, option=_SORT | _NON_STR_KEYS)
 
 
 def error_body(messages: list[str]) -> bytes:
@@ -66,6 +69,7 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     (errors.UnsupportedOperation, 405, True),
     (errors.RequestTooLarge, 413, False),
     (errors.Sealed, 503, False),
+    (errors.AuditFailed, 500, False),
     (errors.InternalError, 500, True),
     (errors.StorageError, 500, True),
     (errors.ConfigError, 500, True),
@@ -75,6 +79,8 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
 def error_response(exc: errors.TransitError) -> tuple[int, bytes]:
     for cls, status, wrap in _TABLE:
         if isinstance(exc, cls):
+            if cls is errors.AuditFailed:
+                return status, error_body(["internal error"])
             msg = exc.message
             return status, error_body([multierror(msg) if wrap else msg])
     return 500, error_body([multierror(exc.message)])

@@ -60,7 +60,7 @@ class MountEntry:
         return {
             "accessor": self.accessor, "config": cfg, "description": self.description,
             "external_entropy_access": False, "local": self.local, "options": self.options,
-            "plugin_version": "", "running_plugin_sha256": "", "running_plugin_version": "",
+            "plugin_version": "", "running_sha256": "", "running_plugin_version": "", "deprecation_status": "supported",
             "seal_wrap": self.seal_wrap, "type": self.type, "uuid": self.uuid,
         }
 

@@ -1,24 +1,78 @@
-"""Placeholder until this path group lands; see docs/dev/contracts.md §5."""
+"""`sys/audit`, `sys/audit/:path` and `sys/audit-hash/:path` (spec ha-and-sys-api §4.11).
 
-from typing import Any
+The routes need sudo (enforced by the ACL layer). Handlers reach the broker as `b.core.audit`.
+"""
 
-from transit.errors import UnsupportedPath
+from __future__ import annotations
 
-ENABLE_FIELDS: dict[str, Any] = {}
-HASH_FIELDS: dict[str, Any] = {}
+from typing import TYPE_CHECKING, Any
+
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.errors import UserError
+
+if TYPE_CHECKING:
+    from transit.engines.system.backend import SystemBackend
+
+ENABLE_FIELDS: dict[str, Field] = {
+    "path": Field(FieldType.STRING),
+    "type": Field(FieldType.STRING, ""),
+    "description": Field(FieldType.STRING, ""),
+    "options": Field(FieldType.MAP, {}),
+    "local": Field(FieldType.BOOL, False),
+}
+
+HASH_FIELDS: dict[str, Field] = {
+    "path": Field(FieldType.STRING),
+    "input": Field(FieldType.STRING, ""),
+}
 
 
-async def list_devices(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+def kv_pairs(options: dict[str, Any]) -> dict[str, str]:
+    """Vault's TypeKVPairs (a weak decode into map[string]string): scalars become strings,
+    bools "1"/"0" like Go's mapstructure; anything nested is a validation error."""
+    out: dict[str, str] = {}
+    for key, value in options.items():
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = "1" if value else "0"
+        elif isinstance(value, int):
+            out[key] = str(value)
+        elif isinstance(value, float):
+            out[key] = str(int(value)) if value.is_integer() else repr(value)
+        elif value is None:
+            out[key] = ""
+        else:
+            raise UserError(
+                f"Field validation failed: error converting input {options!r} for field "
+                f'"options": \'{key}\' expected type \'string\', got unconvertible type '
+                f"'{type(value).__name__}'"
+            )
+    return out
 
 
-async def enable_device(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def list_devices(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    data = {e.path: e.describe() for e in b.core.audit.entries()}
+    return Response(data=data, mirror_data=True)
 
 
-async def disable_device(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def enable_device(b: SystemBackend, req: Request, d: FieldData) -> None:
+    await b.core.audit.enable(
+        d.get("path"), d.get("type") or "", kv_pairs(d.get("options") or {}),
+        description=d.get("description") or "", local=d.get("local"),
+    )
+    return None
 
 
-async def audit_hash(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def disable_device(b: SystemBackend, req: Request, d: FieldData) -> None:
+    await b.core.audit.disable(d.get("path"))
+    return None
+
+
+async def audit_hash(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    value = d.get("input")
+    if not value:
+        raise UserError('the "input" parameter is empty')
+    hashed = await b.core.audit.hash(d.get("path"), value)
+    return Response(data={"hash": hashed}, mirror_data=True)

@@ -31,7 +31,7 @@ SYS_ENTRY = {
                                               "force_no_cache": False},
     "description": "system endpoints used for control, policy and debugging",
     "external_entropy_access": False, "local": False, "options": None, "plugin_version": "",
-    "running_plugin_sha256": "", "running_plugin_version": "", "seal_wrap": True,
+    "running_sha256": "", "running_plugin_version": "", "deprecation_status": "supported", "seal_wrap": True,
     "type": "system", "uuid": "00000000-0000-0000-0000-000000000000",
 }
 

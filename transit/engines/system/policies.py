@@ -1,49 +1,166 @@
-"""Placeholder until this path group lands; see docs/dev/contracts.md §5."""
+"""`sys/policies/acl`, the legacy `sys/policy` and `sys/capabilities*` (spec ha-and-sys-api §4.9).
 
-from typing import Any
+Handlers mirror Vault's logical_system.go: handlePoliciesList/Read/Set/Delete (the legacy
+`sys/policy/...` form answers `rules` instead of `policy`, lists under both `keys` and
+`policies`, and repeats its data at the top level) and handleCapabilities(/Accessor).
+"""
 
-from transit.errors import UnsupportedPath
+from __future__ import annotations
 
-POLICY_FIELDS: dict[str, Any] = {}
-LEGACY_POLICY_FIELDS: dict[str, Any] = {}
-CAPABILITIES_FIELDS: dict[str, Any] = {}
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
 
+from transit.acl.store import ROOT
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.errors import InternalError, UserError
 
-async def list_policies(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+if TYPE_CHECKING:
+    from transit.engines.system.backend import SystemBackend
 
-
-async def read_policy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def write_policy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def delete_policy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def list_policies_legacy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def read_policy_legacy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def write_policy_legacy(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
-
-
-async def capabilities_self(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+POLICY_FIELDS: dict[str, Field] = {
+    "name": Field(FieldType.STRING, ""),
+    "policy": Field(FieldType.STRING, ""),
+}
+LEGACY_POLICY_FIELDS: dict[str, Field] = {
+    "name": Field(FieldType.STRING, ""),
+    "policy": Field(FieldType.STRING, ""),
+    "rules": Field(FieldType.STRING, ""),
+}
+CAPABILITIES_FIELDS: dict[str, Field] = {
+    "token": Field(FieldType.STRING, ""),
+    "accessor": Field(FieldType.STRING, ""),
+    "path": Field(FieldType.SLICE, []),
+    "paths": Field(FieldType.SLICE, []),
+}
 
 
-async def capabilities(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+def _decode_policy(raw: str) -> str:
+    """Vault accepts the policy text base64-encoded too (Go's StdEncoding; it skips CR/LF)."""
+    compact = raw.replace("\r", "").replace("\n", "")
+    if not compact:
+        return raw
+    try:
+        decoded = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return raw
+    return decoded.decode("utf-8", errors="replace")
 
 
-async def capabilities_accessor(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def _policy_names(b: SystemBackend) -> list[str]:
+    return [*await b.core.policies.list(), ROOT]
+
+
+# -- sys/policies/acl ------------------------------------------------------------------------
+
+
+async def list_policies(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    names = await _policy_names(b)
+    if req.path.startswith("policy"):  # LIST sys/policy: the legacy shape
+        return Response(data={"keys": names, "policies": names}, mirror_data=True)
+    return Response(data={"keys": names})
+
+
+async def read_policy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+    policy = await b.core.policies.get(d.get("name"))
+    if policy is None:
+        return None
+    return Response(data={"name": policy.name, "policy": policy.raw})
+
+
+async def _write(b: SystemBackend, name: str, text: str, resp: Response | None) -> Response | None:
+    if not name.strip():
+        raise UserError("policy name must be provided in the URL")
+    if not text:
+        raise UserError("'policy' parameter not supplied or empty")
+    await b.core.policies.put(name, _decode_policy(text))
+    return resp
+
+
+async def write_policy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+    return await _write(b, d.get("name"), d.get("policy"), None)
+
+
+async def delete_policy(b: SystemBackend, req: Request, d: FieldData) -> None:
+    await b.core.policies.delete(d.get("name"))
+    return None
+
+
+# -- legacy sys/policy -----------------------------------------------------------------------
+
+
+async def list_policies_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    names = await _policy_names(b)
+    return Response(data={"keys": names, "policies": names}, mirror_data=True)
+
+
+async def read_policy_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+    policy = await b.core.policies.get(d.get("name"))
+    if policy is None:
+        return None
+    return Response(data={"name": policy.name, "rules": policy.raw}, mirror_data=True)
+
+
+async def write_policy_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+    text = d.get("policy")
+    resp = None
+    if not text:
+        text = d.get("rules")
+        resp = Response()
+        resp.add_warning("'rules' is deprecated, please use 'policy' instead")
+    return await _write(b, d.get("name"), text, resp)
+
+
+# -- sys/capabilities* -----------------------------------------------------------------------
+
+
+def _paths(d: FieldData) -> list[str]:
+    paths = [str(p).strip() for p in d.get("paths")]
+    if not paths:
+        paths = [str(p).strip() for p in d.get("path")]  # the deprecated field
+    if not paths:
+        raise UserError("paths must be supplied")
+    return paths
+
+
+async def _capabilities_for(b: SystemBackend, token: Any, paths: list[str]) -> Response:
+    """Vault's Core.Capabilities for each path, plus `capabilities` when there is one path."""
+    policies = list(getattr(token, "policies", None) or [])
+    data: dict[str, Any] = {}
+    acl = await b.core.policies.acl_for(policies) if policies else None
+    for path in paths:
+        if not path:
+            raise UserError("missing path")
+        data[path] = ["deny"] if acl is None else acl.capabilities(path)
+    if len(paths) == 1:
+        data["capabilities"] = data[paths[0]]
+    return Response(data=data)
+
+
+async def capabilities_self(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    paths = _paths(d)
+    if req.token is None:
+        raise InternalError("no token found")
+    return await _capabilities_for(b, req.token, paths)
+
+
+async def capabilities(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    token_id = d.get("token")
+    if not token_id:
+        raise InternalError("no token found")
+    paths = _paths(d)
+    entry = await b.core.tokens.lookup(token_id)
+    if entry is None:
+        raise UserError("invalid token")
+    return await _capabilities_for(b, entry, paths)
+
+
+async def capabilities_accessor(b: SystemBackend, req: Request, d: FieldData) -> Response:
+    accessor = d.get("accessor")
+    if not accessor:
+        raise UserError("missing accessor")
+    entry = await b.core.tokens.lookup_accessor(accessor)
+    if entry is None:
+        raise UserError("invalid accessor")
+    return await _capabilities_for(b, entry, _paths(d))

@@ -1,23 +1,38 @@
-"""Placeholder until this path group lands; see docs/dev/contracts.md §5."""
+"""`sys/wrapping/*`: wrap, unwrap, lookup, rewrap. The logic is `transit.tokens.wrapping`."""
+
+from __future__ import annotations
 
 from typing import Any
 
-from transit.errors import UnsupportedPath
+from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.framework import Request, Response
+from transit.errors import UserError
 
-TOKEN_FIELDS: dict[str, Any] = {}
-
-
-async def wrap(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+TOKEN_FIELDS: dict[str, Field] = {"token": Field(FieldType.STRING, "")}
 
 
-async def unwrap(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+def _token(req: Request, d: FieldData) -> str:
+    return d.get("token") or req.client_token
 
 
-async def lookup(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def wrap(b: Any, req: Request, d: FieldData) -> Response:
+    """Wrap the request body itself; only meaningful with `X-Vault-Wrap-TTL`."""
+    ttl = req.headers.get("x-vault-wrap-ttl", "").strip()
+    if ttl in ("", "0", "0s"):
+        raise UserError("endpoint requires response wrapping to be used")
+    return Response(data=dict(req.data))
 
 
-async def rewrap(b: Any, req: Any, d: Any) -> None:
-    raise UnsupportedPath()
+async def unwrap(b: Any, req: Request, d: FieldData) -> Response | None:
+    resp: Response | None = await b.core.wrapping.unwrap(_token(req, d))
+    return resp
+
+
+async def lookup(b: Any, req: Request, d: FieldData) -> Response:
+    resp: Response = await b.core.wrapping.lookup(_token(req, d))
+    return resp
+
+
+async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
+    resp: Response = await b.core.wrapping.rewrap(_token(req, d))
+    return resp

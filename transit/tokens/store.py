@@ -1,0 +1,384 @@
+"""The token store: service tokens kept in the barrier, keyed by a salted hash.
+
+Storage layout (inside the view the core hands us, `sys/token/` of the barrier):
+
+    salt                          32 random bytes: the HMAC-SHA256 key for every hash below
+    id/<hash(token)>              TokenEntry JSON (no token id in it)
+    accessor/<hash(accessor)>     {"accessor", "token_hash"}
+    parent/<hash(parent)>/<hash(child)>   the revoke-tree index
+    roles/<name>                  token roles
+
+The token itself never reaches storage. The hot path (`lookup`) is one dict hit on the token
+string plus an expiry comparison; a miss computes the HMAC and reads `id/<hash>` once. Python
+dicts hash strings with a keyed SipHash, so the dict probe leaks nothing useful about stored
+tokens; hashes are compared with `hmac.compare_digest` where they are compared at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from transit.errors import InternalError, PermissionDenied, UserError
+from transit.tokens.entry import BATCH, SERVICE, TokenEntry
+from transit.tokens.roles import RoleStore
+
+log = logging.getLogger("transit.tokens")
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+WRAPPING_POLICY = "response-wrapping"
+
+RevokeHook = Callable[[str], Awaitable[None]]
+
+
+def random_id(n: int = 24) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def new_token(prefix: str = "hvs.") -> str:
+    """`hvs.` + 24 random base62 characters (`hvb.` for batch tokens)."""
+    return prefix + random_id()
+
+
+class TokenStore:
+    def __init__(self, storage: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.roles = RoleStore(storage)
+        self._salt: bytes | None = None
+        self._by_token: dict[str, TokenEntry] = {}
+        self._by_hash: dict[str, TokenEntry] = {}
+        self._epoch = 0  # bumped by every revoke/invalidate: a racing load must not cache
+        # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
+        self.revoke_hooks: list[RevokeHook] = []
+
+    async def setup(self) -> None:
+        """Load the salt, or create it on a fresh store; drops every cache."""
+        salt = await self.storage.get("salt")
+        if salt is None:
+            salt = os.urandom(32)
+            await self.storage.put("salt", salt)
+        self._salt = salt
+        self.invalidate()
+
+    def salt_id(self, value: str) -> str:
+        if self._salt is None:
+            raise InternalError("token store is not set up")
+        return hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+    # --- lookups -----------------------------------------------------------------
+
+    async def lookup(self, token: str) -> TokenEntry | None:
+        """The live entry for a token string, or None (unknown, revoked, expired, used up)."""
+        entry = self._by_token.get(token)
+        if entry is None:
+            if not token:
+                return None
+            entry = await self._load(token)
+            if entry is None:
+                return None
+        exp = entry.expire_time
+        if exp and exp <= self.clock():
+            await self._expire(entry)
+            return None
+        if entry.revoked or entry.num_uses < 0:
+            return None
+        return entry
+
+    async def lookup_hash(self, token_hash: str) -> TokenEntry | None:
+        """The live entry by salted hash (its `id` is "" unless the token was seen)."""
+        entry = self._by_hash.get(token_hash)
+        if entry is None:
+            entry = await self._load_hash(token_hash)
+            if entry is None:
+                return None
+        return await self._live(entry)
+
+    async def lookup_accessor(self, accessor: str) -> TokenEntry | None:
+        if not accessor:
+            return None
+        raw = await self.storage.get("accessor/" + self.salt_id(accessor))
+        if raw is None:
+            return None
+        return await self.lookup_hash(orjson.loads(raw)["token_hash"])
+
+    async def list_accessors(self) -> list[str]:
+        out = []
+        for key in await self.storage.list("accessor/"):
+            raw = await self.storage.get("accessor/" + key)
+            if raw is not None:
+                out.append(orjson.loads(raw)["accessor"])
+        return sorted(out)
+
+    async def _live(self, entry: TokenEntry) -> TokenEntry | None:
+        if entry.revoked or entry.num_uses < 0:
+            return None
+        exp = entry.expire_time
+        if exp and exp <= self.clock():
+            await self._expire(entry)
+            return None
+        return entry
+
+    async def _load(self, token: str) -> TokenEntry | None:
+        token_hash = self.salt_id(token)
+        cached = self._by_hash.get(token_hash)
+        if cached is not None:  # known by hash (accessor lookup) but not by token yet
+            if cached.id and not hmac.compare_digest(cached.id, token):
+                return None
+            cached.id = token
+            self._by_token[token] = cached
+            return cached
+        entry = await self._load_hash(token_hash, token)
+        return entry
+
+    async def _load_hash(self, token_hash: str, token: str = "") -> TokenEntry | None:
+        for _ in range(3):
+            epoch = self._epoch
+            raw = await self.storage.get("id/" + token_hash)
+            if raw is None:
+                return None
+            entry = TokenEntry.from_json(raw, id=token, hash=token_hash)
+            if epoch == self._epoch:
+                self._cache(entry)
+                return entry
+        return None  # storage keeps changing under us: treat as unknown this time
+
+    def _cache(self, entry: TokenEntry) -> None:
+        self._by_hash[entry.hash] = entry
+        if entry.id:
+            self._by_token[entry.id] = entry
+
+    def invalidate(self, token_hash: str | None = None) -> None:
+        """Drop one cached token (by salted hash) or all of them; roles too when all."""
+        self._epoch += 1
+        if token_hash is None:
+            self._by_token.clear()
+            self._by_hash.clear()
+            self.roles.invalidate()
+            return
+        entry = self._by_hash.pop(token_hash, None)
+        if entry is not None and entry.id:
+            self._by_token.pop(entry.id, None)
+
+    # --- creation ----------------------------------------------------------------
+
+    async def create(
+        self,
+        parent: TokenEntry | None,
+        *,
+        policies: list[str],
+        meta: dict[str, str] | None = None,
+        display_name: str = "token",
+        num_uses: int = 0,
+        ttl: int = 0,
+        explicit_max_ttl: int = 0,
+        period: int = 0,
+        renewable: bool = True,
+        orphan: bool = False,
+        role: str = "",
+        path: str = "auth/token/create",
+        type: str = SERVICE,
+        id: str = "",
+        entity_id: str = "",
+    ) -> TokenEntry:
+        """Store a new token. `ttl` is final (the caller did the TTL arithmetic)."""
+        now = self.clock()
+        if id:
+            if id.startswith("hvs."):
+                raise UserError("custom token ID cannot have the 'hvs.' prefix")
+            if id.startswith("s."):
+                raise UserError("custom token ID cannot have the 's.' prefix")
+            if "." in id:
+                raise UserError("custom token ID cannot have a '.' in the value")
+        else:
+            id = new_token("hvb." if type == BATCH else "hvs.")
+        token_hash = self.salt_id(id)
+        if await self.storage.get("id/" + token_hash) is not None:
+            raise UserError("cannot create a token with a duplicate ID")
+        entry = TokenEntry(
+            id=id, hash=token_hash, accessor="" if type == BATCH else random_id(),
+            policies=list(policies),
+            parent="" if (orphan or parent is None) else parent.hash,
+            display_name=display_name, meta=meta, num_uses=num_uses,
+            creation_time=int(now), issue_time=now, ttl=ttl, creation_ttl=ttl,
+            explicit_max_ttl=explicit_max_ttl, period=period,
+            expire_time=now + ttl if ttl else 0.0, renewable=renewable and ttl > 0,
+            role=role, path=path, type=type, entity_id=entity_id,
+        )
+        await self._write_new(entry)
+        return entry
+
+    async def create_root(self, token_id: str = "") -> TokenEntry:
+        """A root token (init, dev mode, generate-root); dev mode may pass the id."""
+        now = self.clock()
+        token = token_id or new_token()
+        entry = TokenEntry(
+            id=token, hash=self.salt_id(token), accessor=random_id(), policies=["root"],
+            display_name="root", creation_time=int(now), issue_time=now,
+            renewable=False, path="auth/token/root",
+        )
+        await self._write_new(entry)
+        return entry
+
+    async def _write_new(self, entry: TokenEntry) -> None:
+        await self.storage.put("id/" + entry.hash, entry.to_json())
+        if entry.accessor:
+            index = orjson.dumps({"accessor": entry.accessor, "token_hash": entry.hash})
+            await self.storage.put("accessor/" + self.salt_id(entry.accessor), index)
+        if entry.parent:
+            await self.storage.put(f"parent/{entry.parent}/{entry.hash}", b"1")
+        self._cache(entry)
+
+    async def save(self, entry: TokenEntry) -> None:
+        """Persist a changed entry (never resurrects a revoked one)."""
+        if entry.revoked:
+            return
+        await self.storage.put("id/" + entry.hash, entry.to_json())
+
+    # --- use, renew --------------------------------------------------------------
+
+    async def use(self, entry: TokenEntry) -> None:
+        """Count one use of a limited-use token; the last use revokes it.
+
+        Wrapping tokens are exempt: `sys/wrapping/unwrap` consumes them itself. A token
+        already used up (a concurrent request took the last use) raises PermissionDenied.
+        """
+        if entry.num_uses == 0 or entry.policies == [WRAPPING_POLICY]:
+            return
+        if entry.num_uses < 0 or entry.revoked:
+            raise PermissionDenied()
+        entry.num_uses -= 1
+        if entry.num_uses == 0:
+            entry.num_uses = -1  # lookups fail from now on
+            await self.revoke(entry)
+        else:
+            await self.save(entry)
+
+    async def renew(self, entry: TokenEntry, increment: int = 0) -> list[str]:
+        """Extend a token's lease (Vault's RenewToken); returns warnings. `entry.ttl` is the new TTL."""
+        from transit.tokens.ttl import calculate_ttl
+
+        if entry.type == BATCH:
+            raise UserError("batch tokens cannot be renewed")
+        now = self.clock()
+        if not entry.expire_time:
+            raise UserError("invalid lease ID")
+        if entry.expire_time <= now:
+            raise UserError("lease expired")
+        if not entry.renewable:
+            raise UserError("lease is not renewable")
+        period, explicit_max = entry.period, entry.explicit_max_ttl
+        if entry.role:
+            role = await self.roles.get(entry.role)
+            if role is None:
+                raise InternalError(
+                    f'original token role "{entry.role}" could not be found, not renewing'
+                )
+            period, explicit_max = role.period, role.explicit_max_ttl
+        ttl, warnings = calculate_ttl(
+            increment=increment, backend_ttl=entry.ttl, period=period,
+            explicit_max_ttl=explicit_max, start=entry.issue_time or entry.creation_time, now=now,
+        )
+        if entry.parent and not period:  # a child never outlives its parent (whose revoke
+            parent = await self.lookup_hash(entry.parent)  # would take it down anyway)
+            if parent is not None and parent.expire_time:
+                ttl = max(1, min(ttl, int(parent.expire_time - now)))
+        entry.ttl = ttl
+        entry.expire_time = now + ttl
+        entry.last_renewal = now
+        await self.save(entry)
+        return warnings
+
+    # --- revocation --------------------------------------------------------------
+
+    async def revoke(self, entry: TokenEntry) -> None:
+        """Revoke a token and, depth first, every descendant."""
+        order: list[str] = []
+        stack = [entry.hash]
+        seen: set[str] = set()
+        while stack:
+            h = stack.pop()
+            if h in seen:
+                continue
+            seen.add(h)
+            order.append(h)
+            for child in await self.storage.list(f"parent/{h}/"):
+                stack.append(child.rstrip("/"))
+        entry.revoked = True
+        for h in reversed(order):  # leaves first: an interrupted revoke leaves no orphans
+            await self._destroy(h, entry if h == entry.hash else None)
+
+    async def revoke_orphan(self, entry: TokenEntry) -> None:
+        """Revoke one token; its children become orphans."""
+        for child_hash in await self.storage.list(f"parent/{entry.hash}/"):
+            child_hash = child_hash.rstrip("/")
+            child = self._by_hash.get(child_hash) or await self._load_hash(child_hash)
+            if child is not None:
+                child.parent = ""
+                await self.save(child)
+            await self.storage.delete(f"parent/{entry.hash}/{child_hash}")
+        entry.revoked = True
+        await self._destroy(entry.hash, entry)
+
+    async def _destroy(self, token_hash: str, entry: TokenEntry | None) -> None:
+        if entry is None:
+            entry = self._by_hash.get(token_hash)
+            if entry is None:
+                raw = await self.storage.get("id/" + token_hash)
+                entry = TokenEntry.from_json(raw, hash=token_hash) if raw is not None else None
+        self.invalidate(token_hash)
+        if entry is not None:
+            entry.revoked = True
+            if entry.id:
+                self._by_token.pop(entry.id, None)
+            if entry.accessor:
+                await self.storage.delete("accessor/" + self.salt_id(entry.accessor))
+            if entry.parent:
+                await self.storage.delete(f"parent/{entry.parent}/{token_hash}")
+        await self.storage.delete("id/" + token_hash)
+        for hook in self.revoke_hooks:
+            try:
+                await hook(token_hash)
+            except Exception:
+                log.exception("revoke hook failed")
+
+    async def _expire(self, entry: TokenEntry) -> None:
+        """An expired token found on lookup: revoke it (and its tree), best effort."""
+        try:
+            await self.revoke(entry)
+        except Exception:  # e.g. a read-only standby: the active node's tidy will do it
+            log.warning("could not revoke expired token %s", entry.accessor, exc_info=True)
+            entry.revoked = True
+            self.invalidate(entry.hash)
+
+    async def tidy(self) -> int:
+        """Revoke expired tokens and drop dangling index entries; returns tokens revoked."""
+        now = self.clock()
+        revoked = 0
+        for h in await self.storage.list("id/"):
+            raw = await self.storage.get("id/" + h)
+            if raw is None:
+                continue
+            entry = self._by_hash.get(h) or TokenEntry.from_json(raw, hash=h)
+            if entry.expire_time and entry.expire_time <= now:
+                await self.revoke(entry)
+                revoked += 1
+        for key in await self.storage.list("accessor/"):
+            raw = await self.storage.get("accessor/" + key)
+            if raw is not None and await self.storage.get(
+                "id/" + orjson.loads(raw)["token_hash"]
+            ) is None:
+                await self.storage.delete("accessor/" + key)
+        for parent in await self.storage.list("parent/"):
+            for child in await self.storage.list("parent/" + parent):
+                if await self.storage.get("id/" + child) is None:
+                    await self.storage.delete(f"parent/{parent}{child}")
+        return revoked

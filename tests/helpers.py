@@ -89,3 +89,13 @@ class ServerProcess:
             method, f"{self.addr}/v1/{path.lstrip('/')}", json=json, data=data, headers=h,
             params=params, timeout=30,
         )
+
+
+def init_and_unseal(srv: ServerProcess, shares: int = 1, threshold: int = 1) -> dict[str, Any]:
+    """Initialise a fresh non-dev server through the API, unseal it, and point the
+    process helper at its root token. Returns the init response."""
+    client = hvac.Client(url=srv.addr, verify=srv.session.verify)
+    init = client.sys.initialize(shares, threshold)
+    client.sys.submit_unseal_keys(init["keys"][:threshold])
+    srv.token = init["root_token"]
+    return init

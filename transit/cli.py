@@ -70,6 +70,9 @@ def _cmd_server(args: argparse.Namespace) -> int:
         uvloop.run(run(config, dev))
     except KeyboardInterrupt:
         pass
+    except ConfigError as exc:
+        print(f"error loading configuration: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -44,6 +44,12 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 
 TOKEN_MOUNT = "auth/token/"
 
+# Vault's wrapping special case: these validate the wrapping token before authentication
+# (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
+WRAPPING_PATHS = frozenset({"sys/wrapping/lookup", "sys/wrapping/rewrap", "sys/wrapping/unwrap"})
+UNAUTHENTICATED = frozenset({"sys/wrapping/lookup"})
+OPEN_DECISION = Decision(True)
+
 
 @dataclass
 class ClusterInfo:
@@ -129,6 +135,7 @@ class Core:
         """Forget every decrypted thing held in memory (caches of tokens and policies)."""
         self.tokens.invalidate()
         self.policies.invalidate()
+        self.audit.teardown()
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
 
     async def run_periodic(self, interval: float = 60.0) -> None:
@@ -164,8 +171,13 @@ class Core:
         """Run one logical request (`path` is everything after /v1/)."""
         if self.barrier.sealed:
             raise Sealed()
-        token = await self.tokens.lookup(req.client_token) if req.client_token else None
-        if token is None:
+        token = None
+        if path in WRAPPING_PATHS:
+            token = await self.wrapping.check_request(req)
+        if token is None and req.client_token:
+            token = await self.tokens.lookup(req.client_token)
+        open_path = path in UNAUTHENTICATED
+        if token is None and not open_path:
             raise PermissionDenied()
         req.token = token
         engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
@@ -179,8 +191,11 @@ class Core:
 
         wrap_header = req.headers.get("x-vault-wrap-ttl")
         wrap_ttl = _wrap_ttl(wrap_header) if wrap_header else 0
-        acl = await self.policies.acl_for(token.policies)
-        decision: Decision = acl.allowed(full_path, req.operation, req.data, wrap_ttl)
+        if token is None:  # an unauthenticated path
+            decision = OPEN_DECISION
+        else:
+            acl = await self.policies.acl_for(token.policies)
+            decision = acl.allowed(full_path, req.operation, req.data, wrap_ttl)
         audit = self.audit.enabled
         if not decision.allowed or (
             requires_sudo(full_path, req.operation) and not decision.sudo
@@ -192,14 +207,14 @@ class Core:
 
         if audit:
             await self.audit.log_request(req, decision)
+        if token is not None and token.num_uses:
+            await self.tokens.use(token)  # before the handler, so a use is spent only once
         try:
             resp = await engine.handle(req)
         except TransitError as exc:
             if audit:
                 await self.audit.log_response(req, decision, None, exc.message)
             raise
-        if token.num_uses:
-            await self.tokens.use(token)
         if wrap_ttl and resp is not None:
             resp = await self.wrapping.wrap(resp, wrap_ttl, req)
         if audit:

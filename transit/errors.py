@@ -96,3 +96,8 @@ class AuditFailed(InternalError):
 
     def __init__(self, message: str = "no audit backend succeeded in logging the request") -> None:
         super().__init__(message)
+
+
+class NotFound(TransitError):
+    """Nothing at this path, for operations that answer 404 `{"errors":[]}` explicitly
+    (reads and lists say so by returning nothing; e.g. a KV patch of a missing secret)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from transit.api.app import VaultApp
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
+from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
 
 log = logging.getLogger("transit.server")
@@ -26,8 +28,8 @@ class DevOptions:
 
 
 def load_static_seal_key(config: ServerConfig) -> bytes | None:
-    """The key of a `seal "static"` stanza, or None for Shamir."""
-    return None  # wired once transit/seal.py defines the static key format
+    """The key of a `seal "static"` stanza, or None for Shamir (ConfigError if invalid)."""
+    return static_key_from_config(config.raw)
 
 
 def dev_config(listen_address: str) -> ServerConfig:
@@ -71,6 +73,8 @@ async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
     app = VaultApp(core, max_request_size=listener.max_request_size)
     _announce(config, dev, token, unseal_key, core)
 
+    # SIGHUP reopens audit files (log rotation), as in Vault.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, core.audit.reload)
     periodic = asyncio.create_task(core.run_periodic())
     servers = [uvicorn.Server(_uvicorn_config(app, lst, config)) for lst in config.listeners]
     try:

@@ -26,8 +26,7 @@ Scope = dict[str, Any]
 
 _METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST,
                "PATCH": PATCH}
-# Operations whose "nothing to return" means 404 rather than 204.
-_NOT_FOUND_OPS = (READ, LIST, PATCH)
+
 _NO_DATA_OPS = (READ, LIST)
 
 
@@ -157,7 +156,7 @@ def _render(
     op: str, resp: Response | None, mount_type: str, rid: str
 ) -> tuple[int, list[Any], bytes]:
     if resp is None:
-        if op in _NOT_FOUND_OPS:
+        if op in _NO_DATA_OPS:
             return 404, JSON_HEADERS, error_body([])
         return 204, JSON_HEADERS, b""
     if op is LIST and resp.wrap_info is None:

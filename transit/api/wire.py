@@ -37,8 +37,8 @@ def envelope(resp: Response, mount_type: str = "", rid: str = "") -> bytes:
         b'{"request_id":"', rid.encode() if rid else request_id(), b'","lease_id":',
         orjson.dumps(resp.lease_id), b',"renewable":', b"true" if resp.renewable else b"false",
         b',"lease_duration":', str(resp.lease_duration).encode(), b',"data":', data_json,
-        b',"wrap_info":', _opt(resp.wrap_info), b',"warnings":',
-        orjson.dumps(resp.warnings) if resp.warnings else b"null", b',"auth":', _opt(resp.auth),
+        b',"wrap_info":', _struct(resp.wrap_info), b',"warnings":',
+        orjson.dumps(resp.warnings) if resp.warnings else b"null", b',"auth":', _struct(resp.auth),
         b',"mount_type":"', mount_type.encode(), b'"',
     ))
     if resp.mirror_data and data:  # older sys/* reads repeat the data keys at the top level
@@ -46,8 +46,9 @@ def envelope(resp: Response, mount_type: str = "", rid: str = "") -> bytes:
     return body + b"}"
 
 
-def _opt(value: dict[str, Any] | None) -> bytes:
-    return b"null" if value is None else orjson.dumps(value, option=_SORT | _NON_STR_KEYS)
+def _struct(value: dict[str, Any] | None) -> bytes:
+    """A Go struct (auth, wrap_info): keys stay in the order the handler built them."""
+    return b"null" if value is None else orjson.dumps(value, option=_NON_STR_KEYS)
 
 
 def error_body(messages: list[str]) -> bytes:
@@ -77,6 +78,8 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
 
 
 def error_response(exc: errors.TransitError) -> tuple[int, bytes]:
+    if isinstance(exc, errors.NotFound):
+        return 404, error_body([])
     for cls, status, wrap in _TABLE:
         if isinstance(exc, cls):
             if cls is errors.AuditFailed:

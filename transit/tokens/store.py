@@ -253,8 +253,10 @@ class TokenStore:
         """
         if entry.num_uses == 0 or entry.policies == [WRAPPING_POLICY]:
             return
-        if entry.num_uses < 0 or entry.revoked:
+        if entry.num_uses < 0:  # a concurrent request took the last use
             raise PermissionDenied()
+        if entry.revoked:  # e.g. revoke-self by this very request: nothing left to count
+            return
         entry.num_uses -= 1
         if entry.num_uses == 0:
             entry.num_uses = -1  # lookups fail from now on

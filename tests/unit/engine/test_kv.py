@@ -13,7 +13,7 @@ from transit.engines.framework import Request, Response
 from transit.engines.kv import PATCH, KVv1Backend, KVv2Backend, kv_factory
 from transit.engines.kv.common import format_duration, format_time, now_ns
 from transit.engines.mounts import MountTable
-from transit.errors import UnsupportedOperation, UserError
+from transit.errors import NotFound, UnsupportedOperation, UserError
 from transit.storage.base import StorageView
 from transit.storage.inmem import InmemBackend
 
@@ -257,7 +257,8 @@ async def test_patch() -> None:
         await kv.call(PATCH, "data/p", {})
     with pytest.raises(UserError, match="error converting input"):
         await kv.call(PATCH, "data/p", {"data": "x"})
-    assert await kv.call(PATCH, "data/missing", {"data": {"a": 1}}) is None
+    with pytest.raises(NotFound):  # the API answers 404 {"errors":[]}
+        await kv.call(PATCH, "data/missing", {"data": {"a": 1}})
     await kv.call(DELETE, "data/p")
     deleted = await kv.call(PATCH, "data/p", {"data": {"a": 1}})
     assert deleted is not None and deleted.status == 404 and deleted.data is not None

@@ -8,7 +8,7 @@ from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.kv.common import now_ns, parse_int_list
 from transit.engines.kv.store import Config, KeyMetadata, VersionMeta
-from transit.errors import UserError
+from transit.errors import NotFound, UserError
 
 if TYPE_CHECKING:
     from transit.engines.kv.backend import KVv2Backend
@@ -153,16 +153,16 @@ async def patch_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | N
         config = await b.store.config()
         meta = await b.store.metadata(path)
         if meta is None:
-            return None
+            raise NotFound()
         check_cas(d, config, meta)
         vm = meta.versions.get(meta.current_version)
         if vm is None:
-            return None
+            raise NotFound()
         if vm.destroyed or vm.deleted():
             return Response(data=meta.version_data(meta.current_version), status=404)
         found, current = await b.store.version(path, meta.current_version)
         if not found:
-            return None
+            raise NotFound()
         version = await commit_version(b, meta, config, merge_patch(current, patch))
     return Response(data=meta.version_data(version))
 

@@ -1,0 +1,493 @@
+"""Audit: HMAC of entries, the file device, the fail-closed broker, the device table."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from transit.audit import AuditBroker
+from transit.audit.broker import AUDIT_TABLE_KEY
+from transit.audit.devices import FileDevice, create_device
+from transit.audit.format import rfc3339_nano
+from transit.audit.hashing import Hasher, identified_hmac
+from transit.engines.framework import Request, Response
+from transit.errors import AuditFailed, InternalError, UserError
+from transit.storage import StorageView
+from transit.storage.inmem import InmemBackend
+
+TOKEN = "hvs.SECRETTOKENabcdefghijklmn"
+ACCESSOR = "ACCESSORxyz123"
+PLAINTEXT = "c2VjcmV0IHBsYWludGV4dA=="
+
+
+@dataclass
+class Tok:
+    id: str = TOKEN
+    accessor: str = ACCESSOR
+    policies: list[str] = field(default_factory=lambda: ["app", "default"])
+    display_name: str = "token-app"
+    meta: dict[str, str] | None = field(default_factory=lambda: {"team": "x"})
+    ttl: int = 3600
+    creation_time: int = 1_700_000_000
+    type: str = "service"
+    entity_id: str = ""
+
+
+@dataclass
+class Decision:
+    allowed: bool = True
+    granting_policies: list[dict[str, str]] = field(
+        default_factory=lambda: [{"name": "app", "type": "acl"}]
+    )
+
+
+def make_req(data: dict[str, Any] | None = None, op: str = "update",
+             path: str = "encrypt/app") -> Request:
+    return Request(
+        operation=op, path=path, data=data if data is not None else {"plaintext": PLAINTEXT},
+        storage=None, mount_path="transit/", client_token=TOKEN, token=Tok(),
+        id="4c1a0d8e-0000-4000-8000-000000000001", remote_addr="10.0.0.9", remote_port=51234,
+        mount_type="transit", mount_accessor="transit_abcd1234",
+    )
+
+
+def expected(salt: str, value: str) -> str:
+    return "hmac-sha256:" + hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def new_broker() -> tuple[AuditBroker, StorageView]:
+    storage = StorageView(InmemBackend(), "")
+    return AuditBroker(storage), storage
+
+
+async def salt_of(storage: StorageView, broker: AuditBroker, path: str) -> str:
+    entry = next(e for e in broker.entries() if e.path == path)
+    raw = await storage.get(f"audit/{entry.uuid}/salt")
+    assert raw is not None
+    return raw.decode()
+
+
+# -- hashing ------------------------------------------------------------------------------------
+def test_identified_hmac_format() -> None:
+    assert identified_hmac("salt", "x") == expected("salt", "x")
+    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", identified_hmac("s", "v"))
+
+
+def test_hash_nested_lists_numbers_untouched() -> None:
+    h = Hasher("s1")
+    data = {
+        "plaintext": "p", "n": 7, "f": 1.5, "b": True, "none": None,
+        "nested": {"a": "x", "deep": {"b": ["y", 3, {"c": "z"}]}},
+        "batch_input": [{"plaintext": "q", "context": "c"}],
+    }
+    out = h.data(data)
+    assert out["plaintext"] == expected("s1", "p")
+    assert (out["n"], out["f"], out["b"], out["none"]) == (7, 1.5, True, None)
+    assert out["nested"]["a"] == expected("s1", "x")
+    assert out["nested"]["deep"]["b"][0] == expected("s1", "y")
+    assert out["nested"]["deep"]["b"][1] == 3
+    assert out["nested"]["deep"]["b"][2]["c"] == expected("s1", "z")
+    assert out["batch_input"][0] == {"plaintext": expected("s1", "q"),
+                                     "context": expected("s1", "c")}
+    assert data["plaintext"] == "p" and data["nested"]["a"] == "x"  # input untouched
+    assert set(out) == set(data)  # keys never hashed
+
+
+def test_hash_exempt_keys_apply_to_nearest_key() -> None:
+    h = Hasher("s")
+    out = h.data({"name": "k", "other": "v", "items": {"name": "inner", "x": ["a"]},
+                  "tags": ["t1", "t2"]}, frozenset({"name", "tags"}))
+    assert out["name"] == "k" and out["items"]["name"] == "inner"
+    assert out["tags"] == ["t1", "t2"]
+    assert out["other"] == expected("s", "v") and out["items"]["x"] == [expected("s", "a")]
+
+
+def test_log_raw_and_hmac_accessor() -> None:
+    raw = Hasher("s", log_raw=True)
+    assert raw.data({"a": "b"}) == {"a": "b"}
+    assert raw.token(TOKEN) == TOKEN
+    assert raw.hash("x") == expected("s", "x")  # audit-hash hashes whatever log_raw says
+    clear_acc = Hasher("s", hmac_accessor=False)
+    assert clear_acc.accessor(ACCESSOR) == ACCESSOR
+    assert clear_acc.token(TOKEN) == expected("s", TOKEN)
+    assert Hasher("s").accessor(ACCESSOR) == expected("s", ACCESSOR)
+    assert Hasher("s").token("") == ""
+
+
+def test_rfc3339_nano_trims_like_go() -> None:
+    assert rfc3339_nano(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
+    assert rfc3339_nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
+    assert rfc3339_nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
+
+
+# -- devices ------------------------------------------------------------------------------------
+def test_file_device_options_and_errors(tmp_path: Path) -> None:
+    dev, fmt = create_device("file", {"file_path": str(tmp_path / "sub" / "a.log"),
+                                      "mode": "0640", "prefix": "AUDIT:"})
+    assert isinstance(dev, FileDevice) and fmt.prefix == b"AUDIT:" and fmt.hmac_accessor
+    assert (os.stat(tmp_path / "sub" / "a.log").st_mode & 0o777) == 0o640
+    dev.write(b"one\n")
+    dev.write(b"two\n")
+    assert (tmp_path / "sub" / "a.log").read_bytes() == b"one\ntwo\n"
+    dev.close()
+    create_device("file", {"file_path": "discard"})[0].write(b"x")
+    with pytest.raises(UserError, match='unknown backend type: "syslog"'):
+        create_device("syslog", {})
+    with pytest.raises(UserError, match='"file_path" is required'):
+        create_device("file", {})
+    with pytest.raises(UserError, match="unable to parse 'log_raw'"):
+        create_device("file", {"file_path": "discard", "log_raw": "maybe"})
+    with pytest.raises(UserError, match="mode"):
+        create_device("file", {"file_path": "discard", "mode": "rw"})
+    with pytest.raises(UserError, match="format"):
+        create_device("file", {"file_path": "discard", "format": "xml"})
+    with pytest.raises(UserError, match="file sink creation failed .*is a directory"):
+        create_device("file", {"file_path": str(tmp_path)})
+
+
+def test_stdout_device(capfd: pytest.CaptureFixture[str]) -> None:
+    dev, _ = create_device("file", {"file_path": "STDOUT"})
+    dev.write(b'{"a":1}\n')
+    assert capfd.readouterr().out == '{"a":1}\n'
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_file_device_write_failure_raises() -> None:
+    dev, _ = create_device("file", {"file_path": "/dev/full"})
+    with pytest.raises(OSError):
+        dev.write(b"x" * 100 + b"\n")
+
+
+# -- broker -------------------------------------------------------------------------------------
+def test_entries_shape_and_hashing(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, storage = new_broker()
+        log = tmp_path / "audit.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        assert broker.enabled
+        req = make_req()
+        await broker.log_request(req, Decision())
+        resp = Response(data={"ciphertext": "vault:v1:abc", "key_version": 1},
+                        warnings=["w"], wrap_info=None)
+        await broker.log_response(req, Decision(), resp, "")
+        salt = await salt_of(storage, broker, "file/")
+        first, second = lines(log)
+        assert list(first) == ["time", "type", "auth", "request", "error"]
+        assert first["type"] == "request" and second["type"] == "response"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", first["time"])
+        auth = first["auth"]
+        assert auth == {
+            "client_token": expected(salt, TOKEN), "accessor": expected(salt, ACCESSOR),
+            "display_name": "token-app", "policies": ["app", "default"],
+            "token_policies": ["app", "default"], "metadata": {"team": "x"}, "entity_id": "",
+            "token_type": "service", "token_ttl": 3600,
+            "token_issue_time": "2023-11-14T22:13:20Z",
+            "policy_results": {"allowed": True,
+                               "granting_policies": [{"name": "app", "type": "acl"}]},
+        }
+        assert first["request"] == {
+            "id": req.id, "operation": "update", "mount_point": "transit/",
+            "mount_type": "transit", "mount_accessor": "transit_abcd1234",
+            "client_token": expected(salt, TOKEN),
+            "client_token_accessor": expected(salt, ACCESSOR), "namespace": {"id": "root"},
+            "path": "transit/encrypt/app", "data": {"plaintext": expected(salt, PLAINTEXT)},
+            "remote_address": "10.0.0.9", "remote_port": 51234,
+        }
+        assert first["error"] == ""
+        assert second["auth"] == first["auth"] and second["request"] == first["request"]
+        assert list(second) == ["time", "type", "auth", "request", "response", "error"]
+        assert second["response"] == {
+            "mount_type": "transit",
+            "data": {"ciphertext": expected(salt, "vault:v1:abc"), "key_version": 1},
+            "warnings": ["w"],
+        }
+        text = log.read_text()
+        assert TOKEN not in text and PLAINTEXT not in text and "vault:v1:abc" not in text
+        assert ACCESSOR not in text
+
+    asyncio.run(run())
+
+
+def test_response_auth_wrap_info_error_and_elide(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, storage = new_broker()
+        log = tmp_path / "a.log"
+        await broker.enable("f", "file", {"file_path": str(log), "hmac_accessor": "false",
+                                          "elide_list_responses": "true"})
+        salt = await salt_of(storage, broker, "f/")
+        req = make_req({}, op="list", path="keys")
+        resp = Response(
+            data={"keys": ["a", "b", "c"]},
+            auth={"client_token": "hvs.child", "accessor": "acc2", "policies": ["p"]},
+            wrap_info={"token": "hvs.wrap", "accessor": "wacc", "ttl": 60},
+        )
+        await broker.log_response(req, None, resp, "1 error occurred")
+        (entry,) = lines(log)
+        assert entry["error"] == "1 error occurred"
+        assert "policy_results" not in entry["auth"]
+        assert entry["auth"]["accessor"] == ACCESSOR  # hmac_accessor=false
+        r = entry["response"]
+        assert r["data"] == {"keys": 3}
+        assert r["auth"] == {"client_token": expected(salt, "hvs.child"), "accessor": "acc2",
+                             "policies": ["p"]}
+        assert r["wrap_info"] == {"token": expected(salt, "hvs.wrap"), "accessor": "wacc",
+                                  "ttl": 60}
+        await broker.log_response(req, None, None, "permission denied")
+        assert lines(log)[1]["response"] == {"mount_type": "transit", "data": None}
+
+    asyncio.run(run())
+
+
+def test_log_raw_and_prefix(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, _ = new_broker()
+        log = tmp_path / "raw.log"
+        await broker.enable("raw", "file", {"file_path": str(log), "log_raw": "true",
+                                            "prefix": "@cee:"})
+        await broker.log_request(make_req(), Decision())
+        text = log.read_text()
+        assert text.startswith("@cee:{")
+        entry = orjson.loads(text[len("@cee:"):])
+        assert entry["request"]["data"] == {"plaintext": PLAINTEXT}
+        assert entry["auth"]["client_token"] == TOKEN
+
+    asyncio.run(run())
+
+
+def test_non_hmac_keys_from_mount_config(tmp_path: Path) -> None:
+    @dataclass
+    class Mount:
+        config: dict[str, Any]
+
+    class Mounts:
+        def get(self, path: str) -> Mount | None:
+            cfg = {"audit_non_hmac_request_keys": ["plaintext"],
+                   "audit_non_hmac_response_keys": ["ciphertext"]}
+            return Mount(cfg) if path == "transit/" else None
+
+    async def run() -> None:
+        broker, storage = new_broker()
+        broker.mounts = Mounts()
+        log = tmp_path / "a.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        salt = await salt_of(storage, broker, "file/")
+        req = make_req({"plaintext": PLAINTEXT, "context": "ctx"})
+        await broker.log_response(req, Decision(), Response(data={"ciphertext": "vault:v1:x",
+                                                                 "plaintext": "leak?"}), "")
+        (entry,) = lines(log)
+        assert entry["request"]["data"] == {"plaintext": PLAINTEXT,
+                                            "context": expected(salt, "ctx")}
+        assert entry["response"]["data"] == {"ciphertext": "vault:v1:x",
+                                             "plaintext": expected(salt, "leak?")}
+
+    asyncio.run(run())
+
+
+def test_no_devices_logs_nothing_and_never_fails() -> None:
+    async def run() -> None:
+        broker, _ = new_broker()
+        assert not broker.enabled
+        await broker.log_request(make_req(), Decision())
+        await broker.log_response(make_req(), Decision(), None, "")
+
+    asyncio.run(run())
+
+
+def test_fail_closed_when_the_only_device_breaks(tmp_path: Path) -> None:
+    """Log rotation gone wrong: the file is moved away, a directory takes its place and the
+    SIGHUP reopen fails; every entry now fails for real and the broker raises."""
+
+    async def run() -> None:
+        broker, _ = new_broker()
+        log = tmp_path / "logs" / "audit.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        await broker.log_request(make_req(), Decision())
+        shutil.rmtree(tmp_path / "logs")
+        (tmp_path / "logs").mkdir()
+        log.mkdir()  # the file path is now a directory
+        broker.reload()
+        with pytest.raises(AuditFailed) as exc:
+            await broker.log_request(make_req(), Decision())
+        assert isinstance(exc.value, InternalError)
+        with pytest.raises(AuditFailed, match="response"):
+            await broker.log_response(make_req(), Decision(), None, "")
+        # the path comes back: the device recovers by itself on the next write
+        log.rmdir()
+        await broker.log_request(make_req(), Decision())
+        assert [e["type"] for e in lines(log)] == ["request"]
+
+    asyncio.run(run())
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_one_failing_device_and_one_working_device(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, _ = new_broker()
+        good = tmp_path / "good.log"
+        await broker.enable("full", "file", {"file_path": "/dev/full"})  # ENOSPC on write
+        with pytest.raises(AuditFailed):
+            await broker.log_request(make_req(), Decision())
+        await broker.enable("good", "file", {"file_path": str(good)})
+        await broker.log_request(make_req(), Decision())
+        await broker.log_response(make_req(), Decision(), Response(data={"a": "b"}), "")
+        assert [e["type"] for e in lines(good)] == ["request", "response"]
+        await broker.disable("good")
+        with pytest.raises(AuditFailed):
+            await broker.log_request(make_req(), Decision())
+        assert await broker.disable("full") is True
+        await broker.log_request(make_req(), Decision())  # nothing enabled: passes
+
+    asyncio.run(run())
+
+
+def test_enable_validation_and_nothing_stored_on_failure(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, storage = new_broker()
+        with pytest.raises(UserError, match="file sink creation failed"):
+            await broker.enable("bad", "file", {"file_path": str(tmp_path)})
+        with pytest.raises(UserError, match="unknown backend type"):
+            await broker.enable("x", "socket", {})
+        with pytest.raises(UserError, match="file_path"):
+            await broker.enable("x", "file", {})
+        assert await storage.get(AUDIT_TABLE_KEY) is None
+        assert await storage.list("audit/") == []
+        assert not broker.enabled
+        await broker.enable("a/b", "file", {"file_path": "discard"})
+        for clash in ("a/b", "a", "a/b/c", "/a/b/"):
+            with pytest.raises(UserError, match="path already in use"):
+                await broker.enable(clash, "file", {"file_path": "discard"})
+        assert [e.path for e in broker.entries()] == ["a/b/"]
+        assert await broker.disable("nope") is False
+
+    asyncio.run(run())
+
+
+def test_audit_hash_reproduces_logged_values(tmp_path: Path) -> None:
+    async def run() -> None:
+        broker, storage = new_broker()
+        log = tmp_path / "a.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        await broker.log_request(make_req(), Decision())
+        (entry,) = lines(log)
+        assert await broker.hash("file", PLAINTEXT) == entry["request"]["data"]["plaintext"]
+        assert await broker.hash("/file/", TOKEN) == entry["request"]["client_token"]
+        salt = await salt_of(storage, broker, "file/")
+        assert await broker.hash("file", "x") == expected(salt, "x")
+        with pytest.raises(UserError, match="unknown audit backend"):
+            await broker.hash("other", "x")
+
+    asyncio.run(run())
+
+
+def test_table_and_salt_persist_across_brokers(tmp_path: Path) -> None:
+    async def run() -> None:
+        backend = InmemBackend()
+        first = AuditBroker(StorageView(backend, ""))
+        log = tmp_path / "a.log"
+        await first.enable("file", "file", {"file_path": str(log), "hmac_accessor": "false"},
+                           description="main", local=False)
+        await first.enable("second", "file", {"file_path": "discard"})
+        h1 = await first.hash("file", "value")
+        first.teardown()
+        assert not first.enabled
+
+        again = AuditBroker(StorageView(backend, ""))
+        await again.setup()
+        assert [e.describe() for e in again.entries()] == [
+            {"type": "file", "description": "main",
+             "options": {"file_path": str(log), "hmac_accessor": "false"}, "local": False,
+             "path": "file/"},
+            {"type": "file", "description": "", "options": {"file_path": "discard"},
+             "local": False, "path": "second/"},
+        ]
+        assert await again.hash("file", "value") == h1  # same salt
+        assert await again.hash("second", "value") != h1  # salts are per device
+        await again.log_request(make_req(), Decision())
+        (entry,) = lines(log)
+        assert entry["auth"]["accessor"] == ACCESSOR  # options survived
+        table = orjson.loads(await backend.get(AUDIT_TABLE_KEY) or b"")
+        assert table["type"] == "audit" and len(table["entries"]) == 2
+
+        # disable removes the row and the salt
+        uuid = next(e.uuid for e in again.entries() if e.path == "second/")
+        await again.disable("second")
+        assert await backend.get(f"audit/{uuid}/salt") is None
+        third = AuditBroker(StorageView(backend, ""))
+        await third.setup()
+        assert [e.path for e in third.entries()] == ["file/"]
+
+    asyncio.run(run())
+
+
+def test_setup_with_an_unopenable_file_fails_closed_instead_of_crashing(tmp_path: Path) -> None:
+    async def run() -> None:
+        backend = InmemBackend()
+        first = AuditBroker(StorageView(backend, ""))
+        log = tmp_path / "gone" / "a.log"
+        await first.enable("file", "file", {"file_path": str(log)})
+        first.teardown()
+        shutil.rmtree(tmp_path / "gone")
+        (tmp_path / "gone").mkdir()
+        log.mkdir()
+        again = AuditBroker(StorageView(backend, ""))
+        await again.setup()
+        assert again.enabled
+        with pytest.raises(AuditFailed):
+            await again.log_request(make_req(), Decision())
+
+    asyncio.run(run())
+
+
+# -- sys/audit handlers -------------------------------------------------------------------------
+def test_sys_audit_handlers(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from transit.engines.fields import FieldData
+    from transit.engines.system import audit as sys_audit
+
+    async def run() -> None:
+        broker, _ = new_broker()
+        b: Any = SimpleNamespace(core=SimpleNamespace(audit=broker))
+        req = make_req({})
+
+        def fd(schema: dict[str, Any], **raw: Any) -> FieldData:
+            d = FieldData(raw, schema)
+            d.validate()
+            return d
+
+        log = tmp_path / "a.log"
+        opts = {"file_path": str(log), "hmac_accessor": False, "mode": "0600"}
+        assert await sys_audit.enable_device(
+            b, req, fd(sys_audit.ENABLE_FIELDS, path="file", type="file", options=opts)
+        ) is None
+        resp = await sys_audit.list_devices(b, req, fd({}))
+        assert resp.mirror_data and resp.data == {"file/": {
+            "type": "file", "description": "", "local": False, "path": "file/",
+            "options": {"file_path": str(log), "hmac_accessor": "0", "mode": "0600"}}}
+        h = await sys_audit.audit_hash(b, req, fd(sys_audit.HASH_FIELDS, path="file", input="x"))
+        assert h.data == {"hash": await broker.hash("file", "x")}
+        with pytest.raises(UserError, match='the "input" parameter is empty'):
+            await sys_audit.audit_hash(b, req, fd(sys_audit.HASH_FIELDS, path="file"))
+        with pytest.raises(UserError, match="unknown backend type"):
+            await sys_audit.enable_device(b, req, fd(sys_audit.ENABLE_FIELDS, path="y"))
+        with pytest.raises(UserError, match="Field validation failed"):
+            await sys_audit.enable_device(b, req, fd(
+                sys_audit.ENABLE_FIELDS, path="y", type="file", options={"file_path": ["a"]}))
+        await sys_audit.disable_device(b, req, fd(sys_audit.ENABLE_FIELDS, path="file"))
+        assert (await sys_audit.list_devices(b, req, fd({}))).data == {}
+
+    asyncio.run(run())

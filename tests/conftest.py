@@ -9,6 +9,7 @@ import hvac
 import pytest
 
 from tests.helpers import ServerProcess
+from tests.redis_fixtures import redis_primary_with_replica, redis_server  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -66,6 +66,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
     level = (args.log_level or config.log_level or "info").upper()
     level = {"TRACE": "DEBUG", "WARN": "WARNING"}.get(level, level)
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
     try:
         uvloop.run(run(config, dev))
     except KeyboardInterrupt:

@@ -1,8 +1,8 @@
 """Server configuration: Vault's HCL (or JSON) config file -> frozen dataclasses.
 
-Layer L0: imports only the stdlib, hcl2 and transit.errors. Values are lenient the way Vault's
-are: booleans accept true/"true"/1, durations accept "90s"/"1h30m"/plain seconds. Every
-problem is a ConfigError with a readable message, never a parser traceback.
+Layer L0: imports only the stdlib and the other L0 modules (errors, goparse, hcl). Values are
+lenient the way Vault's are: booleans accept true/"true"/1, durations accept "90s"/"1h30m"/plain
+seconds. Every problem is a ConfigError with a readable message, never a parser traceback.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import hcl2
-
+from transit import hcl
 from transit.errors import ConfigError
+from transit.goparse import GO_FALSE, GO_TRUE, sum_duration
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
@@ -39,11 +39,8 @@ KNOWN_KEYS = frozenset(
 )
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+# Go's number grammar ("1.", ".5") and Vault's extra "d" unit.
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-_UNIT_SECONDS = dict(ns=1e-9, us=1e-6, ms=1e-3, s=1.0, m=60.0, h=3600.0, d=86400.0)
-_UNIT_SECONDS["µs"] = 1e-6
-_TRUE = frozenset({"1", "t", "true"})
-_FALSE = frozenset({"0", "f", "false"})
 
 
 @dataclass(frozen=True)
@@ -93,10 +90,10 @@ def parse_bool(value: Any, name: str = "value") -> bool:
     if isinstance(value, int):
         return value != 0
     if isinstance(value, str):
-        v = value.strip().lower()
-        if v in _TRUE:
+        v = value.strip().lower()  # any case: "TRUE", "tRuE"
+        if v in GO_TRUE:
             return True
-        if v in _FALSE:
+        if v in GO_FALSE:
             return False
     raise ConfigError(f"{name}: invalid boolean {value!r}")
 
@@ -111,11 +108,9 @@ def parse_duration(value: Any, name: str = "value") -> float:
         v = value.strip()
         if _NUMBER.fullmatch(v):
             return float(v)
-        sign = -1.0 if v.startswith("-") else 1.0
-        body = v.lstrip("+-")
-        parts = _DURATION_PART.findall(body)
-        if body and "".join(n + u for n, u in parts) == body:
-            return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        seconds = sum_duration(v.lstrip("+-"), _DURATION_PART)
+        if seconds is not None:
+            return -seconds if v.startswith("-") else seconds
     raise ConfigError(f"{name}: invalid duration {value!r}")
 
 
@@ -139,52 +134,6 @@ def _str(value: Any, name: str) -> str:
 
 
 # -- parsing -------------------------------------------------------------------------------
-
-
-def _clean(value: Any, unquote: bool) -> Any:
-    """Drop hcl2's `__is_block__`/`__comments__` keys; optionally strip kept quotes."""
-    if isinstance(value, dict):
-        return {
-            _clean(k, unquote): _clean(v, unquote)
-            for k, v in value.items()
-            if not (k.startswith("__") and k.endswith("__"))
-        }
-    if isinstance(value, list):
-        return [_clean(v, unquote) for v in value]
-    if unquote and isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        try:
-            return json.loads(value)  # HCL's string escapes are JSON's
-        except ValueError:
-            return value[1:-1]
-    return value
-
-
-def _hcl_options() -> Any:
-    """Options asking hcl2 >= 7 for plain strings and no block markers; None if unsupported."""
-    options_cls = getattr(hcl2, "SerializationOptions", None)
-    if options_cls is None:
-        return None
-    try:
-        return options_cls(
-            with_comments=False,
-            explicit_blocks=False,
-            strip_string_quotes=True,
-            preserve_heredocs=False,
-        )
-    except TypeError:
-        return None
-
-
-def _load_hcl(text: str, source: str = "<string>") -> dict[str, Any]:
-    opts = _hcl_options()
-    try:
-        data = hcl2.loads(text, **({} if opts is None else {"serialization_options": opts}))
-    except Exception as exc:  # lark raises many unrelated types; none should escape
-        lines = str(exc).strip().splitlines()
-        detail = lines[0].strip("\"'") if lines else type(exc).__name__
-        raise ConfigError(f"error parsing config {source}: {detail}") from None
-    # With options, quotes are already gone and escapes resolved.
-    return _clean(data, unquote=opts is None)
 
 
 def _blocks(value: Any, kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -326,7 +275,10 @@ def parse_config(
         except ValueError as exc:
             raise ConfigError(f"error parsing config {source}: {exc}") from None
     else:
-        raw = _load_hcl(text, source)
+        try:
+            raw = hcl.loads(text)
+        except hcl.HCLError as exc:
+            raise ConfigError(f"error parsing config {source}: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {source}: top level must be an object")
     return _build(raw, source, os.environ if env is None else env)

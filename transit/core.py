@@ -13,22 +13,36 @@ import asyncio
 import base64
 import logging
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from transit import __version__
 from transit.acl.acl import Decision, requires_sudo
 from transit.acl.store import AclPolicyStore
 from transit.audit.broker import AuditBroker
 from transit.barrier import Barrier
+from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.forward import Forwarder, ForwardingError
+from transit.cluster.ha import HAController
+from transit.cluster.listener import ClusterListener
 from transit.engines.framework import CREATE, UPDATE, Engine, Request, Response
 from transit.engines.kv import kv_factory
 from transit.engines.mounts import EngineFactory, MountTable
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
 from transit.engines.transit.backend import TransitBackend
-from transit.errors import NoHandler, PermissionDenied, Sealed, TransitError, UserError
+from transit.errors import (
+    NoHandler,
+    PermissionDenied,
+    Sealed,
+    StandbyError,
+    TransitError,
+    UserError,
+)
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
 from transit.tokens.store import TokenStore
@@ -43,6 +57,7 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 }
 
 TOKEN_MOUNT = "auth/token/"
+ECHO_PATH = "/v1/sys/internal/cluster-echo"
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -76,6 +91,15 @@ class Core:
         self.token_backend = TokenBackend(self)
         self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
         self.initialized = False
+        self.ha: HAController | None = None
+        self.forwarder: Forwarder | None = None
+        self.cluster_listener: ClusterListener | None = None
+        self.node_id = ""
+        self.api_addr = ""
+        self.cluster_addr = ""
+        self.cluster_listen = ""
+        self.cluster_app: Any = None
+        self.echoes: dict[str, dict[str, Any]] = {}
         self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
 
     @property
@@ -95,11 +119,13 @@ class Core:
         if await self.barrier.initialized():
             raise UserError("Vault is already initialized")
         keys, _root_key = await self.seal.initialize(shares, threshold)
-        await self.post_unseal()
+        await self._load()
         root = await self.tokens.create_root()
         self.initialized = True
-        if not self.seal.auto:
-            self.pre_seal()
+        await self._unload()
+        if self.seal.auto:
+            await self.post_unseal()
+        else:
             self.seal.seal()
         return {
             "keys": [k.hex() for k in keys],
@@ -115,13 +141,88 @@ class Core:
             ("secret/", "kv", "key/value secret storage", {"version": "2"}),
         ]
         keys, _root_key = await self.seal.initialize(1, 1)
-        await self.post_unseal()
+        await self._load()
         root = await self.tokens.create_root(root_token)
         self.initialized = True
         return root.id, keys[0]
 
     async def post_unseal(self) -> None:
-        """Load everything that lives behind the barrier."""
+        """After unseal: a single node serves at once; an HA node starts as a standby and
+        competes for the lock (the controller calls `become_active`)."""
+        if self.ha is None:
+            await self._load()
+        else:
+            self.ha.start()
+
+    async def pre_seal(self) -> None:
+        """Before sealing: give up the HA lock and forget every decrypted thing in memory."""
+        if self.ha is not None:
+            await self.ha.stop()
+        await self._unload()
+
+    # -- HA ---------------------------------------------------------------------------------
+    def enable_ha(
+        self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
+        cluster_listen: str, lock_ttl: float, app: Any = None,
+    ) -> None:
+        """Make this node one of an HA cluster over `backend` (which holds the lock)."""
+        self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
+        self.forwarder = Forwarder(node_id)
+        self.node_id = node_id
+        self.api_addr = api_addr
+        self.cluster_addr = cluster_addr
+        self.cluster_listen = cluster_listen
+        self.cluster_app = app
+
+    @property
+    def standby(self) -> bool:
+        return self.ha is not None and not self.sealed and not self.ha.is_active
+
+    async def become_active(self, record: LeaderRecord) -> None:
+        """Called by the HA controller once it holds the lock (writes are fenced by now)."""
+        await self._load()
+        await self.barrier.put(leader_key(record.node_id), record.to_json())
+        self.cluster_listener = ClusterListener(self.cluster_app, self.cluster_listen, record)
+        await self.cluster_listener.start()
+        self.echoes.clear()
+        log.info("node %s is now the active node", record.node_id)
+
+    async def become_standby(self) -> None:
+        """Called by the HA controller when it leaves active duty (lock lost, step-down)."""
+        listener, self.cluster_listener = self.cluster_listener, None
+        if listener is not None:
+            await listener.stop()
+        await self._unload()
+        log.info("node %s is now a standby", self.node_id)
+
+    def record_echo(self, info: dict[str, Any], now: float) -> None:
+        """A standby's heartbeat, shown by `sys/ha-status`."""
+        node = str(info["node_id"])
+        self.echoes[node] = {
+            "hostname": str(info.get("hostname", "")),
+            "api_address": str(info.get("api_address", "")),
+            "cluster_address": str(info.get("cluster_address", "")),
+            "last_echo": now,
+        }
+
+    async def run_echo(self, interval: float = 5.0) -> None:
+        """While a standby, tell the active node we exist (Vault's Echo heartbeat)."""
+        body = orjson.dumps({"node_id": self.node_id, "hostname": socket.gethostname(),
+                             "api_address": self.api_addr, "cluster_address": self.cluster_addr})
+        while True:
+            await asyncio.sleep(interval)
+            if self.ha is None or not self.standby:
+                continue
+            leader = await self.ha.leader()
+            if leader is None:
+                continue
+            try:
+                await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
+            except ForwardingError as exc:
+                log.debug("echo to the active node failed: %s", exc)
+
+    # -- loading and unloading what lives behind the barrier --------------------------------
+    async def _load(self) -> None:
         await self.tokens.setup()
         await self.policies.setup()
         await self.mounts.load([])
@@ -131,8 +232,7 @@ class Core:
         self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
         await self.audit.setup()
 
-    def pre_seal(self) -> None:
-        """Forget every decrypted thing held in memory (caches of tokens and policies)."""
+    async def _unload(self) -> None:
         self.tokens.invalidate()
         self.policies.invalidate()
         self.audit.teardown()
@@ -171,6 +271,8 @@ class Core:
         """Run one logical request (`path` is everything after /v1/)."""
         if self.barrier.sealed:
             raise Sealed()
+        if path == "sys/seal" and self.standby:  # never forwarded (spec ha-and-sys §1.7)
+            raise StandbyError("vault cannot seal when in standby mode; please restart instead")
         token = None
         if path in WRAPPING_PATHS:
             token = await self.wrapping.check_request(req)

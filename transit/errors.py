@@ -101,3 +101,12 @@ class AuditFailed(InternalError):
 class NotFound(TransitError):
     """Nothing at this path, for operations that answer 404 `{"errors":[]}` explicitly
     (reads and lists say so by returning nothing; e.g. a KV patch of a missing secret)."""
+
+
+class Fenced(StorageError):
+    """A storage write refused because this node no longer holds the HA lock (its epoch is
+    stale): nothing was written. The node must stop acting as active."""
+
+
+class StandbyError(TransitError):
+    """An operation only the active node can do, asked of a standby (500, plain message)."""

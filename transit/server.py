@@ -7,11 +7,14 @@ import base64
 import logging
 import signal
 import sys
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
 from transit.api.app import VaultApp
+from transit.api.forwarding import ForwardingGate
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
@@ -63,27 +66,55 @@ async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
         physical, storage_type=config.storage.type, cluster_name=config.cluster_name,
         static_seal_key=load_static_seal_key(config),
     )
+    listener = config.listeners[0]
+    app = VaultApp(core, max_request_size=listener.max_request_size)
+    front: Any = app
+    if dev is None and hasattr(physical, "acquire_lock"):
+        front = ForwardingGate(app, core)
+        _enable_ha(core, physical, config, front)
     token: str | None = None
     unseal_key: bytes | None = None
     if dev is not None:
         token, unseal_key = await core.setup_dev(dev.root_token)
     else:
         await core.start()
-    listener = config.listeners[0]
-    app = VaultApp(core, max_request_size=listener.max_request_size)
     _announce(config, dev, token, unseal_key, core)
 
     # SIGHUP reopens audit files (log rotation), as in Vault.
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, core.audit.reload)
-    periodic = asyncio.create_task(core.run_periodic())
-    servers = [uvicorn.Server(_uvicorn_config(app, lst, config)) for lst in config.listeners]
+    tasks = [asyncio.create_task(core.run_periodic())]
+    if core.ha is not None:
+        tasks.append(asyncio.create_task(core.run_echo()))
+    servers = [uvicorn.Server(_uvicorn_config(front, lst, config)) for lst in config.listeners]
     try:
         await asyncio.gather(*(s.serve() for s in servers))
     finally:
-        periodic.cancel()
+        for task in tasks:
+            task.cancel()
+        if core.ha is not None:
+            await core.ha.stop()
+        close = getattr(physical, "close", None)
+        if close is not None:
+            await close()
 
 
-def _uvicorn_config(app: VaultApp, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:
+def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> None:
+    """Storage that can hold a lock makes this node part of an HA cluster."""
+    listener = config.listeners[0]
+    node_id = str(config.storage.options.get("node_id") or uuid.uuid4())
+    physical.set_node_id(node_id)
+    api_addr = config.api_addr or listener_url(listener)
+    host, port = split_address(listener.cluster_address)
+    shown = f"[{host}]" if ":" in host else host
+    cluster_addr = config.cluster_addr or f"https://{shown}:{port}"
+    core.enable_ha(
+        physical, node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
+        cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
+        app=front,
+    )
+
+
+def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:
     host, port = split_address(listener.address)
     kwargs: dict[str, object] = {}
     if not listener.tls_disable:

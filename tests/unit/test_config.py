@@ -357,6 +357,7 @@ def test_plain_hcl2_output_is_cleaned_the_same() -> None:
     """The fallback for hcl2 versions without SerializationOptions (quotes kept, markers)."""
     import hcl2
 
-    from transit.config import _clean, _load_hcl
+    from transit.hcl import _clean
+    from transit.hcl import loads as _load_hcl
 
     assert _clean(hcl2.loads(FULL_HCL), unquote=True) == _load_hcl(FULL_HCL)

@@ -7,7 +7,7 @@ Mirrors Vault's `vault/policy.go` (ParseACLPolicy / parsePaths): top-level keys 
 `deny` among the capabilities wipes the others. The raw text is kept verbatim in `raw`.
 
 Every problem is a `UserError("failed to parse policy: ...")`, never a parser traceback.
-Layer: stdlib, hcl2 and transit.errors only.
+Layer: stdlib, transit.hcl, transit.errors and `transit.engines.fields.parse_duration`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import hcl2
-
+from transit import hcl
 from transit.engines.fields import parse_duration
 from transit.errors import UserError
 
@@ -105,43 +104,6 @@ def _fail(detail: str) -> UserError:
     return UserError(f"failed to parse policy: {detail}")
 
 
-def _hcl_options() -> Any:
-    """Ask hcl2 (>= 7) for plain strings and no block markers; None on older versions."""
-    options_cls = getattr(hcl2, "SerializationOptions", None)
-    if options_cls is None:
-        return None
-    try:
-        return options_cls(
-            with_comments=False,
-            explicit_blocks=False,
-            strip_string_quotes=True,
-            preserve_heredocs=False,
-        )
-    except TypeError:
-        return None
-
-
-_HCL_OPTIONS = _hcl_options()
-
-
-def _clean(value: Any, unquote: bool) -> Any:
-    """Drop hcl2's `__is_block__`-style markers; strip kept quotes on old hcl2 versions."""
-    if isinstance(value, dict):
-        return {
-            _clean(k, unquote): _clean(v, unquote)
-            for k, v in value.items()
-            if not (isinstance(k, str) and k.startswith("__") and k.endswith("__"))
-        }
-    if isinstance(value, list):
-        return [_clean(v, unquote) for v in value]
-    if unquote and isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value[1:-1]
-    return value
-
-
 def _load(text: str) -> dict[str, Any]:
     """HCL or JSON text -> a plain dict (JSON when the text starts with "{", like HCL1)."""
     if text.lstrip().startswith("{"):
@@ -150,14 +112,10 @@ def _load(text: str) -> dict[str, Any]:
         except ValueError as exc:
             raise _fail(str(exc)) from None
     else:
-        opts = _HCL_OPTIONS
         try:
-            data = hcl2.loads(text, **({} if opts is None else {"serialization_options": opts}))
-        except Exception as exc:  # lark raises many unrelated types; none should escape
-            lines = str(exc).strip().splitlines()
-            detail = lines[0].strip("\"'") if lines else type(exc).__name__
-            raise _fail(detail) from None
-        data = _clean(data, unquote=opts is None)
+            data = hcl.loads(text)
+        except hcl.HCLError as exc:
+            raise _fail(str(exc)) from None
     if not isinstance(data, dict):
         raise _fail("does not contain a root object")
     return data

@@ -105,11 +105,24 @@ async def leader(
 ) -> tuple[int, bytes]:
     if method not in ("GET", "HEAD"):
         return _NOT_ALLOWED
-    out = {
+    out: dict[str, Any] = {
         "ha_enabled": False, "is_self": False, "active_time": "0001-01-01T00:00:00Z",
         "leader_address": "", "leader_cluster_address": "", "performance_standby": False,
-        "performance_standby_last_remote_wal": 0,
+        "performance_standby_last_remote_wal": 0, "last_wal": 0,
     }
+    ha = core.ha
+    if ha is not None:
+        out["ha_enabled"] = True
+        if core.sealed:
+            return 503, error_body(["Vault is sealed"])
+        record = await ha.leader()
+        if record is not None:
+            out["leader_address"] = record.api_addr
+            out["leader_cluster_address"] = record.cluster_addr
+        if ha.is_active:
+            out["is_self"] = True
+            if ha.active_since is not None:
+                out["active_time"] = ha.active_since.isoformat().replace("+00:00", "Z")
     return 200, orjson.dumps(out)
 
 

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from transit.errors import UserError
+from transit.goparse import GO_FALSE, GO_TRUE, sum_duration
 
 
 class FieldType(Enum):
@@ -32,10 +33,7 @@ class Field:
     description: str = ""
 
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
 # Vault's framework adds this prefix, except on routes with an existence check, whose
@@ -48,9 +46,9 @@ def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if value in _TRUE:
+        if value in GO_TRUE:
             return True
-        if value in _FALSE:
+        if value in GO_FALSE:
             return False
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value in (0, 1):
@@ -86,18 +84,9 @@ def parse_duration(value: Any) -> int:
             return 0
         if re.fullmatch(r"[+-]?\d+", s):
             return int(s)
-        sign = 1
-        if s[0] in "+-":
-            sign = -1 if s[0] == "-" else 1
-            s = s[1:]
-        pos, total = 0, 0.0
-        for m in _DURATION_RE.finditer(s):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if pos == len(s) and pos > 0:
-            return sign * int(total)
+        total = sum_duration(s[1:] if s[0] in "+-" else s, _DURATION_RE)
+        if total is not None:
+            return -int(total) if s[0] == "-" else int(total)
     raise ValueError(f"time: invalid duration {value!r}")
 
 

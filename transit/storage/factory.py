@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from transit.config import StorageConfig
-from transit.errors import ConfigError
+from transit.errors import ConfigError, StorageError
 from transit.storage.base import Backend
 
 
@@ -25,13 +25,75 @@ def _file(options: Mapping[str, Any]) -> Backend:
     return FileBackend(path)
 
 
+def _opt(options: Mapping[str, Any], *names: str) -> str:
+    """The first of `names` that is set, as a string ("" if none)."""
+    for name in names:
+        value = options.get(name)
+        if value is not None and value != "":
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ConfigError(f"'{name}' must be a string")
+            return str(value)
+    return ""
+
+
+def _redis(options: Mapping[str, Any]) -> Backend:
+    """Options (all strings in HCL): address ("host:port" or redis[s]:// URL), read_address
+    (alias read_addr), prefix, username, password, db, lock_ttl (duration), timeout
+    (duration), tls_ca_file, tls_cert_file, tls_key_file, tls_skip_verify,
+    sentinel_addresses (comma list), sentinel_master, read_from_replica (bool), node_id.
+    Without node_id the server must call `backend.set_node_id()` before first use."""
+    from transit.config import parse_bool, parse_duration
+    from transit.storage.redis import RedisBackend, TLSOptions
+
+    tls = None
+    tls_files = [_opt(options, f"tls_{n}_file") for n in ("ca", "cert", "key")]
+    skip = parse_bool(options.get("tls_skip_verify", False), "tls_skip_verify")
+    if any(tls_files) or skip:
+        tls = TLSOptions(*tls_files, skip_verify=skip)
+    db_text = _opt(options, "db") or "0"
+    try:
+        db = int(db_text)
+    except ValueError:
+        raise ConfigError(f"'db' must be an integer, got {db_text!r}") from None
+    sentinels = [a.strip() for a in _opt(options, "sentinel_addresses").split(",") if a.strip()]
+    address = _opt(options, "address")
+    if not address and not sentinels:
+        raise ConfigError("'address' (or 'sentinel_addresses') must be set")
+    if sentinels and not _opt(options, "sentinel_master"):
+        raise ConfigError("'sentinel_master' must be set with 'sentinel_addresses'")
+    lock_ttl = parse_duration(options.get("lock_ttl", 10.0), "lock_ttl")
+    timeout = parse_duration(options.get("timeout", 5.0), "timeout")
+    if lock_ttl <= 0 or timeout <= 0:
+        raise ConfigError("'lock_ttl' and 'timeout' must be positive")
+    kwargs: dict[str, Any] = {
+        "address": address or "127.0.0.1:6379",
+        "read_address": _opt(options, "read_address", "read_addr"),
+        "prefix": _opt(options, "prefix") or "transit",
+        "username": _opt(options, "username"),
+        "password": _opt(options, "password"),
+        "db": db,
+        "tls": tls,
+        "lock_ttl": lock_ttl,
+        "sentinel_addresses": sentinels,
+        "sentinel_master": _opt(options, "sentinel_master"),
+        "node_id": _opt(options, "node_id") or None,
+        "read_from_replica": parse_bool(
+            options.get("read_from_replica", False), "read_from_replica"
+        ),
+        "timeout": timeout,
+    }
+    try:
+        return RedisBackend(**kwargs)
+    except StorageError as exc:  # bad address, prefix, node id
+        raise ConfigError(str(exc)) from None
+
+
 # type name -> constructor taking the stanza's options. Constructors import lazily so an
 # optional client library (redis) is only needed when that backend is configured.
-# "redis" goes here: `"redis": _redis` with `def _redis(options) -> Backend` reading
-# address / read_addr / sentinel options.
 _BACKENDS: dict[str, Callable[[Mapping[str, Any]], Backend]] = {
     "inmem": _inmem,
     "file": _file,
+    "redis": _redis,
 }
 
 

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from transit.errors import InternalError
+from transit.goparse import format_duration
 
 # The system defaults (`default_lease_ttl` / `max_lease_ttl`): 768h, i.e. 32 days.
 DEFAULT_LEASE_TTL = 768 * 3600
 MAX_LEASE_TTL = 768 * 3600
 
 
-def go_duration(seconds: int) -> str:
-    """Go's `time.Duration.String()` for whole seconds ("1h0m0s", "90s" -> "1m30s")."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{sign}{h}h{m}m{sec}s"
-    if m:
-        return f"{sign}{m}m{sec}s"
-    return f"{sign}{sec}s"
-
-
 def human_duration(seconds: int) -> str:
     """Vault's `humanDuration`: Go's form without the pesky zeros ("768h", "1h30m")."""
     if seconds == 0:
         return "0s"
-    s = go_duration(seconds)
+    s = format_duration(seconds)
     if s.endswith("m0s"):
         s = s[:-2]
     idx = s.find("h0m")

@@ -9,10 +9,11 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.unit.engine.tx import Env, atest
+from transit.crypto.encoding import b64decode
 from transit.crypto.policy import Policy
 from transit.engines.fields import FieldData
 from transit.engines.framework import CREATE, UPDATE, Request
-from transit.engines.transit.batch import b64decode, decode_items
+from transit.engines.transit.batch import decode_items
 from transit.engines.transit.policies import PolicyStore
 from transit.errors import CryptoError, InternalError, UserError
 

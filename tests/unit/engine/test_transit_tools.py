@@ -6,13 +6,13 @@ import base64
 import hashlib
 
 from tests.unit.engine.ops_helpers import b64, call, fails, run, snapshot, write
+from transit.crypto.encoding import b64decode as go_b64decode
 from transit.engines.fields import FieldData
 from transit.engines.framework import READ
 from transit.engines.transit.tools import (
     HASH_FIELDS,
     RANDOM_FIELDS,
     go_atoi,
-    go_b64decode,
     hash_response,
     random_bytes_response,
 )

@@ -1,4 +1,7 @@
-"""Shared KV helpers: Go-style time and duration rendering, JSON storage, per-path locks."""
+"""Shared KV helpers: Go-style time rendering, JSON storage, per-path locks.
+
+(Go-style durations: `transit.goparse.format_duration`.)
+"""
 
 from __future__ import annotations
 
@@ -31,21 +34,6 @@ def format_time(ns: int) -> str:
     if frac:
         base += "." + f"{frac:09d}".rstrip("0")
     return base + "Z"
-
-
-def format_duration(seconds: int) -> str:
-    """Go's time.Duration.String() for whole seconds ("0s", "90s" -> "1m30s", "1h0m0s")."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{sign}{h}h{m}m{sec}s"
-    if m:
-        return f"{sign}{m}m{sec}s"
-    return f"{sign}{sec}s"
 
 
 def uint32(value: int) -> int:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from transit.engines.kv.common import dumps, format_duration, format_time, loads, now_ns, path_hash
+from transit.engines.kv.common import dumps, format_time, loads, now_ns, path_hash
+from transit.goparse import format_duration
 
 DEFAULT_MAX_VERSIONS = 10
 CONFIG_KEY = "config"

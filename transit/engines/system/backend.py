@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Route
-from transit.engines.system import audit, internal, mounts, policies, seal, wrapping
+from transit.engines.system import audit, ha, internal, mounts, policies, seal, wrapping
 from transit.engines.transit import tools
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class SystemBackend(Engine):
                 Route(r"seal", {UPDATE: h(seal.seal)}, {}),
                 Route(r"rotate", {UPDATE: h(seal.rotate)}, {}),
                 Route(r"key-status", {READ: h(seal.key_status)}, {}),
+                # high availability (§1.6, §4.13)
+                Route(r"step-down", {UPDATE: h(ha.step_down)}, {}),
+                Route(r"ha-status", {READ: h(ha.ha_status)}, {}),
                 # ACL policies (§4.9)
                 Route(r"policies/acl/?", {LIST: h(policies.list_policies)}, {}),
                 Route(

@@ -2,9 +2,6 @@
 
 The API:
 
-* `b64decode(s)` — Go's `base64.StdEncoding.DecodeString`: bytes, or `CryptoError` carrying
-  Go's text (`illegal base64 data at input byte N`) which Vault passes through verbatim.
-  Valid input takes a C fast path; only bad input pays for the Go-exact error position.
 * `decode_items(raw, schema, required)` — Vault's strict `decodeBatchRequestItems`: every
   item becomes a dict holding every schema field (default "" or 0). A non-list, a non-object
   item, a wrongly typed field or a missing required field fails the whole request with
@@ -16,16 +13,14 @@ The API:
   envelope: we only set `Response.status`.
 
 Handlers whose batches are always 200 (rewrap, hmac, sign, verify) use `decode_items` and
-`b64decode` and skip `Outcome.finish`.
+skip `Outcome.finish`. Base64 is `transit.crypto.encoding.b64decode` (Go's decoder and errors).
 """
 
 from __future__ import annotations
 
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from transit.crypto.encoding import b64decode as _go_b64decode
 from transit.engines.fields import FieldData
 from transit.engines.framework import Response
 from transit.errors import InternalError, UserError
@@ -36,27 +31,6 @@ INT = "int"
 # A string whose JSON null is an error rather than "absent" (Vault's `plaintext` quirk: its
 # decoder type-asserts without the nil check the other fields have).
 STR_NOT_NULL = "string!"
-
-_a2b = binascii.a2b_base64
-
-
-def b64decode(s: str) -> bytes:
-    """Standard padded base64, accepted and rejected exactly as Go does."""
-    # Python's strict mode tolerates surplus "=" (after a full quantum, or more than two)
-    # where Go does not; such input goes the slow way.
-    if not len(s) & 3 and s[-3:-2] != "=":
-        try:
-            return _a2b(s, strict_mode=True)
-        except ValueError:  # binascii.Error, or a non-ASCII str
-            pass
-    # Go also skips CR/LF anywhere; anything else that strict mode refused is an error whose
-    # byte offset only a transcription of Go's decoder can tell (raises a CryptoError).
-    return _go_b64decode(s)
-
-
-def b64encode(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
 
 def go_type(v: Any) -> str:
     """Go's `%T` of a value decoded by Vault's JSON layer (numbers are json.Number)."""

@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from transit.crypto import wrapping
+from transit.crypto.encoding import Base64Error, b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import b64encode
 from transit.engines.transit.policies import clone
-from transit.engines.transit.tools import go_atoi, go_b64decode
+from transit.engines.transit.tools import go_atoi
 from transit.errors import InternalError, TransitError, UserError
 
 WRAPPING_KEY_NAME = "import/wrapping-key"
@@ -103,8 +103,8 @@ async def _extract_key(
         return None, d.get("public_key")
     hash_fn = _hash_function(d.get("hash_function"))
     try:
-        blob = go_b64decode(d.get("ciphertext"))
-    except ValueError as exc:
+        blob = b64decode(d.get("ciphertext"))
+    except Base64Error as exc:
         raise InternalError(str(exc)) from None
     wrapping_key = await get_wrapping_key(b)
     try:

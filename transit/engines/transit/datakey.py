@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from transit.crypto.encoding import b64decode, b64encode
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import b64decode, b64encode
 from transit.engines.transit.encrypt import KEY_NOT_FOUND
 from transit.errors import CryptoError, InternalError, UserError
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
@@ -27,8 +28,6 @@ from transit.engines.transit.batch import (
     STR,
     STR_NOT_NULL,
     Outcome,
-    b64decode,
-    b64encode,
     context_set,
     decode_items,
     not_a_slice,

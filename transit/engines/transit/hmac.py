@@ -11,10 +11,11 @@ import base64
 import hmac as _hmac
 from typing import Any
 
+from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import b64decode, go_type, not_a_slice
+from transit.engines.transit.batch import go_type, not_a_slice
 from transit.engines.transit.tools import go_atoi
 from transit.errors import CryptoError, InternalError, UserError
 

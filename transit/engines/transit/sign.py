@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import SIGN_HASH_ALGORITHMS
 from transit.crypto.signing import MARSHALING, parse_salt_length
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import b64decode
 from transit.engines.transit.hmac import decode_string_maps, verify_hmac_items
 from transit.errors import CryptoError, InternalError, UserError
 

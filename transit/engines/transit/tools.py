@@ -2,9 +2,6 @@
 
 The cores (`random_bytes_response`, `hash_response`) need no backend, so the sys engine's
 `sys/tools/random` and `sys/tools/hash` reuse them with the same field schemas.
-
-Also home of `go_b64decode`: Go's `base64.StdEncoding.DecodeString`, whose error text
-(`illegal base64 data at input byte N`) Vault passes through verbatim.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from transit.crypto.encoding import Base64Error, b64decode
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.errors import UserError
@@ -51,58 +49,6 @@ HASH_FUNCS: dict[str, Callable[[], Any]] = {
 
 
 # --- Go-compatible helpers -------------------------------------------------------------
-
-_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-
-def _b64_error_offset(src: bytes) -> int | None:
-    """Offset Go's StdEncoding decoder reports for `src`, or None if Go accepts it.
-
-    A transcription of encoding/base64 `decodeQuantum`: CR/LF are skipped anywhere,
-    padding must be complete, nothing may follow it.
-    """
-    si, n = 0, len(src)
-    while True:
-        j = 0
-        while j < 4:
-            if si == n:
-                if j == 0:
-                    return None
-                return si - j
-            c = src[si]
-            si += 1
-            if c in _B64_ALPHABET:
-                j += 1
-                continue
-            if c in (0x0A, 0x0D):
-                continue
-            if c != 0x3D:  # '='
-                return si - 1
-            if j in (0, 1):
-                return si - 1
-            if j == 2:
-                while si < n and src[si] in (0x0A, 0x0D):
-                    si += 1
-                if si == n:
-                    return n
-                if src[si] != 0x3D:
-                    return si - 1
-                si += 1
-            while si < n and src[si] in (0x0A, 0x0D):
-                si += 1
-            return si if si < n else None
-
-
-def go_b64decode(s: str) -> bytes:
-    """Decode standard padded base64 exactly as Go does (raises ValueError with Go's text)."""
-    raw = s.encode("utf-8", "surrogatepass")
-    off = _b64_error_offset(raw)
-    if off is not None:
-        raise ValueError(f"illegal base64 data at input byte {off}")
-    cleaned = raw.replace(b"\n", b"").replace(b"\r", b"")
-    # Go ignores non-zero trailing bits (non-strict mode); so does binascii in non-strict mode.
-    return base64.b64decode(cleaned)
-
 
 def go_atoi(s: str) -> int:
     """Go's strconv.Atoi (raises ValueError carrying Go's error text)."""
@@ -180,8 +126,8 @@ def hash_response(d: FieldData) -> Response:
     fmt = d.get("format")
     algorithm = d.get("urlalgorithm") or d.get("algorithm")
     try:
-        data = go_b64decode(d.get("input"))
-    except ValueError as exc:
+        data = b64decode(d.get("input"))
+    except Base64Error as exc:
         raise UserError(f"unable to decode input as base64: {exc}") from None
     if fmt not in ("hex", "base64"):
         raise UserError(f'unsupported encoding format {fmt}; must be "hex" or "base64"')

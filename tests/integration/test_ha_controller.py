@@ -1,0 +1,271 @@
+"""HAController against a real redis-server, with a fake core that records its calls.
+
+Timings are short (ttl 2 s, retry 0.1 s) so takeovers are measured in fractions of seconds;
+each test prints what it measured (`pytest -s` shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.redis_fixtures import RedisServer
+from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.ha import HAController
+from transit.errors import Fenced, StorageError
+from transit.storage.redis import RedisBackend
+
+TTL = 2.0
+RETRY = 0.1
+
+
+class FakeBarrier:
+    """Plain pass-through to the backend, so advertisement writes are fenced for real."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.backend.get(key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self.backend.put(key, value)
+
+
+class FakeCore:
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.barrier = FakeBarrier(backend)
+        self.sealed = False
+        self.events: list[tuple[str, float]] = []
+        self.records: list[LeaderRecord] = []
+        self.active = False
+
+    async def become_active(self, record: LeaderRecord) -> None:
+        await self.barrier.put(leader_key(record.node_id), record.to_json())
+        self.records.append(record)
+        self.active = True
+        self.events.append(("active", time.monotonic()))
+
+    async def become_standby(self) -> None:
+        self.backend.fence = None
+        self.active = False
+        self.events.append(("standby", time.monotonic()))
+
+
+class Node:
+    def __init__(self, srv: RedisServer, name: str, **kw: Any) -> None:
+        self.backend = RedisBackend(address=srv.address, lock_ttl=TTL, node_id=name)
+        self.core = FakeCore(self.backend)
+        self.ha = HAController(
+            self.core, self.backend, name, f"https://{name}:8200", f"https://{name}:8201",
+            retry=RETRY, cooldown=kw.pop("cooldown", 1.0), **kw,
+        )
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await self.ha.stop(timeout=timeout)
+        await self.backend.close()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Poll until cond() holds; the monotonic time it was first seen true."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+    return time.monotonic()
+
+
+def run_nodes(srv: RedisServer, body: Callable[[Node, Node], Awaitable[None]],
+              close_timeout: float = 5.0, **kw: Any) -> None:
+    kw_close = close_timeout
+
+    async def go() -> None:
+        a, b = Node(srv, "node-a", **kw), Node(srv, "node-b", **kw)
+        try:
+            a.ha.start()
+            await until(lambda: a.ha.is_active)  # a starts first: deterministic roles
+            b.ha.start()
+            await asyncio.sleep(3 * RETRY)
+            await body(a, b)
+        finally:
+            await asyncio.gather(a.close(kw_close), b.close(kw_close))
+
+    asyncio.run(go())
+
+
+def test_exactly_one_active_and_standby_sees_leader(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        for _ in range(int(TTL / 0.1)):  # across several renewals
+            assert a.ha.is_active and not b.ha.is_active
+            assert a.core.active and not b.core.active
+            await asyncio.sleep(0.1)
+        assert a.ha.state == "active" and b.ha.state == "standby"
+        assert a.ha.active_since is not None and b.ha.active_since is None
+        assert a.ha.renew_age < TTL / 3 + 0.2
+        mine = await a.ha.leader()
+        seen = await b.ha.leader()
+        assert mine is not None and seen == mine == a.core.records[-1]
+        assert seen.cluster_addr == "https://node-a:8201"
+        assert await a.backend.lock_holder() == ("node-a", a.ha.epoch)
+
+    run_nodes(redis_server, body)
+
+
+def test_step_down_moves_leadership(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        old = await b.ha.leader()
+        t0 = time.monotonic()
+        await a.ha.step_down()
+        assert not a.ha.is_active and a.backend.fence is None
+        t1 = await until(lambda: b.ha.is_active)
+        print(f"\nstep-down handover: {t1 - t0:.3f}s (ttl {TTL}s, retry {RETRY}s)")
+        assert t1 - t0 < 1.0
+        assert [e for e, _ in a.core.events] == ["active", "standby"]
+        await asyncio.sleep(1.5)  # a's cooldown (1 s) passes; b keeps the lock
+        assert b.ha.is_active and not a.ha.is_active
+        new = await a.ha.leader()
+        assert new is not None and new.node_id == "node-b" and new != old
+        await b.ha.step_down()
+        await until(lambda: a.ha.is_active)
+
+    run_nodes(redis_server, body)
+
+
+def _partition(node: Node) -> None:
+    """Node `node` keeps its Redis connections but its lock calls stall or fail."""
+
+    async def stall(*_a: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    async def fail(*_a: Any) -> Any:
+        raise StorageError("redis unreachable (test partition)")
+
+    node.backend.renew_lock = stall  # type: ignore[method-assign]
+    node.backend.release_lock = fail  # type: ignore[method-assign]
+    node.backend.acquire_lock = fail  # type: ignore[method-assign]
+
+
+def test_stalled_renewals_step_down_before_ttl(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        epoch_a = a.ha.epoch
+        assert epoch_a is not None
+        _partition(a)
+        t_down = await until(lambda: not a.ha.is_active)
+        await until(lambda: not a.core.active)  # become_standby follows the state change
+        assert a.ha.last_leave is not None
+        reason, age = a.ha.last_leave  # age: since the last successful renew was sent
+        assert reason == "overdue"
+        assert a.backend.fence is None and not a.core.active
+        t_b = await until(lambda: b.ha.is_active)
+        last_renew = t_down - age
+        print(f"\nstalled leader stepped down {age:.3f}s after its last renew "
+              f"(ttl {TTL}s, deadline {TTL * 0.75:.2f}s); standby active "
+              f"{t_b - last_renew:.3f}s after that renew")
+        assert TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.25  # before the lock can expire
+        assert t_b - last_renew >= TTL * 0.75  # not before a stepped down
+        assert b.ha.epoch is not None and b.ha.epoch > epoch_a
+        # a paused leader that never got to clear its fence: its write is refused
+        a.backend.fence = epoch_a
+        with pytest.raises(Fenced):
+            await a.backend.put("core/paused-write", b"x")
+        a.backend.fence = None
+        assert await b.backend.get("core/paused-write") is None
+        await b.backend.put("core/b-write", b"ok")  # the new active's fenced write works
+        assert b.backend.fence == b.ha.epoch
+
+    run_nodes(redis_server, body)
+
+
+def test_renew_task_cancelled_steps_down(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        task = a.ha._keepalive_task
+        assert task is not None
+        task.cancel()
+        epoch = a.ha.epoch
+        await until(lambda: a.core.events[-1][0] == "standby")
+        assert a.ha.last_leave is not None
+        reason, age = a.ha.last_leave
+        assert reason == "overdue" and TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.25
+        # a is healthy again, so either node may win the next term (a new epoch)
+        await until(lambda: a.ha.is_active or b.ha.is_active, timeout=TTL)
+        winner = a if a.ha.is_active else b
+        assert winner.ha.epoch is not None and epoch is not None and winner.ha.epoch > epoch
+        print(f"\nkeep-alive cancelled: stepped down {age:.3f}s after the last renew; "
+              f"{winner.ha.node_id} took the next term")
+
+    run_nodes(redis_server, body)
+
+
+def test_holder_gone_fast_takeover(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        epoch_a = a.ha.epoch
+
+        async def frozen(*_a: Any) -> Any:
+            await asyncio.sleep(3600)
+
+        # A "crash": a's process stops talking to Redis and its connections close.
+        for name in ("renew_lock", "release_lock", "acquire_lock", "lock_holder",
+                     "holder_gone", "put", "get"):
+            setattr(a.backend, name, frozen)
+        await a.backend._primary.connection_pool.disconnect()
+        t0 = time.monotonic()
+        t1 = await until(lambda: b.ha.is_active, timeout=TTL)
+        print(f"\nholder gone: standby active {t1 - t0:.3f}s after the holder's connections "
+              f"closed (ttl {TTL}s, retry {RETRY}s)")
+        assert t1 - t0 < TTL / 2
+        assert b.ha.epoch is not None and epoch_a is not None and b.ha.epoch > epoch_a
+
+    run_nodes(redis_server, body, close_timeout=0.5)  # a is frozen: don't wait for it
+
+
+def test_release_on_seal_hands_over_and_waits_for_unseal(redis_server: RedisServer) -> None:
+    async def body(a: Node, b: Node) -> None:
+        await a.ha.release()
+        a.core.sealed = True
+        assert not a.ha.is_active
+        await until(lambda: b.ha.is_active)
+        await b.ha.step_down()  # b sits out its cooldown; sealed a must not take the lock
+        await asyncio.sleep(0.5)
+        assert not a.ha.is_active
+        a.core.sealed = False
+        await until(lambda: a.ha.is_active, timeout=3)
+
+    run_nodes(redis_server, body)
+
+
+def test_single_node_stop_releases_lock(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        a = Node(redis_server, "solo")
+        try:
+            a.ha.start()
+            await until(lambda: a.ha.is_active)
+            await a.ha.stop()
+            assert not a.ha.is_active and a.core.events[-1][0] == "standby"
+            assert await a.backend.lock_holder() is None
+        finally:
+            await a.close()
+
+    asyncio.run(go())
+
+
+def test_own_stale_lock_is_reclaimed(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        ghost = RedisBackend(address=redis_server.address, lock_ttl=30, node_id="same")
+        assert await ghost.acquire_lock("same") is not None  # a previous run's lock, 30 s
+        a = Node(redis_server, "same")
+        try:
+            t0 = time.monotonic()
+            a.ha.start()
+            await until(lambda: a.ha.is_active, timeout=3)
+            assert time.monotonic() - t0 < 1.0
+        finally:
+            await a.close()
+            await ghost.close()
+
+    asyncio.run(go())

@@ -1,0 +1,395 @@
+"""RedisBackend against real redis-server processes: conformance, layout, fencing, the HA lock,
+invalidation messages, replica reads, Sentinel discovery and failure behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aredis
+
+from tests.helpers import free_port
+from tests.redis_fixtures import REDIS_SERVER, RedisServer, make_tls_files, redis_available
+from transit.config import StorageConfig
+from transit.errors import ConfigError, Fenced, StorageError
+from transit.storage.factory import create_backend
+from transit.storage.redis import RedisBackend, TLSOptions, parse_lock_value
+from transit.storage.testing import BackendConformance
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    async def main() -> Any:
+        return await coro
+
+    return asyncio.run(main())
+
+
+def backend(srv: RedisServer, **kw: Any) -> RedisBackend:
+    kw.setdefault("prefix", f"t{uuid.uuid4().hex[:8]}")
+    return RedisBackend(address=srv.address, **kw)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+class TestRedisConformance(BackendConformance):
+    @pytest.fixture
+    def backend_factory(self, redis_server: RedisServer) -> Callable[[], RedisBackend]:
+        return lambda: backend(redis_server, node_id="conformance")
+
+
+def test_layout_and_folder_index(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        b = backend(redis_server, prefix="lay")
+        await b.put("a/b/c", b"\x00v")
+        await b.put("a/d", b"w")
+        r = redis_server.client()
+        assert r.get("lay/a/b/c") == b"\x00v"
+        assert r.zrange("lay:list:", 0, -1) == [b"a/"]
+        assert r.zrange("lay:list:a/", 0, -1) == [b"b/", b"d"]
+        assert r.zrange("lay:list:a/b/", 0, -1) == [b"c"]
+        await b.delete("a/b/c")
+        assert not r.exists("lay/a/b/c", "lay:list:a/b/")
+        assert r.zrange("lay:list:a/", 0, -1) == [b"d"]
+        await b.delete("a/d")
+        assert sorted(r.keys("lay*")) == [b"lay/core/index"]
+        assert await b.list("") == []
+        assert await b.list("a") == []  # a missing "/" is implied
+        with pytest.raises(StorageError, match="reserved"):
+            await b.put("core/lock", b"x")
+        await b.close()
+
+    run(go())
+
+
+def test_listing_matches_model_after_many_ops(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        b = backend(redis_server)
+        rng = random.Random(7)
+        names = ["a", "b", "c", "a/x", "a/y", "a/x/1", "a/x/2", "b/q/r/s", "b/q/t", "c/d/e/f/g"]
+        model: dict[str, bytes] = {}
+        for i in range(800):
+            key = rng.choice(names)
+            if rng.random() < 0.55:
+                model[key] = str(i).encode()
+                await b.put(key, model[key])
+            else:
+                model.pop(key, None)
+                await b.delete(key)
+        folders = {""} | {k[: i + 1] for k in names for i, ch in enumerate(k) if ch == "/"}
+        for folder in folders:
+            expected = sorted(
+                {
+                    k[len(folder) :].split("/")[0] + ("/" if "/" in k[len(folder) :] else "")
+                    for k in model
+                    if k.startswith(folder)
+                }
+            )
+            assert await b.list(folder) == expected, folder
+        for key in names:
+            assert await b.get(key) == model.get(key), key
+        await b.close()
+
+    run(go())
+
+
+def test_fencing_and_lock_takeover(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        p = f"f{uuid.uuid4().hex[:6]}"
+        a = backend(redis_server, prefix=p, node_id="node-a", lock_ttl=0.3)
+        b = backend(redis_server, prefix=p, node_id="node-b", lock_ttl=0.3)
+        epoch_a = await a.acquire_lock("node-a")
+        assert epoch_a == 1
+        assert await b.acquire_lock("node-b") is None  # held
+        assert await b.lock_holder() == ("node-a", 1)
+        assert redis_server.client().get(f"{p}/core/lock") == b"node-a:1"
+        a.fence = epoch_a
+        await a.put("k", b"from-a")
+        assert await a.renew_lock("node-a", 1)
+
+        await asyncio.sleep(0.4)  # A paused past its TTL
+        assert await a.lock_holder() is None
+        epoch_b = await b.acquire_lock("node-b")
+        assert epoch_b == 2
+        b.fence = epoch_b
+        index = await b.write_index()
+        with pytest.raises(Fenced):
+            await a.put("k", b"stale")
+        with pytest.raises(Fenced):
+            await a.put("new/key", b"stale")
+        with pytest.raises(Fenced):
+            await a.delete("k")
+        assert await b.get("k") == b"from-a"
+        assert await b.get("new/key") is None
+        assert await b.list("") == ["k"]
+        assert await b.write_index() == index  # a refused write bumps nothing
+
+        assert not await a.renew_lock("node-a", 1)  # renew fails after takeover
+        await a.release_lock("node-a", 1)  # not the owner: no effect
+        assert await a.lock_holder() == ("node-b", 2)
+        await b.put("k", b"from-b")
+        assert await a.get("k") == b"from-b"
+        assert await b.renew_lock("node-b", 2)
+        await b.release_lock("node-b", 2)
+        assert await a.lock_holder() is None
+        with pytest.raises(Fenced):  # B's fence is stale once it released
+            await b.put("k", b"after-release")
+        b.fence = None  # unfenced writes always go through
+        await b.put("k", b"unfenced")
+        assert await a.acquire_lock("node-a") == 3
+        for x in (a, b):
+            await x.close()
+
+    run(go())
+
+
+def test_index_and_invalidation_messages(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        b = backend(redis_server, node_id="pub")
+        sub = aredis.Redis(host=redis_server.host, port=redis_server.port)
+        ps = sub.pubsub()
+        await ps.subscribe(b.channel)
+        assert b.channel == f"{b.prefix}/invalidate"
+        assert await b.write_index() == 0
+        await b.put("x/y", b"1")  # unfenced
+        epoch = await b.acquire_lock("pub")
+        b.fence = epoch
+        await b.put("z", b"2")  # fenced
+        await b.delete("x/y")
+        assert await b.write_index() == 3 == b.last_index
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            msg = await ps.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if msg is not None:
+                got.append(msg["data"])
+        assert got == [b"1 x/y", b"2 z", b"3 x/y"]
+        await ps.aclose()
+        await sub.aclose()
+        await b.close()
+
+    run(go())
+
+
+def test_holder_gone_and_connection_names(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        p = f"h{uuid.uuid4().hex[:6]}"
+        a = backend(redis_server, prefix=p, node_id="node-a")
+        b = backend(redis_server, prefix=p)
+        b.set_node_id("node-b")
+        assert await a.acquire_lock("node-a") == 1
+        assert not await b.holder_gone("node-a")
+        names = {c["name"] for c in redis_server.client().client_list()}
+        assert "transit-node-a" in names
+        with pytest.raises(RuntimeError):
+            a.set_node_id("other")  # too late: connections already named
+        await a.close()  # the holder's connections go away, the lock stays
+        await wait_for(lambda: b.holder_gone("node-a"))
+        assert await b.lock_holder() == ("node-a", 1)
+        assert not await b.holder_gone("node-b")
+        await b.close()
+
+    run(go())
+
+
+def test_read_from_replica(redis_primary_with_replica: tuple[RedisServer, RedisServer]) -> None:
+    primary, replica = redis_primary_with_replica
+
+    async def go() -> None:
+        b = RedisBackend(address=primary.address, read_address=replica.address, prefix="rep")
+        sub = aredis.Redis(host=replica.host, port=replica.port)
+        ps = sub.pubsub()
+        await ps.subscribe(b.channel)
+        await b.put("k", b"v1")
+        await wait_for(lambda: _eq(b, 1))
+        msg = None
+        while msg is None:  # messages published by the script reach replica subscribers
+            msg = await ps.get_message(ignore_subscribe_messages=True, timeout=2)
+        assert msg["data"] == b"1 k"
+        await ps.aclose()
+
+        # Detach the replica and make its data differ, to see which server answers reads.
+        rc = replica.client()
+        rc.replicaof("NO", "ONE")
+        rc.set("rep/k", b"replica-copy")
+        rc.zadd("rep:list:", {"only-on-replica": 0})
+        assert await b.get("k") == b"v1"  # default: the primary
+        assert await b.list("") == ["k"]
+        b.read_from_replica = True
+        assert await b.get("k") == b"replica-copy"
+        assert await b.list("") == ["k", "only-on-replica"]
+        await b.put("w", b"writes-go-to-primary")
+        assert primary.client().get("rep/w") == b"writes-go-to-primary"
+        assert await b.write_index() == 2
+        await sub.aclose()
+        await b.close()
+
+    run(go())
+
+
+async def _eq(b: RedisBackend, n: int) -> bool:
+    return await b.write_index(replica=True) == n
+
+
+def test_storage_error_when_redis_is_down(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        b = backend(redis_server, node_id="down", timeout=1.0)
+        await b.put("k", b"v")
+        redis_server.stop()
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: b.get("k"),
+            lambda: b.put("k", b"v"),
+            lambda: b.delete("k"),
+            lambda: b.list(""),
+            lambda: b.acquire_lock("down"),
+            lambda: b.renew_lock("down", 1),
+            lambda: b.release_lock("down", 1),
+            lambda: b.lock_holder(),
+            lambda: b.holder_gone("x"),
+            lambda: b.write_index(),
+        ]
+        for call in calls:
+            with pytest.raises(StorageError, match="unreachable") as info:
+                await call()
+            assert not isinstance(info.value, redis.RedisError)
+            assert not isinstance(info.value, Fenced)
+        await b.close()
+        never = RedisBackend(address=f"127.0.0.1:{free_port()}", timeout=1.0)
+        with pytest.raises(StorageError):
+            await never.get("k")
+        await never.close()
+
+    run(go())
+
+
+def test_sentinel_discovery(redis_server: RedisServer, tmp_path: Path) -> None:
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster {redis_server.host} {redis_server.port} 1\n"
+    )
+    proc = subprocess.Popen(
+        [REDIS_SERVER, str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sc = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if sc.sentinel_get_master_addr_by_name("mymaster"):
+                    break
+            except redis.RedisError:
+                pass
+            assert time.monotonic() < deadline, "sentinel did not start"
+            time.sleep(0.05)
+
+        async def go() -> None:
+            b = RedisBackend(
+                sentinel_addresses=[f"127.0.0.1:{port}"],
+                sentinel_master="mymaster",
+                prefix="sen",
+                node_id="s1",
+            )
+            await b.put("a/b", b"via-sentinel")
+            assert await b.get("a/b") == b"via-sentinel"
+            assert await b.list("a/") == ["b"]
+            assert await b.acquire_lock("s1") == 1
+            assert not await b.holder_gone("s1")
+            await b.close()
+
+        run(go())
+        assert redis_server.client().get("sen/a/b") == b"via-sentinel"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.mark.skipif(not redis_available(), reason="redis-server is not installed")
+def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    files = make_tls_files(tmp_path / "tls")
+    with RedisServer(tmp_path, tls=files) as srv:
+        verified = TLSOptions(str(files.ca_file), str(files.client_cert), str(files.client_key))
+        no_client_cert = TLSOptions(ca_file=str(files.ca_file))
+        skip_verify = TLSOptions("", str(files.client_cert), str(files.client_key), True)
+
+        async def go() -> None:
+            b = backend(srv, tls=verified, prefix="tls", node_id="t1")
+            await b.put("k", b"over-tls")
+            assert await b.get("k") == b"over-tls"
+            assert await b.acquire_lock("t1") == 1
+            await b.close()
+            b = backend(srv, tls=skip_verify, prefix="tls")
+            assert await b.get("k") == b"over-tls"
+            await b.close()
+            b = RedisBackend(address=srv.url, prefix="tls", tls=skip_verify)  # rediss:// URL
+            assert await b.list("") == ["k"]
+            await b.close()
+            b = backend(srv, tls=no_client_cert, timeout=2.0)
+            with pytest.raises(StorageError):  # the server requires a client certificate
+                await b.get("k")
+            await b.close()
+            b = backend(srv, timeout=2.0)  # plain TCP to a TLS port
+            with pytest.raises(StorageError):
+                await b.get("k")
+            await b.close()
+
+        run(go())
+
+
+def test_factory_builds_redis_backend(redis_server: RedisServer) -> None:
+    b = create_backend(
+        StorageConfig(
+            "redis",
+            {
+                "address": redis_server.address,
+                "prefix": "fac",
+                "lock_ttl": "15s",
+                "db": "1",
+                "timeout": "2s",
+                "node_id": "n1",
+                "read_from_replica": "false",
+            },
+        )
+    )
+    assert isinstance(b, RedisBackend)
+    assert (b.prefix, b.lock_ttl, b.node_id, b.read_from_replica) == ("fac", 15.0, "n1", False)
+
+    async def go() -> None:
+        await b.put("k", b"v")  # type: ignore[union-attr]
+        await b.close()  # type: ignore[union-attr]
+
+    run(go())
+    assert redis_server.client(db=1).get("fac/k") == b"v"
+    for bad in ({}, {"address": "x:1", "db": "one"}, {"sentinel_addresses": "h:1"},
+                {"address": "x:1", "lock_ttl": "soon"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            create_backend(StorageConfig("redis", bad))
+    tls = create_backend(
+        StorageConfig("redis", {"address": "h:1", "tls_ca_file": "/ca.pem", "tls_skip_verify": "1"})
+    )
+    kwargs = tls._primary.connection_pool.connection_kwargs  # type: ignore[attr-defined]
+    assert kwargs["ssl_ca_certs"] == "/ca.pem" and kwargs["ssl_cert_reqs"] == "none"
+    with pytest.raises(ConfigError, match="scheme"):
+        create_backend(StorageConfig("redis", {"address": "http://x:1"}))
+
+
+def test_lock_value_format() -> None:
+    assert parse_lock_value("node-a:12") == ("node-a", 12)
+    assert parse_lock_value("host:8200:3") == ("host:8200", 3)
+    assert parse_lock_value("garbage") is None
+    assert parse_lock_value(":5") is None

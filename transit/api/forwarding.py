@@ -1,0 +1,113 @@
+"""The forwarding gate: pure ASGI middleware in front of the API on every node.
+
+On the active node (or a node without HA) requests pass straight through. On a standby every
+request except the never-forwarded status endpoints goes to the active node over the mutual-
+TLS cluster port and its status, headers and body come back verbatim (spec ha-and-sys §2.1):
+`X-Vault-No-Request-Forwarding` asks for a 307 to the active's `api_addr` instead, a failed
+forward falls back to that 307, and no active node at all is a 503. A request that arrived
+forwarded is never forwarded again. Standbys also report themselves to the active node with
+an echo every few seconds (`sys/ha-status` lists them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from transit.api.wire import JSON_HEADERS, error_body
+from transit.cluster.forward import ForwardingError
+
+if TYPE_CHECKING:
+    from transit.core import Core
+
+log = logging.getLogger("transit.forwarding")
+
+# Answered by the receiving node itself (spec ha-and-sys §2.1).
+NEVER_FORWARDED = frozenset({
+    "/v1/sys/init", "/v1/sys/seal-status", "/v1/sys/seal", "/v1/sys/unseal", "/v1/sys/leader",
+    "/v1/sys/health", "/v1/sys/host-info", "/v1/sys/metrics", "/v1/sys/in-flight-req",
+})
+ECHO_PATH = "/v1/sys/internal/cluster-echo"
+FORWARDED_SCOPE_KEY = "transit.forwarded"
+
+
+class ForwardingGate:
+    def __init__(self, app: Any, core: Core) -> None:
+        self.app = app
+        self.core = core
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        core = self.core
+        if scope["type"] != "http" or core.ha is None or core.sealed:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if scope.get(FORWARDED_SCOPE_KEY):
+            if path == ECHO_PATH:
+                await self._echo(receive, send)
+            elif core.ha.is_active:
+                await self.app(scope, receive, send)
+            else:  # it was sent to us as the active node, and we no longer are
+                await _respond(send, 503, error_body(["node is not active"]))
+            return
+        if core.ha.is_active or path.rstrip("/") in NEVER_FORWARDED:
+            await self.app(scope, receive, send)
+            return
+        await self._forward(scope, receive, send)
+
+    async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        leader = await self.core.ha.leader()
+        if leader is None:
+            await _respond(send, 503, error_body(["no active Vault instance found"]))
+            return
+        path_qs = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            path_qs += "?" + scope["query_string"].decode("latin-1")
+        headers = scope["headers"]
+        if any(k == b"x-vault-no-request-forwarding" and v for k, v in headers):
+            await _redirect(send, leader.api_addr, path_qs)
+            return
+        body = await _read_body(receive)
+        try:
+            status, out_headers, out_body = await self.core.forwarder.forward(
+                leader, scope["method"], path_qs, list(headers), body)
+        except ForwardingError as exc:
+            log.warning("request forwarding failed, redirecting the client: %s", exc)
+            await _redirect(send, leader.api_addr, path_qs)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        await send({"type": "http.response.body", "body": out_body})
+
+    async def _echo(self, receive: Any, send: Any) -> None:
+        try:
+            info = orjson.loads(await _read_body(receive))
+            self.core.record_echo(info, time.time())
+            await _respond(send, 204, b"")
+        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
+            await _respond(send, 400, error_body(["invalid echo"]))
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _redirect(send: Any, api_addr: str, path_qs: str) -> None:
+    base = api_addr.rstrip("/")
+    if "://" not in base:
+        base = "https://" + base
+    await send({"type": "http.response.start", "status": 307,
+                "headers": [*JSON_HEADERS, (b"location", (base + path_qs).encode())]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body})

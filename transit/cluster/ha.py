@@ -1,0 +1,365 @@
+"""The HA election loop (spec §1.3, §1.5; DESIGN §4; contract §6.2).
+
+    standby ──acquire──▶ fence = epoch ──▶ core.become_active(record) ──▶ active
+       ▲                                                                    │
+       └── fence = None, core.become_standby(), release ◀── lost / overdue / step-down / seal
+
+A standby tries the lock every `retry` seconds. When the lock is held by a node whose Redis
+connections are all gone (`holder_gone`), it deletes that holder's lock value with the
+backend's compare-and-delete (`release_lock(holder, epoch)` compares the value, not the
+caller) and takes the lock at once instead of waiting out the TTL; fencing makes that safe.
+
+The active renews every `renew_interval` (ttl/3) from a keep-alive task. A watchdog steps down
+as soon as the last successful renew (monotonic, timed from *before* the request was sent)
+is older than ttl − margin (margin = ttl/4): the fence is cleared first, so this node stops
+acknowledging writes before the lock can expire in Redis. A paused process cannot do even
+that; then its writes carry a stale epoch and the backend refuses them (`errors.Fenced`).
+
+The controller talks to the core only through `become_active(record)`, `become_standby()`
+and `sealed`, and to the backend only through the §6.1 lock methods and `fence`. Every
+`become_active` is paired with exactly one `become_standby`, even when activation failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from transit.cluster.advert import LeaderRecord, leader_key
+from transit.errors import TransitError
+
+log = logging.getLogger("transit.cluster.ha")
+
+State = Literal["standby", "active"]
+_Reason = Literal["lost", "overdue", "step-down", "release", "stop", "ready", "failed"]
+
+
+class HAController:
+    def __init__(
+        self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
+        lock_ttl: float | None = None, *, retry: float = 1.0, renew_interval: float | None = None,
+        margin: float | None = None, cooldown: float = 10.0, leader_refresh: float = 2.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        backend_ttl = getattr(backend, "lock_ttl", None)
+        if lock_ttl is None:
+            lock_ttl = float(backend_ttl) if backend_ttl else 10.0
+        elif backend_ttl and abs(float(backend_ttl) - lock_ttl) > 1e-9:
+            log.warning("HA lock_ttl %.3fs differs from the backend's %.3fs", lock_ttl,
+                        backend_ttl)
+        if lock_ttl <= 0:
+            raise ValueError("lock_ttl must be positive")
+        self.core = core
+        self.backend = backend
+        self.node_id = node_id
+        self.api_addr = api_addr
+        self.cluster_addr = cluster_addr
+        self.lock_ttl = lock_ttl
+        self.retry = retry
+        self.renew_interval = renew_interval if renew_interval is not None else lock_ttl / 3
+        self.margin = margin if margin is not None else lock_ttl / 4
+        self.cooldown = cooldown
+        self.leader_refresh = leader_refresh
+        self._clock = clock
+
+        self.state: State = "standby"
+        self.active_since: dt.datetime | None = None
+        self.epoch: int | None = None
+        # why and when the last term ended: (reason, seconds since its last successful renew)
+        self.last_leave: tuple[str, float] | None = None
+        self._record: LeaderRecord | None = None
+        self._last_renew = 0.0
+        self._cooldown_until = 0.0
+        self._hold_off_until = 0.0  # after release(): don't compete until sealed (or this)
+        self._request: _Reason | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set whenever no term is in progress
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        # standby's view of the leader
+        self._holder: tuple[str, int] | None = None
+        self._holder_at = float("-inf")
+        self._leader_key: tuple[str, int] | None = None
+        self._leader: LeaderRecord | None = None
+
+    # -- public surface ----------------------------------------------------------------------
+    @property
+    def is_active(self) -> bool:
+        return self.state == "active"
+
+    @property
+    def renew_age(self) -> float:
+        """Seconds since the last successful renew started (monotonic)."""
+        return self._clock() - self._last_renew
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._request = None
+            self._task = asyncio.create_task(self._run(), name=f"ha-{self.node_id}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Leave active duty (become_standby, release the lock) and end the loop."""
+        task = self._task
+        if task is None:
+            return
+        self._signal("stop")
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            log.error("HA loop did not stop in %.1fs; cancelling it", timeout)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
+
+    async def step_down(self, *, wait: bool = True) -> None:
+        """`sys/step-down`: give up the lock and sit out `cooldown` seconds. With `wait`,
+        return once this node is a standby; a request handler whose own request would be
+        drained by `become_standby` must pass `wait=False`."""
+        if not self.is_active:
+            return
+        self._signal("step-down")
+        if wait:
+            await self._idle.wait()
+
+    async def release(self, *, wait: bool = True) -> None:
+        """On seal: leave active duty, release the lock, and don't compete again until the
+        core has been sealed and unsealed (or `cooldown` passed without a seal)."""
+        self._hold_off_until = self._clock() + self.cooldown
+        if not self.is_active and self._idle.is_set():
+            return
+        self._signal("release")
+        if wait:
+            await self._idle.wait()
+
+    async def leader(self) -> LeaderRecord | None:
+        """The active node's advertisement: ours when active; else `core/leader/<holder>`
+        read through the barrier, cached until the lock holder changes."""
+        if self.is_active:
+            return self._record
+        if self._clock() - self._holder_at > self.leader_refresh:
+            try:
+                await self._refresh_holder()
+            except Exception as exc:
+                log.warning("cannot read the HA lock holder: %s", exc)
+                return self._leader if self._leader_key == self._holder else None
+        return await self._leader_for(self._holder)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _signal(self, reason: _Reason) -> None:
+        if self._request != "stop":
+            self._request = reason
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early for stop/step-down/release signals."""
+        if seconds <= 0 or self._request == "stop":
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _run(self) -> None:
+        while self._request != "stop":
+            self._wake.clear()
+            if self._request in ("step-down", "release"):
+                self._request = None  # nothing to leave: we are not active
+            try:
+                now = self._clock()
+                if now < self._cooldown_until:
+                    await self._sleep(self._cooldown_until - now)
+                    continue
+                if self.core.sealed:
+                    self._hold_off_until = 0.0
+                    await self._sleep(self.retry)
+                    continue
+                if now < self._hold_off_until:
+                    await self._sleep(min(self.retry, self._hold_off_until - now))
+                    continue
+                got = await self._try_acquire()
+                if got is None:
+                    await self._sleep(self.retry)
+                    continue
+                if (self._request in ("stop", "release") or self.core.sealed
+                        or self._clock() < self._hold_off_until):
+                    await self.backend.release_lock(self.node_id, got[0])  # changed our mind
+                    continue
+                await self._term(*got)
+            except asyncio.CancelledError:
+                raise
+            except TransitError as exc:  # storage unreachable and the like
+                log.warning("HA loop: %s; retrying in %.1fs", exc, self.retry)
+                await self._sleep(self.retry)
+            except Exception:
+                log.exception("HA loop error; retrying in %.1fs", self.retry)
+                await self._sleep(self.retry)
+
+    async def _try_acquire(self) -> tuple[int, float] | None:
+        """(epoch, monotonic time the acquiring request was sent), or None."""
+        started = self._clock()
+        epoch = await self.backend.acquire_lock(self.node_id)
+        if epoch is not None:
+            return epoch, started
+        holder = await self._refresh_holder()
+        if holder is None:
+            return None
+        name, held_epoch = holder
+        if name == self.node_id:
+            # Our own stale lock (a term we left without releasing, or a restart with the
+            # same node id): nobody else can take it before it expires, so drop it now.
+            log.info("releasing our own stale lock (epoch %d)", held_epoch)
+        elif not await self.backend.holder_gone(name):
+            await self._leader_for(holder)  # warm the advertisement cache for forwarding
+            return None
+        else:
+            log.warning("lock holder %s (epoch %d) has no Redis connection; taking over",
+                        name, held_epoch)
+        await self.backend.release_lock(name, held_epoch)  # compare-and-delete
+        started = self._clock()
+        epoch = await self.backend.acquire_lock(self.node_id)
+        return None if epoch is None else (epoch, started)
+
+    async def _term(self, epoch: int, acquired_at: float) -> None:
+        """One term as active, from a fresh lock to its release."""
+        self._idle.clear()
+        self.epoch = epoch
+        self._last_renew = acquired_at
+        self.backend.fence = epoch
+        record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr)
+        log.info("acquired the HA lock (epoch %d); becoming active", epoch)
+        self._keepalive_task = asyncio.create_task(self._keepalive(epoch),
+                                                   name=f"ha-renew-{self.node_id}")
+        activation = asyncio.create_task(self.core.become_active(record))
+        reason: _Reason = "failed"
+        try:
+            reason = await self._watch(activation)
+            if reason == "ready":
+                if activation.cancelled() or activation.exception() is not None:
+                    exc = None if activation.cancelled() else activation.exception()
+                    log.error("becoming active failed: %r", exc, exc_info=exc)
+                    reason = "failed"
+                else:
+                    self._record = record
+                    self.state = "active"
+                    self.active_since = dt.datetime.now(dt.UTC)
+                    log.info("active (epoch %d)", epoch)
+                    reason = await self._watch(None)
+        finally:
+            await self._leave(epoch, reason, activation)
+
+    async def _watch(self, activation: asyncio.Task[None] | None) -> _Reason:
+        """Wait for activation to finish (if given), a signal, lock loss, or the deadline."""
+        while True:
+            if self._request is not None:
+                return self._request
+            remaining = self._last_renew + self.lock_ttl - self.margin - self._clock()
+            if remaining <= 0:
+                return "overdue"
+            waiter = asyncio.ensure_future(self._wake.wait())
+            waits: set[asyncio.Future[Any]] = {waiter}
+            if activation is not None:
+                waits.add(activation)
+            try:
+                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            self._wake.clear()
+            if activation is not None and activation.done() and self._request is None:
+                return "ready"
+
+    async def _leave(self, epoch: int, reason: _Reason,
+                     activation: asyncio.Task[None]) -> None:
+        """Stop acknowledging writes first, then tear down and release."""
+        self.backend.fence = None
+        self.state = "standby"
+        self.last_leave = (reason, self.renew_age)
+        if reason in ("lost", "overdue"):
+            log.warning("lost the HA lock (%s, last renew %.2fs ago); stepping down",
+                        reason, self.renew_age)
+        else:
+            log.info("leaving active duty (%s)", reason)
+        keepalive, self._keepalive_task = self._keepalive_task, None
+        if keepalive is not None:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await keepalive
+        if not activation.done():
+            # Its writes now fail (fence cleared here, stale epoch in Redis); let it finish.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await activation
+        try:
+            await self.core.become_standby()
+        except Exception:
+            log.exception("core.become_standby failed")
+        try:
+            await asyncio.wait_for(self.backend.release_lock(self.node_id, epoch),
+                               max(self.retry, 1.0))
+        except Exception as exc:
+            log.warning("releasing the HA lock failed (it will expire): %s", exc)
+        if reason == "step-down":
+            self._cooldown_until = self._clock() + self.cooldown
+        if self._request == reason and reason != "stop":
+            self._request = None
+        self._record = None
+        self.active_since = None
+        self.epoch = None
+        self._holder_at = float("-inf")
+        self._idle.set()
+
+    async def _keepalive(self, epoch: int) -> None:
+        """Renew every `renew_interval`; report a refused renew as "lost"."""
+        next_at = self._last_renew + self.renew_interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - self._clock()))
+            sent = self._clock()
+            deadline = self._last_renew + self.lock_ttl - self.margin
+            try:
+                ok = await asyncio.wait_for(self.backend.renew_lock(self.node_id, epoch),
+                                            max(0.001, deadline - sent))
+            except TimeoutError:
+                return  # past ttl − margin: the watchdog steps down
+            except Exception as exc:
+                log.warning("renewing the HA lock failed: %s", exc)
+                next_at = sent + min(self.retry, self.renew_interval)
+                continue
+            if not ok:
+                self._signal_lost()
+                return
+            self._last_renew = max(self._last_renew, sent)
+            next_at = sent + self.renew_interval
+
+    def _signal_lost(self) -> None:
+        if self._request is None:
+            self._request = "lost"
+        self._wake.set()
+
+    # -- standby's view of the leader ----------------------------------------------------------
+    async def _refresh_holder(self) -> tuple[str, int] | None:
+        self._holder = await self.backend.lock_holder()
+        self._holder_at = self._clock()
+        return self._holder
+
+    async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
+        if holder is None or holder[0] == self.node_id:
+            return None  # no holder, or our own stale lock: no active node right now
+        if holder == self._leader_key:
+            return self._leader
+        try:
+            raw = await self.core.barrier.get(leader_key(holder[0]))
+        except Exception as exc:
+            log.warning("cannot read the advertisement of %s: %s", holder[0], exc)
+            return None
+        if raw is None:
+            return None  # not advertised yet: read again next time
+        try:
+            record = LeaderRecord.from_json(raw)
+        except ValueError as exc:
+            log.warning("bad advertisement of %s: %s", holder[0], exc)
+            return None
+        self._leader_key, self._leader = holder, record
+        return record

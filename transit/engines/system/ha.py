@@ -1,0 +1,46 @@
+"""`sys/step-down` and `sys/ha-status` (spec ha-and-sys-api §1.6, §4.13)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+
+from transit import __version__
+from transit.engines.fields import FieldData
+from transit.engines.framework import Request, Response
+
+ECHO_STALE_SECONDS = 30.0  # standbys silent for longer drop out of the list
+
+
+async def step_down(b: Any, req: Request, d: FieldData) -> None:
+    """The active node gives up the lock and sits out a cooldown; a no-op without HA."""
+    ha = b.core.ha
+    if ha is not None:
+        # This request runs on the node being stepped down: don't wait for our own teardown.
+        await ha.step_down(wait=False)
+    return None
+
+
+def _rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+async def ha_status(b: Any, req: Request, d: FieldData) -> Response:
+    core = b.core
+    nodes: list[dict[str, Any]] = [{
+        "hostname": socket.gethostname(), "api_address": core.api_addr,
+        "cluster_address": core.cluster_addr, "active_node": True, "last_echo": None,
+        "version": __version__, "node_id": core.node_id,
+    }]
+    now = dt.datetime.now(dt.UTC).timestamp()
+    for node_id, echo in sorted(core.echoes.items()):
+        if now - echo["last_echo"] > ECHO_STALE_SECONDS:
+            continue
+        nodes.append({
+            "hostname": echo["hostname"], "api_address": echo["api_address"],
+            "cluster_address": echo["cluster_address"], "active_node": False,
+            "last_echo": _rfc3339(echo["last_echo"]), "version": __version__,
+            "node_id": node_id,
+        })
+    return Response(data={"nodes": nodes}, mirror_data=True)

@@ -1,0 +1,380 @@
+"""Redis storage: the HA-capable backend (contract: docs/dev/contracts.md §6.1).
+
+Layout under a prefix `p` (default "transit"):
+
+- `p/<key>`            a value (Redis string, raw bytes)
+- `p:list:<folder>`    ZSET (all scores 0, so ordered by bytes) of the immediate children of
+                       `<folder>` ("" or ending in "/"): leaf names, and sub-folders with a "/"
+- `p/core/lock`        the HA lock, value `"<node_id>:<epoch>"` (split at the LAST ":")
+- `p/core/epoch`       INCR on every lock acquisition
+- `p/core/index`       the write index: INCR on every put/delete
+- channel `p/invalidate`  one message `"<index> <key>"` per put/delete
+
+Every put/delete is one Lua script: (when `fence` is set) check that the lock still holds
+`"<node_id>:<fence>"`, apply the write, keep the folder ZSETs in step, INCR the index and
+PUBLISH. A refused write raises `errors.Fenced` and changes nothing. With `fence = None` the
+check is skipped (single node, or before HA starts) but the index and message still happen.
+
+Every connection is named `transit-<node_id>` (CLIENT SETNAME through the pool's
+`client_name`), which `holder_gone` looks for in CLIENT LIST. The node id comes from the
+`node_id` argument or `set_node_id()`, which must be called before the first command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from transit.errors import Fenced, StorageError
+
+# KEYS: data, lock, index, folder ZSETs root..deepest
+# ARGV: expected lock value ("" = unfenced), channel, key, value, child names root..deepest
+_PUT = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[4])
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[i + 1]) end
+local n = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[3])
+return n
+"""
+
+# KEYS: as _PUT. ARGV: expected lock value, channel, key, child names root..deepest.
+# Walks up from the deepest folder: remove the child; stop as soon as a folder is not empty
+# (Redis drops an emptied ZSET, so EXISTS says whether the folder still has children).
+_DELETE = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+for i = #KEYS, 4, -1 do
+  redis.call('ZREM', KEYS[i], ARGV[i])
+  if redis.call('EXISTS', KEYS[i]) == 1 then break end
+end
+local n = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[3])
+return n
+"""
+
+# KEYS: lock, epoch. ARGV: node id, ttl ms. Returns the new epoch, or 0 when held.
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local e = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'PX', ARGV[2])
+return e
+"""
+
+# KEYS: lock. ARGV: expected value, ttl ms. 1 = renewed.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lock. ARGV: expected value. 1 = released.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_RESERVED = ("core/lock", "core/epoch", "core/index")
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """TLS to Redis. Any of these set (or a rediss:// address) turns TLS on."""
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    skip_verify: bool = False
+
+
+def lock_value(node_id: str, epoch: int) -> str:
+    """The value stored at `<p>/core/lock` while `node_id` holds the lock at `epoch`."""
+    return f"{node_id}:{epoch}"
+
+
+def parse_lock_value(value: str) -> tuple[str, int] | None:
+    node_id, sep, epoch = value.rpartition(":")
+    if not sep or not node_id or not epoch.isdigit():
+        return None
+    return node_id, int(epoch)
+
+
+def _split_address(address: str) -> dict[str, Any]:
+    """Parse "host:port", "[::1]:6379" or a redis[s]://user:pw@host:port/db URL -> kwargs."""
+    url = urlsplit(address if "://" in address else f"redis://{address}")
+    if url.scheme not in ("redis", "rediss"):
+        raise StorageError(f"redis address {address!r}: scheme must be redis:// or rediss://")
+    try:
+        port = url.port or 6379
+    except ValueError as exc:
+        raise StorageError(f"redis address {address!r}: {exc}") from None
+    out: dict[str, Any] = {"host": url.hostname or "127.0.0.1", "port": port}
+    if url.scheme == "rediss":
+        out["ssl"] = True
+    if url.username:
+        out["username"] = unquote(url.username)
+    if url.password:
+        out["password"] = unquote(url.password)
+    if url.path.strip("/").isdigit():
+        out["db"] = int(url.path.strip("/"))
+    return out
+
+
+def _folders(key: str) -> tuple[list[str], list[str]]:
+    """For "a/b/c": folders ["", "a/", "a/b/"] and their children ["a/", "b/", "c"]."""
+    parts = key.split("/")
+    folders, children, folder = [], [], ""
+    for i, part in enumerate(parts):
+        folders.append(folder)
+        last = i == len(parts) - 1
+        children.append(part if last else part + "/")
+        folder += part + "/"
+    return folders, children
+
+
+class RedisBackend:
+    """`Backend` on Redis plus the HA lock primitives (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        address: str = "127.0.0.1:6379",
+        read_address: str = "",
+        prefix: str = "transit",
+        username: str = "",
+        password: str = "",
+        db: int = 0,
+        tls: TLSOptions | None = None,
+        lock_ttl: float = 10.0,
+        sentinel_addresses: Sequence[str] = (),
+        sentinel_master: str = "",
+        node_id: str | None = None,
+        read_from_replica: bool = False,
+        timeout: float = 5.0,
+    ) -> None:
+        prefix = prefix.rstrip("/")
+        if not prefix:
+            raise StorageError("redis: prefix must not be empty")
+        if lock_ttl <= 0:
+            raise StorageError("redis: lock_ttl must be positive")
+        self.prefix = prefix
+        self.lock_ttl = lock_ttl
+        self.fence: int | None = None
+        self.read_from_replica = read_from_replica
+        self.last_index = 0  # write index returned by this backend's latest put/delete
+        self.lock_key = f"{prefix}/core/lock"
+        self.epoch_key = f"{prefix}/core/epoch"
+        self.index_key = f"{prefix}/core/index"
+        self.channel = f"{prefix}/invalidate"
+        self._list_prefix = f"{prefix}:list:"
+        self._node_id: str | None = None
+        self._used = False
+        self._sentinel: Sentinel | None = None
+
+        common: dict[str, Any] = {
+            "db": db,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        }
+        if username:
+            common["username"] = username
+        if password:
+            common["password"] = password
+        if tls is not None:
+            common.update(
+                ssl=True,
+                ssl_ca_certs=tls.ca_file or None,
+                ssl_certfile=tls.cert_file or None,
+                ssl_keyfile=tls.key_file or None,
+                ssl_cert_reqs="none" if tls.skip_verify else "required",
+                ssl_check_hostname=not tls.skip_verify,
+            )
+
+        if sentinel_addresses:
+            if not sentinel_master:
+                raise StorageError("redis: sentinel_master is required with sentinel_addresses")
+            hosts = [_split_address(a) for a in sentinel_addresses]
+            self._sentinel = Sentinel([(h["host"], h["port"]) for h in hosts], **common)
+            self._primary: Redis = self._sentinel.master_for(sentinel_master)
+            self._where = f"sentinel master {sentinel_master!r}"
+        else:
+            self._primary = Redis(**{**common, **_split_address(address)})
+            self._where = address
+        self._replica: Redis | None = None
+        if read_address:
+            self._replica = Redis(**{**common, **_split_address(read_address)})
+
+        self._put = self._primary.register_script(_PUT)
+        self._delete = self._primary.register_script(_DELETE)
+        self._acquire = self._primary.register_script(_ACQUIRE)
+        self._renew = self._primary.register_script(_RENEW)
+        self._release = self._primary.register_script(_RELEASE)
+        if node_id is not None:
+            self.set_node_id(node_id)
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> str | None:
+        return self._node_id
+
+    def set_node_id(self, node_id: str) -> None:
+        """Name every connection `transit-<node_id>`. Call before the first command: existing
+        pooled connections cannot be renamed, and `holder_gone` relies on the names."""
+        if not node_id or any(c.isspace() for c in node_id):
+            raise StorageError(f"redis: invalid node id {node_id!r} (empty or has spaces)")
+        if node_id == self._node_id:
+            return
+        if self._used:
+            raise RuntimeError("RedisBackend.set_node_id must be called before first use")
+        self._node_id = node_id
+        for client in (self._primary, self._replica):
+            if client is not None:
+                client.connection_pool.connection_kwargs["client_name"] = f"transit-{node_id}"
+
+    # -- errors ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, op: str) -> Iterator[None]:
+        self._used = True
+        try:
+            yield
+        except AuthenticationError as exc:
+            raise StorageError(f"redis {self._where} refused the credentials: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StorageError(f"redis {self._where} unreachable during {op}: {exc}") from exc
+        except RedisError as exc:
+            raise StorageError(f"redis {op} failed: {exc}") from exc
+
+    def _reader(self) -> Redis:
+        if self.read_from_replica and self._replica is not None:
+            return self._replica
+        return self._primary
+
+    def _fence_value(self) -> str:
+        if self.fence is None:
+            return ""
+        if self._node_id is None:
+            raise StorageError("redis: fence is set but the node id is unknown")
+        return lock_value(self._node_id, self.fence)
+
+    # -- Backend ---------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        with self._errors("get"):
+            value = await self._reader().get(f"{self.prefix}/{key}")
+        return None if value is None else bytes(value)
+
+    async def put(self, key: str, value: bytes) -> None:
+        self._check_key(key)
+        folders, children = _folders(key)
+        keys = [f"{self.prefix}/{key}", self.lock_key, self.index_key]
+        keys += [self._list_prefix + f for f in folders]
+        args: list[Any] = [self._fence_value(), self.channel, key, bytes(value), *children]
+        with self._errors("put"):
+            n = await self._put(keys=keys, args=args)
+        self._done(int(n), "put", key)
+
+    async def delete(self, key: str) -> None:
+        self._check_key(key)
+        folders, children = _folders(key)
+        keys = [f"{self.prefix}/{key}", self.lock_key, self.index_key]
+        keys += [self._list_prefix + f for f in folders]
+        args: list[Any] = [self._fence_value(), self.channel, key, *children]
+        with self._errors("delete"):
+            n = await self._delete(keys=keys, args=args)
+        self._done(int(n), "delete", key)
+
+    async def list(self, prefix: str) -> list[str]:
+        """Children of the folder `prefix` ("" or ending in "/"; a missing "/" is implied)."""
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        with self._errors("list"):
+            members = await self._reader().zrange(self._list_prefix + prefix, 0, -1)
+        return [m.decode() for m in members]
+
+    def _check_key(self, key: str) -> None:
+        if key in _RESERVED:
+            raise StorageError(f"redis: {key!r} is reserved for the HA lock and write index")
+
+    def _done(self, n: int, op: str, key: str) -> None:
+        if n < 0:
+            raise Fenced(f"{op} {key!r} refused: this node no longer holds the lock")
+        self.last_index = n
+
+    # -- HA primitives ---------------------------------------------------------------------
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.lock_ttl * 1000))
+
+    async def acquire_lock(self, node_id: str) -> int | None:
+        """Take the lock if nobody holds it: the new epoch, else None. Also adopts `node_id`
+        as this backend's node id if none was set (only possible before first use)."""
+        if self._node_id is None:
+            self.set_node_id(node_id)
+        elif node_id != self._node_id:
+            raise StorageError(f"redis: backend is node {self._node_id!r}, not {node_id!r}")
+        with self._errors("lock acquire"):
+            epoch = int(
+                await self._acquire(
+                    keys=[self.lock_key, self.epoch_key], args=[node_id, self._ttl_ms]
+                )
+            )
+        return epoch or None
+
+    async def renew_lock(self, node_id: str, epoch: int) -> bool:
+        """Extend the TTL if the lock still holds `<node_id>:<epoch>`."""
+        with self._errors("lock renew"):
+            ok = await self._renew(
+                keys=[self.lock_key], args=[lock_value(node_id, epoch), self._ttl_ms]
+            )
+        return int(ok) == 1
+
+    async def release_lock(self, node_id: str, epoch: int) -> None:
+        """Delete the lock, only if it still holds `<node_id>:<epoch>`."""
+        with self._errors("lock release"):
+            await self._release(keys=[self.lock_key], args=[lock_value(node_id, epoch)])
+
+    async def lock_holder(self) -> tuple[str, int] | None:
+        with self._errors("lock read"):
+            value = await self._primary.get(self.lock_key)
+        return None if value is None else parse_lock_value(value.decode())
+
+    async def holder_gone(self, node_id: str) -> bool:
+        """True when the primary has no client connection named `transit-<node_id>`."""
+        name = f"transit-{node_id}"
+        with self._errors("client list"):
+            clients = await self._primary.client_list()
+        return not any(c.get("name") == name for c in clients)
+
+    async def write_index(self, *, replica: bool = False) -> int:
+        """The write index on the primary (or on the read replica, when `replica` and one is
+        configured: how far replication has got)."""
+        client = self._replica if replica and self._replica is not None else self._primary
+        with self._errors("index read"):
+            value = await client.get(self.index_key)
+        return int(value) if value is not None else 0
+
+    async def close(self) -> None:
+        for client in (self._primary, self._replica):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose(close_connection_pool=True)
+        if self._sentinel is not None:
+            for s in self._sentinel.sentinels:
+                with contextlib.suppress(RedisError, OSError):
+                    await s.aclose()

@@ -41,7 +41,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from transit.errors import InvalidKey, Sealed, StorageError, UserError
+from transit.errors import ForwardToActive, InvalidKey, Sealed, StorageError, UserError
 from transit.storage.base import Backend
 
 KEYRING_PATH = "core/keyring"
@@ -111,6 +111,9 @@ class Barrier:
     def __init__(self, physical: Backend) -> None:
         self.physical = physical
         self.sealed = True
+        # A performance standby reads through the barrier but must not write: the first
+        # write attempt raises ForwardToActive and the whole request goes to the active node.
+        self.read_only = False
         self._root: bytearray | None = None
         self._keys: dict[int, _Key] = {}
         self._aeads: dict[int, AESGCM] = {}
@@ -214,6 +217,8 @@ class Barrier:
     async def put(self, key: str, value: bytes) -> None:
         if self.sealed:
             raise Sealed()
+        if self.read_only:
+            raise ForwardToActive(f"write of {key} on a performance standby")
         term = self._active
         blob = _encrypt(self._aeads[term], term, key, bytes(value))
         self._keys[term].encryptions += 1
@@ -222,6 +227,8 @@ class Barrier:
     async def delete(self, key: str) -> None:
         if self.sealed:
             raise Sealed()
+        if self.read_only:
+            raise ForwardToActive(f"delete of {key} on a performance standby")
         await self.physical.delete(key)
 
     async def list(self, prefix: str) -> list[str]:

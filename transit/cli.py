@@ -34,6 +34,35 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
 
 
+def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from transit.localcluster import DEFAULT_WORKDIR
+
+    p = sub.add_parser(
+        "cluster",
+        help="run a local HA cluster (Redis + several nodes) for development and tests",
+        description="Start or stop a local HA cluster on 127.0.0.1: a Redis primary and "
+        "replicas, N transit nodes with a static seal, initialised, one of them active.",
+    )
+    csub = p.add_subparsers(dest="cluster_command", metavar="ACTION")
+    up = csub.add_parser("up", help="start a local cluster (detached)")
+    up.add_argument("--nodes", type=int, default=3, help="transit nodes (default 3)")
+    up.add_argument("--replicas", type=int, default=2, help="Redis replicas (default 2)")
+    up.add_argument("--dir", default=DEFAULT_WORKDIR,
+                    help=f"work folder for configs, logs and state (default {DEFAULT_WORKDIR})")
+    up.add_argument("--base-port", type=int, default=8200,
+                    help="API port of node 0; node i uses base+10*i, cluster port +1 "
+                    "(default 8200)")
+    up.add_argument("--redis-port", type=int, default=6379,
+                    help="Redis primary port; replicas use the next ports (default 6379)")
+    up.add_argument("--lock-ttl", default="10s", help="HA lock TTL (default 10s)")
+    up.add_argument("--perf-standby", action="store_true",
+                    help="run the standbys as performance standbys (default: plain standbys "
+                    "that forward every request)")
+    down = csub.add_parser("down", help="stop a cluster started by `cluster up`")
+    down.add_argument("--dir", default=DEFAULT_WORKDIR,
+                      help=f"work folder given to `up` (default {DEFAULT_WORKDIR})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="transit", description="A Vault-compatible encryption-as-a-service server."
@@ -41,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-version", "--version", action="version", version=f"transit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _server_parser(sub)
+    _cluster_parser(sub)
     return parser
 
 
@@ -77,10 +107,44 @@ def _cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from transit.localcluster import ClusterError, LocalCluster, describe, down_from_state
+
+    if args.cluster_command == "up":
+        try:
+            cluster = LocalCluster(args.dir, nodes=args.nodes, replicas=args.replicas,
+                                   base_port=args.base_port, redis_port=args.redis_port,
+                                   lock_ttl=args.lock_ttl, perf_standby=args.perf_standby)
+            cluster.up()
+            active = cluster.active_index()
+        except (ClusterError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted; everything started was stopped", file=sys.stderr)
+            return 1
+        print(describe(cluster, active), end="")
+        return 0
+    if args.cluster_command == "down":
+        try:
+            report = down_from_state(args.dir)
+        except ClusterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"==> cluster in {args.dir} stopped: {report['terminated']} process(es) "
+              f"terminated, {report['killed']} killed, {report['already_gone']} already gone")
+        return 0
+    print("usage: transit cluster {up,down} [options] (see transit cluster -h)",
+          file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "server":
         return _cmd_server(args)
+    if args.command == "cluster":
+        return _cmd_cluster(args)
     parser.print_help()
     return 0 if args.command is None else 2

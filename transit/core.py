@@ -100,6 +100,9 @@ class Core:
         self.cluster_listen = ""
         self.cluster_app: Any = None
         self.echoes: dict[str, dict[str, Any]] = {}
+        self.perf_standby_enabled = False
+        self._perf_loaded = False
+        self._sealing = False
         self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
 
     @property
@@ -147,23 +150,28 @@ class Core:
         return root.id, keys[0]
 
     async def post_unseal(self) -> None:
-        """After unseal: a single node serves at once; an HA node starts as a standby and
-        competes for the lock (the controller calls `become_active`)."""
+        """After unseal: a single node serves at once; an HA node starts as a (performance)
+        standby and competes for the lock (the controller calls `become_active`)."""
         if self.ha is None:
             await self._load()
         else:
+            await self._enter_standby()
             self.ha.start()
 
     async def pre_seal(self) -> None:
         """Before sealing: give up the HA lock and forget every decrypted thing in memory."""
         if self.ha is not None:
-            await self.ha.stop()
+            self._sealing = True  # become_standby must not reload state we are dropping
+            try:
+                await self.ha.stop()
+            finally:
+                self._sealing = False
         await self._unload()
 
     # -- HA ---------------------------------------------------------------------------------
     def enable_ha(
         self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
-        cluster_listen: str, lock_ttl: float, app: Any = None,
+        cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
     ) -> None:
         """Make this node one of an HA cluster over `backend` (which holds the lock)."""
         self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
@@ -173,13 +181,22 @@ class Core:
         self.cluster_addr = cluster_addr
         self.cluster_listen = cluster_listen
         self.cluster_app = app
+        self.perf_standby_enabled = perf_standby
 
     @property
     def standby(self) -> bool:
         return self.ha is not None and not self.sealed and not self.ha.is_active
 
+    @property
+    def perf_standby(self) -> bool:
+        """A standby that serves reads, encrypt and decrypt itself (DESIGN §5)."""
+        return self.perf_standby_enabled and self.standby and self._perf_loaded
+
     async def become_active(self, record: LeaderRecord) -> None:
         """Called by the HA controller once it holds the lock (writes are fenced by now)."""
+        await self._unload()
+        self.barrier.read_only = False
+        self._read_from_replica(False)
         await self._load()
         await self.barrier.put(leader_key(record.node_id), record.to_json())
         self.cluster_listener = ClusterListener(self.cluster_app, self.cluster_listen, record)
@@ -192,8 +209,28 @@ class Core:
         listener, self.cluster_listener = self.cluster_listener, None
         if listener is not None:
             await listener.stop()
-        await self._unload()
+        await self._enter_standby()
         log.info("node %s is now a standby", self.node_id)
+
+    async def _enter_standby(self) -> None:
+        """Drop what the active role loaded; a performance standby reloads it read-only,
+        reading from its local replica when one is configured."""
+        await self._unload()
+        self.barrier.read_only = True
+        if not self.perf_standby_enabled or self._sealing:
+            return
+        self._read_from_replica(True)
+        try:
+            await self._load()
+        except Exception:  # storage trouble: stay a plain (forwarding) standby
+            log.exception("could not load state for performance standby mode")
+            await self._unload()
+            return
+        self._perf_loaded = True
+
+    def _read_from_replica(self, on: bool) -> None:
+        if hasattr(self.physical, "read_from_replica"):  # no replica configured: primary
+            self.physical.read_from_replica = on
 
     def record_echo(self, info: dict[str, Any], now: float) -> None:
         """A standby's heartbeat, shown by `sys/ha-status`."""
@@ -233,6 +270,7 @@ class Core:
         await self.audit.setup()
 
     async def _unload(self) -> None:
+        self._perf_loaded = False
         self.tokens.invalidate()
         self.policies.invalidate()
         self.audit.teardown()

@@ -110,3 +110,8 @@ class Fenced(StorageError):
 
 class StandbyError(TransitError):
     """An operation only the active node can do, asked of a standby (500, plain message)."""
+
+
+class ForwardToActive(TransitError):
+    """A performance standby tried to write storage (or met a key version it does not know):
+    the whole request goes to the active node instead. Never rendered to a client."""

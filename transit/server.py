@@ -110,7 +110,7 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> N
     core.enable_ha(
         physical, node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
         cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
-        app=front,
+        app=front, perf_standby=not config.disable_performance_standby,
     )
 
 

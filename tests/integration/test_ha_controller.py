@@ -167,7 +167,7 @@ def test_stalled_renewals_step_down_before_ttl(redis_server: RedisServer) -> Non
         print(f"\nstalled leader stepped down {age:.3f}s after its last renew "
               f"(ttl {TTL}s, deadline {TTL * 0.75:.2f}s); standby active "
               f"{t_b - last_renew:.3f}s after that renew")
-        assert TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.25  # before the lock can expire
+        assert TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.4  # before the lock can expire
         assert t_b - last_renew >= TTL * 0.75  # not before a stepped down
         assert b.ha.epoch is not None and b.ha.epoch > epoch_a
         # a paused leader that never got to clear its fence: its write is refused
@@ -188,10 +188,10 @@ def test_renew_task_cancelled_steps_down(redis_server: RedisServer) -> None:
         assert task is not None
         task.cancel()
         epoch = a.ha.epoch
-        await until(lambda: a.core.events[-1][0] == "standby")
+        await until(lambda: any(e == "standby" for e, _ in a.core.events))
         assert a.ha.last_leave is not None
         reason, age = a.ha.last_leave
-        assert reason == "overdue" and TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.25
+        assert reason == "overdue" and TTL * 0.75 - 0.05 <= age < TTL * 0.75 + 0.4
         # a is healthy again, so either node may win the next term (a new epoch)
         await until(lambda: a.ha.is_active or b.ha.is_active, timeout=TTL)
         winner = a if a.ha.is_active else b
@@ -267,5 +267,30 @@ def test_own_stale_lock_is_reclaimed(redis_server: RedisServer) -> None:
         finally:
             await a.close()
             await ghost.close()
+
+    asyncio.run(go())
+
+
+def test_failed_activation_releases_and_retries(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        a = Node(redis_server, "flaky")
+        real = a.core.become_active
+        calls = 0
+
+        async def become_active(record: LeaderRecord) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("mount table unreadable")
+            await real(record)
+
+        a.core.become_active = become_active  # type: ignore[method-assign]
+        try:
+            a.ha.start()
+            await until(lambda: a.ha.is_active, timeout=3)
+            assert calls == 2 and [e for e, _ in a.core.events] == ["standby", "active"]
+            assert a.ha.epoch is not None and a.ha.epoch >= 2
+        finally:
+            await a.close()
 
     asyncio.run(go())

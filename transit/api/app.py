@@ -50,6 +50,8 @@ class VaultApp:
             return
         try:
             status_code, headers, body = await self._handle(scope, receive)
+        except errors.ForwardToActive:
+            raise  # the forwarding gate sends the whole request to the active node
         except errors.TransitError as exc:
             status_code, body = error_response(exc)
             headers = JSON_HEADERS

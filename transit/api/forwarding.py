@@ -12,6 +12,7 @@ an echo every few seconds (`sys/ha-status` lists them).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import orjson
 
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import ForwardingError
+from transit.errors import ForwardToActive
 
 if TYPE_CHECKING:
     from transit.core import Core
@@ -31,6 +33,13 @@ NEVER_FORWARDED = frozenset({
     "/v1/sys/health", "/v1/sys/host-info", "/v1/sys/metrics", "/v1/sys/in-flight-req",
 })
 ECHO_PATH = "/v1/sys/internal/cluster-echo"
+# Updates that compute without writing (transit crypto, lookups, capabilities, tools).
+_LOCAL_UPDATE = re.compile(
+    r"^/v1/(?:.+/(?:encrypt|decrypt|rewrap|datakey/[^/]+|hmac|sign|verify)/[^/]+(?:/[^/]+)?"
+    r"|.+/(?:random|hash)(?:/.*)?"
+    r"|auth/token/lookup(?:-self)?|sys/capabilities(?:-self|-accessor)?|sys/tools/.+"
+    r"|sys/wrapping/lookup)$"
+)
 FORWARDED_SCOPE_KEY = "transit.forwarded"
 
 
@@ -56,6 +65,15 @@ class ForwardingGate:
         if core.ha.is_active or path.rstrip("/") in NEVER_FORWARDED:
             await self.app(scope, receive, send)
             return
+        if core.perf_standby and _may_serve_locally(scope["method"], path):
+            body = await _read_body(receive)
+            try:
+                await self.app(scope, _replay(body), send)
+                return
+            except ForwardToActive as exc:  # nothing was sent yet: the app answers at the end
+                log.debug("forwarding after a local attempt: %s", exc)
+            await self._forward(scope, _replay(body), send)
+            return
         await self._forward(scope, receive, send)
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -67,7 +85,8 @@ class ForwardingGate:
         if scope["query_string"]:
             path_qs += "?" + scope["query_string"].decode("latin-1")
         headers = scope["headers"]
-        if any(k == b"x-vault-no-request-forwarding" and v for k, v in headers):
+        if not self.core.perf_standby and any(
+                k == b"x-vault-no-request-forwarding" and v for k, v in headers):
             await _redirect(send, leader.api_addr, path_qs)
             return
         body = await _read_body(receive)
@@ -88,6 +107,29 @@ class ForwardingGate:
             await _respond(send, 204, b"")
         except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             await _respond(send, 400, error_body(["invalid echo"]))
+
+
+def _may_serve_locally(method: str, path: str) -> bool:
+    """Reads, and the writes that only compute (encrypt, decrypt, sign...), are tried on a
+    performance standby; a storage write inside them still ends up on the active node."""
+    if method in ("GET", "HEAD", "LIST"):
+        return True
+    if method not in ("POST", "PUT"):
+        return False
+    return _LOCAL_UPDATE.search(path) is not None
+
+
+def _replay(body: bytes) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:  # a second receive waits for a disconnect that never matters here
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _read_body(receive: Any) -> bytes:

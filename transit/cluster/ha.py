@@ -303,8 +303,8 @@ class HAController:
             log.warning("releasing the HA lock failed (it will expire): %s", exc)
         if reason == "step-down":
             self._cooldown_until = self._clock() + self.cooldown
-        if self._request == reason and reason != "stop":
-            self._request = None
+        if self._request != "stop":
+            self._request = None  # this term's signal is handled; standby ignores the rest
         self._record = None
         self.active_since = None
         self.epoch = None

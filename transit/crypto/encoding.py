@@ -1,4 +1,4 @@
-"""Go-compatible base64, `vault:vN:` prefixes and Go time strings.
+"""Go-compatible base64, compact JSON, `vault:vN:` prefixes and Go time strings.
 
 `b64decode` behaves like Go's `base64.StdEncoding.DecodeString`: padding is required, `\\r` and
 `\\n` are skipped anywhere, non-zero trailing bits are accepted, and errors carry Go's exact text
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import UTC, datetime
 
@@ -115,6 +116,12 @@ def b64encode(b: bytes) -> str:
 
 def b64encode_rawurl(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+
+
+def dump_json(obj: object) -> bytes:
+    """Compact JSON bytes for stored policies and backups. Stdlib json, not orjson: RSA/EC
+    integers exceed 64 bits, which orjson refuses."""
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 # --- "vault:v<N>:<payload>" -----------------------------------------------------------------

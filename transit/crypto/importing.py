@@ -1,19 +1,31 @@
-"""Building KeyEntries from imported material (BYOK, spec §4.20): raw keys, PKCS#8 DER private
-keys and PKIX PEM public keys. Errors are Vault's plain (500) messages, without the
-"error importing key: " prefix that `Policy.import_*` adds."""
+"""BYOK import (spec §4.20): KeyEntries from imported material (raw keys, PKCS#8 DER private
+keys and PKIX PEM public keys), and `ImportMixin`, which gives `Policy` its `import_key` and
+`import_version`. The entry builders raise `ImportError_` with Vault's plain (500) messages,
+without the "error importing key: " prefix that `Policy.import_*` adds."""
 
 from __future__ import annotations
 
 import os
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from transit.crypto.encoding import b64encode, format_time
+from transit.crypto.encoding import b64encode, format_time, now_utc
+from transit.crypto.kdf import KDF_HKDF_SHA256
 from transit.crypto.keyentry import CURVES, KeyEntry, set_ec_private, set_ec_public, set_ed_private
-from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
+from transit.crypto.keytypes import (
+    HMAC_MAX_KEY_SIZE,
+    HMAC_MIN_KEY_SIZE,
+    KeyType,
+    check_auto_rotate,
+)
+from transit.errors import InternalError, UserError
+
+if TYPE_CHECKING:
+    from transit.crypto.policy import Policy
 
 
 class ImportError_(ValueError):
@@ -139,3 +151,87 @@ def fill_private(key_type: KeyType, old: KeyEntry, key: bytes) -> KeyEntry:
     if not ok:
         raise ImportError_("cannot import key, key pair does not match")
     return new
+
+
+# --- the Policy side: `Policy.import_key` / `Policy.import_version` ----------------------------
+
+
+class ImportMixin:
+    """BYOK import (mixed into `Policy`); errors get Vault's "error importing key: " prefix."""
+
+    type: KeyType
+    imported: bool
+    convergent_encryption: bool
+    min_available_version: int
+    keys: dict[int, KeyEntry]
+    archive: list[KeyEntry]
+
+    if TYPE_CHECKING:
+        def _add_version(self, e: KeyEntry) -> None: ...
+        def _entry(self, ver: int) -> KeyEntry: ...
+
+    @classmethod
+    def import_key(cls, name: str, key_type: KeyType | str, *, key: bytes | None = None,
+                   public_key_pem: str | None = None, derived: bool = False,
+                   exportable: bool = False, allow_plaintext_backup: bool = False,
+                   allow_rotation: bool = False, auto_rotate_period: int = 0,
+                   now: datetime | None = None) -> Policy:
+        """A new imported key from raw/PKCS#8 `key` or a public `public_key_pem` (§4.20)."""
+        t = key_type if isinstance(key_type, KeyType) else KeyType.parse(key_type)
+        check_auto_rotate(auto_rotate_period)
+        if auto_rotate_period and not allow_rotation:
+            raise InternalError("allow_rotation must be set to true if auto-rotation is enabled")
+        p = cls(name, t)  # cls is Policy
+        p.derived = derived
+        if derived:
+            p.kdf = KDF_HKDF_SHA256
+        p.exportable = exportable
+        p.allow_plaintext_backup = allow_plaintext_backup
+        p.auto_rotate_period = auto_rotate_period
+        p.allow_imported_key_rotation = allow_rotation
+        p.imported = True
+        p._add_version(cls._imported_entry(t, key, public_key_pem, now))
+        if t is KeyType.HMAC:
+            p.key_size = len(p.keys[1].key or b"")
+        return p
+
+    @staticmethod
+    def _imported_entry(t: KeyType, key: bytes | None, pem: str | None,
+                        now: datetime | None) -> KeyEntry:
+        try:
+            if key is not None:
+                return entry_from_key(t, key, now or now_utc())
+            if pem:
+                return entry_from_public_pem(t, pem, now or now_utc())
+        except ImportError_ as e:
+            raise InternalError(f"error importing key: {e}") from None
+        raise UserError("one of 'ciphertext' or 'public_key' must be provided")
+
+    def import_version(self, *, key: bytes | None = None, public_key_pem: str | None = None,
+                       version: int = 0, now: datetime | None = None) -> None:
+        """A new imported version, or (`version` N) the private half of a public-only N."""
+        if not self.imported:
+            raise UserError("the import_version endpoint can only be used with an imported key")
+        if self.convergent_encryption:
+            raise UserError("import_version cannot be used on keys with convergent encryption "
+                            "enabled")
+        if not version:
+            self._add_version(self._imported_entry(self.type, key, public_key_pem, now))
+            return
+        old = self._entry(version)
+        if not self.type.supports_import_public_key:
+            raise InternalError("provided type does not support importing key versions")
+        missing = old.is_private_key_missing(self.type)
+        if missing and key is None:
+            raise InternalError("cannot add a public key to a key version that already has a "
+                                "public key set")
+        if not missing:
+            raise InternalError("private key imported, key version cannot be updated")
+        try:
+            new = fill_private(self.type, old, key or b"")
+        except ImportError_ as e:
+            raise InternalError(str(e)) from None
+        self.keys[version] = new
+        idx = version - self.min_available_version
+        if 0 <= idx < len(self.archive):
+            self.archive[idx] = new

@@ -110,3 +110,9 @@ _KEY_LEN = {KeyType.AES128_GCM96: 16, KeyType.AES256_GCM96: 32, KeyType.CHACHA20
 
 HMAC_MIN_KEY_SIZE = 32
 HMAC_MAX_KEY_SIZE = 512
+
+
+def check_auto_rotate(period: int) -> None:
+    """A policy's `auto_rotate_period` (seconds): 0 (off) or at least an hour."""
+    if period != 0 and period < 3600:
+        raise UserError("auto rotate period must be 0 to disable or at least an hour")

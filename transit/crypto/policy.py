@@ -6,6 +6,10 @@ while min_available_version is 0). `_sync()` re-establishes that after every cha
 Vault's handleArchiving. Persistence is split like Vault's storage: `dumps()` is the policy JSON
 (live keys) and `dumps_archive()` the archive JSON.
 
+Backup/restore (`BackupMixin`, crypto/backup.py), BYOK import (`ImportMixin`,
+crypto/importing.py), the crypto operations (`Operations`) and key read/export
+(`KeyInfoMixin`) are mixed in from their own modules.
+
 Copying: `copy.deepcopy(policy)` is cheap; KeyEntries are immutable and shared (with caches).
 """
 
@@ -17,12 +21,18 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from transit.crypto import importing
-from transit.crypto.encoding import b64decode, b64encode, format_time, now_utc
+from transit.crypto.backup import BackupMixin
+from transit.crypto.encoding import b64decode, dump_json, format_time, now_utc
+from transit.crypto.importing import ImportMixin
 from transit.crypto.kdf import KDF_HKDF_SHA256
 from transit.crypto.keyentry import KeyEntry
 from transit.crypto.keyinfo import KeyInfoMixin
-from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
+from transit.crypto.keytypes import (
+    HMAC_MAX_KEY_SIZE,
+    HMAC_MIN_KEY_SIZE,
+    KeyType,
+    check_auto_rotate,
+)
 from transit.crypto.operations import Operations
 from transit.crypto.signing import SignResult
 from transit.errors import InternalError, TransitError, UserError
@@ -38,17 +48,7 @@ _KNOWN = ("name", "key", "key_size", "keys", "derived", "kdf", "convergent_encry
           "AllowImportedKeyRotation")
 
 
-def _check_auto_rotate(period: int) -> None:
-    if period != 0 and period < 3600:
-        raise UserError("auto rotate period must be 0 to disable or at least an hour")
-
-
-def _dump(obj: Any) -> bytes:
-    # stdlib json: RSA/EC integers exceed 64 bits (orjson would refuse them)
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-class Policy(Operations, KeyInfoMixin):
+class Policy(Operations, KeyInfoMixin, BackupMixin, ImportMixin):
     def __init__(self, name: str, key_type: KeyType) -> None:
         self.name = name
         self.type = key_type
@@ -96,7 +96,7 @@ class Policy(Operations, KeyInfoMixin):
                allow_plaintext_backup: bool = False, auto_rotate_period: int = 0,
                key_size: int = 0, now: datetime | None = None) -> Policy:
         """A new key with version 1 (§4.1): UserError for the 400s, InternalError for the 500s."""
-        _check_auto_rotate(auto_rotate_period)
+        check_auto_rotate(auto_rotate_period)
         if convergent and not derived:
             raise UserError("convergent encryption requires derivation to be enabled")
         t = key_type if isinstance(key_type, KeyType) else KeyType.parse(key_type)
@@ -202,7 +202,7 @@ class Policy(Operations, KeyInfoMixin):
         changed = changed or export != self.exportable or backup != self.allow_plaintext_backup
         period = self.auto_rotate_period
         if auto_rotate_period is not None:
-            _check_auto_rotate(auto_rotate_period)
+            check_auto_rotate(auto_rotate_period)
             if auto_rotate_period != period:
                 period, changed = auto_rotate_period, True
         if not changed:
@@ -300,10 +300,10 @@ class Policy(Operations, KeyInfoMixin):
         return {"keys": [e.to_json() for e in self.archive]}
 
     def dumps(self) -> bytes:
-        return _dump(self.to_json())
+        return dump_json(self.to_json())
 
     def dumps_archive(self) -> bytes:
-        return _dump(self.archive_json())
+        return dump_json(self.archive_json())
 
     @classmethod
     def from_json(cls, d: dict[str, Any], archive: dict[str, Any] | None) -> Policy:
@@ -370,102 +370,3 @@ class Policy(Operations, KeyInfoMixin):
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
             raise InternalError(f"failed to load policy: {e}") from None
 
-    # --- backup / restore ------------------------------------------------------------------------
-    def backup(self, now: datetime | None = None) -> str:
-        """The `backup/:name` blob; records backup_info. InternalError (500) per §4.18."""
-        if not self.exportable:
-            raise InternalError("exporting is disallowed on the policy")
-        if not self.allow_plaintext_backup:
-            raise InternalError("plaintext backup is disallowed on the policy")
-        self.backup_info = {"time": format_time(now or now_utc()),
-                            "version": self.latest_version}
-        blob = {"policy": self.to_json(), "archived_keys": self.archive_json()}
-        return b64encode(_dump(blob) + b"\n")
-
-    @classmethod
-    def restore(cls, blob: str, name: str | None = None, now: datetime | None = None) -> Policy:
-        """Parse a backup blob (§4.19); sets restore_info. InternalError on a bad blob."""
-        try:
-            raw = b64decode(blob)
-        except TransitError as e:
-            raise InternalError(e.message) from None
-        try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or not isinstance(data.get("policy"), dict):
-                raise ValueError("backup has no policy")
-            p = cls.from_json(data["policy"], data.get("archived_keys"))
-        except TransitError as e:
-            raise InternalError(e.message) from None
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-            raise InternalError(f"failed to restore the policy: {e}") from None
-        if name:
-            p.name = name
-        p.restore_info = {"time": format_time(now or now_utc()), "version": p.latest_version}
-        return p
-
-    # --- BYOK import ---------------------------------------------------------------------------
-    @classmethod
-    def import_key(cls, name: str, key_type: KeyType | str, *, key: bytes | None = None,
-                   public_key_pem: str | None = None, derived: bool = False,
-                   exportable: bool = False, allow_plaintext_backup: bool = False,
-                   allow_rotation: bool = False, auto_rotate_period: int = 0,
-                   now: datetime | None = None) -> Policy:
-        """A new imported key from raw/PKCS#8 `key` or a public `public_key_pem` (§4.20)."""
-        t = key_type if isinstance(key_type, KeyType) else KeyType.parse(key_type)
-        _check_auto_rotate(auto_rotate_period)
-        if auto_rotate_period and not allow_rotation:
-            raise InternalError("allow_rotation must be set to true if auto-rotation is enabled")
-        p = cls(name, t)
-        p.derived = derived
-        if derived:
-            p.kdf = KDF_HKDF_SHA256
-        p.exportable = exportable
-        p.allow_plaintext_backup = allow_plaintext_backup
-        p.auto_rotate_period = auto_rotate_period
-        p.allow_imported_key_rotation = allow_rotation
-        p.imported = True
-        p._add_version(cls._imported_entry(t, key, public_key_pem, now))
-        if t is KeyType.HMAC:
-            p.key_size = len(p.keys[1].key or b"")
-        return p
-
-    @staticmethod
-    def _imported_entry(t: KeyType, key: bytes | None, pem: str | None,
-                        now: datetime | None) -> KeyEntry:
-        try:
-            if key is not None:
-                return importing.entry_from_key(t, key, now or now_utc())
-            if pem:
-                return importing.entry_from_public_pem(t, pem, now or now_utc())
-        except importing.ImportError_ as e:
-            raise InternalError(f"error importing key: {e}") from None
-        raise UserError("one of 'ciphertext' or 'public_key' must be provided")
-
-    def import_version(self, *, key: bytes | None = None, public_key_pem: str | None = None,
-                       version: int = 0, now: datetime | None = None) -> None:
-        """A new imported version, or (`version` N) the private half of a public-only N."""
-        if not self.imported:
-            raise UserError("the import_version endpoint can only be used with an imported key")
-        if self.convergent_encryption:
-            raise UserError("import_version cannot be used on keys with convergent encryption "
-                            "enabled")
-        if not version:
-            self._add_version(self._imported_entry(self.type, key, public_key_pem, now))
-            return
-        old = self._entry(version)
-        if not self.type.supports_import_public_key:
-            raise InternalError("provided type does not support importing key versions")
-        missing = old.is_private_key_missing(self.type)
-        if missing and key is None:
-            raise InternalError("cannot add a public key to a key version that already has a "
-                                "public key set")
-        if not missing:
-            raise InternalError("private key imported, key version cannot be updated")
-        try:
-            new = importing.fill_private(self.type, old, key or b"")
-        except importing.ImportError_ as e:
-            raise InternalError(str(e)) from None
-        self.keys[version] = new
-        idx = version - self.min_available_version
-        if 0 <= idx < len(self.archive):
-            self.archive[idx] = new

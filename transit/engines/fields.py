@@ -103,7 +103,10 @@ def go_value(v: Any) -> str:
     return str(v)
 
 
-def _go_type(v: Any) -> str:
+def go_type(v: Any) -> str:
+    """Go's `%T` of a value decoded by Vault's JSON layer (numbers are json.Number)."""
+    if v is None:
+        return "<nil>"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, str):
@@ -120,7 +123,7 @@ def _go_type(v: Any) -> str:
 def _unconvertible(want: str, v: Any) -> ValueError:
     """mapstructure (v1.5) WeakDecode's error for a value of the wrong kind."""
     return ValueError(
-        f"'' expected type '{want}', got unconvertible type '{_go_type(v)}', value: '{go_value(v)}'"
+        f"'' expected type '{want}', got unconvertible type '{go_type(v)}', value: '{go_value(v)}'"
     )
 
 

@@ -369,6 +369,25 @@ class RedisBackend:
             value = await client.get(self.index_key)
         return int(value) if value is not None else 0
 
+    async def sync_replicas(self, timeout: float = 1.0) -> tuple[int, int]:
+        """Redis WAIT for every connected replica: (acknowledged, connected).
+
+        WAIT only covers the calling connection's own writes, so it follows a tiny write on
+        the same pipelined connection; the replication stream is ordered, so acknowledging
+        that write acknowledges every earlier one too."""
+        try:
+            info = await self._primary.info("replication")
+            connected = int(info.get("connected_slaves", 0))
+            if connected == 0:
+                return 0, 0
+            async with self._primary.pipeline(transaction=False) as pipe:
+                pipe.set(f"{self.prefix}/core/sync", "1")
+                pipe.execute_command("WAIT", connected, max(1, int(timeout * 1000)))
+                result = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StorageError(f"redis at {self._where}: WAIT failed: {exc}") from None
+        return int(result[-1]), connected
+
     async def close(self) -> None:
         for client in (self._primary, self._replica):
             if client is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
@@ -99,9 +100,11 @@ async def data_exists(b: KVv2Backend, req: Request, d: FieldData) -> bool:
     return await b.store.metadata(b.path_of(req, d)) is not None
 
 
-async def read_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
-    path = d.get("path")
-    version = d.get("version")
+async def _read_version(
+    b: KVv2Backend, path: str, version: int, key: str, render: Callable[[Any], Any]
+) -> Response | None:
+    """`{key: render(data), "metadata": ...}` of a version (0 = current) for data/ and
+    subkeys/: None (404) when there is none, a 404 with `key` null when deleted/destroyed."""
     meta = await b.store.metadata(path)
     if meta is None:
         return None
@@ -111,11 +114,15 @@ async def read_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | No
         return None
     body = meta.version_data(number)
     if vm.destroyed or vm.deleted():
-        return Response(data={"data": None, "metadata": body}, status=404)
+        return Response(data={key: None, "metadata": body}, status=404)
     found, data = await b.store.version(path, number)
     if not found:
         return None
-    return Response(data={"data": data, "metadata": body})
+    return Response(data={key: render(data), "metadata": body})
+
+
+async def read_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+    return await _read_version(b, d.get("path"), d.get("version"), "data", lambda data: data)
 
 
 async def write_data(b: KVv2Backend, req: Request, d: FieldData) -> Response:
@@ -253,17 +260,6 @@ async def read_subkeys(b: KVv2Backend, req: Request, d: FieldData) -> Response |
     version = d.get("version")
     depth = d.get("depth")
     depth = 1 if depth < 0 else depth
-    meta = await b.store.metadata(path)
-    if meta is None:
-        return None
-    number = version if version > 0 else meta.current_version
-    vm = meta.versions.get(number)
-    if vm is None:
-        return None
-    body = meta.version_data(number)
-    if vm.destroyed or vm.deleted():
-        return Response(data={"subkeys": None, "metadata": body}, status=404)
-    found, data = await b.store.version(path, number)
-    if not found:
-        return None
-    return Response(data={"subkeys": _subkeys(data or {}, depth), "metadata": body})
+    return await _read_version(
+        b, path, version, "subkeys", lambda data: _subkeys(data or {}, depth)
+    )

@@ -33,7 +33,7 @@ from transit.engines.transit import (
     sign,
     tools,
 )
-from transit.engines.transit.policies import PolicyStore
+from transit.engines.transit.policies import ARCHIVE_PREFIX, POLICY_PREFIX, PolicyStore
 
 
 class TransitBackend(Engine):
@@ -122,6 +122,20 @@ class TransitBackend(Engine):
 
     async def setup(self) -> None:
         """Load the mount-level configuration from storage (called once per mount)."""
+        await mountconfig.load(self)
+
+    async def invalidate(self, key: str) -> None:
+        """HA: another node changed `key` of this mount's storage (performance standbys)."""
+        for prefix in (POLICY_PREFIX, ARCHIVE_PREFIX):
+            if key.startswith(prefix):
+                self.policies.invalidate(key[len(prefix):])
+                return
+        if key.startswith("config/"):
+            await mountconfig.load(self)
+
+    async def invalidate_all(self) -> None:
+        """HA: drop every cached key and re-read the mount configuration."""
+        self.policies.invalidate()
         await mountconfig.load(self)
 
     async def periodic(self) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from transit.engines.fields import FieldData
+from transit.engines.fields import FieldData, go_type
 from transit.engines.framework import Response
 from transit.errors import InternalError, UserError
 
@@ -31,23 +31,6 @@ INT = "int"
 # A string whose JSON null is an error rather than "absent" (Vault's `plaintext` quirk: its
 # decoder type-asserts without the nil check the other fields have).
 STR_NOT_NULL = "string!"
-
-def go_type(v: Any) -> str:
-    """Go's `%T` of a value decoded by Vault's JSON layer (numbers are json.Number)."""
-    if v is None:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float):
-        return "json.Number"
-    if isinstance(v, dict):
-        return "map[string]interface {}"
-    if isinstance(v, list):
-        return "[]interface {}"
-    return type(v).__name__
-
 
 def go_kind(v: Any) -> str:
     """Go's reflect.Kind name of a decoded JSON value (json.Number is a string kind)."""

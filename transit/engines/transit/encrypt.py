@@ -197,6 +197,12 @@ def _prepare(items: list[dict[str, Any]], need: str) -> list[tuple | TransitErro
     return out
 
 
+def _single_item(d: FieldData, schema: dict[str, str]) -> dict[str, Any]:
+    """The one item of a non-batch request: the item schema's fields, read from the request
+    (Vault takes `reference` from batch items only)."""
+    return {f: "" if f == "reference" else d.get(f) for f in schema}
+
+
 def _batch_items(
     d: FieldData, schema: dict[str, str], required: dict[str, str] | None
 ) -> list[dict[str, Any]]:
@@ -247,12 +253,7 @@ async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
     if not d.present("plaintext"):
         raise UserError("missing plaintext to encrypt")
     name = d.get("name")
-    item = {
-        "plaintext": d.get("plaintext"), "context": d.get("context"),
-        "nonce": d.get("nonce"), "key_version": d.get("key_version"),
-        "associated_data": d.get("associated_data"),
-        "padding_scheme": d.get("padding_scheme"), "reference": "",
-    }
+    item = _single_item(d, _ENCRYPT_ITEM)
     pre = _prepare([item], "plaintext")[0]
     p = await b.policies.get(name)
     # An ACL "create" (the existence check found no key) that finds the key: someone else
@@ -303,26 +304,30 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
 
 # --- decrypt --------------------------------------------------------------------------------
 
-async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
+async def _ciphertext_items(
+    b: Any, d: FieldData, schema: dict[str, str], required: dict[str, str] | None
+) -> tuple[bool, list[dict[str, Any]], list[tuple | TransitError], Policy]:
+    """Steps 1-3 for decrypt and rewrap: (batch?, items, their pre-pass, the key)."""
     batch = d.raw.get("batch_input") is not None
     if batch:
-        items = _batch_items(d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT})
+        items = _batch_items(d, schema, required)
     else:
-        ciphertext = d.get("ciphertext")
-        if not ciphertext:
+        if not d.get("ciphertext"):
             raise UserError(MISSING_CIPHERTEXT)
-        items = [{
-            "ciphertext": ciphertext, "context": d.get("context"), "nonce": d.get("nonce"),
-            "associated_data": d.get("associated_data"),
-            "padding_scheme": d.get("padding_scheme"), "reference": "",
-        }]
+        items = [_single_item(d, schema)]
     context_set(items)
     pre = _prepare(items, "ciphertext")
 
     p = await b.policies.get(d.get("name"))
     if p is None:
         raise UserError(KEY_NOT_FOUND)
+    return batch, items, pre, p
 
+
+async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
+    batch, items, pre, p = await _ciphertext_items(
+        b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}
+    )
     if not batch:
         if isinstance(pre[0], TransitError):
             raise pre[0]
@@ -362,26 +367,7 @@ def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[st
 async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
     """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
     but an internal error fails the whole request, as in Vault."""
-    batch = d.raw.get("batch_input") is not None
-    if batch:
-        items = _batch_items(d, _REWRAP_ITEM, None)
-    else:
-        ciphertext = d.get("ciphertext")
-        if not ciphertext:
-            raise UserError(MISSING_CIPHERTEXT)
-        items = [{
-            "ciphertext": ciphertext, "context": d.get("context"), "nonce": d.get("nonce"),
-            "key_version": d.get("key_version"),
-            "decrypt_padding_scheme": d.get("decrypt_padding_scheme"),
-            "encrypt_padding_scheme": d.get("encrypt_padding_scheme"), "reference": "",
-        }]
-    context_set(items)
-    pre = _prepare(items, "ciphertext")
-
-    p = await b.policies.get(d.get("name"))
-    if p is None:
-        raise UserError(KEY_NOT_FOUND)
-
+    batch, items, pre, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None)
     results: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         x = pre[i]

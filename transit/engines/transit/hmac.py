@@ -13,9 +13,9 @@ from typing import Any
 
 from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
-from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.fields import Field, FieldData, FieldType, go_type
 from transit.engines.framework import Request, Response
-from transit.engines.transit.batch import go_type, not_a_slice
+from transit.engines.transit.batch import not_a_slice
 from transit.engines.transit.tools import go_atoi
 from transit.errors import CryptoError, InternalError, UserError
 
@@ -38,7 +38,7 @@ def decode_string_maps(raw: Any) -> list[dict[str, str]]:
     Unlike the struct decoding of `batch.decode_items`, a key's *presence* matters here
     (verify tells `signature` from `hmac` items by it), and every key is kept. A JSON null
     value decodes to "" and still counts as sent; a null item is an empty map. Anything else
-    that is not a string fails the whole request with a 500.
+    that is not a string fails the whole request with a 500; an empty batch is a 400.
     """
     if not isinstance(raw, list):
         raise not_a_slice(raw)
@@ -72,7 +72,19 @@ def decode_string_maps(raw: Any) -> list[dict[str, str]]:
         raise InternalError(
             f"failed to parse batch input: {len(problems)} error(s) decoding:\n\n{body}"
         )
+    if not items:
+        raise UserError("missing batch input to process")
     return items
+
+
+def decode_input(item: dict[str, str], missing: str = "missing input") -> bytes:
+    """An item's base64 `input` (hmac, sign, verify), with Vault's per-item errors."""
+    if "input" not in item:
+        raise UserError(missing)
+    try:
+        return b64decode(item["input"])
+    except CryptoError as exc:
+        raise UserError(f"unable to decode input as base64: {exc.message}") from None
 
 
 def _go_value(v: Any) -> str:
@@ -120,8 +132,6 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     batch_raw = d.raw.get("batch_input")
     if batch_raw is not None:
         items = decode_string_maps(batch_raw)
-        if not items:
-            raise UserError("missing batch input to process")
     else:
         if not d.present("input"):
             raise UserError("missing input for HMAC")
@@ -130,16 +140,13 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     results: list[dict[str, Any]] = []
     for item in items:
         entry: dict[str, Any] = {}
-        if "input" not in item:
-            entry["error"] = "missing input for HMAC"
+        try:
+            data = decode_input(item, "missing input for HMAC")
+        except UserError as exc:
+            entry["error"] = exc.message
         else:
-            try:
-                data = b64decode(item["input"])
-            except CryptoError as exc:
-                entry["error"] = f"unable to decode input as base64: {exc.message}"
-            else:
-                mac = base64.b64encode(_sum(key, algorithm, data)).decode()
-                entry["hmac"] = f"vault:v{version}:{mac}"
+            mac = base64.b64encode(_sum(key, algorithm, data)).decode()
+            entry["hmac"] = f"vault:v{version}:{mac}"
         if batch_raw is None:
             if "error" in entry:
                 raise UserError(entry["error"])
@@ -150,12 +157,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
 
 
 def _verify_one(p: Any, algorithm: str, item: dict[str, str]) -> bool:
-    if "input" not in item:
-        raise UserError("missing input")
-    try:
-        data = b64decode(item["input"])
-    except CryptoError as exc:
-        raise UserError(f"unable to decode input as base64: {exc.message}") from None
+    data = decode_input(item)
     if "hmac" not in item:
         raise UserError("missing hmac")
     mac = item["hmac"]

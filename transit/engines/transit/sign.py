@@ -15,7 +15,7 @@ from transit.crypto.hashing import SIGN_HASH_ALGORITHMS
 from transit.crypto.signing import MARSHALING, parse_salt_length
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.hmac import decode_string_maps, verify_hmac_items
+from transit.engines.transit.hmac import decode_input, decode_string_maps, verify_hmac_items
 from transit.errors import CryptoError, InternalError, UserError
 
 _COMMON: dict[str, Field] = {
@@ -102,8 +102,6 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
     batch_raw = d.raw.get("batch_input")
     if batch_raw is not None:
         items = decode_string_maps(batch_raw)
-        if not items:
-            raise UserError("missing batch input to process")
     else:
         items = [{"input": d.get("input"), "context": d.get("context")}]
 
@@ -111,12 +109,7 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
     for item in items:
         out: dict[str, Any] = {}
         try:
-            if "input" not in item:
-                raise UserError("missing input")
-            try:
-                data = b64decode(item["input"])
-            except CryptoError as exc:
-                raise UserError(f"unable to decode input as base64: {exc.message}") from None
+            data = decode_input(item)
             context = _decode_context(item.get("context", ""))
             try:
                 res = p.sign(data, version=version, context=context, **opts)
@@ -182,8 +175,6 @@ async def verify(b: Any, req: Request, d: FieldData) -> Response:
     batch_raw = d.raw.get("batch_input")
     if batch_raw is not None:
         items = decode_string_maps(batch_raw)
-        if not items:
-            raise UserError("missing batch input to process")
     else:
         single: dict[str, str] = {"input": d.get("input")}
         # Vault's single-mode shape: a field counts when sent, even as "" (hmac/signature
@@ -211,12 +202,7 @@ async def verify(b: Any, req: Request, d: FieldData) -> Response:
     for item in items:
         ref = item.get("reference", "")
         try:
-            if "input" not in item:
-                raise UserError("missing input")
-            try:
-                data = b64decode(item["input"])
-            except CryptoError as exc:
-                raise UserError(f"unable to decode input as base64: {exc.message}") from None
+            data = decode_input(item)
             if "signature" not in item:
                 raise UserError("missing signature")
             context = _decode_context(item.get("context", ""))

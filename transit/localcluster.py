@@ -1,0 +1,619 @@
+"""A local HA cluster on one machine: Redis primary + replicas and N `transit server` nodes.
+
+    cluster = LocalCluster(".transit-cluster", nodes=3, replicas=2).up()
+    cluster.nodes[0].addr          # "http://127.0.0.1:8200"
+    cluster.active_index()         # which node answers sys/health with 200
+    cluster.kill(1, signal.SIGKILL); cluster.restart(1)
+    cluster.down()
+
+`transit cluster up` / `transit cluster down` (transit/cli.py) are thin wrappers around this.
+Everything lives in the work folder (default `./.transit-cluster`):
+
+- `redis-<port>/`               each Redis server's folder and log (no persistence: a fresh
+                                keyspace on every `up`)
+- `seal.key`                    the static seal key (32 random bytes, hex) shared by the nodes
+- `node-<i>.hcl`, `node-<i>.log`  each node's configuration and stdout/stderr
+- `root-token`                  the root token returned by `sys/init`
+- `state.json`                  ports and pids, read by `down` (and by `up` to refuse a second run)
+
+Standbys are plain (forwarding) standbys unless `perf_standby=True` (`--perf-standby`).
+Node i listens on `base_port + 10*i` (plain HTTP on 127.0.0.1) with its cluster port one
+above; Redis uses `redis_port` (primary) and `redis_port + 1 ...` (replicas). Node i's storage
+stanza points `address` at the primary and `read_address` at replica `i % replicas`.
+Processes are started in their own session, so they outlive the `transit cluster up` command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_WORKDIR = ".transit-cluster"
+STATE_FILE = "state.json"
+HOST = "127.0.0.1"
+# Env vars that would override the generated config files (the env wins in Vault).
+_OVERRIDING_ENV = ("VAULT_API_ADDR", "VAULT_CLUSTER_ADDR", "VAULT_REDIRECT_ADDR")
+
+
+class ClusterError(Exception):
+    """A local cluster could not be started or stopped; the message says why."""
+
+
+def find_redis_server() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    for candidate in ("/usr/bin/redis-server", "/usr/local/bin/redis-server"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    with socket.socket() as s:
+        # As the servers do: a port whose old connections linger in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def parse_ttl(text: str | float) -> float:
+    """'10s', '1500ms', '2m' or plain seconds → seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    t = text.strip().lower()
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if t.endswith(suffix):
+            return float(t[: -len(suffix)]) * scale
+    return float(t)
+
+
+def _fmt_ttl(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is not alive.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass
+class RedisHandle:
+    port: int
+    workdir: Path
+    replica_of: int | None = None
+    pid: int | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def dir(self) -> Path:
+        return self.workdir / f"redis-{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "redis.log"
+
+    @property
+    def role(self) -> str:
+        return "primary" if self.replica_of is None else "replica"
+
+
+@dataclass
+class NodeHandle:
+    index: int
+    api_port: int
+    workdir: Path
+    node_id: str
+    pid: int | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def cluster_port(self) -> int:
+        return self.api_port + 1
+
+    @property
+    def addr(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    @property
+    def cluster_addr(self) -> str:
+        return f"https://{HOST}:{self.cluster_port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / f"node-{self.index}.hcl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"node-{self.index}.log"
+
+    @property
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.pid is not None and _alive(self.pid)
+
+    def log(self, limit: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+class LocalCluster:
+    """Start, inspect and stop a local HA cluster (see the module docstring)."""
+
+    def __init__(
+        self, workdir: str | Path = DEFAULT_WORKDIR, nodes: int = 3, replicas: int = 2,
+        base_port: int = 8200, redis_port: int = 6379, lock_ttl: float | str = 10.0,
+        *, perf_standby: bool = False, python: str | None = None,
+        redis_server: str | None = None, start_timeout: float = 30.0,
+    ) -> None:
+        if nodes < 1:
+            raise ClusterError("--nodes must be at least 1")
+        if replicas < 0:
+            raise ClusterError("--replicas must be 0 or more")
+        self.workdir = Path(workdir).resolve()
+        self.lock_ttl = parse_ttl(lock_ttl)
+        if self.lock_ttl <= 0:
+            raise ClusterError("--lock-ttl must be positive")
+        self.base_port = base_port
+        self.redis_port = redis_port
+        self.perf_standby = perf_standby
+        self.python = python or sys.executable
+        self.start_timeout = start_timeout
+        self.root_token = ""
+        self.redis_server: str | None = redis_server
+        self.redis: list[RedisHandle] = [RedisHandle(redis_port, self.workdir)] + [
+            RedisHandle(redis_port + 1 + j, self.workdir, replica_of=redis_port)
+            for j in range(replicas)
+        ]
+        self.nodes: list[NodeHandle] = [
+            NodeHandle(i, base_port + 10 * i, self.workdir, f"node-{i}") for i in range(nodes)
+        ]
+        self._http = httpx.Client(timeout=2.0)
+
+    # -- addresses and state ----------------------------------------------------------------
+    @property
+    def primary(self) -> RedisHandle:
+        return self.redis[0]
+
+    @property
+    def replicas(self) -> list[RedisHandle]:
+        return self.redis[1:]
+
+    @property
+    def seal_key_path(self) -> Path:
+        return self.workdir / "seal.key"
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / STATE_FILE
+
+    def ports(self) -> list[int]:
+        """Every TCP port the cluster listens on."""
+        out = [r.port for r in self.redis]
+        for n in self.nodes:
+            out += [n.api_port, n.cluster_port]
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "workdir": str(self.workdir), "lock_ttl": self.lock_ttl,
+            "perf_standby": self.perf_standby, "base_port": self.base_port, "redis_port": self.redis_port,
+            "redis": [{"role": r.role, "port": r.port, "address": r.address, "pid": r.pid}
+                      for r in self.redis],
+            "nodes": [{"index": n.index, "node_id": n.node_id, "api_addr": n.addr,
+                       "cluster_addr": n.cluster_addr, "pid": n.pid} for n in self.nodes],
+            "root_token_file": str(self.workdir / "root-token"),
+        }
+
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state(), indent=2) + "\n")
+        tmp.replace(self.state_path)
+
+    # -- up ---------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Refuse (ClusterError) when redis-server is missing, a port is taken, or a cluster
+        recorded in this work folder is still running."""
+        if self.redis_server is None:
+            self.redis_server = find_redis_server()
+        if self.redis_server is None or not os.access(self.redis_server, os.X_OK):
+            raise ClusterError("redis-server not found on PATH (install Redis, e.g. "
+                               "`apt-get install redis-server`, or run `make deps`)")
+        if self.state_path.exists():
+            running = running_pids(load_state(self.workdir))
+            if running:
+                raise ClusterError(
+                    f"a cluster recorded in {self.workdir} is still running (pids "
+                    f"{', '.join(str(p) for p in running)}); run `transit cluster down"
+                    f" --dir {self.workdir}` first")
+        ports = self.ports()
+        if len(set(ports)) != len(ports):
+            raise ClusterError(f"the port ranges overlap: {sorted(ports)}; choose --base-port "
+                               "and --redis-port further apart")
+        busy = [p for p in ports if not port_free(p)]
+        if busy:
+            raise ClusterError(f"port(s) already in use on {HOST}: "
+                               f"{', '.join(str(p) for p in busy)}")
+
+    def up(self) -> LocalCluster:
+        """Start Redis and every node, initialise, wait for one active node. On failure
+        everything started so far is stopped and ClusterError is raised."""
+        self.preflight()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_redis()
+            self._write_configs()
+            self._save_state()
+            first = self.nodes[0]
+            self._spawn(first)
+            self._save_state()
+            self._wait_listening(first)
+            self._initialise(first)
+            for node in self.nodes[1:]:
+                self._spawn(node)
+            self._save_state()
+            self.wait_ready()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _start_redis(self) -> None:
+        assert self.redis_server is not None
+        for r in self.redis:
+            r.dir.mkdir(parents=True, exist_ok=True)
+            args = [self.redis_server, "--port", str(r.port), "--bind", HOST, "--save", "",
+                    "--appendonly", "no", "--dir", str(r.dir), "--logfile", str(r.log_path),
+                    "--repl-diskless-sync-delay", "0", "--daemonize", "no"]
+            if r.replica_of is not None:
+                args += ["--replicaof", HOST, str(r.replica_of)]
+            r.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                      cwd=r.dir, start_new_session=True)
+            r.pid = r.proc.pid
+        self._save_state()
+        import redis
+
+        deadline = time.monotonic() + self.start_timeout
+        for r in self.redis:
+            with redis.Redis(host=HOST, port=r.port, socket_timeout=2) as c:
+                while True:
+                    if r.proc is not None and r.proc.poll() is not None:
+                        raise ClusterError(f"redis-server on port {r.port} exited: "
+                                           f"{_tail(r.log_path)}")
+                    with contextlib.suppress(redis.RedisError):
+                        if c.ping() and (r.replica_of is None or c.info("replication").get(
+                                "master_link_status") == "up"):
+                            break
+                    if time.monotonic() > deadline:
+                        raise ClusterError(f"redis-server on port {r.port} not ready in "
+                                           f"{self.start_timeout:.0f}s: {_tail(r.log_path)}")
+                    time.sleep(0.02)
+
+    def node_config(self, node: NodeHandle) -> str:
+        read = ""
+        if self.replicas:
+            replica = self.replicas[node.index % len(self.replicas)]
+            read = f'  read_address = "{replica.address}"\n'
+        return (
+            f"# generated by `transit cluster up`: node {node.index} of {len(self.nodes)}\n"
+            'storage "redis" {\n'
+            f'  address      = "{self.primary.address}"\n'
+            f"{read}"
+            f'  node_id      = "{node.node_id}"\n'
+            f'  lock_ttl     = "{_fmt_ttl(self.lock_ttl)}"\n'
+            "}\n\n"
+            'listener "tcp" {\n'
+            f'  address     = "{HOST}:{node.api_port}"\n'
+            "  tls_disable = true\n"
+            "}\n\n"
+            'seal "static" {\n'
+            f'  current_key = "file://{self.seal_key_path}"\n'
+            "}\n\n"
+            f'api_addr      = "{node.addr}"\n'
+            f'cluster_addr  = "{node.cluster_addr}"\n'
+            'cluster_name  = "transit-local"\n'
+            "disable_mlock = true\n"
+            f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
+        )
+
+    def _write_configs(self) -> None:
+        key = self.seal_key_path
+        key.write_text(secrets.token_hex(32) + "\n")
+        key.chmod(0o600)
+        for node in self.nodes:
+            node.config_path.write_text(self.node_config(node))
+
+    def _spawn(self, node: NodeHandle) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in _OVERRIDING_ENV}
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(node.log_path, "ab") as log:
+            node.proc = subprocess.Popen(
+                [self.python, "-m", "transit", "server", "-config", str(node.config_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, env=env, start_new_session=True,
+            )
+        node.pid = node.proc.pid
+
+    def health(self, i: int, timeout: float = 1.0) -> tuple[int, dict[str, Any]] | None:
+        """(status, body) of node i's sys/health, or None when it does not answer."""
+        try:
+            r = self._http.get(self.nodes[i].addr + "/v1/sys/health", timeout=timeout)
+        except httpx.HTTPError:
+            return None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        return r.status_code, body
+
+    def _wait_listening(self, node: NodeHandle) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while self.health(node.index, timeout=0.5) is None:
+            if not node.running:
+                raise ClusterError(f"node {node.index} exited at start:\n{node.log()}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node {node.index} not listening after "
+                                   f"{self.start_timeout:.0f}s:\n{node.log()}")
+            time.sleep(0.05)
+
+    def _initialise(self, node: NodeHandle) -> None:
+        r = self._http.put(node.addr + "/v1/sys/init", timeout=30.0,
+                           json={"recovery_shares": 1, "recovery_threshold": 1})
+        if r.status_code != 200:
+            raise ClusterError(f"sys/init on node {node.index} failed: {r.status_code} {r.text}")
+        self.root_token = r.json()["root_token"]
+        token_file = self.workdir / "root-token"
+        token_file.write_text(self.root_token + "\n")
+        token_file.chmod(0o600)
+
+    def wait_ready(self, timeout: float | None = None, *, skip: tuple[int, ...] = ()) -> int:
+        """Wait until every node (except `skip`) is unsealed and exactly one of them is
+        active; returns the active index."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        last: dict[int, Any] = {}
+        while True:
+            actives, ready = [], True
+            for node in self.nodes:
+                if node.index in skip:
+                    continue
+                if not node.running:
+                    raise ClusterError(f"node {node.index} exited:\n{node.log()}")
+                h = self.health(node.index, timeout=0.5)
+                last[node.index] = h
+                if h is None or h[1].get("sealed", True):
+                    ready = False
+                elif h[0] == 200:
+                    actives.append(node.index)
+                elif h[0] not in (429, 473):  # standby, performance standby
+                    ready = False
+            if ready and len(actives) == 1:
+                return actives[0]
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster not ready (health: {last})")
+            time.sleep(0.05)
+
+    # -- inspection and faults ----------------------------------------------------------------
+    def active_index(self, timeout: float = 0.5) -> int | None:
+        """The node answering sys/health with 200 (the first, if several), or None."""
+        for node in self.nodes:
+            h = self.health(node.index, timeout=timeout)
+            if h is not None and h[0] == 200:
+                return node.index
+        return None
+
+    def wait_active(self, timeout: float = 30.0, *, exclude: tuple[int, ...] = (),
+                    poll: float = 0.02) -> int:
+        """Poll until a node other than `exclude` is active; its index."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for node in self.nodes:
+                if node.index in exclude:
+                    continue
+                h = self.health(node.index, timeout=0.3)
+                if h is not None and h[0] == 200:
+                    return node.index
+            time.sleep(poll)
+        raise ClusterError(f"no active node (excluding {exclude}) after {timeout:.1f}s")
+
+    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to node i (SIGKILL: reaped at once)."""
+        node = self.nodes[i]
+        if node.pid is None:
+            raise ClusterError(f"node {i} is not running")
+        os.kill(node.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM) and node.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.proc.wait(10 if sig == signal.SIGKILL else 30)
+
+    def stop_node(self, i: int, timeout: float = 10.0) -> None:
+        """SIGTERM node i (SIGCONT first, in case it is stopped), then SIGKILL."""
+        node = self.nodes[i]
+        _terminate([(node.pid, node.proc)], timeout)
+
+    def restart(self, i: int, *, wait: bool = True) -> None:
+        """Stop node i if it still runs, start it again with the same configuration (it
+        unseals itself with the static seal) and, with `wait`, wait for it to be ready."""
+        node = self.nodes[i]
+        if node.running:
+            self.stop_node(i)
+        self._spawn(node)
+        self._save_state()
+        if wait:
+            self._wait_listening(node)
+            self.wait_ready()
+
+    # -- down -------------------------------------------------------------------------------
+    def down(self, timeout: float = 10.0) -> dict[str, int]:
+        """Stop every node, then every Redis server: SIGTERM, SIGKILL after `timeout`."""
+        nodes = [(n.pid, n.proc) for n in self.nodes if n.pid is not None]
+        redis_ = [(r.pid, r.proc) for r in reversed(self.redis) if r.pid is not None]
+        report = _terminate(nodes, timeout)
+        for k, v in _terminate(redis_, timeout).items():
+            report[k] += v
+        for handle in [*self.nodes, *self.redis]:
+            handle.pid, handle.proc = None, None
+        with contextlib.suppress(FileNotFoundError):
+            self.state_path.unlink()
+        self._http.close()
+        self._http = httpx.Client(timeout=2.0)
+        return report
+
+    def __enter__(self) -> LocalCluster:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+# -- state-file based control (the CLI's `down`, a different process) -------------------------
+def load_state(workdir: str | Path) -> dict[str, Any]:
+    path = Path(workdir).resolve() / STATE_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ClusterError(f"no cluster state in {path.parent} (nothing to stop)") from None
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot read {path}: {exc}") from None
+
+
+def _ours(pid: int, kind: str) -> bool:
+    """The pid is alive and still the process we started (guards against pid reuse)."""
+    if not _alive(pid):
+        return False
+    cmd = _cmdline(pid)
+    return not cmd or ("redis" in cmd if kind == "redis" else "transit" in cmd)
+
+
+def _state_pids(state: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    for n in state.get("nodes", []):
+        if n.get("pid"):
+            yield "node", int(n["pid"])
+    for r in reversed(state.get("redis", [])):
+        if r.get("pid"):
+            yield "redis", int(r["pid"])
+
+
+def running_pids(state: dict[str, Any]) -> list[int]:
+    return [pid for kind, pid in _state_pids(state) if _ours(pid, kind)]
+
+
+def down_from_state(workdir: str | Path, timeout: float = 10.0) -> dict[str, int]:
+    """Stop what `state.json` in `workdir` records (nodes first, then Redis)."""
+    state = load_state(workdir)
+    pids = list(_state_pids(state))
+    nodes = [(pid, None) for kind, pid in pids if kind == "node" and _ours(pid, kind)]
+    redis_ = [(pid, None) for kind, pid in pids if kind == "redis" and _ours(pid, kind)]
+    report = _terminate(nodes, timeout)
+    for k, v in _terminate(redis_, timeout).items():
+        report[k] += v
+    report["already_gone"] = len(pids) - len(nodes) - len(redis_)
+    (Path(workdir).resolve() / STATE_FILE).unlink(missing_ok=True)
+    return report
+
+
+def _terminate(procs: list[tuple[int | None, subprocess.Popen[bytes] | None]],
+               timeout: float) -> dict[str, int]:
+    """SIGCONT + SIGTERM each, wait up to `timeout` for all, SIGKILL the rest."""
+    report = {"terminated": 0, "killed": 0}
+    live: list[tuple[int, subprocess.Popen[bytes] | None]] = []
+    for pid, proc in procs:
+        if pid is None or (proc.poll() is not None if proc is not None else not _alive(pid)):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+            live.append((pid, proc))
+    deadline = time.monotonic() + timeout
+
+    def gone(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
+        return proc.poll() is not None if proc is not None else not _alive(pid)
+
+    while live and time.monotonic() < deadline:
+        still = [(p, pr) for p, pr in live if not gone(p, pr)]
+        report["terminated"] += len(live) - len(still)
+        live = still
+        if live:
+            time.sleep(0.05)
+    for pid, proc in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        report["killed"] += 1
+    return report
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return "(no log)"
+
+
+def describe(cluster: LocalCluster, active: int | None) -> str:
+    """The summary `transit cluster up` prints."""
+    lines = [f"==> transit cluster is up (work folder: {cluster.workdir})", ""]
+    for n in cluster.nodes:
+        role = "active" if n.index == active else "standby"
+        lines.append(f"  node {n.index} ({role:7}) api {n.addr}  cluster {n.cluster_addr}"
+                     f"  pid {n.pid}")
+    p = cluster.primary
+    lines.append(f"  redis primary   {p.address}  pid {p.pid}")
+    for r in cluster.replicas:
+        lines.append(f"  redis replica   {r.address}  pid {r.pid}")
+    lines += [
+        "",
+        f"  lock_ttl {_fmt_ttl(cluster.lock_ttl)}; logs and configs in {cluster.workdir}",
+        f"Root Token: {cluster.root_token}  (saved in {cluster.workdir / 'root-token'})",
+        "",
+        f"    $ export VAULT_ADDR='{cluster.nodes[active if active is not None else 0].addr}'",
+        f"    $ export VAULT_TOKEN=$(cat {cluster.workdir / 'root-token'})",
+        "",
+        f"Stop it with: transit cluster down --dir {cluster.workdir}",
+    ]
+    return "\n".join(lines) + "\n"

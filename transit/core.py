@@ -38,6 +38,7 @@ from transit.engines.transit.backend import TransitBackend
 from transit.errors import (
     NoHandler,
     PermissionDenied,
+    ReplicationUnconfirmed,
     Sealed,
     StandbyError,
     TransitError,
@@ -103,6 +104,7 @@ class Core:
         self.perf_standby_enabled = False
         self._perf_loaded = False
         self._sealing = False
+        self.replication_timeout = 2.0
         self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
 
     @property
@@ -258,6 +260,18 @@ class Core:
             except ForwardingError as exc:
                 log.debug("echo to the active node failed: %s", exc)
 
+    async def _confirm_replication(self) -> None:
+        """Redis WAIT until every connected replica has our writes (DESIGN §5)."""
+        sync = getattr(self.physical, "sync_replicas", None)
+        if sync is None:
+            return
+        acked, connected = await sync(self.replication_timeout)
+        if acked < connected:
+            raise ReplicationUnconfirmed(
+                f"the change was applied on the active node but only {acked} of {connected} "
+                "storage replicas confirmed it in time; its outcome on standbys is unknown"
+            )
+
     # -- loading and unloading what lives behind the barrier --------------------------------
     async def _load(self) -> None:
         await self.tokens.setup()
@@ -323,6 +337,7 @@ class Core:
         engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
         req.path, req.storage, req.mount_path = inner, storage, mount_path
         req.mount_type, req.mount_accessor = mount_type, accessor
+        req.perf_standby = self.perf_standby
         if req.operation == "list" and not inner.endswith("/"):
             req.path = inner = inner + "/"
         full_path = mount_path + inner
@@ -355,6 +370,8 @@ class Core:
             if audit:
                 await self.audit.log_response(req, decision, None, exc.message)
             raise
+        if resp is not None and resp.replicate:
+            await self._confirm_replication()
         if wrap_ttl and resp is not None:
             resp = await self.wrapping.wrap(resp, wrap_ttl, req)
         if audit:

@@ -115,3 +115,8 @@ class StandbyError(TransitError):
 class ForwardToActive(TransitError):
     """A performance standby tried to write storage (or met a key version it does not know):
     the whole request goes to the active node instead. Never rendered to a client."""
+
+
+class ReplicationUnconfirmed(TransitError):
+    """A write succeeded on the active node but the storage replicas did not confirm it in
+    time, so the client is told the outcome is unknown (503) rather than that it succeeded."""

@@ -72,6 +72,7 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     (errors.Sealed, 503, False),
     (errors.AuditFailed, 500, False),
     (errors.StandbyError, 500, False),
+    (errors.ReplicationUnconfirmed, 503, False),
     (errors.InternalError, 500, True),
     (errors.StorageError, 500, True),
     (errors.ConfigError, 500, True),

@@ -57,6 +57,7 @@ class Request:
     mount_type: str = ""
     mount_accessor: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    perf_standby: bool = False  # served by a performance standby (read-only storage)
     matched: tuple[Route, dict[str, str]] | None = None  # set by Engine.resolve
 
 
@@ -74,6 +75,9 @@ class Response:
     lease_id: str = ""
     lease_duration: int = 0
     renewable: bool = False
+    # Set by handlers whose write standbys must see before the client is told it happened
+    # (key rotation): the core waits for the storage replicas (Redis WAIT) first.
+    replicate: bool = False
 
     def add_warning(self, message: str) -> None:
         if self.warnings is None:

@@ -305,7 +305,8 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
 # --- decrypt --------------------------------------------------------------------------------
 
 async def _ciphertext_items(
-    b: Any, d: FieldData, schema: dict[str, str], required: dict[str, str] | None
+    b: Any, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
+    forward: bool = False,
 ) -> tuple[bool, list[dict[str, Any]], list[tuple | TransitError], Policy]:
     """Steps 1-3 for decrypt and rewrap: (batch?, items, their pre-pass, the key)."""
     batch = d.raw.get("batch_input") is not None
@@ -318,7 +319,9 @@ async def _ciphertext_items(
     context_set(items)
     pre = _prepare(items, "ciphertext")
 
-    p = await b.policies.get(d.get("name"))
+    p = await b.policies.get_for(
+        d.get("name"), (item.get("ciphertext") for item in items), forward=forward
+    )
     if p is None:
         raise UserError(KEY_NOT_FOUND)
     return batch, items, pre, p
@@ -326,7 +329,7 @@ async def _ciphertext_items(
 
 async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
     batch, items, pre, p = await _ciphertext_items(
-        b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}
+        b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )
     if not batch:
         if isinstance(pre[0], TransitError):
@@ -367,7 +370,7 @@ def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[st
 async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
     """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
     but an internal error fails the whole request, as in Vault."""
-    batch, items, pre, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None)
+    batch, items, pre, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
     results: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         x = pre[i]

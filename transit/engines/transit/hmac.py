@@ -183,14 +183,15 @@ def _verify_one(p: Any, algorithm: str, item: dict[str, str]) -> bool:
 
 
 async def verify_hmac_items(
-    b: Any, name: str, algorithm: str, items: list[dict[str, str]], batch: bool
+    b: Any, name: str, algorithm: str, items: list[dict[str, str]], batch: bool,
+    *, forward: bool = False,
 ) -> Response:
     """Vault's pathHMACVerify, after verify() has decided the request carries HMACs.
 
     Batch items omit a false `valid` (Go `omitempty`), so a failed check is just
     `{"reference": ...}`.
     """
-    p = await b.policies.get(name)
+    p = await b.policies.get_for(name, (item.get("hmac") for item in items), forward=forward)
     if p is None:
         raise UserError("encryption key not found")
     if algorithm not in HMAC_ALGORITHMS:

@@ -177,7 +177,9 @@ async def update_config(b: Any, req: Request, d: FieldData) -> Response:
 
 async def rotate_key(b: Any, req: Request, d: FieldData) -> Response:
     p, _ = await _mutate(b, d.get("name"), UserError("key not found"), lambda p: p.rotate())
-    return _key_response(p)
+    resp = _key_response(p)
+    resp.replicate = True  # acknowledged only once the replicas have the new version
+    return resp
 
 
 async def trim_key(b: Any, req: Request, d: FieldData) -> Response:

@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from transit.crypto.policy import Policy
-from transit.errors import StorageError
+from transit.errors import ForwardToActive, StorageError
 
 POLICY_PREFIX = "policy/"
 ARCHIVE_PREFIX = "archive/"
+
+
+def max_version(tagged: Iterable[Any]) -> int:
+    """The highest N among `vault:vN:…` strings (anything else counts as 0)."""
+    best = 0
+    for value in tagged:
+        if isinstance(value, str) and value.startswith("vault:v"):
+            digits = value[7:value.find(":", 7)] if value.find(":", 7) > 0 else ""
+            if digits.isdigit() and int(digits) > best:
+                best = int(digits)
+    return best
 
 
 def clone(p: Policy) -> Policy:
@@ -48,6 +60,25 @@ class PolicyStore:
         if p is not None:
             return p
         return await self._load(name)
+
+    async def get_for(
+        self, name: str, tagged: Iterable[Any], *, forward: bool = False
+    ) -> Policy | None:
+        """The policy, fresh enough for `vault:vN:` values in `tagged` (ciphertexts,
+        signatures, HMACs). A version newer than the cached key is never an error at this
+        point: reload from storage; if still unknown and `forward` (a performance standby
+        whose replica lags), the request goes to the active node (DESIGN §5)."""
+        p = await self.get(name)
+        if p is None:
+            return None
+        needed = max_version(tagged)
+        if needed <= p.latest_version:
+            return p
+        self.invalidate(name)
+        p = await self.get(name)
+        if p is not None and needed > p.latest_version and forward:
+            raise ForwardToActive(f"key {name} version {needed} is not known here yet")
+        return p
 
     async def _load(self, name: str) -> Policy | None:
         epoch = self._epoch

@@ -188,10 +188,13 @@ async def verify(b: Any, req: Request, d: FieldData) -> Response:
 
     if _verify_shape(items, batch_raw is not None) == "hmac":
         algorithm = d.get("urlalgorithm") or d.get("algorithm")
-        return await verify_hmac_items(b, d.get("name"), algorithm, items, batch_raw is not None)
+        return await verify_hmac_items(b, d.get("name"), algorithm, items, batch_raw is not None,
+                                       forward=req.perf_standby)
 
     opts = _options(d)
-    p = await b.policies.get(d.get("name"))
+    p = await b.policies.get_for(
+        d.get("name"), (item.get("signature") for item in items), forward=req.perf_standby
+    )
     if p is None:
         raise UserError("signature verification key not found")
     if not p.type.supports_signing:

@@ -26,8 +26,11 @@ from transit.acl.store import AclPolicyStore
 from transit.audit.broker import AuditBroker
 from transit.barrier import Barrier
 from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.consistency import encode_index, index_key, required_index
 from transit.cluster.forward import Forwarder, ForwardingError
 from transit.cluster.ha import HAController
+from transit.cluster.invalidate import invalidate_all, invalidate_key
+from transit.cluster.invalidation import InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
 from transit.engines.framework import CREATE, UPDATE, Engine, Request, Response
 from transit.engines.kv import kv_factory
@@ -59,6 +62,7 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 
 TOKEN_MOUNT = "auth/token/"
 ECHO_PATH = "/v1/sys/internal/cluster-echo"
+CLUSTER_INFO_KEY = "core/cluster/local/info"
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -105,6 +109,9 @@ class Core:
         self._perf_loaded = False
         self._sealing = False
         self.replication_timeout = 2.0
+        self.invalidator: InvalidationSubscriber | None = None
+        self.index_wait = 2.0  # how long a standby waits for a client's X-Vault-Index
+        self._index_key: bytes | None = None
         self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
 
     @property
@@ -174,6 +181,8 @@ class Core:
     def enable_ha(
         self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
         cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
+        invalidation_address: str = "", invalidation_prefix: str = "transit",
+        invalidation_password: str = "",
     ) -> None:
         """Make this node one of an HA cluster over `backend` (which holds the lock)."""
         self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
@@ -184,6 +193,12 @@ class Core:
         self.cluster_listen = cluster_listen
         self.cluster_app = app
         self.perf_standby_enabled = perf_standby
+        if perf_standby and invalidation_address:
+            self.invalidator = InvalidationSubscriber(
+                invalidation_address, invalidation_prefix,
+                lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
+                password=invalidation_password, client_name=f"transit-{node_id}-inval",
+            )
 
     @property
     def standby(self) -> bool:
@@ -196,6 +211,8 @@ class Core:
 
     async def become_active(self, record: LeaderRecord) -> None:
         """Called by the HA controller once it holds the lock (writes are fenced by now)."""
+        if self.invalidator is not None:
+            await self.invalidator.stop()
         await self._unload()
         self.barrier.read_only = False
         self._read_from_replica(False)
@@ -229,6 +246,8 @@ class Core:
             await self._unload()
             return
         self._perf_loaded = True
+        if self.invalidator is not None and not self.invalidator.running:
+            self.invalidator.start()  # its first (re)subscribe drops every cache again
 
     def _read_from_replica(self, on: bool) -> None:
         if hasattr(self.physical, "read_from_replica"):  # no replica configured: primary
@@ -274,6 +293,7 @@ class Core:
 
     # -- loading and unloading what lives behind the barrier --------------------------------
     async def _load(self) -> None:
+        await self._load_cluster_identity()
         await self.tokens.setup()
         await self.policies.setup()
         await self.mounts.load([])
@@ -282,6 +302,46 @@ class Core:
                 await self.mounts.mount(path, typ, description=description, options=options)
         self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
         await self.audit.setup()
+
+    async def reload_mounts(self) -> None:
+        """Re-read the mount table (a standby heard `core/mounts` change)."""
+        await self.mounts.load([])
+        self.audit.mounts = self.mounts
+
+    async def _load_cluster_identity(self) -> None:
+        """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
+        the key that authenticates X-Vault-Index values."""
+        raw = await self.barrier.get(CLUSTER_INFO_KEY)
+        if raw is not None:
+            info = orjson.loads(raw)
+            self.cluster.name, self.cluster.id = info["name"], info["id"]
+        elif not self.barrier.read_only:
+            await self.barrier.put(
+                CLUSTER_INFO_KEY, orjson.dumps({"name": self.cluster.name, "id": self.cluster.id})
+            )
+        if hasattr(self.physical, "last_index"):
+            try:
+                self._index_key = await index_key(self.barrier)
+            except TransitError:  # a standby whose replica has not got it yet
+                self._index_key = None
+
+    # -- client-controlled consistency (X-Vault-Index) --------------------------------------
+    def index_header(self) -> str:
+        """X-Vault-Index for a response after this node's latest write ("" without one)."""
+        index = getattr(self.physical, "last_index", 0)
+        if not index or self._index_key is None:
+            return ""
+        return encode_index(self.cluster.id, index, self._index_key)
+
+    async def index_reached(self, header_values: list[str]) -> bool:
+        """Whether this standby's replica has the state a client saw (waits up to
+        `index_wait`). Raises UserError on a forged or malformed value."""
+        if self._index_key is None:
+            self._index_key = await index_key(self.barrier)
+        needed = required_index(header_values, self.cluster.id, self._index_key)
+        if self.invalidator is None or needed <= self.invalidator.applied_index:
+            return True
+        return await self.invalidator.wait_for_index(needed, self.index_wait)
 
     async def _unload(self) -> None:
         self._perf_loaded = False
@@ -362,6 +422,7 @@ class Core:
 
         if audit:
             await self.audit.log_request(req, decision)
+        index_before = getattr(self.physical, "last_index", 0)
         if token is not None and token.num_uses:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
         try:
@@ -372,6 +433,8 @@ class Core:
             raise
         if resp is not None and resp.replicate:
             await self._confirm_replication()
+        if getattr(self.physical, "last_index", 0) > index_before:
+            req.index_header = self.index_header()
         if wrap_ttl and resp is not None:
             resp = await self.wrapping.wrap(resp, wrap_ttl, req)
         if audit:

@@ -81,7 +81,9 @@ async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
     _announce(config, dev, token, unseal_key, core)
 
     # SIGHUP reopens audit files (log rotation), as in Vault.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, core.audit.reload)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, core.audit.reload)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # diagnostics: where is it waiting?
     tasks = [asyncio.create_task(core.run_periodic())]
     if core.ha is not None:
         tasks.append(asyncio.create_task(core.run_echo()))
@@ -98,10 +100,21 @@ async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
             await close()
 
 
+def _dump_tasks() -> None:
+    """Log the stack of every asyncio task (SIGUSR1)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
 def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> None:
     """Storage that can hold a lock makes this node part of an HA cluster."""
     listener = config.listeners[0]
-    node_id = str(config.storage.options.get("node_id") or uuid.uuid4())
+    opts = config.storage.options
+    node_id = str(opts.get("node_id") or uuid.uuid4())
     physical.set_node_id(node_id)
     api_addr = config.api_addr or listener_url(listener)
     host, port = split_address(listener.cluster_address)
@@ -111,6 +124,10 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> N
         physical, node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
         cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
         app=front, perf_standby=not config.disable_performance_standby,
+        invalidation_address=str(opts.get("read_address") or opts.get("read_addr")
+                                 or opts.get("address") or ""),
+        invalidation_prefix=str(opts.get("prefix") or "transit"),
+        invalidation_password=str(opts.get("password") or ""),
     )
 
 

@@ -207,3 +207,18 @@ class TestInvalidateAll:
         engine, _ = transit(core)
         assert engine.policies.cached("k1") is None
         assert (await call(core, READ, "transit/keys/k1")).data["name"] == "k1"
+
+    @atest
+    async def test_never_writes_on_a_read_only_barrier(self, tmp_path: Path) -> None:
+        """A performance standby's barrier refuses writes: reloading must only read."""
+        core, unseal_key = await dev_core()
+        other = await other_node(core, unseal_key)
+        await other.audit.enable("file/", "file", {"file_path": str(tmp_path / "a.log")})
+        await other.mounts.mount("kv1/", "kv", options={"version": "1"})
+        core.barrier.read_only = True
+        await invalidate_all(core)
+        for key in ("core/mounts", "core/audit", "core/keyring", "sys/token/salt"):
+            await invalidate_key(core, key)
+        assert core.mounts.get("kv1/") is not None and core.audit.enabled
+        core.audit.teardown()
+        other.audit.teardown()

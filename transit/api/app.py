@@ -133,7 +133,10 @@ class VaultApp:
             remote_addr=client[0], remote_port=client[1], headers=headers,
         )
         resp = await self.core.handle(req, rel)
-        return _render(req.operation, resp, req.mount_type, req.id)
+        status, out_headers, body = _render(req.operation, resp, req.mount_type, req.id)
+        if req.index_header:
+            out_headers = [*out_headers, (b"x-vault-index", req.index_header.encode())]
+        return status, out_headers, body
 
     async def _read_body(self, receive: Any) -> bytes:
         message = await receive()

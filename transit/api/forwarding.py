@@ -20,7 +20,7 @@ import orjson
 
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import ForwardingError
-from transit.errors import ForwardToActive
+from transit.errors import ForwardToActive, TransitError, UserError
 
 if TYPE_CHECKING:
     from transit.core import Core
@@ -66,6 +66,14 @@ class ForwardingGate:
             await self.app(scope, receive, send)
             return
         if core.perf_standby and _may_serve_locally(scope["method"], path):
+            verdict = await self._consistency(scope)
+            if verdict == "forward":
+                await self._forward(scope, receive, send)
+                return
+            if verdict is not None:
+                status, body = verdict
+                await _respond(send, status, body)
+                return
             body = await _read_body(receive)
             try:
                 await self.app(scope, _replay(body), send)
@@ -75,6 +83,26 @@ class ForwardingGate:
             await self._forward(scope, _replay(body), send)
             return
         await self._forward(scope, receive, send)
+
+    async def _consistency(self, scope: dict[str, Any]) -> Any:
+        """Vault's client-controlled consistency on a performance standby: a request that
+        carries X-Vault-Index is served here only once the local replica has that state
+        (waiting up to `core.index_wait`); otherwise it is forwarded when the client sent
+        `X-Vault-Inconsistent: forward-active-node`, or refused with 412."""
+        wanted = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-vault-index"]
+        if not wanted:
+            return None
+        try:
+            if await self.core.index_reached(wanted):
+                return None
+        except UserError as exc:
+            return 400, error_body([exc.message])
+        except TransitError:  # the index key has not reached this replica yet
+            pass
+        mode = next((v for k, v in scope["headers"] if k == b"x-vault-inconsistent"), b"")
+        if mode.strip().lower() == b"forward-active-node":
+            return "forward"
+        return 412, error_body(["required index state not present"])
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         leader = await self.core.ha.leader()

@@ -58,6 +58,7 @@ class Request:
     mount_accessor: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     perf_standby: bool = False  # served by a performance standby (read-only storage)
+    index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
     matched: tuple[Route, dict[str, str]] | None = None  # set by Engine.resolve
 
 

@@ -1,0 +1,112 @@
+"""Map a changed storage key to the in-memory cache that owns it (performance standbys).
+
+The `InvalidationSubscriber` hands us every key another node wrote, as stored in Redis without
+the prefix (barrier paths: `logical/<mount uuid>/…`, `sys/token/…`, `sys/policy/<name>`,
+`core/mounts`, `core/audit`, `core/keyring`, …). `invalidate_key(core, key)` drops or reloads
+exactly the cache that key feeds; `invalidate_all(core)` drops everything (on every
+(re)subscribe). Keys nothing caches are ignored.
+
+| key                                   | action                                             |
+|---------------------------------------|----------------------------------------------------|
+| `logical/<uuid>/<rest>`               | `engine.invalidate(rest)` of that mount, if it has one |
+| `sys/token/id/<hash>`                 | `core.tokens.invalidate(hash)`                     |
+| `sys/token/roles/<name>`              | `core.tokens.roles.invalidate(name)`               |
+| `sys/token/salt`                      | re-read the salt (drops every cached token)        |
+| `sys/token/accessor/…`, `parent/…`    | nothing: always read from storage, never cached    |
+| `sys/policy/<name>`                   | `core.policies.invalidate(name)`                   |
+| `core/mounts`                         | `core.reload_mounts()` (else `core.mounts.load`)   |
+| `core/audit`                          | `core.audit.setup()` (re-read table, reopen devices) |
+| `core/keyring`                        | `core.barrier.reload_keyring()`                    |
+
+Nothing is cached while sealed, so both functions do nothing then. Engines may define
+`invalidate(key)` / `invalidate_all()` either sync or async (TransitBackend: async; KV caches
+nothing and defines neither).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+log = logging.getLogger("transit.cluster.invalidate")
+
+LOGICAL = "logical/"
+TOKEN = "sys/token/"
+ACL_POLICY = "sys/policy/"
+MOUNTS = "core/mounts"
+AUDIT = "core/audit"
+KEYRING = "core/keyring"
+
+
+async def _maybe_await(value: Any) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+def _mount_by_uuid(core: Any, mount_uuid: str) -> Any:
+    for entry in core.mounts.entries():
+        if entry.uuid == mount_uuid:
+            return entry
+    return None
+
+
+async def _reload_mounts(core: Any) -> None:
+    reload = getattr(core, "reload_mounts", None)
+    if reload is not None:
+        await _maybe_await(reload())
+    else:  # re-reads the table and rebuilds every engine (fresh, empty caches)
+        await core.mounts.load([])
+
+
+async def _reload_salt(core: Any) -> None:
+    # setup() only writes when the salt is missing; a standby must not write, so look first.
+    if await core.tokens.storage.get("salt") is not None:
+        await core.tokens.setup()
+    else:
+        core.tokens.invalidate()
+
+
+async def invalidate_key(core: Any, key: str) -> None:
+    """Drop (or reload) the cache fed by storage key `key`; see the module table."""
+    if core.sealed:
+        return
+    if key.startswith(LOGICAL):
+        mount_uuid, _, rest = key[len(LOGICAL) :].partition("/")
+        entry = _mount_by_uuid(core, mount_uuid)
+        engine = getattr(entry, "engine", None)
+        invalidate = getattr(engine, "invalidate", None)
+        if invalidate is not None and rest:
+            await _maybe_await(invalidate(rest))
+    elif key.startswith(TOKEN):
+        rest = key[len(TOKEN) :]
+        if rest.startswith("id/"):
+            core.tokens.invalidate(rest[len("id/") :])
+        elif rest.startswith("roles/"):
+            core.tokens.roles.invalidate(rest[len("roles/") :])
+        elif rest == "salt":
+            await _reload_salt(core)
+    elif key.startswith(ACL_POLICY):
+        core.policies.invalidate(key[len(ACL_POLICY) :])
+    elif key == MOUNTS:
+        await _reload_mounts(core)
+    elif key == AUDIT:
+        await core.audit.setup()
+    elif key == KEYRING:
+        await core.barrier.reload_keyring()
+
+
+async def invalidate_all(core: Any) -> None:
+    """Drop every cache (after a (re)subscribe: messages may have been missed). The keyring
+    goes first, so what follows can decrypt values written under a newer term."""
+    if core.sealed:
+        return
+    await core.barrier.reload_keyring()
+    await _reload_salt(core)  # drops every cached token and role
+    core.policies.invalidate()
+    await _reload_mounts(core)
+    for entry in core.mounts.entries():  # engines a reload kept still hold their caches
+        invalidate_all_ = getattr(entry.engine, "invalidate_all", None)
+        if invalidate_all_ is not None:
+            await _maybe_await(invalidate_all_())
+    await core.audit.setup()

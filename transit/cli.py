@@ -28,6 +28,12 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         metavar="ADDR", help="address the dev server listens on (default 127.0.0.1:8200)",
     )
     p.add_argument(
+        "-workers", "--workers", type=int, default=None, metavar="N",
+        help="worker processes for this node, sharing its identity and HA role (default: the "
+        "config's `workers`, else the CPU count with redis storage and 1 otherwise; more "
+        "than 1 needs storage \"redis\"; -dev always runs 1)",
+    )
+    p.add_argument(
         "-log-level", "--log-level", default=None,
         choices=["trace", "debug", "info", "warn", "warning", "error"],
         help="log level (default: info, or the config file's log_level)",
@@ -58,6 +64,8 @@ def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--perf-standby", action="store_true",
                     help="run the standbys as performance standbys (default: plain standbys "
                     "that forward every request)")
+    up.add_argument("--workers", type=int, default=None,
+                    help="worker processes per node (default: the server's default)")
     down = csub.add_parser("down", help="stop a cluster started by `cluster up`")
     down.add_argument("--dir", default=DEFAULT_WORKDIR,
                       help=f"work folder given to `up` (default {DEFAULT_WORKDIR})")
@@ -77,16 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_server(args: argparse.Namespace) -> int:
     import uvloop
 
-    from transit.config import load_config
-    from transit.server import DevOptions, dev_config, run
+    from transit.config import WORKERS_NEED_REDIS, load_config, resolve_workers
+    from transit.server import DevOptions, dev_config, preflight, run
 
     try:
         if args.dev:
+            if args.workers is not None and args.workers > 1:
+                raise ConfigError(f"-dev runs one process: {WORKERS_NEED_REDIS}")
             config = dev_config(args.dev_listen_address)
             dev: DevOptions | None = DevOptions(args.dev_root_token_id, args.dev_listen_address)
+            workers = 1
         elif args.config:
             config = load_config(args.config)
             dev = None
+            workers = resolve_workers(config, args.workers)
+            if workers > 1:
+                preflight(config, workers)
         else:
             print("error: either -dev or -config FILE is required", file=sys.stderr)
             return 2
@@ -97,6 +111,14 @@ def _cmd_server(args: argparse.Namespace) -> int:
     level = {"TRACE": "DEBUG", "WARN": "WARNING"}.get(level, level)
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
+    if workers > 1:
+        from transit.workers import serve_workers
+
+        try:
+            return serve_workers(config, workers)
+        except OSError as exc:
+            print(f"error starting the listeners: {exc}", file=sys.stderr)
+            return 1
     try:
         uvloop.run(run(config, dev))
     except KeyboardInterrupt:
@@ -114,7 +136,8 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         try:
             cluster = LocalCluster(args.dir, nodes=args.nodes, replicas=args.replicas,
                                    base_port=args.base_port, redis_port=args.redis_port,
-                                   lock_ttl=args.lock_ttl, perf_standby=args.perf_standby)
+                                   lock_ttl=args.lock_ttl, perf_standby=args.perf_standby,
+                                   workers=args.workers)
             cluster.up()
             active = cluster.active_index()
         except (ClusterError, ValueError) as exc:

@@ -34,7 +34,7 @@ KNOWN_KEYS = frozenset(
     pid_file raw_storage_endpoint introspection_endpoint enable_response_header_hostname
     enable_response_header_raft_node_id disable_sealwrap disable_printable_check
     disable_indexing disable_sentinel_trace license_path imprecise_lease_role_tracking
-    detect_deadlocks experiments administrative_namespace_path
+    detect_deadlocks experiments administrative_namespace_path workers
     """.split()
 )
 
@@ -76,6 +76,7 @@ class ServerConfig:
     default_max_request_duration: float = 90.0  # seconds
     disable_clustering: bool = False
     disable_performance_standby: bool = False
+    workers: int | None = None  # processes per node; None = unset (see `resolve_workers`)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     warnings: tuple[str, ...] = ()
 
@@ -208,6 +209,41 @@ def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
     )
 
 
+WORKERS_NEED_REDIS = 'workers > 1 needs storage "redis" (inmem and file storage live in one process)'
+
+
+def _check_workers(n: int, storage_type: str, name: str = "workers") -> int:
+    if n < 1:
+        raise ConfigError(f"{name} must be at least 1, got {n}")
+    if n > 1 and storage_type != "redis":
+        raise ConfigError(f"{WORKERS_NEED_REDIS}; storage is \"{storage_type}\"")
+    return n
+
+
+def _workers(value: Any, storage_type: str) -> int | None:
+    if value is None:
+        return None
+    return _check_workers(_parse_int(value, "workers"), storage_type)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (its affinity mask, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(config: ServerConfig, override: int | None = None) -> int:
+    """Worker processes for this node: the `-workers` flag, else the config's `workers`, else
+    the CPU count with redis storage and 1 otherwise. ConfigError for > 1 without redis."""
+    if override is not None:
+        return _check_workers(override, config.storage.type, "-workers")
+    if config.workers is not None:
+        return config.workers
+    return default_workers() if config.storage.type == "redis" else 1
+
+
 def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerConfig:
     warnings = tuple(
         f"unknown or unsupported field {k} found in configuration at {source}"
@@ -254,6 +290,7 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         disable_performance_standby=parse_bool(
             raw.get("disable_performance_standby", False), "disable_performance_standby"
         ),
+        workers=_workers(raw.get("workers"), storage.type),
         raw=raw,
         warnings=warnings,
     )

@@ -26,7 +26,8 @@ from transit.acl.store import AclPolicyStore
 from transit.audit.broker import AuditBroker
 from transit.barrier import Barrier
 from transit.cluster.advert import LeaderRecord, leader_key
-from transit.cluster.consistency import encode_index, index_key, required_index
+from transit.cluster.consistency import INDEX_KEY_PATH, encode_index, index_key, required_index
+from transit.cluster.follower import NotReady, RoleFollower
 from transit.cluster.forward import Forwarder, ForwardingError
 from transit.cluster.ha import HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
@@ -110,6 +111,13 @@ class Core:
         self._sealing = False
         self.replication_timeout = 2.0
         self.invalidator: InvalidationSubscriber | None = None
+        # Several worker processes per node (transit/workers.py): the siblings of the active
+        # worker write too, so every worker keeps an invalidation feed in both roles.
+        self.shared_writes = False
+        self._inval: dict[str, Any] = {}
+        # Tells the node's sibling workers about init/seal/echo (set by transit/workers.py).
+        self.relay: Any = None
+        self._background: set[asyncio.Future[None]] = set()
         self.index_wait = 2.0  # how long a standby waits for a client's X-Vault-Index
         self._index_key: bytes | None = None
         self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
@@ -139,6 +147,7 @@ class Core:
             await self.post_unseal()
         else:
             self.seal.seal()
+        await self._relay("init", {})
         return {
             "keys": [k.hex() for k in keys],
             "keys_base64": [base64.b64encode(k).decode() for k in keys],
@@ -168,7 +177,15 @@ class Core:
             self.ha.start()
 
     async def pre_seal(self) -> None:
-        """Before sealing: give up the HA lock and forget every decrypted thing in memory."""
+        """Before sealing: give up the HA lock and forget every decrypted thing in memory;
+        the node's other worker processes seal too."""
+        await self.pre_seal_local()
+        await self._relay("seal", {})
+
+    async def pre_seal_local(self) -> None:
+        """`pre_seal` of this process only."""
+        if self.invalidator is not None:
+            await self.invalidator.stop()
         if self.ha is not None:
             self._sealing = True  # become_standby must not reload state we are dropping
             try:
@@ -177,15 +194,29 @@ class Core:
                 self._sealing = False
         await self._unload()
 
+    async def _relay(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.relay is not None:
+            await self.relay(kind, payload)
+
     # -- HA ---------------------------------------------------------------------------------
     def enable_ha(
         self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
         cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
         invalidation_address: str = "", invalidation_prefix: str = "transit",
-        invalidation_password: str = "",
+        invalidation_password: str = "", follower: bool = False, shared_writes: bool = False,
+        invalidation_primary_address: str = "",
     ) -> None:
-        """Make this node one of an HA cluster over `backend` (which holds the lock)."""
-        self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
+        """Make this node one of an HA cluster over `backend` (which holds the lock).
+
+        With several worker processes per node (`shared_writes`), worker 0 elects and the
+        others are `follower`s (`RoleFollower`), and every worker keeps an invalidation feed:
+        on `invalidation_primary_address` while active, on `invalidation_address` (the local
+        replica) while a standby."""
+        if follower:
+            self.ha = RoleFollower(self, backend, node_id, api_addr, cluster_addr, lock_ttl,
+                                   relay=self._relay)
+        else:
+            self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
         self.forwarder = Forwarder(node_id)
         self.node_id = node_id
         self.api_addr = api_addr
@@ -193,12 +224,35 @@ class Core:
         self.cluster_listen = cluster_listen
         self.cluster_app = app
         self.perf_standby_enabled = perf_standby
-        if perf_standby and invalidation_address:
-            self.invalidator = InvalidationSubscriber(
-                invalidation_address, invalidation_prefix,
-                lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
-                password=invalidation_password, client_name=f"transit-{node_id}-inval",
-            )
+        self.shared_writes = shared_writes
+        self._inval = {"standby": invalidation_address,
+                       "active": invalidation_primary_address or invalidation_address,
+                       "prefix": invalidation_prefix, "password": invalidation_password}
+        if (perf_standby or shared_writes) and invalidation_address:
+            self.invalidator = self._make_invalidator(invalidation_address)
+
+    def _make_invalidator(self, address: str) -> InvalidationSubscriber:
+        return InvalidationSubscriber(
+            address, self._inval["prefix"],
+            lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
+            password=self._inval["password"], client_name=f"transit-{self.node_id}-inval",
+        )
+
+    async def _feed_for(self, role: str) -> None:
+        """With shared writes: run the invalidation feed on the address for `role`."""
+        current = self.invalidator
+        if current is None:
+            return
+        address = self._inval[role]
+        if current.address != address:
+            # Stopping can take a while (redis-py closing a pubsub mid-read): not on the way
+            # into a role. Both feeds briefly invalidating the same keys is harmless.
+            task = asyncio.ensure_future(current.stop())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            self.invalidator = current = self._make_invalidator(address)
+        if not current.running:
+            current.start()  # its first (re)subscribe drops every cache
 
     @property
     def standby(self) -> bool:
@@ -209,18 +263,37 @@ class Core:
         """A standby that serves reads, encrypt and decrypt itself (DESIGN §5)."""
         return self.perf_standby_enabled and self.standby and self._perf_loaded
 
-    async def become_active(self, record: LeaderRecord) -> None:
-        """Called by the HA controller once it holds the lock (writes are fenced by now)."""
-        if self.invalidator is not None:
+    async def become_active(self, record: LeaderRecord | None) -> None:
+        """Called by the HA controller once it holds the lock (writes are fenced by now).
+
+        `record` None: a sibling worker process (`RoleFollower`) takes the active role worker
+        0 won — no advertisement, no cluster listener, and nothing created that worker 0's
+        activation creates (NotReady until worker 0 has made the X-Vault-Index key)."""
+        was_replica = bool(getattr(self.physical, "read_from_replica", False))
+        self._read_from_replica(False)
+        if record is None and hasattr(self.physical, "last_index"):
+            if await self.barrier.get(INDEX_KEY_PATH) is None:
+                self._read_from_replica(was_replica)
+                raise NotReady("the active worker has not finished activating")
+        if self.invalidator is not None and not self.shared_writes:
             await self.invalidator.stop()
         await self._unload()
+        if record is None:
+            self.barrier.read_only = True  # load exactly like a standby: never create
+            await self._load()
+            self.barrier.read_only = False
+            if self.shared_writes:
+                await self._feed_for("active")
+            log.info("worker of node %s follows the active role", self.node_id)
+            return
         self.barrier.read_only = False
-        self._read_from_replica(False)
         await self._load()
         await self.barrier.put(leader_key(record.node_id), record.to_json())
         self.cluster_listener = ClusterListener(self.cluster_app, self.cluster_listen, record)
         await self.cluster_listener.start()
         self.echoes.clear()
+        if self.shared_writes:
+            await self._feed_for("active")
         log.info("node %s is now the active node", record.node_id)
 
     async def become_standby(self) -> None:
@@ -237,6 +310,8 @@ class Core:
         await self._unload()
         self.barrier.read_only = True
         if not self.perf_standby_enabled or self._sealing:
+            if self.shared_writes and self.invalidator is not None:
+                await self.invalidator.stop()  # a plain standby caches nothing
             return
         self._read_from_replica(True)
         try:
@@ -246,15 +321,21 @@ class Core:
             await self._unload()
             return
         self._perf_loaded = True
-        if self.invalidator is not None and not self.invalidator.running:
+        if self.shared_writes:
+            await self._feed_for("standby")
+        elif self.invalidator is not None and not self.invalidator.running:
             self.invalidator.start()  # its first (re)subscribe drops every cache again
 
     def _read_from_replica(self, on: bool) -> None:
         if hasattr(self.physical, "read_from_replica"):  # no replica configured: primary
             self.physical.read_from_replica = on
 
-    def record_echo(self, info: dict[str, Any], now: float) -> None:
-        """A standby's heartbeat, shown by `sys/ha-status`."""
+    def record_echo(self, info: dict[str, Any], now: float, *, relayed: bool = False) -> None:
+        """A standby's heartbeat, shown by `sys/ha-status` (on every worker of the node)."""
+        if self.relay is not None and not relayed:
+            task = asyncio.ensure_future(self.relay("echo", {"info": dict(info), "now": now}))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         node = str(info["node_id"])
         self.echoes[node] = {
             "hostname": str(info.get("hostname", "")),
@@ -433,8 +514,13 @@ class Core:
             raise
         if resp is not None and resp.replicate:
             await self._confirm_replication()
-        if getattr(self.physical, "last_index", 0) > index_before:
+        index_after = getattr(self.physical, "last_index", 0)
+        if index_after > index_before:
             req.index_header = self.index_header()
+            if self.shared_writes and self.relay is not None:
+                # Read-your-writes across the workers of this node: answer once every
+                # sibling's invalidation feed has applied this write (transit/workers.py).
+                await self.relay("index", {"index": index_after})
         if wrap_ttl and resp is not None:
             resp = await self.wrapping.wrap(resp, wrap_ttl, req)
         if audit:

@@ -16,7 +16,9 @@ Everything lives in the work folder (default `./.transit-cluster`):
 - `root-token`                  the root token returned by `sys/init`
 - `state.json`                  ports and pids, read by `down` (and by `up` to refuse a second run)
 
-Standbys are plain (forwarding) standbys unless `perf_standby=True` (`--perf-standby`).
+Standbys are plain (forwarding) standbys unless `perf_standby=True` (`--perf-standby`);
+`workers=N` (`--workers`) sets the processes per node (default: the server's own default).
+Signals from `kill()` go to a node's whole process group (all its workers).
 Node i listens on `base_port + 10*i` (plain HTTP on 127.0.0.1) with its cluster port one
 above; Redis uses `redis_port` (primary) and `redis_port + 1 ...` (replicas). Node i's storage
 stanza points `address` at the primary and `read_address` at replica `i % replicas`.
@@ -105,6 +107,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _signal(pid: int, sig: int) -> None:
+    """Signal the process group `pid` leads (every process here is started in its own
+    session, so a node's worker processes share its group), or just `pid` if it leads none."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -186,7 +197,7 @@ class LocalCluster:
     def __init__(
         self, workdir: str | Path = DEFAULT_WORKDIR, nodes: int = 3, replicas: int = 2,
         base_port: int = 8200, redis_port: int = 6379, lock_ttl: float | str = 10.0,
-        *, perf_standby: bool = False, python: str | None = None,
+        *, perf_standby: bool = False, workers: int | None = None, python: str | None = None,
         redis_server: str | None = None, start_timeout: float = 30.0,
     ) -> None:
         if nodes < 1:
@@ -200,6 +211,7 @@ class LocalCluster:
         self.base_port = base_port
         self.redis_port = redis_port
         self.perf_standby = perf_standby
+        self.workers = workers  # processes per node; None: the server's default
         self.python = python or sys.executable
         self.start_timeout = start_timeout
         self.root_token = ""
@@ -358,6 +370,7 @@ class LocalCluster:
             'cluster_name  = "transit-local"\n'
             "disable_mlock = true\n"
             f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
+            + (f"workers = {self.workers}\n" if self.workers is not None else "")
         )
 
     def _write_configs(self) -> None:
@@ -460,11 +473,12 @@ class LocalCluster:
         raise ClusterError(f"no active node (excluding {exclude}) after {timeout:.1f}s")
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to node i (SIGKILL: reaped at once)."""
+        """Send `sig` to node i: to its whole process group, so SIGSTOP/SIGCONT/SIGKILL reach
+        every worker process of the node (SIGKILL: reaped at once)."""
         node = self.nodes[i]
         if node.pid is None:
             raise ClusterError(f"node {i} is not running")
-        os.kill(node.pid, sig)
+        _signal(node.pid, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM) and node.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(10 if sig == signal.SIGKILL else 30)
@@ -564,8 +578,8 @@ def _terminate(procs: list[tuple[int | None, subprocess.Popen[bytes] | None]],
         if pid is None or (proc.poll() is not None if proc is not None else not _alive(pid)):
             continue
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-            os.kill(pid, signal.SIGTERM)
+            _signal(pid, signal.SIGCONT)  # a stopped node's workers too
+            os.kill(pid, signal.SIGTERM)  # the node's supervisor forwards it to its workers
             live.append((pid, proc))
     deadline = time.monotonic() + timeout
 
@@ -580,7 +594,7 @@ def _terminate(procs: list[tuple[int | None, subprocess.Popen[bytes] | None]],
             time.sleep(0.05)
     for pid, proc in live:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)

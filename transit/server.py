@@ -9,7 +9,7 @@ import signal
 import sys
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -18,8 +18,12 @@ from transit.api.forwarding import ForwardingGate
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
+from transit.errors import ConfigError
 from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
+
+if TYPE_CHECKING:
+    from transit.workers import WorkerInfo
 
 log = logging.getLogger("transit.server")
 
@@ -60,44 +64,97 @@ def listener_url(listener: ListenerConfig) -> str:
     return f"{scheme}://{shown}:{port}"
 
 
-async def run(config: ServerConfig, dev: DevOptions | None = None) -> None:
+def invalidation_addresses(config: ServerConfig) -> tuple[str, str]:
+    """(the local replica's address or else the primary's, the primary's) for the
+    invalidation feed; "" when the storage stanza names neither (sentinel only)."""
+    opts = config.storage.options
+    primary = str(opts.get("address") or "")
+    return str(opts.get("read_address") or opts.get("read_addr") or primary), primary
+
+
+def preflight(config: ServerConfig, workers: int) -> None:
+    """What would make every worker fail at start: a ConfigError now, in the supervisor."""
+    load_static_seal_key(config)
+    create_backend(config.storage)  # builds clients only: no connection is opened
+    if workers > 1 and not invalidation_addresses(config)[0]:
+        raise ConfigError('workers > 1 needs the redis "address" (or "read_address"): every '
+                          "worker subscribes to the invalidation feed")
+
+
+async def run(
+    config: ServerConfig, dev: DevOptions | None = None, *, worker: WorkerInfo | None = None,
+) -> None:
+    """Serve one process: the whole node, or one worker of it (`worker`, transit/workers.py,
+    whose listener sockets were bound by the supervisor)."""
+    multi = worker is not None and worker.count > 1
     physical = create_backend(config.storage)
     core = Core(
         physical, storage_type=config.storage.type, cluster_name=config.cluster_name,
         static_seal_key=load_static_seal_key(config),
     )
+    link = None
+    if multi:
+        from transit.workers import RelayedSeal, WorkerLink
+
+        assert worker is not None
+        link = WorkerLink(worker, core)
+        core.relay = link.relay
+        core.seal = RelayedSeal(core.seal, link)  # type: ignore[assignment]
+        link.attach()
     listener = config.listeners[0]
     app = VaultApp(core, max_request_size=listener.max_request_size)
     front: Any = app
     if dev is None and hasattr(physical, "acquire_lock"):
         front = ForwardingGate(app, core)
-        _enable_ha(core, physical, config, front)
+        _enable_ha(core, physical, config, front, worker)
     token: str | None = None
     unseal_key: bytes | None = None
     if dev is not None:
         token, unseal_key = await core.setup_dev(dev.root_token)
     else:
         await core.start()
-    _announce(config, dev, token, unseal_key, core)
+        if (link is not None and worker is not None and worker.restarted and core.initialized
+                and core.sealed and not core.seal.auto):
+            await link.sync_unseal()  # the node may have been unsealed with key shares
+    if worker is None or worker.elector:
+        _announce(config, dev, token, unseal_key, core)
 
     # SIGHUP reopens audit files (log rotation), as in Vault.
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, core.audit.reload)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # diagnostics: where is it waiting?
-    tasks = [asyncio.create_task(core.run_periodic())]
-    if core.ha is not None:
-        tasks.append(asyncio.create_task(core.run_echo()))
+    tasks = []
+    if worker is None or worker.elector:  # once per node: auto-rotation, echo heartbeats
+        tasks.append(asyncio.create_task(core.run_periodic()))
+        if core.ha is not None:
+            tasks.append(asyncio.create_task(core.run_echo()))
     servers = [uvicorn.Server(_uvicorn_config(front, lst, config)) for lst in config.listeners]
+    # uvicorn re-raises the signal that stopped it once it has drained; with the default
+    # disposition that would kill us before the HA lock is released below.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ignore_signal)
     try:
-        await asyncio.gather(*(s.serve() for s in servers))
+        if worker is not None and worker.sockets:
+            await asyncio.gather(*(s.serve(sockets=[sock])
+                                   for s, sock in zip(servers, worker.sockets, strict=True)))
+        else:
+            await asyncio.gather(*(s.serve() for s in servers))
     finally:
         for task in tasks:
             task.cancel()
         if core.ha is not None:
             await core.ha.stop()
+        if core.invalidator is not None:
+            await core.invalidator.stop()
+        if link is not None:
+            link.detach()
         close = getattr(physical, "close", None)
         if close is not None:
             await close()
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    """Only reached after uvicorn has shut down (it handles the signals while serving)."""
 
 
 def _dump_tasks() -> None:
@@ -110,12 +167,16 @@ def _dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
-def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> None:
-    """Storage that can hold a lock makes this node part of an HA cluster."""
+def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
+               worker: WorkerInfo | None = None) -> None:
+    """Storage that can hold a lock makes this node part of an HA cluster. The workers of a
+    node share its id; worker 0 elects, the others follow it (transit/cluster/follower.py)."""
     listener = config.listeners[0]
     opts = config.storage.options
-    node_id = str(opts.get("node_id") or uuid.uuid4())
+    node_id = worker.node_id if worker is not None else str(opts.get("node_id") or uuid.uuid4())
+    multi = worker is not None and worker.count > 1
     physical.set_node_id(node_id)
+    standby_feed, primary_feed = invalidation_addresses(config)
     api_addr = config.api_addr or listener_url(listener)
     host, port = split_address(listener.cluster_address)
     shown = f"[{host}]" if ":" in host else host
@@ -124,10 +185,11 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any) -> N
         physical, node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
         cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
         app=front, perf_standby=not config.disable_performance_standby,
-        invalidation_address=str(opts.get("read_address") or opts.get("read_addr")
-                                 or opts.get("address") or ""),
+        invalidation_address=standby_feed,
         invalidation_prefix=str(opts.get("prefix") or "transit"),
         invalidation_password=str(opts.get("password") or ""),
+        follower=multi and worker is not None and not worker.elector,
+        shared_writes=multi, invalidation_primary_address=primary_feed,
     )
 
 

@@ -58,6 +58,8 @@ class VaultApp:
         except Exception:  # never a traceback on the wire
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status_code, body, headers = 500, error_body(["internal error"]), JSON_HEADERS
+        if status_code in (204, 304) or status_code < 200:
+            body = b""  # e.g. a sys/health code override of 204: HTTP forbids a body
         await send({"type": "http.response.start", "status": status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

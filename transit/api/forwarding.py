@@ -16,6 +16,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import orjson
 
 from transit.api.wire import JSON_HEADERS, error_body
@@ -118,13 +119,32 @@ class ForwardingGate:
             await _redirect(send, leader.api_addr, path_qs)
             return
         body = await _read_body(receive)
+        method = scope["method"]
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
-                leader, scope["method"], path_qs, list(headers), body)
+                leader, method, path_qs, list(headers), body)
+            stale = status == 503 and b"node is not active" in out_body
         except ForwardingError as exc:
-            log.warning("request forwarding failed, redirecting the client: %s", exc)
-            await _redirect(send, leader.api_addr, path_qs)
-            return
+            if not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+                # it may have reached the old leader: never replay it, let the client decide
+                log.warning("request forwarding failed, redirecting the client: %s", exc)
+                await _redirect(send, leader.api_addr, path_qs)
+                return
+            log.info("cannot reach the leader %s (%s); re-reading it", leader.node_id, exc)
+            stale = True
+        if stale:  # the leader we knew has just changed: look again, try once more
+            fresh = await self.core.ha.refresh_leader()
+            if fresh is None:
+                await _respond(send, 503, error_body(["no active Vault instance found"]))
+                return
+            leader = fresh
+            try:
+                status, out_headers, out_body = await self.core.forwarder.forward(
+                    leader, method, path_qs, list(headers), body)
+            except ForwardingError as exc:
+                log.warning("request forwarding failed, redirecting the client: %s", exc)
+                await _redirect(send, leader.api_addr, path_qs)
+                return
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
 

@@ -119,6 +119,7 @@ async def leader(
         if record is not None:
             out["leader_address"] = record.api_addr
             out["leader_cluster_address"] = record.cluster_addr
+        out["performance_standby"] = bool(getattr(core, "perf_standby", False))
         if ha.is_active:
             out["is_self"] = True
             if ha.active_since is not None:

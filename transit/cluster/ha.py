@@ -2,7 +2,7 @@
 
     standby ──acquire──▶ fence = epoch ──▶ core.become_active(record) ──▶ active
        ▲                                                                    │
-       └── fence = None, core.become_standby(), release ◀── lost / overdue / step-down / seal
+       └── fence closed, release, core.become_standby() ◀── lost / overdue / step-down / seal
 
 A standby tries the lock every `retry` seconds. When the lock is held by a node whose Redis
 connections are all gone (`holder_gone`), it deletes that holder's lock value with the
@@ -32,6 +32,9 @@ from typing import Any, Literal
 
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.errors import TransitError
+
+# An epoch no lock value can carry: writes of a node in this state are refused by Redis.
+FENCE_CLOSED = -1
 
 log = logging.getLogger("transit.cluster.ha")
 
@@ -99,6 +102,7 @@ class HAController:
         return self._clock() - self._last_renew
 
     def start(self) -> None:
+        self.backend.fence = FENCE_CLOSED  # a standby never writes; only a term opens it
         if self._task is None or self._task.done():
             self._request = None
             self._task = asyncio.create_task(self._run(), name=f"ha-{self.node_id}")
@@ -150,6 +154,11 @@ class HAController:
                 log.warning("cannot read the HA lock holder: %s", exc)
                 return self._leader if self._leader_key == self._holder else None
         return await self._leader_for(self._holder)
+
+    async def refresh_leader(self) -> LeaderRecord | None:
+        """Re-read the lock holder now (forwarding to the cached leader just failed)."""
+        self._holder_at = float("-inf")
+        return await self.leader()
 
     # -- the loop ----------------------------------------------------------------------------
     def _signal(self, reason: _Reason) -> None:
@@ -274,8 +283,12 @@ class HAController:
 
     async def _leave(self, epoch: int, reason: _Reason,
                      activation: asyncio.Task[None]) -> None:
-        """Stop acknowledging writes first, then tear down and release."""
-        self.backend.fence = None
+        """Stop acknowledging writes first, release the lock, then tear down.
+
+        The fence is closed (an epoch no lock can hold), not cleared: a write still in
+        flight in this process is refused by Redis itself. That makes it safe to release the
+        lock before the (possibly slow) teardown, so another node takes over at once."""
+        self.backend.fence = FENCE_CLOSED
         self.state = "standby"
         self.last_leave = (reason, self.renew_age)
         if reason in ("lost", "overdue"):
@@ -288,19 +301,19 @@ class HAController:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await keepalive
+        try:
+            await asyncio.wait_for(self.backend.release_lock(self.node_id, epoch),
+                               max(self.retry, 1.0))
+        except Exception as exc:
+            log.warning("releasing the HA lock failed (it will expire): %s", exc)
         if not activation.done():
-            # Its writes now fail (fence cleared here, stale epoch in Redis); let it finish.
+            # Its writes now fail (fence closed here, stale epoch in Redis); let it finish.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await activation
         try:
             await self.core.become_standby()
         except Exception:
             log.exception("core.become_standby failed")
-        try:
-            await asyncio.wait_for(self.backend.release_lock(self.node_id, epoch),
-                               max(self.retry, 1.0))
-        except Exception as exc:
-            log.warning("releasing the HA lock failed (it will expire): %s", exc)
         if reason == "step-down":
             self._cooldown_until = self._clock() + self.cooldown
         if self._request != "stop":

@@ -23,6 +23,7 @@ Every connection is named `transit-<node_id>` (CLIENT SETNAME through the pool's
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from transit.errors import Fenced, StorageError
+
+log = logging.getLogger("transit.storage.redis")
 
 # KEYS: data, lock, index, folder ZSETs root..deepest
 # ARGV: expected lock value ("" = unfenced), channel, key, value, child names root..deepest
@@ -273,9 +276,22 @@ class RedisBackend:
 
     # -- Backend ---------------------------------------------------------------------------
 
+    async def _read(self, op: str, call: Any) -> Any:
+        """Run `call(client)` on the replica when reads go there, falling back to the
+        primary when the replica is unreachable (a standby keeps working without it)."""
+        reader = self._reader()
+        if reader is self._replica:
+            try:
+                return await call(reader)
+            except (RedisError, OSError) as exc:
+                log.warning("redis replica unreachable during %s (%s); reading the primary",
+                            op, exc)
+        with self._errors(op):
+            return await call(self._primary)
+
     async def get(self, key: str) -> bytes | None:
-        with self._errors("get"):
-            value = await self._reader().get(f"{self.prefix}/{key}")
+        full = f"{self.prefix}/{key}"
+        value = await self._read("get", lambda client: client.get(full))
         return None if value is None else bytes(value)
 
     async def put(self, key: str, value: bytes) -> None:
@@ -302,8 +318,8 @@ class RedisBackend:
         """Children of the folder `prefix` ("" or ending in "/"; a missing "/" is implied)."""
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        with self._errors("list"):
-            members = await self._reader().zrange(self._list_prefix + prefix, 0, -1)
+        folder = self._list_prefix + prefix
+        members = await self._read("list", lambda client: client.zrange(folder, 0, -1))
         return [m.decode() for m in members]
 
     def _check_key(self, key: str) -> None:

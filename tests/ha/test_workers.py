@@ -1,0 +1,305 @@
+"""Several worker processes per node (transit/workers.py): one node identity and one HA role
+shared by every worker of a node.
+
+A worker cannot be addressed on its own: each node listens with one SO_REUSEPORT socket per
+worker and the kernel spreads new connections over them, so `burst` sends ≥ 30 concurrent
+requests, each on a new connection (the chance that all of them reach the same one of two
+workers is 2^-29), and the tests require every answer to agree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.ha.util import HACluster, poll
+from tests.helpers import free_port
+from tests.redis_fixtures import RedisServer, redis_available
+from transit.localcluster import NodeHandle
+
+WORKERS = 2
+BURST = 32
+LOCK_TTL = 3.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def burst(addr: str, path: str = "sys/health", n: int = BURST) -> Counter[int]:
+    """Status codes of `n` concurrent GETs, each on its own connection (0 = no answer)."""
+    def one(_: int) -> int:
+        try:
+            return requests.get(f"{addr}/v1/{path}", timeout=5).status_code
+        except requests.RequestException:
+            return 0
+
+    with ThreadPoolExecutor(n) as pool:
+        return Counter(pool.map(one, range(n)))
+
+
+def worker_pids(log_text: str) -> dict[int, int]:
+    """worker index -> pid of its latest start, from the supervisor's log lines."""
+    out: dict[int, int] = {}
+    for index, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", log_text):
+        out[int(index)] = int(pid)
+    return out
+
+
+class WorkersCluster(HACluster):
+    """The HA test cluster with `workers = 2` in every node's config and perf standbys."""
+
+    def __init__(self, workdir: Path, nodes: int = 2) -> None:
+        super().__init__(workdir, nodes=nodes, replicas=1, lock_ttl=LOCK_TTL)
+        self.perf_standby = True
+
+    def node_config(self, node: NodeHandle) -> str:
+        return super().node_config(node) + f"workers = {WORKERS}\n"
+
+    def roles(self) -> dict[int, Counter[int]]:
+        return {n.index: burst(n.addr) for n in self.nodes}
+
+    def settled(self) -> tuple[int, int] | None:
+        """(active, standby) when every worker of one node answers 200 and every worker of
+        the other 473; else None."""
+        roles = self.roles()
+        active = [i for i, c in roles.items() if c == Counter({200: BURST})]
+        standby = [i for i, c in roles.items() if c == Counter({473: BURST})]
+        if len(active) == 1 and len(standby) == len(self.nodes) - 1:
+            return active[0], standby[0]
+        return None
+
+
+@pytest.fixture(scope="module")
+def wcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkersCluster]:
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    c = WorkersCluster(tmp_path_factory.mktemp("workers") / "cluster")
+    c.up()
+    ok = False
+    try:
+        yield c
+        ok = True
+    finally:
+        if not ok or any("Traceback" in n.log(200_000) for n in c.nodes):
+            print(c.logs())
+        c.down(timeout=10.0)
+
+
+def test_every_worker_of_a_node_has_the_same_role(wcluster: WorkersCluster) -> None:
+    for node in wcluster.nodes:
+        assert f"{WORKERS} worker processes" in node.log(200_000)
+        assert len(worker_pids(node.log(200_000))) == WORKERS
+    active, standby = poll(wcluster.settled, 15, "one active node, all workers agreeing")
+    # The election ran once per node: one HA controller per node acquired, none of the
+    # followers did (they never call acquire_lock).
+    logs = wcluster.nodes[active].log(200_000)
+    assert logs.count("acquired the HA lock") == 1
+    assert "[w0]" in logs and "[w1]" in logs
+    r = wcluster.request(standby, "GET", "sys/leader")
+    assert r.json()["leader_address"] == wcluster.nodes[active].addr
+
+
+def test_writes_through_either_node_and_any_worker(wcluster: WorkersCluster) -> None:
+    active, standby = poll(wcluster.settled, 15, "a settled cluster")
+    assert wcluster.request(active, "POST", "sys/mounts/wk", json={"type": "transit"}
+                            ).status_code == 204
+    for i, node in enumerate([active, standby, active, standby]):
+        # new connections each time: the writes land on both workers of both nodes
+        r = requests.post(f"{wcluster.nodes[node].addr}/v1/wk/keys/k{i}",
+                          headers={"X-Vault-Token": wcluster.root_token}, timeout=30)
+        assert r.status_code in (200, 204), r.text
+    token = {"X-Vault-Token": wcluster.root_token}
+
+    def encrypt(node: int, key: str) -> str:
+        r = requests.post(f"{wcluster.nodes[node].addr}/v1/wk/encrypt/{key}", headers=token,
+                          json={"plaintext": "aGVsbG8="}, timeout=30)
+        assert r.status_code == 200, r.text
+        return str(r.json()["data"]["ciphertext"])
+
+    # A rotation through one worker is seen by every worker of both nodes (invalidation).
+    assert requests.post(f"{wcluster.nodes[active].addr}/v1/wk/keys/k0/rotate", headers=token,
+                         timeout=30).status_code in (200, 204)
+
+    def all_v2() -> bool:
+        return all(encrypt(n, "k0").startswith("vault:v2:")
+                   for n in (active, standby) for _ in range(8))
+
+    poll(all_v2, 10, "every worker encrypting with version 2")
+    with ThreadPoolExecutor(16) as pool:
+        cts = list(pool.map(lambda j: encrypt((active, standby)[j % 2], f"k{j % 4}"), range(32)))
+    for j, ct in enumerate(cts):
+        r = requests.post(f"{wcluster.nodes[(standby, active)[j % 2]].addr}/v1/wk/decrypt/k{j % 4}",
+                          headers=token, json={"ciphertext": ct}, timeout=30)
+        assert r.status_code == 200 and r.json()["data"]["plaintext"] == "aGVsbG8=", r.text
+
+
+def test_kill_9_of_a_worker_is_restarted(wcluster: WorkersCluster) -> None:
+    active, standby = poll(wcluster.settled, 15, "a settled cluster")
+    node = wcluster.nodes[active]
+    before = worker_pids(node.log(200_000))
+    victim = before[0]  # the elector itself: the node must win its own lock back (or fail over)
+    os.kill(victim, signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = worker_pids(node.log(200_000))
+        return now.get(0) not in (None, victim)
+
+    poll(restarted, 15, "the supervisor restarting worker 0")
+    assert "exited unexpectedly" in node.log(200_000)
+    assert node.running  # the supervisor itself
+    now_active, now_standby = poll(wcluster.settled, 20, "one active node, all workers agreeing")
+    print(f"after kill -9 of worker 0: node {now_active} active (was {active})")
+    for n in (now_active, now_standby):
+        codes = Counter(encrypt_status(wcluster, n) for _ in range(BURST))
+        assert codes == Counter({200: BURST}), (n, codes)
+
+
+def encrypt_status(c: WorkersCluster, node: int, key: str = "k1") -> int:
+    return requests.post(f"{c.nodes[node].addr}/v1/wk/encrypt/{key}",
+                         headers={"X-Vault-Token": c.root_token},
+                         json={"plaintext": "aGVsbG8="}, timeout=30).status_code
+
+
+def test_step_down_moves_every_worker(wcluster: WorkersCluster) -> None:
+    old, new = poll(wcluster.settled, 15, "a settled cluster")
+    # Sent on fresh connections until it reached a follower worker at least once is not
+    # observable; either worker must work: a follower relays the step-down to worker 0.
+    r = requests.put(f"{wcluster.nodes[old].addr}/v1/sys/step-down",
+                     headers={"X-Vault-Token": wcluster.root_token}, timeout=30)
+    assert r.status_code == 204, r.text
+    started = time.monotonic()
+    # Election: the other node's controller retries every second; then ≤ 1 s for followers.
+    got = poll(wcluster.settled, LOCK_TTL + 5, "the other node active on every worker")
+    assert got == (new, old)
+    print(f"step-down: every worker of both nodes switched after {time.monotonic() - started:.2f}s")
+    r = requests.post(f"{wcluster.nodes[old].addr}/v1/wk/keys/after-step-down",
+                      headers={"X-Vault-Token": wcluster.root_token}, timeout=30)
+    assert r.status_code in (200, 204), r.text
+
+
+# -- Shamir: unseal progress is per process, relayed between the workers ----------------------
+
+
+class ShamirNode:
+    def __init__(self, tmp_path: Path, redis_addr: str) -> None:
+        self.port = free_port()
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self.config = tmp_path / "node.hcl"
+        self.config.write_text(
+            f'storage "redis" {{\n  address = "{redis_addr}"\n  lock_ttl = "3s"\n'
+            f'  node_id = "shamir-node"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "{self.addr}"\ncluster_addr = "https://127.0.0.1:{free_port()}"\n'
+            f"workers = {WORKERS}\n"
+        )
+        self.log_path = tmp_path / "node.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ShamirNode:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "transit", "server", "-config", str(self.config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                start_new_session=True,
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("VAULT_")},
+                     "PYTHONUNBUFFERED": "1"})
+        poll(lambda: burst(self.addr, n=2)[501] == 2, 30, "the node listening")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def put(self, path: str, body: dict[str, Any], token: str = "") -> requests.Response:
+        headers = {"X-Vault-Token": token} if token else {}
+        return requests.put(f"{self.addr}/v1/{path}", json=body, headers=headers, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def shamir_node(tmp_path: Path) -> Iterator[ShamirNode]:
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    redis = RedisServer(tmp_path / "redis").start()
+    node = ShamirNode(tmp_path, redis.address)
+    ok = False
+    try:
+        yield node.start()
+        ok = True
+    finally:
+        node.stop()
+        redis.stop()
+        if not ok:
+            print(node.log()[-6000:])
+
+
+def _progress(node: ShamirNode) -> Counter[Any]:
+    def one(_: int) -> Any:
+        body = requests.get(f"{node.addr}/v1/sys/seal-status", timeout=5).json()
+        return (body["initialized"], body["sealed"], body["progress"])
+
+    with ThreadPoolExecutor(BURST) as pool:
+        return Counter(pool.map(one, range(BURST)))
+
+
+def test_shamir_unseal_reaches_every_worker(shamir_node: ShamirNode) -> None:
+    node = shamir_node
+    r = node.put("sys/init", {"secret_shares": 3, "secret_threshold": 2})
+    assert r.status_code == 200, r.text
+    keys, root = r.json()["keys"], r.json()["root_token"]
+    assert _progress(node) == Counter({(True, True, 0): BURST})  # init reached every worker
+
+    def unseal_with(*shares: str) -> None:
+        for n, share in enumerate(shares, 1):
+            # a new connection per share: the shares may land on different workers
+            body = node.put("sys/unseal", {"key": share}).json()
+            if n < len(shares):
+                assert body["sealed"] and body["progress"] == n, body
+                assert _progress(node) == Counter({(True, True, n): BURST})
+            else:
+                assert body["sealed"] is False, body
+
+    unseal_with(keys[0], keys[2])
+    counts = burst(node.addr)
+    # Every worker is unsealed once sys/unseal answered (none 503); while the election and
+    # the followers' activation run, a worker may briefly be a standby that is loading (429).
+    assert set(counts) <= {200, 429, 473}, counts
+    poll(lambda: burst(node.addr) == Counter({200: BURST}), 15, "the node active on all workers")
+
+    # kill -9 of a worker of an unsealed Shamir node: the restarted one gets the root key from
+    # a sibling and unseals without new shares.
+    pids = worker_pids(node.log())
+    os.kill(pids[1], signal.SIGKILL)
+    poll(lambda: worker_pids(node.log()).get(1) not in (None, pids[1]), 15, "a restart")
+    poll(lambda: burst(node.addr) == Counter({200: BURST}), 15, "every worker active again")
+    assert "unsealed with the root key of a sibling worker" in node.log()
+
+    # sys/seal through one worker seals them all, before it answers.
+    r = node.put("sys/seal", {}, token=root)
+    assert r.status_code == 204, r.text
+    assert burst(node.addr) == Counter({503: BURST})
+    # A reset also reaches every worker.
+    node.put("sys/unseal", {"key": keys[1]})
+    assert _progress(node) == Counter({(True, True, 1): BURST})
+    assert node.put("sys/unseal", {"reset": True}).json()["progress"] == 0
+    assert _progress(node) == Counter({(True, True, 0): BURST})
+    unseal_with(keys[1], keys[0])
+    poll(lambda: burst(node.addr) == Counter({200: BURST}), 15, "active again after re-unseal")
+    assert keys[0] not in node.log() and keys[1] not in node.log()

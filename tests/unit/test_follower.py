@@ -1,0 +1,167 @@
+"""RoleFollower (transit/cluster/follower.py): a sibling worker takes the role the lock says
+its node has, with a fake backend and core."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from transit.cluster.follower import NotReady, RoleFollower
+from transit.errors import StorageError
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.holder: tuple[str, int] | None = None
+        self.fence: int | None = None
+        self.lock_ttl = 4.0
+        self.fail = False
+        self.acquired = 0
+
+    async def lock_holder(self) -> tuple[str, int] | None:
+        if self.fail:
+            raise StorageError("redis unreachable")
+        return self.holder
+
+    async def acquire_lock(self, node_id: str) -> int | None:  # must never be called
+        self.acquired += 1
+        return None
+
+
+class FakeCore:
+    def __init__(self) -> None:
+        self.sealed = False
+        self.calls: list[Any] = []
+        self.not_ready = 0
+        self.barrier = self
+
+    async def become_active(self, record: Any) -> None:
+        if self.not_ready:
+            self.not_ready -= 1
+            raise NotReady("worker 0 is still activating")
+        self.calls.append(("active", record))
+
+    async def become_standby(self) -> None:
+        self.calls.append("standby")
+
+    async def get(self, key: str) -> bytes | None:
+        return None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make() -> tuple[RoleFollower, FakeBackend, FakeCore, Clock, list[str]]:
+    backend, core, clock = FakeBackend(), FakeCore(), Clock()
+    relayed: list[str] = []
+
+    async def relay(kind: str, payload: dict[str, Any]) -> None:
+        relayed.append(kind)
+
+    f = RoleFollower(core, backend, "n1", "http://a", "https://a:1", 4.0, relay=relay,
+                     clock=clock)
+    return f, backend, core, clock, relayed
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_follows_the_lock_of_its_own_node() -> None:
+    f, backend, core, clock, relayed = make()
+
+    async def go() -> None:
+        await f.check()  # nobody holds the lock
+        assert not f.is_active and backend.fence is None and core.calls == []
+        backend.holder = ("other", 3)
+        await f.check()
+        assert not f.is_active and backend.fence is None
+        backend.holder = ("n1", 4)  # worker 0 of our node won
+        await f.check()
+        assert f.is_active and backend.fence == 4 and f.epoch == 4
+        assert core.calls == [("active", None)]  # no advertisement, no cluster listener
+        record = await f.leader()
+        assert record is not None and record.api_addr == "http://a"
+        await f.check()  # unchanged: nothing happens
+        assert core.calls == [("active", None)]
+        backend.holder = ("n1", 6)  # worker 0 began a new term: only the fence follows
+        await f.check()
+        assert f.is_active and backend.fence == 6 and core.calls == [("active", None)]
+        await f.step_down()
+        assert relayed == ["step-down"]  # asked of worker 0, not done here
+        backend.holder = ("other", 7)
+        await f.check()
+        assert not f.is_active and backend.fence is None
+        assert core.calls[-1] == "standby"
+        assert backend.acquired == 0
+
+    run(go())
+
+
+def test_not_ready_is_retried() -> None:
+    f, backend, core, _clock, _ = make()
+    core.not_ready = 1
+    backend.holder = ("n1", 2)
+
+    async def go() -> None:
+        await f.check()
+        assert not f.is_active and backend.fence is None
+        await f.check()
+        assert f.is_active and backend.fence == 2
+
+    run(go())
+
+
+def test_unreadable_lock_leaves_the_role_only_after_ttl_minus_margin() -> None:
+    f, backend, core, clock, _ = make()
+    backend.holder = ("n1", 2)
+
+    async def go() -> None:
+        await f.check()
+        assert f.is_active
+        backend.fail = True
+        clock.now += 2.0  # < ttl - margin (4 - 1)
+        await f.check()
+        assert f.is_active and backend.fence == 2
+        clock.now += 1.5
+        await f.check()
+        assert not f.is_active and backend.fence is None
+        assert f.last_leave is not None and f.last_leave[0] == "overdue"
+
+    run(go())
+
+
+def test_sealed_core_is_never_active() -> None:
+    f, backend, core, _clock, _ = make()
+    backend.holder = ("n1", 2)
+
+    async def go() -> None:
+        await f.check()
+        assert f.is_active
+        core.sealed = True
+        await f.check()
+        assert not f.is_active and backend.fence is None
+
+    run(go())
+
+
+def test_stop_leaves_the_role() -> None:
+    f, backend, core, _clock, _ = make()
+    backend.holder = ("n1", 2)
+
+    async def go() -> None:
+        f.start()
+        for _ in range(50):
+            if f.is_active:
+                break
+            await asyncio.sleep(0.01)
+        assert f.is_active
+        await f.stop()
+        assert not f.is_active and backend.fence is None
+
+    run(go())

@@ -1,0 +1,172 @@
+"""The role of a node's sibling worker processes (transit/workers.py, DESIGN §6).
+
+A node runs several worker processes that share one node id. Worker 0 runs the
+`HAController` (election, renewal, advertisement, cluster listener). Every other worker runs a
+`RoleFollower`: it never acquires anything, it only watches the lock (`backend.lock_holder()`,
+every `poll` seconds) and takes the role worker 0 won:
+
+- lock holds `<our node id>:<epoch>` → `backend.fence = epoch`, `core.become_active(None)` (the
+  active role without advertisement or cluster listener; it may report `NotReady` while worker 0
+  is still creating what a first activation creates, and is then retried at the next poll);
+- anything else (no holder, another node, or no confirmation for longer than the lock could
+  still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → `fence = None`,
+  `core.become_standby()`.
+
+Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
+holds `<node id>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
+HAController's own, reading `core/leader/<holder>`; this class reuses it and feeds it the holder
+it polls. `step_down()` is asked of worker 0 through `relay` (the supervisor's pipe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.ha import HAController
+
+log = logging.getLogger("transit.cluster.follower")
+
+Relay = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class NotReady(Exception):
+    """The active role cannot be taken yet (worker 0 has not finished its activation)."""
+
+
+class RoleFollower(HAController):
+    """Follow the lock worker 0 of this node holds; see the module docstring."""
+
+    def __init__(
+        self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
+        lock_ttl: float | None = None, *, poll: float = 0.25, relay: Relay | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(core, backend, node_id, api_addr, cluster_addr, lock_ttl, clock=clock,
+                         leader_refresh=poll)
+        self.poll = poll
+        self.relay = relay
+        self._last_seen = float("-inf")  # when the lock was last seen holding our epoch
+
+    # -- public surface (HAController's) ---------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._request = None
+            self._task = asyncio.create_task(self._run(), name=f"ha-follow-{self.node_id}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout)
+        if self.is_active:
+            await self._deactivate("stop")
+
+    async def step_down(self, *, wait: bool = True) -> None:
+        """Worker 0 holds the lock: ask it (the role change reaches us through the lock)."""
+        if self.relay is not None and self.is_active:
+            await self.relay("step-down", {})
+
+    async def release(self, *, wait: bool = True) -> None:
+        if self.relay is not None and self.is_active:
+            await self.relay("step-down", {})
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("role follower: unexpected error")
+            await asyncio.sleep(self.poll)
+
+    async def check(self) -> None:
+        """One poll: read the lock and take the role it says this node has."""
+        if self.core.sealed:
+            if self.is_active:
+                await self._deactivate("sealed")
+            return
+        if self.is_active and self._clock() - self._last_seen > self.lock_ttl - self.margin:
+            # Not confirmed for longer than the lock could still be ours (a failing Redis, or
+            # this process was paused): leave before anything else runs, like worker 0's
+            # watchdog does; the next poll takes the role again if it is still ours.
+            log.warning("the HA lock was last confirmed %.2fs ago; leaving the active role",
+                        self._clock() - self._last_seen)
+            await self._deactivate("overdue")
+        sent = self._clock()
+        try:
+            holder = await self._refresh_holder()
+        except Exception as exc:
+            log.debug("cannot read the HA lock: %s", exc)
+            return
+        ours = holder is not None and holder[0] == self.node_id
+        if ours:
+            assert holder is not None
+            self._last_seen = sent
+            if self.is_active:
+                if self.epoch != holder[1]:
+                    # Worker 0 started a new term (e.g. it was restarted). Our caches stayed
+                    # current through the invalidation feed, so only the fence changes.
+                    self.epoch = self.backend.fence = holder[1]
+                    log.info("worker follows the active role into epoch %d", holder[1])
+                return
+            await self._activate(holder[1])
+        elif self.is_active:
+            await self._deactivate("lost")
+
+    async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
+        """While worker 0 holds the lock and we are not active yet, forward to it (its
+        advertisement may be mid-rewrite: read it, don't cache it)."""
+        if holder is None or holder[0] != self.node_id:
+            return await super()._leader_for(holder)
+        try:
+            raw = await self.core.barrier.get(leader_key(self.node_id))
+            return None if raw is None else LeaderRecord.from_json(raw)
+        except Exception as exc:
+            log.debug("cannot read our own advertisement: %s", exc)
+            return None
+
+    async def _activate(self, epoch: int) -> None:
+        self.backend.fence = epoch
+        try:
+            await self.core.become_active(None)
+        except NotReady as exc:
+            log.debug("not taking the active role yet: %s", exc)
+            self.backend.fence = None
+            await self._standby_again()
+            return
+        except Exception:
+            log.exception("taking the active role (epoch %d) failed", epoch)
+            self.backend.fence = None
+            await self._standby_again()
+            return
+        self.epoch = epoch
+        self._record = LeaderRecord(self.node_id, self.api_addr, self.cluster_addr, "", "")
+        self.state = "active"
+        self.active_since = dt.datetime.now(dt.UTC)
+        log.info("worker follows the active role (epoch %d)", epoch)
+
+    async def _deactivate(self, reason: str) -> None:
+        self.backend.fence = None  # stop acknowledging writes first
+        self.state = "standby"
+        self.last_leave = (reason, self._clock() - self._last_seen)
+        self.epoch = None
+        self._record = None
+        self.active_since = None
+        log.info("worker leaves the active role (%s)", reason)
+        await self._standby_again()
+
+    async def _standby_again(self) -> None:
+        try:
+            await self.core.become_standby()
+        except Exception:
+            log.exception("core.become_standby failed")

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from transit.cluster.follower import NotReady, RoleFollower
+from transit.cluster.ha import FENCE_CLOSED
 from transit.errors import StorageError
 
 
@@ -96,7 +97,7 @@ def test_follows_the_lock_of_its_own_node() -> None:
         assert relayed == ["step-down"]  # asked of worker 0, not done here
         backend.holder = ("other", 7)
         await f.check()
-        assert not f.is_active and backend.fence is None
+        assert not f.is_active and backend.fence == FENCE_CLOSED
         assert core.calls[-1] == "standby"
         assert backend.acquired == 0
 
@@ -110,7 +111,7 @@ def test_not_ready_is_retried() -> None:
 
     async def go() -> None:
         await f.check()
-        assert not f.is_active and backend.fence is None
+        assert not f.is_active and backend.fence == FENCE_CLOSED
         await f.check()
         assert f.is_active and backend.fence == 2
 
@@ -130,7 +131,7 @@ def test_unreadable_lock_leaves_the_role_only_after_ttl_minus_margin() -> None:
         assert f.is_active and backend.fence == 2
         clock.now += 1.5
         await f.check()
-        assert not f.is_active and backend.fence is None
+        assert not f.is_active and backend.fence == FENCE_CLOSED
         assert f.last_leave is not None and f.last_leave[0] == "overdue"
 
     run(go())
@@ -145,7 +146,7 @@ def test_sealed_core_is_never_active() -> None:
         assert f.is_active
         core.sealed = True
         await f.check()
-        assert not f.is_active and backend.fence is None
+        assert not f.is_active and backend.fence == FENCE_CLOSED
 
     run(go())
 
@@ -162,6 +163,6 @@ def test_stop_leaves_the_role() -> None:
             await asyncio.sleep(0.01)
         assert f.is_active
         await f.stop()
-        assert not f.is_active and backend.fence is None
+        assert not f.is_active and backend.fence == FENCE_CLOSED
 
     run(go())

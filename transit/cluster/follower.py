@@ -9,8 +9,8 @@ every `poll` seconds) and takes the role worker 0 won:
   active role without advertisement or cluster listener; it may report `NotReady` while worker 0
   is still creating what a first activation creates, and is then retried at the next poll);
 - anything else (no holder, another node, or no confirmation for longer than the lock could
-  still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → `fence = None`,
-  `core.become_standby()`.
+  still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → the fence is
+  closed (`FENCE_CLOSED`: Redis refuses every write), `core.become_standby()`.
 
 Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
 holds `<node id>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from transit.cluster.advert import LeaderRecord, leader_key
-from transit.cluster.ha import HAController
+from transit.cluster.ha import FENCE_CLOSED, HAController
 
 log = logging.getLogger("transit.cluster.follower")
 
@@ -56,6 +56,8 @@ class RoleFollower(HAController):
 
     # -- public surface (HAController's) ---------------------------------------------------------
     def start(self) -> None:
+        if not self.is_active:
+            self.backend.fence = FENCE_CLOSED  # a standby never writes
         if self._task is None or self._task.done():
             self._request = None
             self._task = asyncio.create_task(self._run(), name=f"ha-follow-{self.node_id}")
@@ -141,12 +143,12 @@ class RoleFollower(HAController):
             await self.core.become_active(None)
         except NotReady as exc:
             log.debug("not taking the active role yet: %s", exc)
-            self.backend.fence = None
+            self.backend.fence = FENCE_CLOSED
             await self._standby_again()
             return
         except Exception:
             log.exception("taking the active role (epoch %d) failed", epoch)
-            self.backend.fence = None
+            self.backend.fence = FENCE_CLOSED
             await self._standby_again()
             return
         self.epoch = epoch
@@ -156,7 +158,7 @@ class RoleFollower(HAController):
         log.info("worker follows the active role (epoch %d)", epoch)
 
     async def _deactivate(self, reason: str) -> None:
-        self.backend.fence = None  # stop acknowledging writes first
+        self.backend.fence = FENCE_CLOSED  # stop acknowledging writes first
         self.state = "standby"
         self.last_leave = (reason, self._clock() - self._last_seen)
         self.epoch = None

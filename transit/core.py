@@ -277,7 +277,11 @@ class Core:
                 raise NotReady("the active worker has not finished activating")
         if self.invalidator is not None and not self.shared_writes:
             await self.invalidator.stop()
-        await self._unload()
+        # Keep serving as a performance standby until the active state has loaded (the
+        # controller marks us active only after this returns): drop the caches, but do not
+        # go dark — `_load` rebuilds the mount engines in place.
+        self.tokens.invalidate()
+        self.policies.invalidate()
         if record is None:
             self.barrier.read_only = True  # load exactly like a standby: never create
             await self._load()

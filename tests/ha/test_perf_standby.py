@@ -869,10 +869,6 @@ def test_standby_serves_through_failover(pc: PerfCluster) -> None:
     wait_version(pc, other, r.json()["data"]["latest_version"])
 
 
-@pytest.mark.xfail(strict=True, reason="while a perf standby is being promoted it stops "
-                   "serving locally (Core._unload clears _perf_loaded) but is not active yet, "
-                   "so the gate forwards: a 307 to the dead old leader, or (forwarding.py with "
-                   "refresh_leader) a 503 'no active Vault instance found'")
 def test_promoted_standby_serves_through_its_promotion(pc: PerfCluster) -> None:
     run = failover_under_load(pc)
     assert run.ops[run.new] > 100

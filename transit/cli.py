@@ -61,9 +61,9 @@ def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     up.add_argument("--redis-port", type=int, default=6379,
                     help="Redis primary port; replicas use the next ports (default 6379)")
     up.add_argument("--lock-ttl", default="10s", help="HA lock TTL (default 10s)")
-    up.add_argument("--perf-standby", action="store_true",
-                    help="run the standbys as performance standbys (default: plain standbys "
-                    "that forward every request)")
+    up.add_argument("--perf-standby", action=argparse.BooleanOptionalAction, default=True,
+                    help="run the standbys as performance standbys, like the server's default "
+                    "(--no-perf-standby: plain standbys that forward every request)")
     up.add_argument("--workers", type=int, default=None,
                     help="worker processes per node (default: the server's default)")
     down = csub.add_parser("down", help="stop a cluster started by `cluster up`")

@@ -293,7 +293,11 @@ class Core:
         self.barrier.read_only = False
         await self._load()
         await self.barrier.put(leader_key(record.node_id), record.to_json())
-        self.cluster_listener = ClusterListener(self.cluster_app, self.cluster_listen, record)
+        # Forwarded requests are short; idle keep-alive connections (echoes) must not hold up
+        # a step-down or shutdown for uvicorn's usual grace period.
+        self.cluster_listener = ClusterListener(
+            self.cluster_app, self.cluster_listen, record, graceful_shutdown=1.0
+        )
         await self.cluster_listener.start()
         self.echoes.clear()
         if self.shared_writes:

@@ -501,7 +501,7 @@ class LocalCluster:
             self.wait_ready()
 
     # -- down -------------------------------------------------------------------------------
-    def down(self, timeout: float = 10.0) -> dict[str, int]:
+    def down(self, timeout: float = 20.0) -> dict[str, int]:
         """Stop every node, then every Redis server: SIGTERM, SIGKILL after `timeout`."""
         nodes = [(n.pid, n.proc) for n in self.nodes if n.pid is not None]
         redis_ = [(r.pid, r.proc) for r in reversed(self.redis) if r.pid is not None]
@@ -555,7 +555,7 @@ def running_pids(state: dict[str, Any]) -> list[int]:
     return [pid for kind, pid in _state_pids(state) if _ours(pid, kind)]
 
 
-def down_from_state(workdir: str | Path, timeout: float = 10.0) -> dict[str, int]:
+def down_from_state(workdir: str | Path, timeout: float = 20.0) -> dict[str, int]:
     """Stop what `state.json` in `workdir` records (nodes first, then Redis)."""
     state = load_state(workdir)
     pids = list(_state_pids(state))

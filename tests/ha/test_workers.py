@@ -193,13 +193,15 @@ def test_step_down_moves_every_worker(wcluster: WorkersCluster) -> None:
 class ShamirNode:
     def __init__(self, tmp_path: Path, redis_addr: str) -> None:
         self.port = free_port()
+        cluster_port = free_port()
         self.addr = f"http://127.0.0.1:{self.port}"
         self.config = tmp_path / "node.hcl"
         self.config.write_text(
             f'storage "redis" {{\n  address = "{redis_addr}"\n  lock_ttl = "3s"\n'
             f'  node_id = "shamir-node"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "{self.addr}"\ncluster_addr = "https://127.0.0.1:{free_port()}"\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n'
+            f'  cluster_address = "127.0.0.1:{cluster_port}"\n}}\n'
+            f'api_addr = "{self.addr}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
             f"workers = {WORKERS}\n"
         )
         self.log_path = tmp_path / "node.log"

@@ -107,6 +107,8 @@ class ForwardingGate:
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         leader = await self.core.ha.leader()
+        if leader is None:  # the cached view may predate a new term: look once more
+            leader = await self.core.ha.refresh_leader()
         if leader is None:
             await _respond(send, 503, error_body(["no active Vault instance found"]))
             return
@@ -126,7 +128,9 @@ class ForwardingGate:
             stale = status == 503 and b"node is not active" in out_body
         except ForwardingError as exc:
             if not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
-                # it may have reached the old leader: never replay it, let the client decide
+                # it may have reached the old leader: never replay it, let the client decide;
+                # forget the cached advertisement (e.g. a previous term's certificate)
+                self.core.ha._leader_key = None
                 log.warning("request forwarding failed, redirecting the client: %s", exc)
                 await _redirect(send, leader.api_addr, path_qs)
                 return

@@ -156,8 +156,10 @@ class HAController:
         return await self._leader_for(self._holder)
 
     async def refresh_leader(self) -> LeaderRecord | None:
-        """Re-read the lock holder now (forwarding to the cached leader just failed)."""
+        """Re-read the lock holder and its advertisement now (forwarding to the cached
+        leader just failed, or none was known): a new term may have begun moments ago."""
         self._holder_at = float("-inf")
+        self._leader_key = None
         return await self.leader()
 
     # -- the loop ----------------------------------------------------------------------------
@@ -199,6 +201,8 @@ class HAController:
                     await self.backend.release_lock(self.node_id, got[0])  # changed our mind
                     continue
                 await self._term(*got)
+                if self.last_leave is not None and self.last_leave[0] == "failed":
+                    await self._sleep(self.retry)  # e.g. the cluster port is taken: don't spin
             except asyncio.CancelledError:
                 raise
             except TransitError as exc:  # storage unreachable and the like

@@ -155,6 +155,8 @@ class Barrier:
 
     async def rotate(self) -> int:
         """Install a new term for new writes; returns it. Old terms stay readable."""
+        if self.read_only:
+            raise ForwardToActive("barrier key rotation on a performance standby")
         self._check()
         async with self._lock:
             assert self._root is not None

@@ -29,7 +29,7 @@ from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.consistency import INDEX_KEY_PATH, encode_index, index_key, required_index
 from transit.cluster.follower import NotReady, RoleFollower
 from transit.cluster.forward import Forwarder, ForwardingError
-from transit.cluster.ha import HAController
+from transit.cluster.ha import FENCE_CLOSED, HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.cluster.invalidation import InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
@@ -40,6 +40,7 @@ from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
 from transit.engines.transit.backend import TransitBackend
 from transit.errors import (
+    ForwardToActive,
     NoHandler,
     PermissionDenied,
     ReplicationUnconfirmed,
@@ -173,6 +174,9 @@ class Core:
         if self.ha is None:
             await self._load()
         else:
+            # From now on this node writes only while it holds the lock (the controller opens
+            # the fence with its epoch). Before unseal it may write unfenced: `sys/init`.
+            self.physical.fence = FENCE_CLOSED
             await self._enter_standby()
             self.ha.start()
 
@@ -288,6 +292,7 @@ class Core:
             self.barrier.read_only = False
             if self.shared_writes:
                 await self._feed_for("active")
+            self._perf_loaded = False
             log.info("worker of node %s follows the active role", self.node_id)
             return
         self.barrier.read_only = False
@@ -302,6 +307,7 @@ class Core:
         self.echoes.clear()
         if self.shared_writes:
             await self._feed_for("active")
+        self._perf_loaded = False
         log.info("node %s is now the active node", record.node_id)
 
     async def become_standby(self) -> None:
@@ -516,6 +522,8 @@ class Core:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
         try:
             resp = await engine.handle(req)
+        except ForwardToActive:
+            raise  # not an outcome here: the active node handles and audits the request
         except TransitError as exc:
             if audit:
                 await self.audit.log_response(req, decision, None, exc.message)

@@ -105,7 +105,7 @@ async def run(
     app = VaultApp(core, max_request_size=listener.max_request_size)
     front: Any = app
     if dev is None and hasattr(physical, "acquire_lock"):
-        front = ForwardingGate(app, core)
+        front = ForwardingGate(app, core, max_request_size=listener.max_request_size)
         _enable_ha(core, physical, config, front, worker)
     token: str | None = None
     unseal_key: bytes | None = None

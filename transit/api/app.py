@@ -31,6 +31,8 @@ _NO_DATA_OPS = (READ, LIST)
 
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+# Set in the ASGI scope by the forwarding gate when a standby tries a request locally.
+LOCAL_ATTEMPT = "transit.local_attempt"
 DEFAULT_MAX_BATCH_ITEMS = 10_000
 
 
@@ -51,7 +53,11 @@ class VaultApp:
         try:
             status_code, headers, body = await self._handle(scope, receive)
         except errors.ForwardToActive:
-            raise  # the forwarding gate sends the whole request to the active node
+            if scope.get(LOCAL_ATTEMPT):
+                raise  # the forwarding gate sends the whole request to the active node
+            # this node stopped being active mid-request: nothing was written
+            status_code, body = 503, error_body(["node is not active"])
+            headers = JSON_HEADERS
         except errors.TransitError as exc:
             status_code, body = error_response(exc)
             headers = JSON_HEADERS

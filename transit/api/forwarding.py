@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
+from transit.api.app import DEFAULT_MAX_REQUEST_SIZE, LOCAL_ATTEMPT
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import ForwardingError
+from transit.core import ECHO_PATH as CORE_ECHO_PATH
 from transit.errors import ForwardToActive, TransitError, UserError
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ NEVER_FORWARDED = frozenset({
     "/v1/sys/init", "/v1/sys/seal-status", "/v1/sys/seal", "/v1/sys/unseal", "/v1/sys/leader",
     "/v1/sys/health", "/v1/sys/host-info", "/v1/sys/metrics", "/v1/sys/in-flight-req",
 })
-ECHO_PATH = "/v1/sys/internal/cluster-echo"
+ECHO_PATH = CORE_ECHO_PATH
 # Updates that compute without writing (transit crypto, lookups, capabilities, tools).
 _LOCAL_UPDATE = re.compile(
     r"^/v1/(?:.+/(?:encrypt|decrypt|rewrap|datakey/[^/]+|hmac|sign|verify)/[^/]+(?:/[^/]+)?"
@@ -45,9 +47,11 @@ FORWARDED_SCOPE_KEY = "transit.forwarded"
 
 
 class ForwardingGate:
-    def __init__(self, app: Any, core: Core) -> None:
+    def __init__(self, app: Any, core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+                 ) -> None:
         self.app = app
         self.core = core
+        self.max_request_size = max_request_size
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         core = self.core
@@ -75,15 +79,35 @@ class ForwardingGate:
                 status, body = verdict
                 await _respond(send, status, body)
                 return
-            body = await _read_body(receive)
+            body = await self._read_limited(scope, receive)
+            if body is None:
+                await _respond(send, 413, error_body(["http: request body too large"]))
+                return
             try:
-                await self.app(scope, _replay(body), send)
+                await self.app({**scope, LOCAL_ATTEMPT: True}, _replay(body), send)
                 return
             except ForwardToActive as exc:  # nothing was sent yet: the app answers at the end
                 log.debug("forwarding after a local attempt: %s", exc)
             await self._forward(scope, _replay(body), send)
             return
         await self._forward(scope, receive, send)
+
+    async def _read_limited(self, scope: dict[str, Any], receive: Any) -> bytes | None:
+        """The request body, or None when it is over the listener's max_request_size."""
+        limit = self.max_request_size
+        for k, v in scope["headers"]:
+            if k == b"content-length" and v.isdigit() and int(v) > limit:
+                return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
 
     async def _consistency(self, scope: dict[str, Any]) -> Any:
         """Vault's client-controlled consistency on a performance standby: a request that
@@ -120,7 +144,10 @@ class ForwardingGate:
                 k == b"x-vault-no-request-forwarding" and v for k, v in headers):
             await _redirect(send, leader.api_addr, path_qs)
             return
-        body = await _read_body(receive)
+        body = await self._read_limited(scope, receive)
+        if body is None:
+            await _respond(send, 413, error_body(["http: request body too large"]))
+            return
         method = scope["method"]
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
@@ -130,7 +157,7 @@ class ForwardingGate:
             if not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
                 # it may have reached the old leader: never replay it, let the client decide;
                 # forget the cached advertisement (e.g. a previous term's certificate)
-                self.core.ha._leader_key = None
+                self.core.ha.forget_leader()
                 log.warning("request forwarding failed, redirecting the client: %s", exc)
                 await _redirect(send, leader.api_addr, path_qs)
                 return

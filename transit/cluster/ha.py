@@ -11,7 +11,7 @@ caller) and takes the lock at once instead of waiting out the TTL; fencing makes
 
 The active renews every `renew_interval` (ttl/3) from a keep-alive task. A watchdog steps down
 as soon as the last successful renew (monotonic, timed from *before* the request was sent)
-is older than ttl − margin (margin = ttl/4): the fence is cleared first, so this node stops
+is older than ttl − margin (margin = ttl/4): the fence is closed first, so this node stops
 acknowledging writes before the lock can expire in Redis. A paused process cannot do even
 that; then its writes carry a stale epoch and the backend refuses them (`errors.Fenced`).
 
@@ -102,7 +102,6 @@ class HAController:
         return self._clock() - self._last_renew
 
     def start(self) -> None:
-        self.backend.fence = FENCE_CLOSED  # a standby never writes; only a term opens it
         if self._task is None or self._task.done():
             self._request = None
             self._task = asyncio.create_task(self._run(), name=f"ha-{self.node_id}")
@@ -154,6 +153,10 @@ class HAController:
                 log.warning("cannot read the HA lock holder: %s", exc)
                 return self._leader if self._leader_key == self._holder else None
         return await self._leader_for(self._holder)
+
+    def forget_leader(self) -> None:
+        """Drop the cached advertisement (forwarding to it failed: e.g. an old term's cert)."""
+        self._leader_key = None
 
     async def refresh_leader(self) -> LeaderRecord | None:
         """Re-read the lock holder and its advertisement now (forwarding to the cached

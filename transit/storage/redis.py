@@ -329,7 +329,7 @@ class RedisBackend:
     def _done(self, n: int, op: str, key: str) -> None:
         if n < 0:
             raise Fenced(f"{op} {key!r} refused: this node no longer holds the lock")
-        self.last_index = n
+        self.last_index = max(self.last_index, n)  # replies may arrive out of order
 
     # -- HA primitives ---------------------------------------------------------------------
 

@@ -489,7 +489,17 @@ class Core:
         if token is None and not open_path:
             raise PermissionDenied()
         req.token = token
-        engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
+        try:
+            engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
+        except NoHandler:
+            if self.ha is None:
+                raise
+            # Another process of the cluster may have just mounted it and our invalidation
+            # feed is behind (a loaded machine): check the stored table before saying 404.
+            if not await self.mounts.changed():
+                raise
+            await self.reload_mounts()
+            engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
         req.path, req.storage, req.mount_path = inner, storage, mount_path
         req.mount_type, req.mount_accessor = mount_type, accessor
         req.perf_standby = self.perf_standby

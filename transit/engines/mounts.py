@@ -78,6 +78,7 @@ class MountTable:
         self._factories = factories
         self._entries: dict[str, MountEntry] = {}
         self._by_length: list[MountEntry] = []
+        self.loaded: bytes | None = None  # the stored table this one was built from
         # sys/remount results by migration id (moves finish at once; kept for status reads)
         self.migrations: dict[str, dict[str, Any]] = {}
 
@@ -102,6 +103,7 @@ class MountTable:
     async def load(self, defaults: list[tuple[str, str, str]]) -> None:
         """Read the table from storage; on first start, create `defaults` (path, type, desc)."""
         raw = await self._backend.get(MOUNTS_KEY)
+        self.loaded = raw
         if raw is None:
             for path, typ, desc in defaults:
                 await self.mount(path, typ, description=desc)
@@ -219,9 +221,13 @@ class MountTable:
         entry.engine = engine
 
     async def _persist(self) -> None:
-        await self._backend.put(
-            MOUNTS_KEY, orjson.dumps([e.to_json() for e in self._entries.values()])
-        )
+        raw = orjson.dumps([e.to_json() for e in self._entries.values()])
+        await self._backend.put(MOUNTS_KEY, raw)
+        self.loaded = raw
+
+    async def changed(self) -> bool:
+        """Whether storage holds another table than the one loaded (one read, no rebuild)."""
+        return await self._backend.get(MOUNTS_KEY) != self.loaded
 
     def _reindex(self) -> None:
         self._by_length = sorted(self._entries.values(), key=lambda e: len(e.path), reverse=True)

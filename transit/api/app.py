@@ -1,6 +1,6 @@
 """The ASGI application: Vault's HTTP API in front of the core.
 
-A pure ASGI callable (no BaseHTTPMiddleware): read the body within the size limit, decode it,
+A pure ASGI callable (no Starlette middleware classes): read the body within the size limit, decode it,
 authenticate, route by the mount table, call the engine, and render Vault's envelope or
 error body. Status endpoints that need no token are answered by `status.py`.
 """

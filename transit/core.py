@@ -207,7 +207,7 @@ class Core:
         self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
         cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
         invalidation_address: str = "", invalidation_prefix: str = "transit",
-        invalidation_password: str = "", follower: bool = False, shared_writes: bool = False,
+        follower: bool = False, shared_writes: bool = False,
         invalidation_primary_address: str = "",
     ) -> None:
         """Make this node one of an HA cluster over `backend` (which holds the lock).
@@ -231,7 +231,7 @@ class Core:
         self.shared_writes = shared_writes
         self._inval = {"standby": invalidation_address,
                        "active": invalidation_primary_address or invalidation_address,
-                       "prefix": invalidation_prefix, "password": invalidation_password}
+                       "prefix": invalidation_prefix}
         if (perf_standby or shared_writes) and invalidation_address:
             self.invalidator = self._make_invalidator(invalidation_address)
 
@@ -239,7 +239,8 @@ class Core:
         return InvalidationSubscriber(
             address, self._inval["prefix"],
             lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
-            password=self._inval["password"], client_name=f"transit-{self.node_id}-inval",
+            client_name=f"transit-{self.node_id}-inval",
+            **self.physical.connection,  # same auth and TLS as the node's storage
         )
 
     async def _feed_for(self, role: str) -> None:

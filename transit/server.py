@@ -187,7 +187,6 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
         app=front, perf_standby=not config.disable_performance_standby,
         invalidation_address=standby_feed,
         invalidation_prefix=str(opts.get("prefix") or "transit"),
-        invalidation_password=str(opts.get("password") or ""),
         follower=multi and worker is not None and not worker.elector,
         shared_writes=multi, invalidation_primary_address=primary_feed,
     )

@@ -45,7 +45,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from transit.storage.redis import TLSOptions, _split_address
+from transit.storage.redis import TLSOptions, _split_address, client_options
 
 log = logging.getLogger("transit.cluster.invalidation")
 
@@ -111,29 +111,12 @@ class InvalidationSubscriber:
         self._cond = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
-        kwargs: dict[str, Any] = {
-            "db": db,
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            # No transparent retries: redis-py would reconnect and resubscribe behind our
-            # back, and whatever was published in between would be lost without a reset.
-            "retry": Retry(NoBackoff(), 0),
-        }
-        if username:
-            kwargs["username"] = username
-        if password:
-            kwargs["password"] = password
+        # No transparent retries: redis-py would reconnect and resubscribe behind our back,
+        # and whatever was published in between would be lost without a reset.
+        kwargs = client_options(db=db, timeout=timeout, username=username, password=password,
+                                tls=tls, retry=Retry(NoBackoff(), 0))
         if client_name:
             kwargs["client_name"] = client_name
-        if tls is not None:
-            kwargs.update(
-                ssl=True,
-                ssl_ca_certs=tls.ca_file or None,
-                ssl_certfile=tls.cert_file or None,
-                ssl_keyfile=tls.key_file or None,
-                ssl_cert_reqs="none" if tls.skip_verify else "required",
-                ssl_check_hostname=not tls.skip_verify,
-            )
         self._kwargs = {**kwargs, **_split_address(address)}
 
     # -- lifecycle --------------------------------------------------------------------------

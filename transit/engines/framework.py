@@ -60,6 +60,7 @@ class Request:
     perf_standby: bool = False  # served by a performance standby (read-only storage)
     index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
     matched: tuple[Route, dict[str, str]] | None = None  # set by Engine.resolve
+    fields: tuple[FieldData, list[str]] | None = None  # set by Engine.exists, reused by handle
 
 
 @dataclass(slots=True)
@@ -103,6 +104,30 @@ class Route:
         self.regex = re.compile(f"^{self.pattern}$")
 
 
+def _field_data(
+    route: Route, params: dict[str, str], data: dict[str, Any]
+) -> tuple[FieldData, list[str]]:
+    """The request's fields: body data overridden by path captures, and which were replaced.
+
+    Vault captures every named group, an unmatched optional one as "": it still overrides
+    (and warns about) a body value of the same name, e.g. `source` on a bare `random`. Such a
+    body value is dropped here, which reads as the default."""
+    raw = data
+    replaced: list[str] = []
+    unmatched = [k for k in route.regex.groupindex if k not in params and k in raw]
+    if params or unmatched:
+        raw = dict(raw)
+        for key, value in params.items():
+            if key in raw and raw[key] is not None:
+                replaced.append(key)
+            raw[key] = value
+        for key in unmatched:
+            if raw[key] is not None:
+                replaced.append(key)
+            del raw[key]
+    return FieldData(raw, route.fields), replaced
+
+
 class Engine:
     """A logical backend mounted at some path; subclasses set `routes` and `mount_type`."""
 
@@ -136,8 +161,8 @@ class Engine:
             return True
         route, params = matched
         req.params = params
-        raw = {**req.data, **params} if params else req.data
-        return await route.existence_check(req, FieldData(raw, route.fields))  # type: ignore[misc]
+        req.fields = _field_data(route, params, req.data)
+        return await route.existence_check(req, req.fields[0])  # type: ignore[misc]
 
     async def handle(self, req: Request) -> Response | None:
         route, params = req.matched or self.match(req.path)
@@ -148,24 +173,9 @@ class Engine:
         if handler is None:
             raise UnsupportedOperation()
         req.params = params
-
-        raw = req.data
-        replaced: list[str] = []
-        # Vault captures every named group, an unmatched optional one as "": it still
-        # overrides (and warns about) a body value of the same name, e.g. `source` on a
-        # bare `random`. Such a body value is dropped here, which reads as the default.
-        unmatched = [k for k in route.regex.groupindex if k not in params and k in raw]
-        if params or unmatched:
-            raw = dict(raw)
-            for key, value in params.items():
-                if key in raw and raw[key] is not None:
-                    replaced.append(key)
-                raw[key] = value
-            for key in unmatched:
-                if raw[key] is not None:
-                    replaced.append(key)
-                del raw[key]
-        fd = FieldData(raw, route.fields)
+        # the existence check (if any) already built them: reuse its coerced values
+        fd, replaced = req.fields or _field_data(route, params, req.data)
+        raw = fd.raw
         try:
             fd.validate()
         except UserError as exc:

@@ -147,6 +147,31 @@ def _folders(key: str) -> tuple[list[str], list[str]]:
     return folders, children
 
 
+def client_options(
+    *, db: int, timeout: float, username: str, password: str, tls: TLSOptions | None,
+    retry: Retry,
+) -> dict[str, Any]:
+    """Keyword arguments for `redis.asyncio.Redis` (connection, auth, TLS), shared by the
+    backend and the invalidation feed so both reach Redis the same way."""
+    options: dict[str, Any] = {
+        "db": db, "socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": retry,
+    }
+    if username:
+        options["username"] = username
+    if password:
+        options["password"] = password
+    if tls is not None:
+        options.update(
+            ssl=True,
+            ssl_ca_certs=tls.ca_file or None,
+            ssl_certfile=tls.cert_file or None,
+            ssl_keyfile=tls.key_file or None,
+            ssl_cert_reqs="none" if tls.skip_verify else "required",
+            ssl_check_hostname=not tls.skip_verify,
+        )
+    return options
+
+
 class RedisBackend:
     """`Backend` on Redis plus the HA lock primitives (see the module docstring)."""
 
@@ -186,25 +211,13 @@ class RedisBackend:
         self._used = False
         self._sentinel: Sentinel | None = None
 
-        common: dict[str, Any] = {
-            "db": db,
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        }
-        if username:
-            common["username"] = username
-        if password:
-            common["password"] = password
-        if tls is not None:
-            common.update(
-                ssl=True,
-                ssl_ca_certs=tls.ca_file or None,
-                ssl_certfile=tls.cert_file or None,
-                ssl_keyfile=tls.key_file or None,
-                ssl_cert_reqs="none" if tls.skip_verify else "required",
-                ssl_check_hostname=not tls.skip_verify,
-            )
+        # Kept so other connections of this node (the invalidation feed) connect alike.
+        self.connection = {"db": db, "timeout": timeout, "username": username,
+                           "password": password, "tls": tls}
+        common = client_options(
+            db=db, timeout=timeout, username=username, password=password, tls=tls,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
 
         if sentinel_addresses:
             if not sentinel_master:

@@ -34,6 +34,7 @@ import asyncio
 import base64
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,8 +42,9 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from transit.errors import ForwardToActive, InvalidKey, Sealed, StorageError, UserError
-from transit.storage.base import Backend
+from transit.errors import Conflict, ForwardToActive, InvalidKey, Sealed, StorageError, UserError
+from transit.storage.base import ABSENT, Backend, Versioned, Write
+from transit.storage.update import update
 
 KEYRING_PATH = "core/keyring"
 MASTER_PATH = "core/master"
@@ -132,7 +134,10 @@ class Barrier:
         if await self.initialized():
             raise UserError("Vault is already initialized")
         first = _Key(INITIAL_TERM, bytearray(os.urandom(KEY_SIZE)), _now())
-        await self._persist(bytes(root_key), {INITIAL_TERM: first}, INITIAL_TERM)
+        try:
+            await self._persist(bytes(root_key), {INITIAL_TERM: first}, INITIAL_TERM)
+        except Conflict:  # another node initialised between the check and the write
+            raise UserError("Vault is already initialized") from None
 
     async def unseal(self, root_key: bytes) -> None:
         """Open the keyring with `root_key`; `InvalidKey` if it does not open it."""
@@ -154,24 +159,39 @@ class Barrier:
         self._active = 0
 
     async def rotate(self) -> int:
-        """Install a new term for new writes; returns it. Old terms stay readable."""
+        """Install a new term for new writes; returns it. Old terms stay readable.
+
+        Read-modify-write of the *stored* keyring, committed only if nobody changed it in
+        between (another worker or node rotating too): the new term is always the stored
+        highest + 1, so two rotations can never both create term N+1. Durable (WAIT) before
+        this node encrypts anything under the new term."""
         if self.read_only:
             raise ForwardToActive("barrier key rotation on a performance standby")
         self._check()
         async with self._lock:
             assert self._root is not None
-            prev = self._active
-            term = prev + 1
-            new = _Key(term, bytearray(os.urandom(KEY_SIZE)), _now())
-            keys = {**self._keys, term: new}
-            await self._persist(bytes(self._root), keys, term)
-            self._keys = keys
-            self._aeads[term] = AESGCM(bytes(new.value))
-            self._active = term
-            upgrade = UPGRADE_PREFIX + str(prev)
-            blob = orjson.dumps(new.to_json())
-            await self.physical.put(upgrade, _encrypt(self._aeads[prev], prev, upgrade, blob))
-            return term
+            root = bytes(self._root)
+
+            def change(values: dict[str, bytes | None]) -> tuple[list[Write], dict[int, _Key]]:
+                keys = self._open_keyring(root, values[KEYRING_PATH])
+                prev = max(keys)
+                new = _Key(prev + 1, bytearray(os.urandom(KEY_SIZE)), _now())
+                keys[new.term] = new
+                upgrade = UPGRADE_PREFIX + str(prev)
+                blob = orjson.dumps(new.to_json())
+                writes = [
+                    *self._keyring_writes(root, keys, new.term),
+                    Write(upgrade, _encrypt(AESGCM(bytes(keys[prev].value)), prev, upgrade,
+                                            blob)),
+                ]
+                return writes, keys
+
+            keys = await update(self.physical, [KEYRING_PATH], change, durable=True)
+            for term, key in keys.items():  # keep this node's counters for known terms
+                if term in self._keys:
+                    key.encryptions = max(key.encryptions, self._keys[term].encryptions)
+            self._install(self._root, keys)
+            return self._active
 
     async def reload_keyring(self) -> None:
         """Re-read `core/keyring` with the root key in memory (follow another node's rotate)."""
@@ -200,6 +220,9 @@ class Barrier:
         blob = await self.physical.get(key)
         if blob is None:
             return None
+        return await self._decrypt(key, blob)
+
+    async def _decrypt(self, key: str, blob: bytes) -> bytes:
         if len(blob) < _OVERHEAD:
             raise StorageError(f"failed to decrypt {key}: invalid ciphertext length")
         term = int.from_bytes(blob[:4], "big")
@@ -238,6 +261,34 @@ class Barrier:
             raise Sealed()
         return await self.physical.list(prefix)
 
+    async def get_versioned(self, key: str) -> Versioned:
+        """The decrypted stored value, with the version of its stored (encrypted) bytes."""
+        if self.sealed:
+            raise Sealed()
+        stored = await self.physical.get_versioned(key)
+        if stored.value is None:
+            return stored
+        return Versioned(await self._decrypt(key, stored.value), stored.version)
+
+    async def commit(
+        self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
+        durable: bool = False,
+    ) -> None:
+        if self.sealed:
+            raise Sealed()
+        if self.read_only:
+            raise ForwardToActive("write on a performance standby")
+        term = self._active
+        aead, key = self._aeads[term], self._keys[term]
+        sealed = []
+        for w in writes:
+            if w.value is not None:
+                key.encryptions += 1
+                sealed.append(Write(w.key, _encrypt(aead, term, w.key, bytes(w.value))))
+            else:
+                sealed.append(w)
+        await self.physical.commit(sealed, expect, durable=durable)
+
     # -- internals ---------------------------------------------------------------------
 
     def _check(self) -> None:
@@ -251,7 +302,10 @@ class Barrier:
         self._active = max(keys)
 
     async def _read_keyring(self, root_key: bytes) -> dict[int, _Key]:
-        blob = await self.physical.get(KEYRING_PATH)
+        return self._open_keyring(root_key, await self.physical.get(KEYRING_PATH))
+
+    @staticmethod
+    def _open_keyring(root_key: bytes, blob: bytes | None) -> dict[int, _Key]:
         if blob is None:
             raise UserError("Vault is not initialized")
         if len(root_key) != KEY_SIZE or len(blob) < _OVERHEAD:
@@ -271,14 +325,24 @@ class Barrier:
         return keys
 
     async def _persist(self, root_key: bytes, keys: dict[int, _Key], active: int) -> None:
-        """Write `core/keyring` (root key, term 1) then `core/master` (active term)."""
+        """Write `core/keyring` (root key, term 1) and `core/master` (active term) — at
+        initialisation, only if no keyring exists yet (two nodes initialising at once)."""
+        await self.physical.commit(
+            self._keyring_writes(root_key, keys, active), {KEYRING_PATH: ABSENT}, durable=True
+        )
+
+    @staticmethod
+    def _keyring_writes(root_key: bytes, keys: dict[int, _Key], active: int) -> list[Write]:
+        """`core/keyring` (under the root key, term 1) and `core/master` (active term)."""
         doc = {
             "MasterKey": base64.b64encode(root_key).decode(),
             "Keys": [keys[t].to_json() for t in sorted(keys)],
             "RotationConfig": {"Disabled": False, "MaxOperations": 0, "Interval": 0},
         }
         ring = _encrypt(AESGCM(root_key), INITIAL_TERM, KEYRING_PATH, orjson.dumps(doc))
-        await self.physical.put(KEYRING_PATH, ring)
         master = orjson.dumps({"Version": 1, "Key": base64.b64encode(root_key).decode()})
         active_aead = AESGCM(bytes(keys[active].value))
-        await self.physical.put(MASTER_PATH, _encrypt(active_aead, active, MASTER_PATH, master))
+        return [
+            Write(KEYRING_PATH, ring),
+            Write(MASTER_PATH, _encrypt(active_aead, active, MASTER_PATH, master)),
+        ]

@@ -43,7 +43,6 @@ from transit.errors import (
     ForwardToActive,
     NoHandler,
     PermissionDenied,
-    ReplicationUnconfirmed,
     Sealed,
     StandbyError,
     TransitError,
@@ -110,7 +109,6 @@ class Core:
         self.perf_standby_enabled = False
         self._perf_loaded = False
         self._sealing = False
-        self.replication_timeout = 2.0
         self.invalidator: InvalidationSubscriber | None = None
         # Several worker processes per node (transit/workers.py): the siblings of the active
         # worker write too, so every worker keeps an invalidation feed in both roles.
@@ -375,18 +373,6 @@ class Core:
             except ForwardingError as exc:
                 log.debug("echo to the active node failed: %s", exc)
 
-    async def _confirm_replication(self) -> None:
-        """Redis WAIT until every connected replica has our writes (DESIGN §5)."""
-        sync = getattr(self.physical, "sync_replicas", None)
-        if sync is None:
-            return
-        acked, connected = await sync(self.replication_timeout)
-        if acked < connected:
-            raise ReplicationUnconfirmed(
-                f"the change was applied on the active node but only {acked} of {connected} "
-                "storage replicas confirmed it in time; its outcome on standbys is unknown"
-            )
-
     # -- loading and unloading what lives behind the barrier --------------------------------
     async def _load(self) -> None:
         await self._load_cluster_identity()
@@ -539,8 +525,6 @@ class Core:
             if audit:
                 await self.audit.log_response(req, decision, None, exc.message)
             raise
-        if resp is not None and resp.replicate:
-            await self._confirm_replication()
         index_after = getattr(self.physical, "last_index", 0)
         if index_after > index_before:
             req.index_header = self.index_header()

@@ -14,6 +14,11 @@ how that looks on the wire (Vault's conventions, see spec §1.4).
     ├── RequestTooLarge        body over max_request_size                                -> 413
     ├── Sealed                 the barrier is sealed                                     -> 503
     ├── StorageError           the backend failed                                        -> 500
+    │   ├── Fenced             this node no longer holds the HA lock; nothing written    -> 500
+    │   ├── Conflict           a compare-and-set lost to another writer; nothing written -> 503
+    │   ├── OutcomeUnknown     the write was sent but its reply was lost                 -> 503
+    │   └── Unavailable        storage could not be reached; nothing was sent            -> 503
+    ├── ReplicationUnconfirmed applied on the primary, replicas did not confirm in time -> 503
     └── ConfigError            invalid server configuration (start-up only)
 """
 
@@ -106,6 +111,22 @@ class NotFound(TransitError):
 class Fenced(StorageError):
     """A storage write refused because this node no longer holds the HA lock (its epoch is
     stale): nothing was written. The node must stop acting as active."""
+
+
+class Conflict(StorageError):
+    """A guarded write (compare-and-set on an entry's stored version) found the entry
+    changed by another writer: nothing was written. Callers re-read storage and retry; one
+    that gives up reports 503 (safe to retry: nothing was applied)."""
+
+
+class OutcomeUnknown(StorageError):
+    """A write was sent to storage but no reply came back (timeout, lost connection): it
+    may or may not have been applied. Never retried blindly; the client is told (503)."""
+
+
+class Unavailable(StorageError):
+    """Storage could not be reached (connection refused, no primary): the operation was
+    not sent, so nothing changed. 503: safe to retry."""
 
 
 class StandbyError(TransitError):

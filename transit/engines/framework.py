@@ -79,7 +79,6 @@ class Response:
     renewable: bool = False
     # Set by handlers whose write standbys must see before the client is told it happened
     # (key rotation): the core waits for the storage replicas (Redis WAIT) first.
-    replicate: bool = False
 
     def add_warning(self, message: str) -> None:
         if self.warnings is None:

@@ -40,7 +40,9 @@ def _redis(options: Mapping[str, Any]) -> Backend:
     """Options (all strings in HCL): address ("host:port" or redis[s]:// URL), read_address
     (alias read_addr), prefix, username, password, db, lock_ttl (duration), timeout
     (duration), tls_ca_file, tls_cert_file, tls_key_file, tls_skip_verify,
-    sentinel_addresses (comma list), sentinel_master, read_from_replica (bool), node_id.
+    sentinel_addresses (comma list), sentinel_master, read_from_replica (bool), node_id,
+    min_replica_acks (int: key-material writes wait for that many replicas, at least every
+    connected one), replication_timeout (duration, default 2s: how long they wait).
     Without node_id the server must call `backend.set_node_id()` before first use."""
     from transit.config import parse_bool, parse_duration
     from transit.storage.redis import RedisBackend, TLSOptions
@@ -61,6 +63,13 @@ def _redis(options: Mapping[str, Any]) -> Backend:
         raise ConfigError("'address' (or 'sentinel_addresses') must be set")
     if sentinels and not _opt(options, "sentinel_master"):
         raise ConfigError("'sentinel_master' must be set with 'sentinel_addresses'")
+    acks_text = _opt(options, "min_replica_acks") or "0"
+    if not acks_text.isdigit():
+        raise ConfigError(f"'min_replica_acks' must be a non-negative integer, got {acks_text!r}")
+    replication_timeout = parse_duration(
+        options.get("replication_timeout", 2.0), "replication_timeout")
+    if replication_timeout <= 0:
+        raise ConfigError("'replication_timeout' must be positive")
     lock_ttl = parse_duration(options.get("lock_ttl", 10.0), "lock_ttl")
     timeout = parse_duration(options.get("timeout", 5.0), "timeout")
     if lock_ttl <= 0 or timeout <= 0:
@@ -81,6 +90,8 @@ def _redis(options: Mapping[str, Any]) -> Backend:
             options.get("read_from_replica", False), "read_from_replica"
         ),
         "timeout": timeout,
+        "min_replica_acks": int(acks_text),
+        "replication_timeout": replication_timeout,
     }
     try:
         return RedisBackend(**kwargs)

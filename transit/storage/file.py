@@ -12,17 +12,27 @@ Writes go to a temp file in the target directory, are fsynced, renamed over the 
 `os.replace`, and the directory is fsynced, so a crash leaves either the old or the new value.
 There is no read cache: the OS page cache already serves hot reads, and a cache shared with
 worker threads is not trivially correct.
+
+Writes (put, delete, commit) hold a thread lock and an exclusive `flock` on the root folder,
+so a guarded `commit` compares and writes with no other writer in between, even from another
+process. A `commit` writes its entries one file at a time, in order: a crash in the middle
+leaves a prefix of them (callers write the entry that decides last, e.g. a transit policy
+after its archive).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 
-from transit.errors import StorageError
+from transit.errors import Conflict, StorageError
+from transit.storage.base import Versioned, Write, version_of
 
 _LEAF = "_"
 _TMP = ".tmp-"
@@ -69,6 +79,7 @@ class FileBackend:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create storage directory {self.root}: {exc}") from exc
+        self._write_lock = threading.Lock()
 
     # -- path mapping ---------------------------------------------------------------------
 
@@ -175,16 +186,61 @@ class FileBackend:
         out.sort()
         return out
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One writer at a time: this process's threads, and other processes (flock)."""
+        with self._write_lock:
+            try:
+                fd = os.open(self.root, os.O_RDONLY)  # flock works on a directory too
+            except OSError as exc:
+                raise StorageError(f"cannot lock the storage folder: {exc}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _locked_put(self, key: str, value: bytes) -> None:
+        with self._exclusive():
+            self._put(key, value)
+
+    def _locked_delete(self, key: str) -> None:
+        with self._exclusive():
+            self._delete(key)
+
+    def _commit(self, writes: Sequence[Write], expect: Mapping[str, str]) -> None:
+        with self._exclusive():
+            for key, version in expect.items():
+                if version_of(self._get(key)) != version:
+                    raise Conflict(f"{key!r} changed since it was read")
+            for w in writes:
+                if w.value is None:
+                    self._delete(w.key)
+                else:
+                    self._put(w.key, bytes(w.value))
+
     # -- Backend --------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
         return await asyncio.to_thread(self._get, key)
 
     async def put(self, key: str, value: bytes) -> None:
-        await asyncio.to_thread(self._put, key, bytes(value))
+        await asyncio.to_thread(self._locked_put, key, bytes(value))
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._delete, key)
+        await asyncio.to_thread(self._locked_delete, key)
+
+    async def get_versioned(self, key: str) -> Versioned:
+        value = await self.get(key)
+        return Versioned(value, version_of(value))
+
+    async def commit(
+        self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
+        durable: bool = False,
+    ) -> None:
+        """Guarded writes (see `Backend`); `durable` needs nothing more: every file is
+        fsynced before this returns, and there are no replicas."""
+        await asyncio.to_thread(self._commit, list(writes), dict(expect or {}))
 
     async def list(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._list, prefix)

@@ -8,6 +8,10 @@ just the keys under that prefix instead of the whole store.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Mapping, Sequence
+
+from transit.errors import Conflict
+from transit.storage.base import Versioned, Write, version_of
 
 
 class InmemBackend:
@@ -33,6 +37,25 @@ class InmemBackend:
         if self._data.pop(key, None) is not None:
             keys = self._keys
             del keys[bisect_left(keys, key)]
+
+    async def get_versioned(self, key: str) -> Versioned:
+        value = self._data.get(key)
+        return Versioned(value, version_of(value))
+
+    async def commit(
+        self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
+        durable: bool = False,
+    ) -> None:
+        """Guarded writes (see `Backend`). Atomic: nothing here awaits between the checks
+        and the writes. `durable` is a no-op (nothing to replicate; nothing is durable)."""
+        for key, version in (expect or {}).items():
+            if version_of(self._data.get(key)) != version:
+                raise Conflict(f"{key!r} changed since it was read")
+        for w in writes:
+            if w.value is None:
+                await self.delete(w.key)
+            else:
+                await self.put(w.key, w.value)
 
     async def list(self, prefix: str) -> list[str]:
         keys = self._keys

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -32,45 +32,78 @@ from urllib.parse import unquote, urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from transit.errors import Fenced, StorageError
+from transit.errors import (
+    Conflict,
+    Fenced,
+    OutcomeUnknown,
+    ReplicationUnconfirmed,
+    StorageError,
+    Unavailable,
+)
+from transit.storage.base import Versioned, Write, version_of
 
 log = logging.getLogger("transit.storage.redis")
 
-# KEYS: data, lock, index, folder ZSETs root..deepest
-# ARGV: expected lock value ("" = unfenced), channel, key, value, child names root..deepest
-_PUT = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-redis.call('SET', KEYS[1], ARGV[4])
-for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[i + 1]) end
-local n = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[3])
-return n
-"""
-
-# KEYS: as _PUT. ARGV: expected lock value, channel, key, child names root..deepest.
-# Walks up from the deepest folder: remove the child; stop as soon as a folder is not empty
-# (Redis drops an emptied ZSET, so EXISTS says whether the folder still has children).
-_DELETE = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-redis.call('DEL', KEYS[1])
-for i = #KEYS, 4, -1 do
-  redis.call('ZREM', KEYS[i], ARGV[i])
-  if redis.call('EXISTS', KEYS[i]) == 1 then break end
+# One script for every write (put, delete, guarded commit), so each is atomic and fenced.
+# KEYS: lock, index, G guarded keys, then per write: its data key and its folder ZSETs
+#       (root..deepest).
+# ARGV: expected lock value ("" = unfenced), channel, G, W, G expected versions ("" = must
+#       be absent, else sha1hex of the stored value), then per write: "p" or "d", the key
+#       (relative, for the message), the value ("" for a delete), F, F child names.
+# Returns -1 fenced, -2 a guard failed (nothing written either way), else the last index.
+# A delete walks up from the deepest folder: remove the child; stop as soon as a folder is
+# not empty (Redis drops an emptied ZSET, so EXISTS says whether it still has children).
+_COMMIT = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local g = tonumber(ARGV[3])
+local w = tonumber(ARGV[4])
+for i = 1, g do
+  local cur = redis.call('GET', KEYS[2 + i])
+  local want = ARGV[4 + i]
+  if want == '' then
+    if cur then return -2 end
+  elseif (not cur) or redis.sha1hex(cur) ~= want then
+    return -2
+  end
 end
-local n = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[3])
+local k = 3 + g
+local a = 5 + g
+local n = 0
+for _ = 1, w do
+  local f = tonumber(ARGV[a + 3])
+  if ARGV[a] == 'p' then
+    redis.call('SET', KEYS[k], ARGV[a + 2])
+    for i = 1, f do redis.call('ZADD', KEYS[k + i], 0, ARGV[a + 3 + i]) end
+  else
+    redis.call('DEL', KEYS[k])
+    for i = f, 1, -1 do
+      redis.call('ZREM', KEYS[k + i], ARGV[a + 3 + i])
+      if redis.call('EXISTS', KEYS[k + i]) == 1 then break end
+    end
+  end
+  n = redis.call('INCR', KEYS[2])
+  redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[a + 1])
+  k = k + 1 + f
+  a = a + 4 + f
+end
 return n
 """
 
-# KEYS: lock, epoch. ARGV: node id, ttl ms. Returns the new epoch, or 0 when held.
+# KEYS: lock, epoch. ARGV: owner, ttl ms, lowest epoch allowed minus one (the highest the
+# caller has seen: after a failover to a replica that missed some INCRs the epoch still
+# moves forward). Returns the new epoch, or 0 when held.
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local e = redis.call('INCR', KEYS[2])
+if e <= tonumber(ARGV[3]) then
+  e = tonumber(ARGV[3]) + 1
+  redis.call('SET', KEYS[2], e)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'PX', ARGV[2])
 return e
 """
@@ -191,6 +224,8 @@ class RedisBackend:
         node_id: str | None = None,
         read_from_replica: bool = False,
         timeout: float = 5.0,
+        min_replica_acks: int = 0,
+        replication_timeout: float = 2.0,
     ) -> None:
         prefix = prefix.rstrip("/")
         if not prefix:
@@ -201,6 +236,10 @@ class RedisBackend:
         self.lock_ttl = lock_ttl
         self.fence: int | None = None
         self.read_from_replica = read_from_replica
+        if min_replica_acks < 0:
+            raise StorageError("redis: min_replica_acks must not be negative")
+        self.min_replica_acks = min_replica_acks
+        self.replication_timeout = replication_timeout
         self.last_index = 0  # write index returned by this backend's latest put/delete
         self.lock_key = f"{prefix}/core/lock"
         self.epoch_key = f"{prefix}/core/epoch"
@@ -218,6 +257,9 @@ class RedisBackend:
             db=db, timeout=timeout, username=username, password=password, tls=tls,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
+        # Writes go through a client that never retries: a write whose reply was lost may
+        # have been applied, and replaying it could apply it twice or roll back a newer write.
+        once = {**common, "retry": Retry(NoBackoff(), 0)}
 
         if sentinel_addresses:
             if not sentinel_master:
@@ -225,16 +267,19 @@ class RedisBackend:
             hosts = [_split_address(a) for a in sentinel_addresses]
             self._sentinel = Sentinel([(h["host"], h["port"]) for h in hosts], **common)
             self._primary: Redis = self._sentinel.master_for(sentinel_master)
+            self._writer: Redis = self._sentinel.master_for(
+                sentinel_master, retry=Retry(NoBackoff(), 0)
+            )
             self._where = f"sentinel master {sentinel_master!r}"
         else:
             self._primary = Redis(**{**common, **_split_address(address)})
+            self._writer = Redis(**{**once, **_split_address(address)})
             self._where = address
         self._replica: Redis | None = None
         if read_address:
             self._replica = Redis(**{**common, **_split_address(read_address)})
 
-        self._put = self._primary.register_script(_PUT)
-        self._delete = self._primary.register_script(_DELETE)
+        self._commit = self._writer.register_script(_COMMIT)
         self._acquire = self._primary.register_script(_ACQUIRE)
         self._renew = self._primary.register_script(_RENEW)
         self._release = self._primary.register_script(_RELEASE)
@@ -257,7 +302,7 @@ class RedisBackend:
         if self._used:
             raise RuntimeError("RedisBackend.set_node_id must be called before first use")
         self._node_id = node_id
-        for client in (self._primary, self._replica):
+        for client in (self._primary, self._writer, self._replica):
             if client is not None:
                 client.connection_pool.connection_kwargs["client_name"] = f"transit-{node_id}"
 
@@ -308,24 +353,85 @@ class RedisBackend:
         return None if value is None else bytes(value)
 
     async def put(self, key: str, value: bytes) -> None:
-        self._check_key(key)
-        folders, children = _folders(key)
-        keys = [f"{self.prefix}/{key}", self.lock_key, self.index_key]
-        keys += [self._list_prefix + f for f in folders]
-        args: list[Any] = [self._fence_value(), self.channel, key, bytes(value), *children]
-        with self._errors("put"):
-            n = await self._put(keys=keys, args=args)
-        self._done(int(n), "put", key)
+        await self.commit([Write(key, bytes(value))])
 
     async def delete(self, key: str) -> None:
-        self._check_key(key)
-        folders, children = _folders(key)
-        keys = [f"{self.prefix}/{key}", self.lock_key, self.index_key]
-        keys += [self._list_prefix + f for f in folders]
-        args: list[Any] = [self._fence_value(), self.channel, key, *children]
-        with self._errors("delete"):
-            n = await self._delete(keys=keys, args=args)
-        self._done(int(n), "delete", key)
+        await self.commit([Write(key, None)])
+
+    async def get_versioned(self, key: str) -> Versioned:
+        """The stored value and its version, read from the primary (never the replica)."""
+        full = f"{self.prefix}/{key}"
+        with self._errors("get"):
+            value = await self._primary.get(full)
+        value = None if value is None else bytes(value)
+        return Versioned(value, version_of(value))
+
+    async def commit(
+        self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
+        durable: bool = False,
+    ) -> None:
+        """One fenced, guarded script for all `writes` (see `Backend` and `_COMMIT`). With
+        `durable`, WAIT on the same connection for max(min_replica_acks, connected
+        replicas); fewer acknowledgements raise `ReplicationUnconfirmed`."""
+        expect = dict(expect or {})
+        for w in writes:
+            self._check_key(w.key)
+        keys: list[Any] = [self.lock_key, self.index_key]
+        keys += [f"{self.prefix}/{k}" for k in expect]
+        args: list[Any] = [self._fence_value(), self.channel, len(expect), len(writes)]
+        args += list(expect.values())
+        for w in writes:
+            folders, children = _folders(w.key)
+            keys.append(f"{self.prefix}/{w.key}")
+            keys += [self._list_prefix + f for f in folders]
+            value = b"" if w.value is None else bytes(w.value)
+            args += ["d" if w.value is None else "p", w.key, value, len(children), *children]
+        what = ", ".join(w.key for w in writes)
+        needed = 0
+        if durable:
+            needed = max(self.min_replica_acks, await self._connected_replicas())
+        with self._write_errors(what):
+            if needed == 0:
+                n, acked = int(await self._commit(keys=keys, args=args)), 0
+            else:
+                async with self._writer.pipeline(transaction=False) as pipe:
+                    await self._commit(keys=keys, args=args, client=pipe)
+                    timeout_ms = max(1, int(self.replication_timeout * 1000))
+                    pipe.execute_command("WAIT", needed, timeout_ms)
+                    result = await pipe.execute()
+                n, acked = int(result[0]), int(result[1])
+        self._done(n, what)
+        if acked < needed:
+            raise ReplicationUnconfirmed(
+                f"the change was applied on the storage primary but only {acked} of {needed} "
+                "replicas confirmed it in time; its outcome is unknown, check before retrying"
+            )
+
+    async def _connected_replicas(self) -> int:
+        with self._errors("info replication"):
+            info = await self._primary.info("replication")
+        return int(info.get("connected_slaves", 0))
+
+    @contextlib.contextmanager
+    def _write_errors(self, what: str) -> Iterator[None]:
+        """A write that may have reached Redis is never reported as a plain failure: its
+        outcome is unknown (503), and it is not retried (the writer client has no retry)."""
+        self._used = True
+        try:
+            yield
+        except AuthenticationError as exc:
+            raise StorageError(f"redis {self._where} refused the credentials: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if isinstance(exc, RedisConnectionError) and "connecting" in str(exc):
+                raise Unavailable(
+                    f"redis {self._where} unreachable; write of {what} not sent: {exc}"
+                ) from exc
+            raise OutcomeUnknown(
+                f"storage did not answer the write of {what} ({exc}); it may or may not have "
+                "been applied: check before retrying"
+            ) from exc
+        except RedisError as exc:
+            raise StorageError(f"redis write of {what} failed: {exc}") from exc
 
     async def list(self, prefix: str) -> list[str]:
         """Children of the folder `prefix` ("" or ending in "/"; a missing "/" is implied)."""
@@ -339,9 +445,11 @@ class RedisBackend:
         if key in _RESERVED:
             raise StorageError(f"redis: {key!r} is reserved for the HA lock and write index")
 
-    def _done(self, n: int, op: str, key: str) -> None:
-        if n < 0:
-            raise Fenced(f"{op} {key!r} refused: this node no longer holds the lock")
+    def _done(self, n: int, what: str) -> None:
+        if n == -1:
+            raise Fenced(f"write of {what} refused: this node no longer holds the lock")
+        if n == -2:
+            raise Conflict(f"write of {what} refused: changed since it was read")
         self.last_index = max(self.last_index, n)  # replies may arrive out of order
 
     # -- HA primitives ---------------------------------------------------------------------
@@ -350,9 +458,10 @@ class RedisBackend:
     def _ttl_ms(self) -> int:
         return max(1, int(self.lock_ttl * 1000))
 
-    async def acquire_lock(self, node_id: str) -> int | None:
-        """Take the lock if nobody holds it: the new epoch, else None. Also adopts `node_id`
-        as this backend's node id if none was set (only possible before first use)."""
+    async def acquire_lock(self, node_id: str, min_epoch: int = 0) -> int | None:
+        """Take the lock if nobody holds it: the new epoch (above `min_epoch`), else None.
+        Also adopts `node_id` (the lock owner) as this backend's identity if none was set
+        (only possible before first use)."""
         if self._node_id is None:
             self.set_node_id(node_id)
         elif node_id != self._node_id:
@@ -360,7 +469,8 @@ class RedisBackend:
         with self._errors("lock acquire"):
             epoch = int(
                 await self._acquire(
-                    keys=[self.lock_key, self.epoch_key], args=[node_id, self._ttl_ms]
+                    keys=[self.lock_key, self.epoch_key],
+                    args=[node_id, self._ttl_ms, int(min_epoch)],
                 )
             )
         return epoch or None
@@ -418,7 +528,7 @@ class RedisBackend:
         return int(result[-1]), connected
 
     async def close(self) -> None:
-        for client in (self._primary, self._replica):
+        for client in (self._primary, self._writer, self._replica):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose(close_connection_pool=True)

@@ -9,7 +9,7 @@ import pytest
 
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
-from transit.engines.transit.policies import PolicyStore, clone, max_version
+from transit.engines.transit.policies import PolicyStore, max_version
 from transit.errors import ForwardToActive
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
@@ -24,13 +24,12 @@ def test_stale_cache_reloads_then_forwards() -> None:
     async def run() -> None:
         storage = StorageView(InmemBackend(), "logical/m/")
         standby, active = PolicyStore(storage), PolicyStore(storage)
-        await active.save(Policy.create("k", KeyType.AES256_GCM96))
+        await active.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
         cached = await standby.get("k")
         assert cached is not None and cached.latest_version == 1
 
-        rotated = clone(await active.get("k"))
-        rotated.rotate()
-        await active.save(rotated)  # the standby's cache has not heard of it
+        rotated, _ = await active.modify("k", lambda p: (p, p.rotate()))
+        assert rotated is not None  # the standby's cache has not heard of it
         ct, version = rotated.encrypt(b"hi")
         assert version == 2
 

@@ -37,7 +37,8 @@ def wrapping_policy() -> Policy:
 
 
 async def seeded(b):
-    await b.policies.save(wrapping_policy())
+    p = wrapping_policy()
+    await b.policies.modify(p.name, lambda _: (p, None))
     return b
 
 

@@ -83,10 +83,12 @@ async def test_ciphertext_layout_is_nonce_ct_tag_under_exported_key() -> None:
 @atest
 async def test_known_vector_decrypts_and_convergent_vector_encrypts() -> None:
     e = await env()
-    await e.b.policies.save(vector_policy("plain", convergent=False))
+    p = vector_policy("plain", convergent=False)
+    await e.b.policies.modify(p.name, lambda _: (p, None))
     ct = "vault:v1:AAAAAAAAAAAAAAAAZtnZstoM9NJ6xM3GK8p+SzSJIF/dkpncifRv"
     assert (await e.write("decrypt/plain", {"ciphertext": ct})).data == {"plaintext": HELLO}
-    await e.b.policies.save(vector_policy("conv", convergent=True))
+    p = vector_policy("conv", convergent=True)
+    await e.b.policies.modify(p.name, lambda _: (p, None))
     resp = await e.write("encrypt/conv", {"plaintext": HELLO, "context": CTX})
     assert resp.data["ciphertext"] == (
         "vault:v1:qBGVuHYLU/LGxzvYPdKeG35Y6LqCcilxvrQ/jB7ngHXzKAMn7Tt4"

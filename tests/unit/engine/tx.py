@@ -52,6 +52,17 @@ class CountingStorage:
         self.calls.append(("list", prefix))
         return await self.inner.list(prefix)
 
+    async def get_versioned(self, key: str) -> Any:
+        self.calls.append(("get_versioned", key))
+        return await self.inner.get_versioned(key)
+
+    async def commit(self, writes: Any, expect: Any = None, *, durable: bool = False) -> None:
+        for w in writes:
+            self.calls.append(("put" if w.value is not None else "delete", w.key))
+            if self.fail_puts and w.value is not None and w.key.startswith(self.fail_put_prefix):
+                raise OSError("disk on fire")
+        await self.inner.commit(writes, expect, durable=durable)
+
 
 class Env:
     """One transit mount over in-memory storage; `call` goes through the route table."""

@@ -7,10 +7,10 @@ handlers take the backend as their first argument.
 
 from __future__ import annotations
 
-import copy
 from functools import partial
 from typing import Any
 
+from transit.crypto.policy import Policy
 from transit.engines.framework import (
     DELETE,
     LIST,
@@ -33,7 +33,7 @@ from transit.engines.transit import (
     sign,
     tools,
 )
-from transit.engines.transit.policies import ARCHIVE_PREFIX, POLICY_PREFIX, PolicyStore
+from transit.engines.transit.policies import ARCHIVE_PREFIX, KEEP, POLICY_PREFIX, PolicyStore
 
 
 class TransitBackend(Engine):
@@ -147,10 +147,13 @@ class TransitBackend(Engine):
             policy = await self.policies.get(key_name)
             if policy is None or not policy.needs_auto_rotate():
                 continue
-            async with self.policies.lock(key_name):
-                current = await self.policies.get(key_name)
+
+
+            def rotate(current: Policy | None) -> tuple[Any, None]:
+                # decided on the stored policy: another worker or node may have rotated it
                 if current is None or not current.needs_auto_rotate():
-                    continue
-                updated = copy.deepcopy(current)
-                updated.rotate()
-                await self.policies.save(updated)
+                    return KEEP, None
+                current.rotate()
+                return current, None
+
+            await self.policies.modify(key_name, rotate, durable=True)

@@ -11,7 +11,6 @@ from typing import Any
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.policies import clone
 from transit.errors import InternalError, TransitError, UserError
 
 BACKUP_FIELDS: dict[str, Field] = {
@@ -26,15 +25,16 @@ RESTORE_FIELDS: dict[str, Field] = {
 
 
 async def backup(b: Any, req: Request, d: FieldData) -> Response:
-    """Back up a key; recording `backup_info` is a write, so it happens under the lock."""
+    """Back up a key. Recording `backup_info` (as Vault does) is a write, so the backup is
+    made from the policy as stored, never from this process's cache, which may be stale."""
     name = d.get("name")
-    async with b.policies.lock(name):
-        current = await b.policies.get(name)
+
+    def record(current: Policy | None) -> tuple[Policy, str]:
         if current is None:
             raise InternalError(f'key "{name}" not found')
-        p = clone(current)  # never touch the cached policy before the save succeeded
-        blob = p.backup()
-        await b.policies.save(p)
+        return current, current.backup()
+
+    _, blob = await b.policies.modify(name, record)
     return Response(data={"backup": blob})
 
 
@@ -54,8 +54,11 @@ async def restore(b: Any, req: Request, d: FieldData) -> None:
         raise
     except Exception as exc:  # a malformed backup is Vault's 500, never a traceback
         raise InternalError(str(exc)) from exc
-    async with b.policies.lock(p.name):
-        if await b.policies.get(p.name) is not None and not force:
+
+    def put(current: Policy | None) -> tuple[Policy, None]:
+        if current is not None and not force:
             raise InternalError(f'key "{p.name}" already exists')
-        await b.policies.save(p)
+        return p, None
+
+    await b.policies.modify(p.name, put, durable=True)
     return None

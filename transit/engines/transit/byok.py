@@ -20,7 +20,7 @@ from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.policies import clone
+from transit.engines.transit.policies import KEEP
 from transit.engines.transit.tools import go_atoi
 from transit.errors import InternalError, TransitError, UserError
 
@@ -65,11 +65,14 @@ async def get_wrapping_key(b: Any) -> Policy:
     p = await b.policies.get(WRAPPING_KEY_NAME)
     if p is not None:
         return p
-    async with b.policies.lock(WRAPPING_KEY_NAME):
-        p = await b.policies.get(WRAPPING_KEY_NAME)
-        if p is None:
-            p = await asyncio.to_thread(Policy.create, WRAPPING_KEY_NAME, KeyType.RSA4096)
-            await b.policies.save(p)
+
+    async def create(current: Policy | None) -> tuple[Any, None]:
+        if current is not None:
+            return KEEP, None  # made by another worker or node meanwhile: use theirs
+        return await asyncio.to_thread(Policy.create, WRAPPING_KEY_NAME, KeyType.RSA4096), None
+
+    p, _ = await b.policies.modify(WRAPPING_KEY_NAME, create, durable=True)
+    assert p is not None
     return p
 
 
@@ -134,28 +137,34 @@ async def import_key(b: Any, req: Request, d: FieldData) -> None:
     private = d.present("ciphertext")
     key_type = _parse_import_type(d.get("type"))
 
-    async with b.policies.lock(name):
-        if await b.policies.get(name) is not None:
-            raise InternalError(
-                "the import path cannot be used with an existing key; use import-version to "
-                "rotate an existing imported key"
-            )
-        key, public_pem = await _extract_key(b, d, key_type, private)
-        p = Policy.import_key(
-            name, key_type, key=key, public_key_pem=public_pem,
-            derived=d.get("derived"), exportable=d.get("exportable"),
-            allow_plaintext_backup=d.get("allow_plaintext_backup"),
-            allow_rotation=allow_rotation, auto_rotate_period=auto_rotate_period,
-        )
-        await b.policies.save(p)
+    exists = InternalError(
+        "the import path cannot be used with an existing key; use import-version to "
+        "rotate an existing imported key"
+    )
+    if await b.policies.get(name) is not None:
+        raise exists
+    key, public_pem = await _extract_key(b, d, key_type, private)
+    p = Policy.import_key(
+        name, key_type, key=key, public_key_pem=public_pem,
+        derived=d.get("derived"), exportable=d.get("exportable"),
+        allow_plaintext_backup=d.get("allow_plaintext_backup"),
+        allow_rotation=allow_rotation, auto_rotate_period=auto_rotate_period,
+    )
+
+    def put(current: Policy | None) -> tuple[Policy, None]:
+        if current is not None:  # created since the check above
+            raise exists
+        return p, None
+
+    await b.policies.modify(name, put, durable=True)
     return None
 
 
 async def import_version(b: Any, req: Request, d: FieldData) -> None:
     name = d.get("name")
     private = d.present("ciphertext")
-    async with b.policies.lock(name):
-        current = await b.policies.get(name)
+
+    def check(current: Policy | None) -> Policy:
         if current is None:
             raise InternalError(
                 f"no key found with name {name}; to import a new key, use the import/ endpoint"
@@ -166,11 +175,22 @@ async def import_version(b: Any, req: Request, d: FieldData) -> None:
             raise InternalError(
                 "import_version cannot be used on keys with convergent encryption enabled"
             )
-        key, public_pem = await _extract_key(b, d, current.type, private)
-        p = clone(current)
-        p.import_version(key=key, public_key_pem=public_pem,
-                         version=d.get("version") if d.present("version") else 0)
-        await b.policies.save(p)
+        return current
+
+    # The key is unwrapped once, for the type the key has now; `apply` re-checks on what is
+    # stored when it commits (a key deleted and re-created meanwhile may have another type).
+    key_type = check(await b.policies.get(name)).type
+    key, public_pem = await _extract_key(b, d, key_type, private)
+
+    def apply(current: Policy | None) -> tuple[Policy, None]:
+        current = check(current)
+        if current.type is not key_type:
+            raise InternalError(f"key {name} changed type during the import; retry")
+        current.import_version(key=key, public_key_pem=public_pem,
+                               version=d.get("version") if d.present("version") else 0)
+        return current, None
+
+    await b.policies.modify(name, apply, durable=True)
     return None
 
 

@@ -32,6 +32,7 @@ from transit.engines.transit.batch import (
     decode_items,
     not_a_slice,
 )
+from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
 
 
@@ -237,14 +238,17 @@ async def _upsert(
         raise UserError(f"unknown key type {type_name}")
     if b.disable_upsert:
         raise UserError(KEY_NOT_FOUND)
-    async with b.policies.lock(name):
-        p = await b.policies.get(name)
-        if p is not None:
-            return p, True
+
+    def create(current: Policy | None) -> tuple[Any, bool]:
+        if current is not None:
+            return KEEP, True  # another request (worker, node) created it first: use theirs
         # InternalError (500) e.g. for an RSA key with a context ("derived").
-        p = Policy.create(name, KeyType(type_name), derived=derived, convergent=convergent)
-        await b.policies.save(p)
-        return p, False
+        return Policy.create(name, KeyType(type_name), derived=derived,
+                             convergent=convergent), False
+
+    p, existed = await b.policies.modify(name, create, durable=True)
+    assert p is not None
+    return p, existed
 
 
 async def encrypt(b: Any, req: Request, d: FieldData) -> Response:

@@ -2,8 +2,9 @@
 
 Checks run in the order of Vault's path_keys.go / path_config.go / path_rotate.go /
 path_trim.go, because clients see whichever error comes first. Every mutation goes through
-`_mutate`: under the key's lock, clone the cached policy, change the clone, save it; an error
-anywhere leaves storage and cache as they were.
+`PolicyStore.modify`: the change runs on the policy freshly read from storage and is committed
+only if nobody changed the key in between; an error anywhere leaves storage and cache as they
+were.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyTyp
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.policies import clone
+from transit.engines.transit.policies import DELETE, KEEP
 from transit.errors import CryptoError, UserError
 
 HOUR = 3600
@@ -70,20 +71,20 @@ _CONFIG_PARAMS = (
 
 
 async def _mutate(
-    b: Any, name: str, missing: Exception, change: Callable[[Policy], Any]
+    b: Any, name: str, missing: Exception, change: Callable[[Policy], Any], *,
+    durable: bool = False,
 ) -> tuple[Policy, Any]:
-    """Clone-change-save one key under its lock; raises `missing` if there is no such key.
+    """Change one stored key (`PolicyStore.modify`); raises `missing` if there is no such
+    key. Returns the saved policy and whatever `change` returned."""
 
-    Returns the saved policy and whatever `change` returned.
-    """
-    async with b.policies.lock(name):
-        current = await b.policies.get(name)
+    def apply(current: Policy | None) -> tuple[Policy, Any]:
         if current is None:
             raise missing
-        p = clone(current)
-        result = change(p)
-        await b.policies.save(p)
-        return p, result
+        return current, change(current)
+
+    p, result = await b.policies.modify(name, apply, durable=durable)
+    assert p is not None
+    return p, result
 
 
 def _key_response(p: Policy, warnings: list[str] | None = None) -> Response:
@@ -131,35 +132,40 @@ async def create_key(b: Any, req: Request, d: FieldData) -> Response:
 
     existing = await b.policies.get(name)
     if existing is None:
-        async with b.policies.lock(name):
-            existing = await b.policies.get(name)
-            if existing is None:
-                # InternalError (500) for the type/option combinations creation refuses.
-                p = Policy.create(
-                    name,
-                    key_type,
-                    derived=derived,
-                    convergent=convergent,
-                    exportable=d.get("exportable"),
-                    allow_plaintext_backup=d.get("allow_plaintext_backup"),
-                    auto_rotate_period=period,
-                    key_size=key_size,
-                )
-                await b.policies.save(p)
-                return _key_response(p)
+
+        def create(current: Policy | None) -> tuple[Any, bool]:
+            if current is not None:
+                return KEEP, True
+            # InternalError (500) for the type/option combinations creation refuses.
+            return Policy.create(
+                name,
+                key_type,
+                derived=derived,
+                convergent=convergent,
+                exportable=d.get("exportable"),
+                allow_plaintext_backup=d.get("allow_plaintext_backup"),
+                auto_rotate_period=period,
+                key_size=key_size,
+            ), False
+
+        existing, existed = await b.policies.modify(name, create, durable=True)
+        if not existed:
+            return _key_response(existing)
     # Parameters are not compared and nothing changes (Vault's upsert of an existing key).
     return _key_response(existing, [f"key {name} already existed"])
 
 
 async def delete_key(b: Any, req: Request, d: FieldData) -> None:
     name = d.get("name")
-    async with b.policies.lock(name):
-        p = await b.policies.get(name)
+
+    def delete(p: Policy | None) -> tuple[Any, None]:
         if p is None:
             raise UserError(f"error deleting policy {name}: could not delete key; not found")
         if not p.deletion_allowed:
             raise UserError(f"error deleting policy {name}: deletion is not allowed for this key")
-        await b.policies.delete(name)
+        return DELETE, None
+
+    await b.policies.modify(name, delete)
     return None
 
 
@@ -176,10 +182,10 @@ async def update_config(b: Any, req: Request, d: FieldData) -> Response:
 
 
 async def rotate_key(b: Any, req: Request, d: FieldData) -> Response:
-    p, _ = await _mutate(b, d.get("name"), UserError("key not found"), lambda p: p.rotate())
-    resp = _key_response(p)
-    resp.replicate = True  # acknowledged only once the replicas have the new version
-    return resp
+    # durable: acknowledged (and used for encryption) only once the replicas have it
+    p, _ = await _mutate(b, d.get("name"), UserError("key not found"), lambda p: p.rotate(),
+                         durable=True)
+    return _key_response(p)
 
 
 async def trim_key(b: Any, req: Request, d: FieldData) -> Response:

@@ -3,21 +3,29 @@
 Storage layout (Vault's): `policy/<name>` holds the policy with its live versions,
 `archive/<name>` every version ever created (spec §2, the archive rule).
 
-The cache maps name → Policy. Cached policies are treated as immutable: a mutation builds a
-new Policy (`clone`), changes it, `save`s it, and only then does the cache point at it. So a
-failed change or write leaves the cache as it was, and readers never need a lock: the hot path
-is one dict lookup.
+The cache maps name → Policy and serves reads only: the hot path is one dict lookup. Every
+change goes through `modify` (DESIGN §7, one writer per entry): under a per-key lock of this
+process, it re-reads the policy and its archive from storage (the primary, never the cache),
+hands a fresh private copy to the change, and commits policy and archive together, guarded on
+the versions it read, so a writer in another worker process or node that changed the key in
+between makes this commit fail (`Conflict`) and the change is re-run on what is stored now.
+Key material (`durable=True`) is acknowledged by storage only once the replicas have it, and
+only then does the cache point at the new policy: a failed change, write or replication
+leaves the cache as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from transit.crypto.policy import Policy
 from transit.errors import ForwardToActive, StorageError
+from transit.storage.base import Write
+from transit.storage.update import update
 
 POLICY_PREFIX = "policy/"
 ARCHIVE_PREFIX = "archive/"
@@ -32,6 +40,18 @@ def max_version(tagged: Iterable[Any]) -> int:
             if digits.isdigit() and int(digits) > best:
                 best = int(digits)
     return best
+
+
+class _Action:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+KEEP = _Action("KEEP")  # `modify` change result: write nothing
+DELETE = _Action("DELETE")  # `modify` change result: delete the policy and its archive
 
 
 def clone(p: Policy) -> Policy:
@@ -86,43 +106,59 @@ class PolicyStore:
         if raw is None:
             return None
         archive = await self._storage.get(ARCHIVE_PREFIX + name)
-        try:
-            p = Policy.loads(raw, archive)
-        except Exception as exc:  # corrupt or foreign data: a 500, not a traceback
-            raise StorageError(f"error loading policy {name}: {exc}") from exc
+        p = _parse(name, raw, archive)
         if epoch == self._epoch:
             self._cache[name] = p
         return p
 
-    async def save(self, policy: Policy) -> None:
-        """Write archive then policy; the cache changes only once both writes succeeded."""
-        name = policy.name
-        archive = policy.dumps_archive()
-        data = policy.dumps()
-        self._epoch += 1
-        # On failure the cache keeps the old policy, which still matches `policy/<name>`
-        # (a new archive alone is harmless: the policy decides which versions are live).
-        await self._storage.put(ARCHIVE_PREFIX + name, archive)
-        await self._storage.put(POLICY_PREFIX + name, data)
-        self._epoch += 1
-        self._cache[name] = policy
+    async def modify(
+        self, name: str, change: Callable[[Policy | None], Any], *, durable: bool = False
+    ) -> tuple[Policy | None, Any]:
+        """Read-modify-write of one key against storage (see the module docstring).
 
-    async def delete(self, name: str) -> None:
-        """Remove the policy and its archive (no checks: the handler decides)."""
-        self._epoch += 1
-        try:
-            await self._storage.delete(POLICY_PREFIX + name)
-            await self._storage.delete(ARCHIVE_PREFIX + name)
-        finally:
-            self._cache.pop(name, None)
-            self._epoch += 1
+        `change(current)` gets a private Policy freshly read from storage (None if there is
+        no such key) and returns `(action, result)`: a Policy to store (usually `current`,
+        changed), `KEEP` or `DELETE`. It may raise to abort (nothing written) and may be
+        called more than once (when another writer got there first), so it must depend only
+        on `current`. It may be a coroutine function. Returns (the stored policy or None,
+        result)."""
+        keys = [POLICY_PREFIX + name, ARCHIVE_PREFIX + name]
+
+        async def attempt(values: dict[str, bytes | None]) -> tuple[list[Write], Any]:
+            raw = values[keys[0]]
+            current = None if raw is None else _parse(name, raw, values[keys[1]])
+            out = change(current)
+            if inspect.isawaitable(out):
+                out = await out
+            action, result = out
+            if action is KEEP:
+                return [], (current, result)
+            if action is DELETE:
+                return [Write(keys[0], None), Write(keys[1], None)], (None, result)
+            assert isinstance(action, Policy) and action.name == name
+            # archive first: a file backend that crashes in between keeps the old policy
+            writes = [Write(keys[1], action.dumps_archive()), Write(keys[0], action.dumps())]
+            return writes, (action, result)
+
+        async with self.lock(name):
+            self._epoch += 1  # a concurrent load must not cache what this write changes
+            try:
+                stored, result = await update(self._storage, keys, attempt, durable=durable)
+            finally:
+                self._epoch += 1
+            if stored is None:
+                self._cache.pop(name, None)
+            else:
+                self._cache[name] = stored
+            return stored, result
 
     async def list(self) -> list[str]:
         """Sorted names from storage; a name with "/" shows as its folder (e.g. "import/")."""
         return sorted(await self._storage.list(POLICY_PREFIX))
 
     def lock(self, name: str) -> asyncio.Lock:
-        """The lock serialising read-modify-write of one key (readers never take it)."""
+        """The lock serialising this process's writes of one key (readers never take it);
+        across processes the guarded commit of `modify` does the same."""
         lk = self._locks.get(name)
         if lk is None:
             lk = self._locks[name] = asyncio.Lock()
@@ -139,3 +175,10 @@ class PolicyStore:
     def cached(self, name: str) -> Policy | None:
         """The cached policy, without touching storage (for tests and diagnostics)."""
         return self._cache.get(name)
+
+
+def _parse(name: str, raw: bytes, archive: bytes | None) -> Policy:
+    try:
+        return Policy.loads(raw, archive)
+    except Exception as exc:  # corrupt or foreign data: a 500, not a traceback
+        raise StorageError(f"error loading policy {name}: {exc}") from exc

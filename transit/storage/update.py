@@ -1,0 +1,55 @@
+"""Read-modify-write of stored entries, safe across worker processes and nodes (DESIGN §7).
+
+    result = await update(storage, ["policy/k", "archive/k"], change)
+
+reads every key from storage itself (`get_versioned`: the primary, never a replica or a
+cache), calls `change(values)` — a dict key → bytes | None — which returns the writes to make
+and a result, and commits them guarded on the versions it read. When another writer changed
+one of the entries in between (`errors.Conflict`, nothing written), it reads again and calls
+`change` again, with a short random back-off. `change` therefore must be a pure function of
+the values it is given (it may raise to abort: nothing is written). Callers that also hold a
+process-local lock per entry keep conflicts to the rare cross-process case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transit.errors import Conflict
+from transit.storage.base import Backend
+
+ATTEMPTS = 24
+
+
+async def update(
+    storage: Backend, keys: Sequence[str], change: Callable[..., Any], *,
+    durable: bool = False, attempts: int = ATTEMPTS,
+) -> Any:
+    """Run `change` on the stored values of `keys` and commit its writes atomically, guarded
+    on what was read; retry on `Conflict`. Returns what `change` returned as its result.
+
+    Raises `Conflict` (503, nothing written) after `attempts` lost races."""
+    for attempt in range(attempts):
+        snapshot = {k: await storage.get_versioned(k) for k in keys}
+        out = change({k: v.value for k, v in snapshot.items()})
+        if inspect.isawaitable(out):
+            out = await out
+        writes, result = out
+        if not writes:
+            return result
+        try:
+            await storage.commit(
+                writes, {k: v.version for k, v in snapshot.items()}, durable=durable
+            )
+            return result
+        except Conflict:
+            if attempt == attempts - 1:
+                break
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+    raise Conflict(
+        f"too many concurrent writes to {', '.join(keys)}; nothing was changed, retry"
+    )

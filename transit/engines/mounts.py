@@ -2,21 +2,31 @@
 
 Each mount owns the storage corner `logical/<uuid>/`; removing a mount wipes it. The table
 itself is stored as JSON at `core/mounts`. Routing is a longest-prefix match over mount paths.
+
+Every change (mount, unmount, tune, remount) is a read-modify-write of the stored table
+(DESIGN §7): under this process's lock it re-reads `core/mounts` from storage, brings the
+in-memory table up to it when another worker or node changed it (keeping the engines of
+unchanged mounts), validates and applies the change, and commits guarded on the version read.
+If another writer got there first the change is re-run on the newer table; on any failure the
+in-memory table is put back to what storage holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from transit.engines.framework import Engine
-from transit.errors import UserError
+from transit.errors import Conflict, UserError
 from transit.storage import Backend, StorageView
+from transit.storage.base import Write
+from transit.storage.update import ATTEMPTS
 
 MOUNTS_KEY = "core/mounts"
 # Paths an engine can never be mounted at or under (they belong to the core).
@@ -81,6 +91,7 @@ class MountTable:
         self.loaded: bytes | None = None  # the stored table this one was built from
         # sys/remount results by migration id (moves finish at once; kept for status reads)
         self.migrations: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
 
     # -- lookup -----------------------------------------------------------------------------
     def route(self, path: str) -> tuple[MountEntry, str] | None:
@@ -115,6 +126,47 @@ class MountTable:
             self._entries[entry.path] = entry
         self._reindex()
 
+    async def _sync(self, raw: bytes | None) -> None:
+        """Make the in-memory table the stored one `raw`, keeping the engine (and its caches)
+        of every mount whose uuid, type and options did not change."""
+        old = {e.uuid: e for e in self._entries.values()}
+        entries: dict[str, MountEntry] = {}
+        for item in orjson.loads(raw) if raw is not None else []:
+            fresh = MountEntry(**item)
+            prev = old.get(fresh.uuid)
+            if prev is not None and (prev.type, prev.options) == (fresh.type, fresh.options):
+                fresh.storage, fresh.engine = prev.storage, prev.engine
+            else:
+                await self._activate(fresh)
+            entries[fresh.path] = fresh
+        self._entries = entries
+        self.loaded = raw
+        self._reindex()
+
+    async def _change(self, apply: Callable[[], Awaitable[MountEntry | None]]) -> MountEntry | None:
+        """Run `apply` (which changes `self._entries`) on the table as stored, and commit it
+        guarded on the stored version (see the module docstring)."""
+        async with self._lock:
+            for _ in range(ATTEMPTS):
+                stored = await self._backend.get_versioned(MOUNTS_KEY)
+                if stored.value != self.loaded:
+                    await self._sync(stored.value)
+                try:
+                    result = await apply()
+                    raw = orjson.dumps([e.to_json() for e in self._entries.values()])
+                    await self._backend.commit([Write(MOUNTS_KEY, raw)],
+                                               {MOUNTS_KEY: stored.version})
+                except Conflict:
+                    await self._sync(self.loaded)
+                    continue
+                except BaseException:
+                    await self._sync(self.loaded)
+                    raise
+                self.loaded = raw
+                self._reindex()
+                return result
+        raise Conflict("too many concurrent changes of the mount table; nothing changed, retry")
+
     async def mount(
         self, path: str, typ: str, *, description: str = "", config: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None, local: bool = False, seal_wrap: bool = False,
@@ -127,33 +179,32 @@ class MountTable:
         for reserved in RESERVED:
             if path.startswith(reserved):
                 raise UserError(f'cannot mount under "{reserved}"')
-        for existing in self._entries:
-            if path.startswith(existing) or existing.startswith(path):
-                raise UserError(f"path is already in use at {existing}")
-        entry = MountEntry(
-            path=path, type=typ, uuid=str(uuid.uuid4()),
-            accessor=f"{typ}_{secrets.token_hex(4)}", description=description,
-            config=dict(config or {}), options=options, local=local, seal_wrap=seal_wrap,
-        )
-        await self._activate(entry)
-        self._entries[path] = entry
-        try:
-            await self._persist()
-        except BaseException:
-            del self._entries[path]
-            raise
-        self._reindex()
+
+        async def apply() -> MountEntry:
+            for existing in self._entries:
+                if path.startswith(existing) or existing.startswith(path):
+                    raise UserError(f"path is already in use at {existing}")
+            entry = MountEntry(
+                path=path, type=typ, uuid=str(uuid.uuid4()),
+                accessor=f"{typ}_{secrets.token_hex(4)}", description=description,
+                config=dict(config or {}), options=options, local=local, seal_wrap=seal_wrap,
+            )
+            await self._activate(entry)
+            self._entries[path] = entry
+            return entry
+
+        entry = await self._change(apply)
+        assert entry is not None
         return entry
 
     async def unmount(self, path: str) -> None:
         path = normalize(path)
-        entry = self._entries.get(path)
-        if entry is None:
-            return  # Vault answers 204 for a path with no mount
-        del self._entries[path]
-        await self._persist()
-        self._reindex()
-        if entry.storage is not None:
+
+        async def apply() -> MountEntry | None:
+            return self._entries.pop(path, None)  # none: Vault answers 204 all the same
+
+        entry = await self._change(apply)
+        if entry is not None and entry.storage is not None:
             await entry.storage.clear()
 
     async def tune(
@@ -163,21 +214,21 @@ class MountTable:
     ) -> MountEntry:
         """Change a mount's description, config (merged) and options; persist. With `reload`
         the engine is rebuilt from the new options (a KV v1 -> v2 upgrade)."""
-        entry = self._entries.get(normalize(path))
-        if entry is None:
-            raise UserError(f'tune of path "{normalize(path)}" failed: no mount entry found')
-        before = (entry.description, dict(entry.config), entry.options)
-        if description is not None:
-            entry.description = description
-        if config:
-            entry.config.update(config)
-        if options is not None:
-            entry.options = options
-        try:
-            await self._persist()
-        except BaseException:
-            entry.description, entry.config, entry.options = before
-            raise
+
+        async def apply() -> MountEntry:
+            entry = self._entries.get(normalize(path))
+            if entry is None:
+                raise UserError(f'tune of path "{normalize(path)}" failed: no mount entry found')
+            if description is not None:
+                entry.description = description
+            if config:
+                entry.config.update(config)
+            if options is not None:
+                entry.options = options
+            return entry
+
+        entry = await self._change(apply)
+        assert entry is not None
         if reload:
             await self._activate(entry)
         return entry
@@ -185,30 +236,28 @@ class MountTable:
     async def remount(self, src: str, dst: str) -> MountEntry:
         """Move a mount to a new path; its storage (keyed by uuid) and engine come along."""
         src, dst = normalize(src), normalize(dst)
-        entry = self._entries.get(src)
-        if entry is None:
-            raise UserError(f'no matching mount at "{src}"')
-        if not dst:
-            raise UserError("missing path")
-        for reserved in RESERVED:
-            if dst.startswith(reserved):
-                raise UserError(f"cannot remount to destination {dst}")
-        for existing in self._entries:
-            if existing != src and (dst.startswith(existing) or existing.startswith(dst)):
-                raise UserError(f'path already in use at "{existing}"')
-        if dst.startswith(src) or src.startswith(dst):
-            raise UserError(f'path already in use at "{src}"')
-        del self._entries[src]
-        entry.path = dst
-        self._entries[dst] = entry
-        try:
-            await self._persist()
-        except BaseException:
-            del self._entries[dst]
-            entry.path = src
-            self._entries[src] = entry
-            raise
-        self._reindex()
+
+        async def apply() -> MountEntry:
+            entry = self._entries.get(src)
+            if entry is None:
+                raise UserError(f'no matching mount at "{src}"')
+            if not dst:
+                raise UserError("missing path")
+            for reserved in RESERVED:
+                if dst.startswith(reserved):
+                    raise UserError(f"cannot remount to destination {dst}")
+            for existing in self._entries:
+                if existing != src and (dst.startswith(existing) or existing.startswith(dst)):
+                    raise UserError(f'path already in use at "{existing}"')
+            if dst.startswith(src) or src.startswith(dst):
+                raise UserError(f'path already in use at "{src}"')
+            del self._entries[src]
+            entry.path = dst
+            self._entries[dst] = entry
+            return entry
+
+        entry = await self._change(apply)
+        assert entry is not None
         return entry
 
     # -- internals --------------------------------------------------------------------------
@@ -219,11 +268,6 @@ class MountTable:
         if setup is not None:
             await setup()
         entry.engine = engine
-
-    async def _persist(self) -> None:
-        raw = orjson.dumps([e.to_json() for e in self._entries.values()])
-        await self._backend.put(MOUNTS_KEY, raw)
-        self.loaded = raw
 
     async def changed(self) -> bool:
         """Whether storage holds another table than the one loaded (one read, no rebuild)."""

@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 
 from transit.errors import InternalError, PermissionDenied, UserError
+from transit.storage.base import Write
+from transit.storage.update import update
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
 
@@ -238,10 +240,21 @@ class TokenStore:
         self._cache(entry)
 
     async def save(self, entry: TokenEntry) -> None:
-        """Persist a changed entry (never resurrects a revoked one)."""
+        """Persist a changed entry (renewal, orphaning). A read-modify-write of the stored
+        entry: never resurrects a revoked (deleted) one, and keeps the stored use count,
+        which only `use` changes (a cached entry's count may be stale)."""
         if entry.revoked:
             return
-        await self.storage.put("id/" + entry.hash, entry.to_json())
+        key = "id/" + entry.hash
+
+        def change(values: dict[str, bytes | None]) -> tuple[list[Write], None]:
+            raw = values[key]
+            if raw is None:
+                return [], None
+            entry.num_uses = TokenEntry.from_json(raw).num_uses
+            return [Write(key, entry.to_json())], None
+
+        await update(self.storage, [key], change)
 
     # --- use, renew --------------------------------------------------------------
 
@@ -257,12 +270,30 @@ class TokenStore:
             raise PermissionDenied()
         if entry.revoked:  # e.g. revoke-self by this very request: nothing left to count
             return
-        entry.num_uses -= 1
-        if entry.num_uses == 0:
-            entry.num_uses = -1  # lookups fail from now on
+        # Count the use on the stored entry, guarded, so that uses through every worker and
+        # node add up: of N concurrent last uses, exactly one succeeds.
+        key = "id/" + entry.hash
+
+        def change(values: dict[str, bytes | None]) -> tuple[list[Write], int]:
+            raw = values[key]
+            stored = TokenEntry.from_json(raw) if raw is not None else None
+            if stored is None or stored.num_uses < 0:
+                raise PermissionDenied()  # revoked, or another request took the last use
+            if stored.num_uses == 0:
+                return [], 0  # not limited (any more): nothing to count
+            stored.num_uses -= 1
+            if stored.num_uses == 0:
+                stored.num_uses = -1  # used up: lookups fail from now on, revoke follows
+            return [Write(key, stored.to_json())], stored.num_uses
+
+        try:
+            left = await update(self.storage, [key], change)
+        except PermissionDenied:
+            entry.num_uses = -1
+            raise
+        entry.num_uses = left
+        if left < 0:
             await self.revoke(entry)
-        else:
-            await self.save(entry)
 
     async def renew(self, entry: TokenEntry, increment: int = 0) -> list[str]:
         """Extend a token's lease (Vault's RenewToken); returns warnings. `entry.ttl` is the new TTL."""

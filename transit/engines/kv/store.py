@@ -6,15 +6,24 @@ Layout inside the mount's storage view:
     versions/<sha256(path)>/<n> {"data": ...} of one version
     kv-format                   "2" once the mount is (or was upgraded to) v2
 Times are kept as Unix nanoseconds and rendered RFC3339Nano on the way out.
+
+Every change of a secret is one `KVStore.modify(path, body)`: `body` gets the metadata as
+stored (re-read from storage, never a cache) and stages its writes (versions, metadata,
+deletes) on a `Staged`; they are committed together, guarded on the metadata version read, so
+two writers in different worker processes or nodes can neither both take version N nor both
+pass the same `cas` check: the second one's body runs again on the newer metadata.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from transit.engines.kv.common import dumps, format_time, loads, now_ns, path_hash
 from transit.goparse import format_duration
+from transit.storage.base import Write
+from transit.storage.update import update
 
 DEFAULT_MAX_VERSIONS = 10
 CONFIG_KEY = "config"
@@ -114,6 +123,29 @@ class KeyMetadata:
         return key if key > 0 else max(mount, 0)
 
 
+def _version_key(path: str, version: int) -> str:
+    return f"versions/{path_hash(path)}/{version}"
+
+
+class Staged:
+    """The writes of one `KVStore.modify`, collected to be committed together."""
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+
+    def put_version(self, path: str, version: int, data: Any) -> None:
+        self.writes.append(Write(_version_key(path, version), dumps({"data": data})))
+
+    def delete_version(self, path: str, version: int) -> None:
+        self.writes.append(Write(_version_key(path, version), None))
+
+    def put_metadata(self, meta: KeyMetadata) -> None:
+        self.writes.append(Write("metadata/" + meta.key, meta.to_json()))
+
+    def delete_metadata(self, path: str) -> None:
+        self.writes.append(Write("metadata/" + path, None))
+
+
 class KVStore:
     """Typed access to one v2 mount's storage view."""
 
@@ -124,35 +156,49 @@ class KVStore:
         raw = loads(await self.storage.get(CONFIG_KEY))
         return Config(**raw) if raw else Config()
 
-    async def put_config(self, config: Config) -> None:
-        await self.storage.put(CONFIG_KEY, dumps(asdict(config)))
+    async def modify_config(self, change: Callable[[Config], None]) -> None:
+        """Change the mount config as stored, guarded (a read-modify-write)."""
+
+        def apply(values: dict[str, bytes | None]) -> tuple[list[Write], None]:
+            raw = loads(values[CONFIG_KEY])
+            config = Config(**raw) if raw else Config()
+            change(config)
+            return [Write(CONFIG_KEY, dumps(asdict(config)))], None
+
+        await update(self.storage, [CONFIG_KEY], apply)
 
     async def metadata(self, path: str) -> KeyMetadata | None:
         raw = loads(await self.storage.get("metadata/" + path))
         return KeyMetadata.from_json(raw) if raw else None
 
+    async def modify(
+        self, path: str, body: Callable[[Staged, KeyMetadata | None], Awaitable[Any]]
+    ) -> Any:
+        """Run `body(staged, metadata as stored or None)` and commit what it staged,
+        guarded on the stored metadata (see the module docstring). `body` may run more than
+        once and must depend only on what it is given; it may raise to abort."""
+        key = "metadata/" + path
+
+        async def apply(values: dict[str, bytes | None]) -> tuple[list[Write], Any]:
+            raw = loads(values[key])
+            staged = Staged()
+            result = await body(staged, KeyMetadata.from_json(raw) if raw else None)
+            return staged.writes, result
+
+        return await update(self.storage, [key], apply)
+
     async def put_metadata(self, meta: KeyMetadata) -> None:
         await self.storage.put("metadata/" + meta.key, meta.to_json())
-
-    async def delete_metadata(self, path: str) -> None:
-        await self.storage.delete("metadata/" + path)
 
     async def list_metadata(self, prefix: str) -> list[str]:
         return await self.storage.list("metadata/" + prefix)
 
-    @staticmethod
-    def _version_key(path: str, version: int) -> str:
-        return f"versions/{path_hash(path)}/{version}"
-
     async def version(self, path: str, version: int) -> tuple[bool, Any]:
         """(found, data) of one stored version."""
-        raw = loads(await self.storage.get(self._version_key(path, version)))
+        raw = loads(await self.storage.get(_version_key(path, version)))
         if raw is None:
             return False, None
         return True, raw.get("data")
 
     async def put_version(self, path: str, version: int, data: Any) -> None:
-        await self.storage.put(self._version_key(path, version), dumps({"data": data}))
-
-    async def delete_version(self, path: str, version: int) -> None:
-        await self.storage.delete(self._version_key(path, version))
+        await self.storage.put(_version_key(path, version), dumps({"data": data}))

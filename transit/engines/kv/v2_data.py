@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.kv.common import now_ns, parse_int_list
-from transit.engines.kv.store import Config, KeyMetadata, VersionMeta
+from transit.engines.kv.store import Config, KeyMetadata, Staged, VersionMeta
 from transit.errors import NotFound, UserError
 
 if TYPE_CHECKING:
@@ -69,25 +69,25 @@ def require_data(d: FieldData) -> Any:
     return d.get("data")
 
 
-async def commit_version(
-    b: KVv2Backend, meta: KeyMetadata, config: Config, data: Any, new: bool = False
+def commit_version(
+    st: Staged, meta: KeyMetadata, config: Config, data: Any, new: bool = False
 ) -> int:
-    """Store `data` as the next version of `meta.key`, prune, persist the metadata."""
+    """Stage `data` as the next version of `meta.key`, prune, stage the metadata."""
     t = now_ns()
     if new:
         meta.created = t  # a brand-new key is created with its first version, like Vault
     version = meta.current_version + 1
     delete_after = meta.delete_after(config)
-    await b.store.put_version(meta.key, version, data)
+    st.put_version(meta.key, version, data)
     meta.versions[version] = VersionMeta(
         created=t, deletion=t + delete_after * 1_000_000_000 if delete_after else 0
     )
     meta.current_version = version
     meta.updated = t
     dropped = meta.prune(config)
-    await b.store.put_metadata(meta)
+    st.put_metadata(meta)
     for v in dropped:
-        await b.store.delete_version(meta.key, v)
+        st.delete_version(meta.key, v)
     return version
 
 
@@ -129,14 +129,16 @@ async def write_data(b: KVv2Backend, req: Request, d: FieldData) -> Response:
     path = d.get("path")
     _check_path(path)
     data = require_data(d)
-    async with b.locks.lock(path):
-        config = await b.store.config()
-        meta = await b.store.metadata(path)
+    config = await b.store.config()
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> dict[str, Any]:
         check_cas(d, config, meta)
         new = meta is None
         meta = meta or KeyMetadata.new(path)
-        version = await commit_version(b, meta, config, data, new)
-    return Response(data=meta.version_data(version))
+        return meta.version_data(commit_version(st, meta, config, data, new))
+
+    async with b.locks.lock(path):
+        return Response(data=await b.store.modify(path, body))
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -156,9 +158,9 @@ async def patch_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | N
     path = d.get("path")
     _check_path(path)
     patch = require_data(d)
-    async with b.locks.lock(path):
-        config = await b.store.config()
-        meta = await b.store.metadata(path)
+    config = await b.store.config()
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> Response:
         if meta is None:
             raise NotFound()
         check_cas(d, config, meta)
@@ -170,21 +172,27 @@ async def patch_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | N
         found, current = await b.store.version(path, meta.current_version)
         if not found:
             raise NotFound()
-        version = await commit_version(b, meta, config, merge_patch(current, patch))
-    return Response(data=meta.version_data(version))
+        version = commit_version(st, meta, config, merge_patch(current, patch))
+        return Response(data=meta.version_data(version))
+
+    async with b.locks.lock(path):
+        return await b.store.modify(path, body)
 
 
 async def delete_latest(b: KVv2Backend, req: Request, d: FieldData) -> None:
     path = d.get("path")
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
+            return
         vm = meta.versions.get(meta.current_version)
         if vm is None or vm.destroyed or vm.deleted():
-            return None
+            return
         vm.deletion = now_ns()
-        await b.store.put_metadata(meta)
+        st.put_metadata(meta)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
@@ -198,42 +206,48 @@ def _versions(d: FieldData) -> list[int]:
 async def delete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
+            return
         t = now_ns()
         for number in versions:
             vm = meta.versions.get(number)
             if vm is None or vm.destroyed or vm.deleted(t):
                 continue
             vm.deletion = t
-        await b.store.put_metadata(meta)
+        st.put_metadata(meta)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
 async def undelete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
+            return
         for number in versions:
             vm = meta.versions.get(number)
             if vm is not None and not vm.destroyed:
                 vm.deletion = 0
-        await b.store.put_metadata(meta)
+        st.put_metadata(meta)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
 async def destroy_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
+            return
         gone: list[int] = []
         for number in versions:
             vm = meta.versions.get(number)
@@ -241,9 +255,12 @@ async def destroy_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
                 continue
             vm.destroyed = True
             gone.append(number)
-        await b.store.put_metadata(meta)
+        st.put_metadata(meta)
         for number in gone:
-            await b.store.delete_version(path, number)
+            st.delete_version(path, number)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.kv.common import multierror, now_ns, uint32
-from transit.engines.kv.store import KeyMetadata
+from transit.engines.kv.store import Config, KeyMetadata, Staged
 from transit.errors import UserError
 
 if TYPE_CHECKING:
@@ -120,11 +120,11 @@ def _apply(meta: KeyMetadata, d: FieldData, cm: dict[str, str] | None) -> None:
     meta.updated = now_ns()
 
 
-async def _save_pruned(b: KVv2Backend, meta: KeyMetadata) -> None:
-    dropped = meta.prune(await b.store.config())
-    await b.store.put_metadata(meta)
+def _stage_pruned(st: Staged, meta: KeyMetadata, config: Config) -> None:
+    dropped = meta.prune(config)
+    st.put_metadata(meta)
     for v in dropped:
-        await b.store.delete_version(meta.key, v)
+        st.delete_version(meta.key, v)
 
 
 async def write_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
@@ -137,10 +137,15 @@ async def write_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
         validate_custom_metadata(cm)
     if d.present("delete_version_after"):
         _delete_version_after(d)
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path) or KeyMetadata.new(path)
+    config = await b.store.config()
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
+        meta = meta or KeyMetadata.new(path)
         _apply(meta, d, cm)
-        await _save_pruned(b, meta)
+        _stage_pruned(st, meta, config)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
@@ -153,10 +158,11 @@ async def patch_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
     )
     if d.present("delete_version_after"):
         _delete_version_after(d)
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+    config = await b.store.config()
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
+            return
         cm: dict[str, str] | None = None
         if patch_cm is not None:
             cm = dict(meta.custom_metadata or {})
@@ -167,19 +173,25 @@ async def patch_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
                     cm[key] = value
             validate_custom_metadata(cm)
         _apply(meta, d, cm)
-        await _save_pruned(b, meta)
+        _stage_pruned(st, meta, config)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
 async def delete_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
     path = d.get("path")
-    async with b.locks.lock(path):
-        meta = await b.store.metadata(path)
+
+    async def body(st: Staged, meta: KeyMetadata | None) -> None:
         if meta is None:
-            return None
-        await b.store.delete_metadata(path)
+            return
+        st.delete_metadata(path)
         for number in meta.versions:
-            await b.store.delete_version(path, number)
+            st.delete_version(path, number)
+
+    async with b.locks.lock(path):
+        await b.store.modify(path, body)
     return None
 
 
@@ -189,12 +201,14 @@ async def read_config(b: KVv2Backend, req: Request, d: FieldData) -> Response:
 
 async def write_config(b: KVv2Backend, req: Request, d: FieldData) -> None:
     async with b.locks.lock("\x00config"):
-        config = await b.store.config()
-        if d.present("max_versions"):
-            config.max_versions = uint32(d.get("max_versions"))
-        if d.present("cas_required"):
-            config.cas_required = d.get("cas_required")
-        if d.present("delete_version_after"):
-            config.delete_version_after = max(d.get("delete_version_after"), 0)
-        await b.store.put_config(config)
+        await b.store.modify_config(lambda config: _apply_config(config, d))
     return None
+
+
+def _apply_config(config: Config, d: FieldData) -> None:
+    if d.present("max_versions"):
+        config.max_versions = uint32(d.get("max_versions"))
+    if d.present("cas_required"):
+        config.cas_required = d.get("cas_required")
+    if d.present("delete_version_after"):
+        config.delete_version_after = max(d.get("delete_version_after"), 0)

@@ -45,6 +45,7 @@ from transit.errors import (
     PermissionDenied,
     Sealed,
     StandbyError,
+    StorageError,
     TransitError,
     UserError,
 )
@@ -295,6 +296,7 @@ class Core:
             log.info("worker of node %s follows the active role", self.node_id)
             return
         self.barrier.read_only = False
+        await self._check_persistence()
         await self._load()
         await self.barrier.put(leader_key(record.node_id), record.to_json())
         # Forwarded requests are short; idle keep-alive connections (echoes) must not hold up
@@ -372,6 +374,25 @@ class Core:
                 await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
             except ForwardingError as exc:
                 log.debug("echo to the active node failed: %s", exc)
+
+    async def _check_persistence(self) -> None:
+        """Before acknowledging any write as active: would the storage primary lose it?
+        Refuse to activate (the default) or warn loudly (DESIGN §7)."""
+        check = getattr(self.physical, "check_persistence", None)
+        if check is None:
+            return
+        problems = await check()
+        if not problems:
+            return
+        text = "; ".join(problems)
+        if getattr(self.physical, "persistence_check", "refuse") == "warn":
+            log.warning("storage would lose acknowledged writes (persistence_check = warn, "
+                        "serving anyway): %s", text)
+            return
+        raise StorageError(
+            f"refusing to become active: storage would lose acknowledged writes: {text} "
+            '(fix the Redis configuration, or set persistence_check = "warn")'
+        )
 
     # -- loading and unloading what lives behind the barrier --------------------------------
     async def _load(self) -> None:

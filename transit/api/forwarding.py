@@ -3,8 +3,10 @@
 On the active node (or a node without HA) requests pass straight through. On a standby every
 request except the never-forwarded status endpoints goes to the active node over the mutual-
 TLS cluster port and its status, headers and body come back verbatim (spec ha-and-sys §2.1):
-`X-Vault-No-Request-Forwarding` asks for a 307 to the active's `api_addr` instead, a failed
-forward falls back to that 307, and no active node at all is a 503. A request that arrived
+`X-Vault-No-Request-Forwarding` asks for a 307 to the active's `api_addr` instead, a forward
+that could not connect falls back to that 307, a write whose forwarded answer was lost is a 503
+"outcome unknown" (never a 307: the client would send it again), and no active node at all is
+a 503. A request that arrived
 forwarded is never forwarded again. Standbys also report themselves to the active node with
 an echo every few seconds (`sys/ha-status` lists them).
 """
@@ -16,7 +18,6 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from transit.api.app import DEFAULT_MAX_REQUEST_SIZE, LOCAL_ATTEMPT
@@ -154,12 +155,11 @@ class ForwardingGate:
                 leader, method, path_qs, list(headers), body)
             stale = status == 503 and b"node is not active" in out_body
         except ForwardingError as exc:
-            if not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+            if exc.maybe_sent:
                 # it may have reached the old leader: never replay it, let the client decide;
                 # forget the cached advertisement (e.g. a previous term's certificate)
                 self.core.ha.forget_leader()
-                log.warning("request forwarding failed, redirecting the client: %s", exc)
-                await _redirect(send, leader.api_addr, path_qs)
+                await self._failed(send, method, leader.api_addr, path_qs, exc)
                 return
             log.info("cannot reach the leader %s (%s); re-reading it", leader.node_id, exc)
             stale = True
@@ -173,11 +173,25 @@ class ForwardingGate:
                 status, out_headers, out_body = await self.core.forwarder.forward(
                     leader, method, path_qs, list(headers), body)
             except ForwardingError as exc:
-                log.warning("request forwarding failed, redirecting the client: %s", exc)
-                await _redirect(send, leader.api_addr, path_qs)
+                await self._failed(send, method, leader.api_addr, path_qs, exc)
                 return
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
+
+    async def _failed(self, send: Any, method: str, api_addr: str, path_qs: str,
+                      exc: ForwardingError) -> None:
+        """A forward failed. A write that may have reached the active node is answered 503
+        "outcome unknown": a 307 would make the client send it again (DESIGN §4, §7). Reads,
+        and writes that certainly never left, are redirected to the active node."""
+        if method not in _SAFE_METHODS and exc.maybe_sent:
+            log.warning("forwarded %s %s: no answer from the active node (%s); outcome "
+                        "unknown, not redirecting", method, path_qs.split("?", 1)[0], exc)
+            await _respond(send, 503, error_body([
+                "the request was forwarded to the active node but its answer was lost; it "
+                "may or may not have been applied: check before retrying"]))
+            return
+        log.warning("request forwarding failed, redirecting the client: %s", exc)
+        await _redirect(send, api_addr, path_qs)
 
     async def _echo(self, receive: Any, send: Any) -> None:
         try:
@@ -218,6 +232,9 @@ async def _read_body(receive: Any) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "LIST"})
 
 
 async def _redirect(send: Any, api_addr: str, path_qs: str) -> None:

@@ -34,8 +34,13 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class ForwardingError(TransitError):
-    """The request could not be forwarded (connect, TLS, timeout, protocol); the caller falls
-    back to a 307 redirect to the leader's api_addr."""
+    """The request could not be forwarded (connect, TLS, timeout, protocol). `maybe_sent`:
+    whether it may have reached the active node (anything after the connection was made),
+    so a write must not be sent again (the caller answers 503, not a 307 redirect)."""
+
+    def __init__(self, message: str = "", *, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 def cluster_base_url(cluster_addr: str) -> str:
@@ -109,11 +114,14 @@ class Forwarder:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             raise ForwardingError(
-                f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}"
+                f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
+                maybe_sent=not unsent,
             ) from exc
         except OSError as exc:
-            raise ForwardingError(f"forwarding to {record.cluster_addr} failed: {exc}") from exc
+            raise ForwardingError(f"forwarding to {record.cluster_addr} failed: {exc}",
+                                  maybe_sent=True) from exc
         return response.status_code, _filter(response.headers.raw, _RESPONSE_DROP), b"".join(chunks)
 
     async def close(self) -> None:

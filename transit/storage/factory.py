@@ -42,7 +42,9 @@ def _redis(options: Mapping[str, Any]) -> Backend:
     (duration), tls_ca_file, tls_cert_file, tls_key_file, tls_skip_verify,
     sentinel_addresses (comma list), sentinel_master, read_from_replica (bool), node_id,
     min_replica_acks (int: key-material writes wait for that many replicas, at least every
-    connected one), replication_timeout (duration, default 2s: how long they wait).
+    connected one), replication_timeout (duration, default 2s: how long they wait),
+    persistence_check ("refuse" (default) or "warn": what the active node does when the
+    primary would lose acknowledged writes — no AOF, appendfsync no, an evicting policy).
     Without node_id the server must call `backend.set_node_id()` before first use."""
     from transit.config import parse_bool, parse_duration
     from transit.storage.redis import RedisBackend, TLSOptions
@@ -92,6 +94,7 @@ def _redis(options: Mapping[str, Any]) -> Backend:
         "timeout": timeout,
         "min_replica_acks": int(acks_text),
         "replication_timeout": replication_timeout,
+        "persistence_check": _opt(options, "persistence_check") or "refuse",
     }
     try:
         return RedisBackend(**kwargs)

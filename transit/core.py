@@ -51,6 +51,7 @@ from transit.errors import (
 )
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
+from transit.storage.update import get_or_create
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper
 
@@ -415,13 +416,12 @@ class Core:
         """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
         the key that authenticates X-Vault-Index values."""
         raw = await self.barrier.get(CLUSTER_INFO_KEY)
+        if raw is None and not self.barrier.read_only:  # first activation: once, cluster-wide
+            raw = await get_or_create(self.barrier, CLUSTER_INFO_KEY, lambda: orjson.dumps(
+                {"name": self.cluster.name, "id": self.cluster.id}))
         if raw is not None:
             info = orjson.loads(raw)
             self.cluster.name, self.cluster.id = info["name"], info["id"]
-        elif not self.barrier.read_only:
-            await self.barrier.put(
-                CLUSTER_INFO_KEY, orjson.dumps({"name": self.cluster.name, "id": self.cluster.id})
-            )
         if hasattr(self.physical, "last_index"):
             try:
                 self._index_key = await index_key(self.barrier)

@@ -27,6 +27,7 @@ from transit.audit.format import request_entry, response_entry, rfc3339_nano
 from transit.audit.hashing import EMPTY, Hasher
 from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, UserError
+from transit.storage.update import get_or_create
 
 log = logging.getLogger("transit.audit")
 
@@ -254,12 +255,8 @@ class AuditBroker:
     async def _salt(self, entry_uuid: str) -> str:
         """The device's salt, created (random UUID) on first use."""
         key = f"{AUDIT_BARRIER_PREFIX}{entry_uuid}/{SALT_KEY}"
-        raw = await self._storage.get(key)
-        if raw is not None:
-            return raw.decode()
-        salt = str(uuid.uuid4())
-        await self._storage.put(key, salt.encode())
-        return salt
+        return (await get_or_create(self._storage, key, lambda: str(uuid.uuid4()).encode())
+                ).decode()
 
     async def _forget_salt(self, entry_uuid: str) -> None:
         try:

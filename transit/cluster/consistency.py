@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from transit.errors import StorageError, UserError
+from transit.storage.update import get_or_create
 
 INDEX_KEY_PATH = "core/index-hmac-key"
 KEY_SIZE = 32
@@ -106,8 +107,7 @@ async def index_key(barrier: Any, *, writable: bool | None = None) -> bytes:
     if raw is None:
         if not writable:
             raise StorageError("the X-Vault-Index key is not available on this node yet")
-        raw = os.urandom(KEY_SIZE)
-        await barrier.put(INDEX_KEY_PATH, raw)
+        raw = await get_or_create(barrier, INDEX_KEY_PATH, lambda: os.urandom(KEY_SIZE))
     raw = bytes(raw)
     if len(raw) != KEY_SIZE:
         raise StorageError(f"{INDEX_KEY_PATH} is corrupt ({len(raw)} bytes)")

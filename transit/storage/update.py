@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from transit.errors import Conflict
-from transit.storage.base import Backend
+from transit.storage.base import ABSENT, Backend, Write
 
 ATTEMPTS = 24
 
@@ -53,3 +53,23 @@ async def update(
     raise Conflict(
         f"too many concurrent writes to {', '.join(keys)}; nothing was changed, retry"
     )
+
+
+async def get_or_create(
+    storage: Backend, key: str, make: Callable[[], bytes], *, durable: bool = False
+) -> bytes:
+    """The value at `key`, created with `make()` when missing — once: when several workers
+    or nodes create it at the same time, one value wins and every caller gets that one (a
+    salt or an HMAC key that two processes each made up would split the data between them)."""
+    value = await storage.get(key)
+    if value is not None:
+        return value
+    value = make()
+    try:
+        await storage.commit([Write(key, value)], {key: ABSENT}, durable=durable)
+        return value
+    except Conflict:
+        stored = await storage.get_versioned(key)
+        if stored.value is None:  # created and deleted again meanwhile: give up cleanly
+            raise
+        return stored.value

@@ -29,7 +29,7 @@ import orjson
 
 from transit.errors import InternalError, PermissionDenied, UserError
 from transit.storage.base import Write
-from transit.storage.update import update
+from transit.storage.update import get_or_create, update
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
 
@@ -64,11 +64,7 @@ class TokenStore:
 
     async def setup(self) -> None:
         """Load the salt, or create it on a fresh store; drops every cache."""
-        salt = await self.storage.get("salt")
-        if salt is None:
-            salt = os.urandom(32)
-            await self.storage.put("salt", salt)
-        self._salt = salt
+        self._salt = await get_or_create(self.storage, "salt", lambda: os.urandom(32))
         self.invalidate()
 
     def salt_id(self, value: str) -> str:

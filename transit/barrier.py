@@ -261,6 +261,11 @@ class Barrier:
             raise Sealed()
         return await self.physical.list(prefix)
 
+    async def confirm_replicated(self) -> None:
+        confirm = getattr(self.physical, "confirm_replicated", None)
+        if confirm is not None:
+            await confirm()
+
     async def get_versioned(self, key: str) -> Versioned:
         """The decrypted stored value, with the version of its stored (encrypted) bytes."""
         if self.sealed:

@@ -142,6 +142,12 @@ class StorageView:
             {p + k: v for k, v in (expect or {}).items()}, durable=durable,
         )
 
+    async def confirm_replicated(self) -> None:
+        """See `RedisBackend.confirm_replicated` (a no-op for backends without replicas)."""
+        confirm = getattr(self._backend, "confirm_replicated", None)
+        if confirm is not None:
+            await confirm()
+
     async def clear(self) -> None:
         """Delete every key under this view (used when a mount is removed)."""
         stack = [""]

@@ -209,6 +209,8 @@ class FileBackend:
             self._delete(key)
 
     def _commit(self, writes: Sequence[Write], expect: Mapping[str, str]) -> None:
+        for w in writes:  # an invalid key fails the commit before anything is written
+            self._leaf_path(w.key)
         with self._exclusive():
             for key, version in expect.items():
                 if version_of(self._get(key)) != version:

@@ -65,7 +65,7 @@ def clone(p: Policy) -> Policy:
 class PolicyStore:
     """One mount's policies (contract: docs/dev/contracts.md §3)."""
 
-    __slots__ = ("_storage", "_cache", "_locks", "_epoch")
+    __slots__ = ("_storage", "_cache", "_locks", "_epoch", "_loaded_versions")
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
@@ -74,6 +74,9 @@ class PolicyStore:
         # Bumped by every save/delete/invalidate. A load that straddles a change must not
         # put what it read into the cache (it may be older than the change).
         self._epoch = 0
+        # name -> highest latest_version this process has loaded or written: a load that
+        # finds a newer one confirms replication first (see `_load`)
+        self._loaded_versions: dict[str, int] = {}
 
     async def get(self, name: str) -> Policy | None:
         p = self._cache.get(name)
@@ -107,6 +110,14 @@ class PolicyStore:
             return None
         archive = await self._storage.get(ARCHIVE_PREFIX + name)
         p = _parse(name, raw, archive)
+        known = self._loaded_versions.get(name, 0)
+        if p.latest_version > known:
+            # A version this process has not used yet (a sibling worker or another node
+            # wrote it): use it only once the replicas have it, as its writer does (§7).
+            confirm = getattr(self._storage, "confirm_replicated", None)
+            if confirm is not None:
+                await confirm()
+            self._loaded_versions[name] = p.latest_version
         if epoch == self._epoch:
             self._cache[name] = p
         return p
@@ -149,7 +160,13 @@ class PolicyStore:
             if stored is None:
                 self._cache.pop(name, None)
             else:
+                if not durable and stored.latest_version > self._loaded_versions.get(name, 0):
+                    confirm = getattr(self._storage, "confirm_replicated", None)
+                    if confirm is not None:  # a version someone else wrote
+                        await confirm()
                 self._cache[name] = stored
+                self._loaded_versions[name] = max(self._loaded_versions.get(name, 0),
+                                                  stored.latest_version)
             return stored, result
 
     async def list(self) -> list[str]:

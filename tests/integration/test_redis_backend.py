@@ -1,14 +1,19 @@
-"""RedisBackend against real redis-server processes: conformance, layout, fencing, the HA lock,
-invalidation messages, replica reads, Sentinel discovery and failure behaviour."""
+"""RedisBackend against real redis-server processes: the Backend and HABackend conformance
+suites (unfenced and fenced), layout, fencing, the HA lock, invalidation messages, replica
+reads, Sentinel discovery, read-modify-write races across backend objects, durable commits,
+and failure behaviour (a lost reply is OutcomeUnknown and never replayed; a stopped Redis is
+Unavailable)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,19 @@ import redis.asyncio as aredis
 from tests.helpers import free_port
 from tests.redis_fixtures import REDIS_SERVER, RedisServer, make_tls_files, redis_available
 from transit.config import StorageConfig
-from transit.errors import ConfigError, Fenced, StorageError
+from transit.errors import (
+    ConfigError,
+    Fenced,
+    OutcomeUnknown,
+    ReplicationUnconfirmed,
+    StorageError,
+    Unavailable,
+)
+from transit.storage.base import Write
 from transit.storage.factory import create_backend
-from transit.storage.redis import RedisBackend, TLSOptions, parse_lock_value
-from transit.storage.testing import BackendConformance
+from transit.storage.redis import RedisBackend, TLSOptions, lock_value, parse_lock_value
+from transit.storage.testing import BackendConformance, HABackendConformance, HAConnect
+from transit.storage.update import update
 
 
 def run(coro: Awaitable[Any]) -> Any:
@@ -48,6 +62,32 @@ class TestRedisConformance(BackendConformance):
     @pytest.fixture
     def backend_factory(self, redis_server: RedisServer) -> Callable[[], RedisBackend]:
         return lambda: backend(redis_server, node_id="conformance")
+
+
+class TestRedisFencedConformance(BackendConformance):
+    """Every write of the Backend suite through the fenced script (this node holds the lock)."""
+
+    @pytest.fixture
+    def backend_factory(self, redis_server: RedisServer) -> Callable[[], Awaitable[RedisBackend]]:
+        async def make() -> RedisBackend:
+            b = backend(redis_server, node_id="fenced")
+            b.fence = await b.acquire_lock("fenced")
+            return b
+
+        return make
+
+
+class TestRedisHAConformance(HABackendConformance):
+    """Each check on its own prefix; each `connect` is a new RedisBackend (one node)."""
+
+    @pytest.fixture
+    def ha_factory(self, redis_server: RedisServer) -> Callable[[], HAConnect]:
+        def factory() -> HAConnect:
+            prefix = f"ha{uuid.uuid4().hex[:8]}"
+            return lambda owner, ttl: backend(redis_server, prefix=prefix, node_id=owner,
+                                              lock_ttl=ttl)
+
+        return factory
 
 
 def test_layout_and_folder_index(redis_server: RedisServer) -> None:
@@ -393,3 +433,282 @@ def test_lock_value_format() -> None:
     assert parse_lock_value("host:8200:3") == ("host:8200", 3)
     assert parse_lock_value("garbage") is None
     assert parse_lock_value(":5") is None
+    # the owner of a running server: `<node id>@<instance>`
+    assert lock_value("node-a@0a1b2c3d4e5f", 7) == "node-a@0a1b2c3d4e5f:7"
+    assert parse_lock_value("node-a@0a1b2c3d4e5f:7") == ("node-a@0a1b2c3d4e5f", 7)
+    assert parse_lock_value("host:8200@ff:3") == ("host:8200@ff", 3)
+
+
+def test_two_processes_with_one_node_id_are_two_owners(redis_server: RedisServer) -> None:
+    """Owners `n@0001` and `n@0002` (two servers started with node id "n"): the lock, the
+    fence, the connection names and holder_gone tell them apart; neither deletes the other's
+    live lock (release refuses another owner; break only once its connections are gone)."""
+    async def go() -> None:
+        p = f"o{uuid.uuid4().hex[:6]}"
+        a = backend(redis_server, prefix=p, node_id="n@0001")
+        b = backend(redis_server, prefix=p, node_id="n@0002")
+        assert (a.owner, a.node_id, b.owner, b.node_id) == ("n@0001", "n", "n@0002", "n")
+        epoch = await a.acquire_lock("n@0001")
+        assert epoch is not None
+        assert redis_server.client().get(f"{p}/core/lock") == f"n@0001:{epoch}".encode()
+        assert await b.lock_holder() == ("n@0001", epoch)
+        assert await b.acquire_lock("n@0002") is None
+        names = {c["name"] for c in redis_server.client().client_list()}
+        assert {"transit-n@0001", "transit-n@0002"} <= names
+        assert not await b.holder_gone("n@0001")  # b's own connections do not count either way
+        assert await b.holder_gone("n")  # nobody is named after the bare node id
+
+        b.fence = epoch  # same node id, same epoch, another process: fenced
+        with pytest.raises(Fenced):
+            await b.put("k", b"from-b")
+        assert await a.get("k") is None
+        a.fence = epoch
+        await a.put("k", b"from-a")
+
+        with pytest.raises(StorageError, match="cannot release"):
+            await b.release_lock("n@0001", epoch)
+        await b.release_lock("n@0002", epoch)  # b's own owner: not the value, no effect
+        assert not await b.break_lock("n@0001", epoch)  # a is alive
+        assert not await a.break_lock("n@0001", epoch)  # never a way to drop one's own
+        assert await b.lock_holder() == ("n@0001", epoch)
+        assert await a.renew_lock("n@0001", epoch)
+        assert not await b.renew_lock("n@0002", epoch)
+
+        await a.close()  # a crashes: its connections go, the lock stays
+        await wait_for(lambda: b.holder_gone("n@0001"))
+        assert await b.lock_holder() == ("n@0001", epoch)
+        assert await b.break_lock("n@0001", epoch)
+        assert await b.lock_holder() is None
+        assert await b.acquire_lock("n@0002") == epoch + 1
+        await b.close()
+
+    run(go())
+
+
+def test_acquire_with_min_epoch_jumps_the_epoch(redis_server: RedisServer) -> None:
+    """`min_epoch` (the highest epoch the caller saw) lifts the new epoch above it and
+    stores it, so a failover to a replica that missed INCRs never hands an epoch out twice."""
+    async def go() -> None:
+        b = backend(redis_server, node_id="x")
+        raw = redis_server.client()
+        assert await b.stored_epoch() == 0
+        assert await b.acquire_lock("x", min_epoch=41) == 42
+        assert raw.get(f"{b.prefix}/core/epoch") == b"42"
+        assert await b.stored_epoch() == 42
+        await b.release_lock("x", 42)
+        assert await b.acquire_lock("x", min_epoch=10) == 43  # the counter is higher
+        await b.release_lock("x", 43)
+        raw.set(f"{b.prefix}/core/epoch", 5)  # "the new primary" missed the INCRs
+        assert await b.acquire_lock("x", 43) == 44
+        assert await b.stored_epoch() == 44
+        assert await b.acquire_lock("x", 100) is None  # held: min_epoch changes nothing
+        assert await b.stored_epoch() == 44
+        await b.close()
+
+    run(go())
+
+
+# -- read-modify-write across backend objects ---------------------------------------------
+
+
+def test_update_races_across_threads(redis_server: RedisServer) -> None:
+    """Two RedisBackend objects, each on its own thread and event loop (as two worker
+    processes), race 25 increments each through update(): all 50 land, none twice."""
+    prefix = f"race{uuid.uuid4().hex[:6]}"
+    attempts = 0
+    counted = threading.Lock()
+    start = threading.Barrier(2)
+
+    def worker(name: str) -> list[int]:
+        async def incr(values: dict[str, bytes | None]) -> tuple[list[Write], int]:
+            nonlocal attempts
+            with counted:
+                attempts += 1
+            n = int(values["ctr"] or b"0") + 1
+            return [Write("ctr", str(n).encode()), Write(f"seen/{n:02d}", name.encode())], n
+
+        async def go() -> list[int]:
+            b = backend(redis_server, prefix=prefix, node_id=name)
+            await b.get("warm-up")  # connect before the race starts
+            start.wait(5)
+            try:
+                return list(await asyncio.gather(*(update(b, ["ctr"], incr) for _ in range(25))))
+            finally:
+                await b.close()
+
+        return asyncio.run(go())
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [n for got in pool.map(worker, ["w1", "w2"]) for n in got]
+    assert sorted(results) == list(range(1, 51))
+    r = redis_server.client()
+    assert r.get(f"{prefix}/ctr") == b"50"
+    assert len(r.zrange(f"{prefix}:list:seen/", 0, -1)) == 50
+    assert int(r.get(f"{prefix}/core/index")) == 100  # two writes per applied update, no more
+    assert attempts > 50, "no update ever conflicted: the race was not exercised"
+
+
+# -- durable commits ------------------------------------------------------------------------
+
+
+def test_durable_commit_waits_for_the_replica(
+    redis_primary_with_replica: tuple[RedisServer, RedisServer],
+) -> None:
+    primary, replica = redis_primary_with_replica
+
+    async def go() -> None:
+        b = RedisBackend(address=primary.address, prefix="dur", min_replica_acks=1)
+        v = await b.get_versioned("k")
+        await b.commit([Write("k", b"key-material"), Write("log/1", b"x")], {"k": v.version},
+                       durable=True)
+        # WAIT returned: the replica has both writes now, no polling needed.
+        assert replica.client().get("dur/k") == b"key-material"
+        assert replica.client().get("dur/log/1") == b"x"
+        stale = v
+        with pytest.raises(StorageError) as info:  # a conflict is not retried by WAIT
+            await b.commit([Write("k", b"lost")], {"k": stale.version}, durable=True)
+        assert type(info.value).__name__ == "Conflict"
+        assert await b.get("k") == b"key-material"
+        await b.close()
+
+    run(go())
+
+
+def test_durable_commit_unconfirmed(redis_server: RedisServer) -> None:
+    """No replica can confirm: ReplicationUnconfirmed, but the writes are on the primary."""
+
+    async def go() -> None:
+        b = backend(redis_server, node_id="dur", min_replica_acks=1, replication_timeout=0.2)
+        with pytest.raises(ReplicationUnconfirmed):
+            await b.commit([Write("k", b"v")], {"k": ""}, durable=True)
+        assert await b.get("k") == b"v"
+        assert await b.write_index() == 1 == b.last_index
+        await b.commit([Write("k2", b"v")])  # not durable: no WAIT
+        await b.close()
+
+    run(go())
+
+
+# -- a lost reply is OutcomeUnknown, applied at most once; a stopped Redis is Unavailable ---
+
+
+def _index(srv: RedisServer, b: RedisBackend) -> int:
+    return int(srv.client().get(b.index_key) or 0)
+
+
+def test_lost_reply_during_debug_sleep_is_applied_at_most_once(tmp_path: Path) -> None:
+    """The server sleeps (DEBUG SLEEP) longer than the backend's timeout: the write was sent
+    but no reply came, so OutcomeUnknown; after the sleep the write is applied once or not at
+    all, never twice (the writer client does not retry)."""
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    with RedisServer(tmp_path, extra_args=["--enable-debug-command", "yes"]) as srv:
+
+        async def go() -> None:
+            b = backend(srv, node_id="slow", timeout=0.3)
+            await b.put("k", b"v0")  # the script is loaded and the writer connected
+            before = _index(srv, b)
+            sleeper = srv.client()  # its 5 s timeout outlasts the sleep
+            conn = sleeper.connection_pool.get_connection()
+            conn.send_command("DEBUG", "SLEEP", "1.5")
+            time.sleep(0.2)  # ordering only: the server is asleep before the write is sent
+            t0 = time.monotonic()
+            with pytest.raises(OutcomeUnknown, match="may or may not"):
+                await b.put("k", b"v1")
+            assert time.monotonic() - t0 < 1.0  # one attempt, not a retry after the sleep
+            assert conn.read_response() == b"OK"  # blocks until the sleep is over
+            sleeper.connection_pool.release(conn)
+            await b.put("after", b"x")  # a later write: anything queued before it has run
+            # Observed: +1 (Redis reads the queued script once the sleep ends).
+            after = _index(srv, b) - 1
+            assert after - before in (0, 1), f"write applied {after - before} times"
+            value = srv.client().get(f"{b.prefix}/k")
+            assert value == (b"v1" if after - before == 1 else b"v0")
+            sleeper.close()
+            await b.close()
+
+        run(go())
+
+
+def test_lost_reply_during_client_pause_is_applied_at_most_once(
+    redis_server: RedisServer,
+) -> None:
+    """CLIENT PAUSE WRITE holds the script past the timeout: OutcomeUnknown. Once unpaused the
+    write was applied whole or not at all, and once at most (a put moves the index by 1 or 0,
+    a commit of two writes by 2 or 0; a replay would move it further)."""
+
+    async def go() -> None:
+        b = backend(redis_server, node_id="paused", timeout=0.3)
+        b.fence = await b.acquire_lock("paused")
+        await b.put("k", b"v0")
+        r = redis_server.client()
+        cases: list[tuple[Callable[[], Awaitable[None]], int]] = [
+            (lambda: b.put("k", b"v1"), 1),
+            (lambda: b.commit([Write("k", b"v2"), Write("j", b"x")], {"k": ""}), 0),  # stale
+            (lambda: b.commit([Write("k", b"v3"), Write("j/k", b"x")]), 2),
+        ]
+        for call, writes in cases:
+            before = _index(redis_server, b)
+            r.client_pause(3000, all=False)  # WRITE mode: scripts wait, reads go on
+            try:
+                with pytest.raises(OutcomeUnknown):
+                    await call()
+                assert _index(redis_server, b) == before  # still held by the pause
+            finally:
+                r.client_unpause()
+            await b.put("after", b"x")  # runs after anything the pause held back
+            moved = _index(redis_server, b) - 1 - before
+            assert moved in {0, writes}, f"index moved by {moved}, expected 0 or {writes}"
+        await b.close()
+
+    run(go())
+
+
+def test_write_to_stopped_redis_is_unavailable(redis_server: RedisServer) -> None:
+    """Redis stopped: every write is Unavailable ("not sent", 503) and nothing is applied.
+    The one exception is a write racing the stop on a pooled connection the server has just
+    closed (its EOF not yet seen): "Connection closed by server" after sending cannot be told
+    from a crash after applying, so that one is OutcomeUnknown — never a plain error."""
+
+    async def go() -> str:
+        b = backend(redis_server, node_id="gone", timeout=1.0)
+        await b.put("k", b"v")
+        redis_server.stop()
+        with pytest.raises((Unavailable, OutcomeUnknown)):
+            await b.put("k", b"racing-the-stop")
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: b.put("k", b"v2"),
+            lambda: b.delete("k"),
+            lambda: b.commit([Write("k", b"v3"), Write("j", None)], {"k": ""}),
+        ]
+        for call in calls:
+            with pytest.raises(Unavailable, match="not sent"):
+                await call()
+        with pytest.raises(StorageError):  # update() reads first: that read fails
+            await update(b, ["k"], lambda values: ([Write("k", b"v4")], None))
+        await b.close()
+        never = RedisBackend(address=f"127.0.0.1:{free_port()}", timeout=1.0)
+        with pytest.raises(Unavailable):
+            await never.put("k", b"v")
+        await never.close()
+        return b.prefix
+
+    prefix = run(go())
+    redis_server.start()  # same folder, AOF: the acknowledged write is there, nothing else
+    r = redis_server.client()
+    assert r.get(f"{prefix}/k") == b"v"
+    assert r.get(f"{prefix}/core/index") == b"1"
+    assert r.get(f"{prefix}/j") is None
+
+
+def test_durable_write_to_stopped_redis_is_unavailable(redis_server: RedisServer) -> None:
+    async def go() -> None:
+        b = backend(redis_server, node_id="gone", timeout=1.0)
+        await b.put("k", b"v")
+        redis_server.stop()
+        await asyncio.sleep(0.1)  # let the pooled connections see the close
+        with pytest.raises(Unavailable):
+            await b.commit([Write("k", b"key-material")], durable=True)
+        await b.close()
+
+    run(go())

@@ -89,7 +89,9 @@ class HABackend(Backend, Protocol):
     takes the highest epoch the caller has seen). While `fence` is set, every write checks the
     lock still holds `<owner>:<fence>` in the same atomic step and raises `errors.Fenced`
     (nothing written) otherwise. `release_lock` deletes the lock only if it holds exactly the
-    given owner and epoch. Every write increments the write index.
+    given owner and epoch: one process never deletes a lock another holds. `acquire_lock` is
+    not re-entrant (a held lock is held, whoever asks). The fence is checked before any guard,
+    so a stale writer gets `Fenced`, never `Conflict`. Every write increments the write index.
     """
 
     fence: int | None

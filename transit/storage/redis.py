@@ -122,7 +122,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-_RESERVED = ("core/lock", "core/epoch", "core/index")
+_RESERVED = ("core/lock", "core/epoch", "core/index", "core/sync")
 
 
 @dataclass(frozen=True)
@@ -135,16 +135,19 @@ class TLSOptions:
     skip_verify: bool = False
 
 
-def lock_value(node_id: str, epoch: int) -> str:
-    """The value stored at `<p>/core/lock` while `node_id` holds the lock at `epoch`."""
-    return f"{node_id}:{epoch}"
+def lock_value(owner: str, epoch: int) -> str:
+    """The value stored at `<p>/core/lock` while `owner` holds the lock at `epoch`. The owner
+    is `<node id>@<instance>` (transit/cluster/identity.py): one running server, so two
+    processes started with the same node id never match each other's value."""
+    return f"{owner}:{epoch}"
 
 
 def parse_lock_value(value: str) -> tuple[str, int] | None:
-    node_id, sep, epoch = value.rpartition(":")
-    if not sep or not node_id or not epoch.isdigit():
+    """(owner, epoch) of a lock value, split at the LAST ":"; None when malformed."""
+    owner, sep, epoch = value.rpartition(":")
+    if not sep or not owner or not epoch.isdigit():
         return None
-    return node_id, int(epoch)
+    return owner, int(epoch)
 
 
 def _split_address(address: str) -> dict[str, Any]:
@@ -226,6 +229,7 @@ class RedisBackend:
         timeout: float = 5.0,
         min_replica_acks: int = 0,
         replication_timeout: float = 2.0,
+        persistence_check: str = "refuse",
     ) -> None:
         prefix = prefix.rstrip("/")
         if not prefix:
@@ -239,6 +243,9 @@ class RedisBackend:
         if min_replica_acks < 0:
             raise StorageError("redis: min_replica_acks must not be negative")
         self.min_replica_acks = min_replica_acks
+        if persistence_check not in ("refuse", "warn"):
+            raise StorageError("redis: persistence_check must be \"refuse\" or \"warn\"")
+        self.persistence_check = persistence_check
         self.replication_timeout = replication_timeout
         self.last_index = 0  # write index returned by this backend's latest put/delete
         self.lock_key = f"{prefix}/core/lock"
@@ -288,23 +295,38 @@ class RedisBackend:
 
     # -- identity --------------------------------------------------------------------------
 
+    # The identity is the HA lock *owner* (`<node id>@<instance>`, one per running server;
+    # transit/cluster/identity.py): the lock value carries it, every fenced write compares it,
+    # and it names this backend's connections. A bare node id (no "@") is its own owner.
+
     @property
-    def node_id(self) -> str | None:
+    def owner(self) -> str | None:
+        """The lock owner this backend acts for (None until set)."""
         return self._node_id
 
-    def set_node_id(self, node_id: str) -> None:
-        """Name every connection `transit-<node_id>`. Call before the first command: existing
+    @property
+    def node_id(self) -> str | None:
+        """The node id of `owner` (everything before its last "@")."""
+        if self._node_id is None:
+            return None
+        node, sep, _ = self._node_id.rpartition("@")
+        return node if sep and node else self._node_id
+
+    def set_owner(self, owner: str) -> None:
+        """Name every connection `transit-<owner>`. Call before the first command: existing
         pooled connections cannot be renamed, and `holder_gone` relies on the names."""
-        if not node_id or any(c.isspace() for c in node_id):
-            raise StorageError(f"redis: invalid node id {node_id!r} (empty or has spaces)")
-        if node_id == self._node_id:
+        if not owner or any(c.isspace() or not c.isprintable() for c in owner):
+            raise StorageError(f"redis: invalid node id {owner!r} (empty or has spaces)")
+        if owner == self._node_id:
             return
         if self._used:
-            raise RuntimeError("RedisBackend.set_node_id must be called before first use")
-        self._node_id = node_id
+            raise RuntimeError("RedisBackend.set_owner must be called before first use")
+        self._node_id = owner
         for client in (self._primary, self._writer, self._replica):
             if client is not None:
-                client.connection_pool.connection_kwargs["client_name"] = f"transit-{node_id}"
+                client.connection_pool.connection_kwargs["client_name"] = f"transit-{owner}"
+
+    set_node_id = set_owner  # the older name: the identity it sets is the lock owner
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -316,7 +338,8 @@ class RedisBackend:
         except AuthenticationError as exc:
             raise StorageError(f"redis {self._where} refused the credentials: {exc}") from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StorageError(f"redis {self._where} unreachable during {op}: {exc}") from exc
+            # reads and lock calls: safe to retry, nothing half-done (503)
+            raise Unavailable(f"redis {self._where} unreachable during {op}: {exc}") from exc
         except RedisError as exc:
             raise StorageError(f"redis {op} failed: {exc}") from exc
 
@@ -407,6 +430,41 @@ class RedisBackend:
                 "replicas confirmed it in time; its outcome is unknown, check before retrying"
             )
 
+    async def confirm_replicated(self) -> None:
+        """Before this process *uses* a value it did not write itself (e.g. a key version a
+        sibling worker just rotated): make sure the replicas have everything written so far
+        (a tiny write plus WAIT: the replication stream is ordered). `ReplicationUnconfirmed`
+        otherwise. Nothing to do when reads come from a replica (it has what we read)."""
+        if self.read_from_replica and self._replica is not None:
+            return
+        needed = max(self.min_replica_acks, await self._connected_replicas())
+        if needed == 0:
+            return
+        try:  # core/sync: reserved, never a stored entry (WAIT needs a write of its own)
+            async with self._writer.pipeline(transaction=False) as pipe:
+                pipe.set(f"{self.prefix}/core/sync", "1")
+                pipe.execute_command("WAIT", needed,
+                                     max(1, int(self.replication_timeout * 1000)))
+                acked = int((await pipe.execute())[-1])
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"redis at {self._where}: WAIT failed: {exc}") from None
+        if acked < needed:
+            raise ReplicationUnconfirmed(
+                f"only {acked} of {needed} storage replicas confirmed the latest writes in "
+                "time; a key changed meanwhile cannot be used until they do"
+            )
+
+    async def check_persistence(self) -> list[str]:
+        """Problems that would make the primary lose acknowledged writes (no AOF,
+        `appendfsync no`, an evicting `maxmemory-policy`); notes are logged here."""
+        from transit.storage.redis_persistence import check
+
+        self._used = True
+        result = await check(self._primary)
+        for note in result.notes:
+            log.info("redis %s: %s", self._where, note)
+        return list(result.problems)
+
     async def _connected_replicas(self) -> int:
         with self._errors("info replication"):
             info = await self._primary.info("replication")
@@ -458,44 +516,68 @@ class RedisBackend:
     def _ttl_ms(self) -> int:
         return max(1, int(self.lock_ttl * 1000))
 
-    async def acquire_lock(self, node_id: str, min_epoch: int = 0) -> int | None:
-        """Take the lock if nobody holds it: the new epoch (above `min_epoch`), else None.
-        Also adopts `node_id` (the lock owner) as this backend's identity if none was set
-        (only possible before first use)."""
+    async def acquire_lock(self, owner: str, min_epoch: int = 0) -> int | None:
+        """Take the lock if nobody holds it: the new epoch, else None. The epoch is above
+        both the stored counter and `min_epoch` (the highest the caller has seen), so it
+        moves forward even after a failover to a replica that missed some INCRs. Also adopts
+        `owner` as this backend's identity if none was set (only possible before first use)."""
         if self._node_id is None:
-            self.set_node_id(node_id)
-        elif node_id != self._node_id:
-            raise StorageError(f"redis: backend is node {self._node_id!r}, not {node_id!r}")
+            self.set_owner(owner)
+        elif owner != self._node_id:
+            raise StorageError(f"redis: backend is owner {self._node_id!r}, not {owner!r}")
         with self._errors("lock acquire"):
             epoch = int(
                 await self._acquire(
                     keys=[self.lock_key, self.epoch_key],
-                    args=[node_id, self._ttl_ms, int(min_epoch)],
+                    args=[owner, self._ttl_ms, max(0, int(min_epoch))],
                 )
             )
         return epoch or None
 
-    async def renew_lock(self, node_id: str, epoch: int) -> bool:
-        """Extend the TTL if the lock still holds `<node_id>:<epoch>`."""
+    async def renew_lock(self, owner: str, epoch: int) -> bool:
+        """Extend the TTL if the lock still holds `<owner>:<epoch>`."""
         with self._errors("lock renew"):
             ok = await self._renew(
-                keys=[self.lock_key], args=[lock_value(node_id, epoch), self._ttl_ms]
+                keys=[self.lock_key], args=[lock_value(owner, epoch), self._ttl_ms]
             )
         return int(ok) == 1
 
-    async def release_lock(self, node_id: str, epoch: int) -> None:
-        """Delete the lock, only if it still holds `<node_id>:<epoch>`."""
+    async def release_lock(self, owner: str, epoch: int) -> None:
+        """Delete the lock, only if it holds exactly `<owner>:<epoch>` (compare-and-delete).
+        `owner` must be this backend's own: another process's lock is never released, only
+        broken once that process is gone (`break_lock`)."""
+        if self._node_id is not None and owner != self._node_id:
+            raise StorageError(f"redis: owner {self._node_id!r} cannot release the lock of "
+                               f"{owner!r} (break_lock takes over from a holder that is gone)")
         with self._errors("lock release"):
-            await self._release(keys=[self.lock_key], args=[lock_value(node_id, epoch)])
+            await self._release(keys=[self.lock_key], args=[lock_value(owner, epoch)])
+
+    async def break_lock(self, owner: str, epoch: int) -> bool:
+        """Delete `<owner>:<epoch>` held by another process, only when the primary has no
+        connection of that owner left (`holder_gone`: it crashed or was killed). True when
+        nothing of that holder remains (the value was deleted, or had already changed)."""
+        if owner == self._node_id or not await self.holder_gone(owner):
+            return False
+        with self._errors("lock release"):
+            await self._release(keys=[self.lock_key], args=[lock_value(owner, epoch)])
+        return True
 
     async def lock_holder(self) -> tuple[str, int] | None:
+        """(owner, epoch) of the lock, or None when nobody holds it."""
         with self._errors("lock read"):
             value = await self._primary.get(self.lock_key)
         return None if value is None else parse_lock_value(value.decode())
 
-    async def holder_gone(self, node_id: str) -> bool:
-        """True when the primary has no client connection named `transit-<node_id>`."""
-        name = f"transit-{node_id}"
+    async def stored_epoch(self) -> int:
+        """The epoch counter `<p>/core/epoch` on the primary (0 when absent)."""
+        with self._errors("epoch read"):
+            value = await self._primary.get(self.epoch_key)
+        return int(value) if value is not None else 0
+
+    async def holder_gone(self, owner: str) -> bool:
+        """True when the primary has no client connection named `transit-<owner>`. The owner
+        names one running server, so a process that shares its node id does not count."""
+        name = f"transit-{owner}"
         with self._errors("client list"):
             clients = await self._primary.client_list()
         return not any(c.get("name") == name for c in clients)
@@ -507,25 +589,6 @@ class RedisBackend:
         with self._errors("index read"):
             value = await client.get(self.index_key)
         return int(value) if value is not None else 0
-
-    async def sync_replicas(self, timeout: float = 1.0) -> tuple[int, int]:
-        """Redis WAIT for every connected replica: (acknowledged, connected).
-
-        WAIT only covers the calling connection's own writes, so it follows a tiny write on
-        the same pipelined connection; the replication stream is ordered, so acknowledging
-        that write acknowledges every earlier one too."""
-        try:
-            info = await self._primary.info("replication")
-            connected = int(info.get("connected_slaves", 0))
-            if connected == 0:
-                return 0, 0
-            async with self._primary.pipeline(transaction=False) as pipe:
-                pipe.set(f"{self.prefix}/core/sync", "1")
-                pipe.execute_command("WAIT", connected, max(1, int(timeout * 1000)))
-                result = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StorageError(f"redis at {self._where}: WAIT failed: {exc}") from None
-        return int(result[-1]), connected
 
     async def close(self) -> None:
         for client in (self._primary, self._writer, self._replica):

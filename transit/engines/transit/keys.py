@@ -9,6 +9,7 @@ were.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -77,9 +78,11 @@ async def _mutate(
     """Change one stored key (`PolicyStore.modify`); raises `missing` if there is no such
     key. Returns the saved policy and whatever `change` returned."""
 
-    def apply(current: Policy | None) -> tuple[Policy, Any]:
+    async def apply(current: Policy | None) -> tuple[Policy, Any]:
         if current is None:
             raise missing
+        if current.type.is_rsa:  # RSA key generation takes long: keep it off the loop
+            return current, await asyncio.to_thread(change, current)
         return current, change(current)
 
     p, result = await b.policies.modify(name, apply, durable=durable)
@@ -133,11 +136,13 @@ async def create_key(b: Any, req: Request, d: FieldData) -> Response:
     existing = await b.policies.get(name)
     if existing is None:
 
-        def create(current: Policy | None) -> tuple[Any, bool]:
+        async def create(current: Policy | None) -> tuple[Any, bool]:
             if current is not None:
                 return KEEP, True
-            # InternalError (500) for the type/option combinations creation refuses.
-            return Policy.create(
+            # InternalError (500) for the type/option combinations creation refuses; the
+            # key generation (RSA: tens of ms) runs off the event loop.
+            return await asyncio.to_thread(
+                Policy.create,
                 name,
                 key_type,
                 derived=derived,

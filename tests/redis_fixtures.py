@@ -4,6 +4,12 @@
     rep = RedisServer(tmp_path, replica_of=srv).start()   # waits for the link to be up
     srv.address  -> "127.0.0.1:<port>"; srv.client() -> sync redis.Redis; srv.stop()
 
+Persistence as in production (docs/ha.md): AOF with `appendfsync everysec`, no RDB snapshots,
+`maxmemory-policy noeviction`, data in the server's own folder `<tmp>/redis-<port>/`, so a
+server stopped (or killed) and started again keeps its data. `RedisServer(tmp, aof=False)`
+runs without AOF; `extra_args` come last and override the defaults
+(e.g. `["--appendfsync", "always"]`).
+
 TLS: `RedisServer(tmp_path, tls=make_tls_files(tmp_path))` listens with TLS only (client
 certificates required); `make_tls_files` writes a CA, a server cert for 127.0.0.1 and a client
 cert. Fixtures (registered from tests/conftest.py): `redis_server` (one primary, per test) and
@@ -94,7 +100,8 @@ def make_tls_files(directory: Path) -> TLSFiles:
 
 
 class RedisServer:
-    """One redis-server child process (no persistence), optionally a replica of another."""
+    """One redis-server child process (AOF on unless `aof=False`), optionally a replica of
+    another."""
 
     def __init__(
         self,
@@ -102,6 +109,7 @@ class RedisServer:
         replica_of: RedisServer | None = None,
         extra_args: list[str] | None = None,
         tls: TLSFiles | None = None,
+        aof: bool = True,
     ) -> None:
         self.port = free_port()
         self.host = "127.0.0.1"
@@ -113,6 +121,7 @@ class RedisServer:
         self.log_path = self.dir / "redis.log"
         self.extra_args = extra_args or []
         self.tls = tls
+        self.aof = aof
         if tls is not None:
             self.url = f"rediss://{self.address}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -123,7 +132,9 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.aof else "no",
+            "--appendfsync", "everysec",
+            "--maxmemory-policy", "noeviction",
             "--dir", str(self.dir),
             "--logfile", str(self.log_path),
             "--repl-diskless-sync-delay", "0",  # replicas link up at once, not after 5 s
@@ -168,7 +179,8 @@ class RedisServer:
             t = self.tls
             kwargs = dict(ssl=True, ssl_ca_certs=str(t.ca_file), ssl_certfile=str(t.client_cert),
                           ssl_keyfile=str(t.client_key), **kwargs)  # fmt: skip
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=5, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("socket_timeout", 5)
+        return redis.Redis(host=self.host, port=self.port, **kwargs)  # type: ignore[arg-type]
 
     def log(self) -> str:
         try:

@@ -9,8 +9,11 @@
 `transit cluster up` / `transit cluster down` (transit/cli.py) are thin wrappers around this.
 Everything lives in the work folder (default `./.transit-cluster`):
 
-- `redis-<port>/`               each Redis server's folder and log (no persistence: a fresh
-                                keyspace on every `up`)
+- `redis-<port>/`               each Redis server's folder: its log and its append-only file
+                                (`appendonlydir/`; AOF with `appendfsync everysec`, eviction
+                                off), so a Redis restart keeps the data. `up` starts a new
+                                cluster with a new seal key, so it first removes the data files
+                                a previous `up` left there (they could not be unsealed anyway)
 - `seal.key`                    the static seal key (32 random bytes, hex) shared by the nodes
 - `node-<i>.hcl`, `node-<i>.log`  each node's configuration and stdout/stderr
 - `root-token`                  the root token returned by `sys/init`
@@ -31,6 +34,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +109,29 @@ class RedisHandle:
     @property
     def role(self) -> str:
         return "primary" if self.replica_of is None else "replica"
+
+    def args(self, redis_server: str) -> list[str]:
+        """The `redis-server` command line: AOF on (`appendfsync everysec`: a Redis crash
+        loses nothing acknowledged, an OS crash or power loss at most ~1 s), no RDB snapshots
+        (the AOF is the durable copy), never evict keys, everything in this server's own
+        folder."""
+        args = [redis_server, "--port", str(self.port), "--bind", HOST,
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--maxmemory-policy", "noeviction",
+                "--dir", str(self.dir), "--logfile", str(self.log_path),
+                "--repl-diskless-sync-delay", "0", "--daemonize", "no"]
+        if self.replica_of is not None:
+            args += ["--replicaof", HOST, str(self.replica_of)]
+        return args
+
+    def clear_data(self) -> None:
+        """Remove the data files (AOF, RDB) from this server's folder; keep its log."""
+        for name in ("appendonlydir", "appendonly.aof", "dump.rdb"):
+            path = self.dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -275,12 +302,8 @@ class LocalCluster:
         assert self.redis_server is not None
         for r in self.redis:
             r.dir.mkdir(parents=True, exist_ok=True)
-            args = [self.redis_server, "--port", str(r.port), "--bind", HOST, "--save", "",
-                    "--appendonly", "no", "--dir", str(r.dir), "--logfile", str(r.log_path),
-                    "--repl-diskless-sync-delay", "0", "--daemonize", "no"]
-            if r.replica_of is not None:
-                args += ["--replicaof", HOST, str(r.replica_of)]
-            r.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+            r.clear_data()  # a previous `up`'s data: sealed with a key that is now gone
+            r.proc = subprocess.Popen(r.args(self.redis_server), stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                       cwd=r.dir, start_new_session=True)
             r.pid = r.proc.pid

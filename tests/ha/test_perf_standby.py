@@ -109,13 +109,11 @@ class PerfCluster(HACluster):
         handle.proc.wait(10)
 
     def start_replica(self, handle: RedisHandle) -> None:
-        """Start a (killed) replica again, empty, on the same port: it full-syncs."""
+        """Start a (killed) replica again, empty (its AOF removed), on the same port and with
+        the cluster's own Redis arguments: it full-syncs."""
         assert self.redis_server is not None and handle.replica_of is not None
-        args = [self.redis_server, "--port", str(handle.port), "--bind", HOST, "--save", "",
-                "--appendonly", "no", "--dir", str(handle.dir), "--logfile",
-                str(handle.log_path), "--repl-diskless-sync-delay", "0", "--daemonize", "no",
-                "--replicaof", HOST, str(handle.replica_of)]
-        handle.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+        handle.clear_data()
+        handle.proc = subprocess.Popen(handle.args(self.redis_server), stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                        cwd=handle.dir, start_new_session=True)
         handle.pid = handle.proc.pid
@@ -270,8 +268,11 @@ class Monitor:
             self.lines.append((self.names.get(addr, f"?{addr}"), command))
 
     def by(self, name: str) -> Counter[str]:
-        """Commands of the client(s) called exactly `name`, counted by class."""
-        return Counter(classify(cmd) for n, cmd in self.lines if n == name)
+        """Commands of the client(s) called exactly `name`, or `name@<instance>` (a server's
+        storage connections are named after its lock owner, `transit-<node id>@<instance>`),
+        counted by class."""
+        return Counter(classify(cmd) for n, cmd in self.lines
+                       if n == name or n.startswith(name + "@"))
 
     def data(self, *names: str) -> list[tuple[str, str]]:
         return [(n, c) for n, c in self.lines

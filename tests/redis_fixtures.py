@@ -160,7 +160,8 @@ class RedisServer:
                         f"redis-server exited with {self.proc.returncode}: {self.log()}"
                     )
                 try:
-                    if c.ping() and (self.replica_of is None or self.link_up(c)):
+                    if c.ping() and (self.replica_of is None or (
+                            self.link_up(c) and self.aof_settled(c))):
                         return self
                 except redis.RedisError:
                     pass
@@ -172,6 +173,12 @@ class RedisServer:
     @staticmethod
     def link_up(c: redis.Redis) -> bool:
         return c.info("replication").get("master_link_status") == "up"
+
+    @staticmethod
+    def aof_settled(c: redis.Redis) -> bool:
+        """A replica that just synced writes its first AOF and refuses SIGTERM meanwhile
+        ("Writing initial AOF, can't exit"): ready once that is done."""
+        return int(c.info("persistence").get("aof_rewrite_in_progress", 0)) == 0
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A synchronous client (bytes responses), for test set-up and inspection."""

@@ -7,7 +7,6 @@ import base64
 import logging
 import signal
 import sys
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ import uvicorn
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
 from transit.api.protocol import VaultHttpToolsProtocol
+from transit.cluster.identity import check_node_id, configured_node_id, new_owner
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
 from transit.errors import ConfigError
@@ -76,6 +76,7 @@ def preflight(config: ServerConfig, workers: int) -> None:
     """What would make every worker fail at start: a ConfigError now, in the supervisor."""
     load_static_seal_key(config)
     create_backend(config.storage)  # builds clients only: no connection is opened
+    configured_node_id(config.storage.options)  # e.g. an "@" in node_id
     if workers > 1 and not invalidation_addresses(config)[0]:
         raise ConfigError('workers > 1 needs the redis "address" (or "read_address"): every '
                           "worker subscribes to the invalidation feed")
@@ -170,12 +171,20 @@ def _dump_tasks() -> None:
 def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
                worker: WorkerInfo | None = None) -> None:
     """Storage that can hold a lock makes this node part of an HA cluster. The workers of a
-    node share its id; worker 0 elects, the others follow it (transit/cluster/follower.py)."""
+    node share its id and its lock owner (`<node id>@<instance>`, made once per start: by the
+    supervisor, or here for a one-process node; transit/cluster/identity.py); worker 0
+    elects, the others follow it (transit/cluster/follower.py). The storage connections are
+    named after the owner, and the HA controller holds the lock as that owner."""
     listener = config.listeners[0]
     opts = config.storage.options
-    node_id = worker.node_id if worker is not None else str(opts.get("node_id") or uuid.uuid4())
+    if worker is not None:
+        node_id = check_node_id(worker.node_id)
+        owner = worker.owner or new_owner(node_id)
+    else:
+        node_id = configured_node_id(opts)
+        owner = new_owner(node_id)
     multi = worker is not None and worker.count > 1
-    physical.set_node_id(node_id)
+    (getattr(physical, "set_owner", None) or physical.set_node_id)(owner)
     standby_feed, primary_feed = invalidation_addresses(config)
     api_addr = config.api_addr or listener_url(listener)
     host, port = split_address(listener.cluster_address)

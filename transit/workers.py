@@ -4,11 +4,17 @@
 original process and forks N workers before any event loop exists:
 
     supervisor (no event loop, no Redis) ── binds the listener sockets, picks the node id
+      │                                     and the lock owner `<node id>@<instance>`
       ├─ worker 0: server.run() with the HAController (election, renewal, advertisement,
       │            cluster listener, echo, periodic tasks), exactly as a one-process node
       ├─ worker 1: server.run() with a RoleFollower (transit/cluster/follower.py): polls the
       │            lock every 250 ms and takes the role worker 0 holds (fenced writes)
       └─ ...
+
+The owner (transit/cluster/identity.py) is made once per supervisor start and given to every
+worker, a restarted one included: the workers of this node share the HA role and nobody else
+does, not even another `transit server` started with the same node id (its owner differs, so
+its workers neither follow our lock nor take it while we run).
 
 Listeners: for each worker and listener the supervisor binds its own socket with SO_REUSEPORT
 (the kernel spreads new connections evenly over the workers; a shared accept socket lets one
@@ -82,6 +88,7 @@ class WorkerInfo:
     conn: Connection | None = None
     sockets: list[socket.socket] = field(default_factory=list)  # one per listener
     restarted: bool = False
+    owner: str = ""  # the node's HA lock owner, `<node id>@<instance>` (shared by its workers)
 
     @property
     def elector(self) -> bool:
@@ -128,10 +135,13 @@ class Supervisor:
     """Fork `count` workers running `target(info)`; see the module docstring."""
 
     def __init__(self, config: ServerConfig, count: int, node_id: str,
-                 target: Callable[[WorkerInfo], None]) -> None:
+                 target: Callable[[WorkerInfo], None], owner: str = "") -> None:
+        from transit.cluster.identity import new_owner
+
         self.config = config
         self.count = count
         self.node_id = node_id
+        self.owner = owner or new_owner(node_id)  # once per start, shared by every worker
         self.target = target
         self.ctx = multiprocessing.get_context("fork")
         self.reuse_port = hasattr(socket, "SO_REUSEPORT")
@@ -162,7 +172,7 @@ class Supervisor:
         for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGCONT):
             signal.signal(sig, self._forward)
         sys.stdout.write(f"==> transit node {self.node_id}: {self.count} worker processes "
-                         f"(supervisor pid {self.pid})\n")
+                         f"(supervisor pid {self.pid}, lock owner {self.owner})\n")
         sys.stdout.flush()
         for i in range(self.count):
             self._spawn(i, restarted=False)
@@ -175,7 +185,8 @@ class Supervisor:
 
     def _spawn(self, index: int, *, restarted: bool) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
-        info = WorkerInfo(index, self.count, self.node_id, child, self.sockets[index], restarted)
+        info = WorkerInfo(index, self.count, self.node_id, child, self.sockets[index], restarted,
+                          self.owner)
         process = self.ctx.Process(target=self._child, args=(info, parent),
                                    name=f"transit-worker-{index}", daemon=False)
         process.start()
@@ -537,9 +548,10 @@ class RelayedSeal:
 
 
 def node_id_for(config: ServerConfig) -> str:
-    import uuid
+    """The configured node id (ConfigError if invalid, e.g. with an "@"), else a random one."""
+    from transit.cluster.identity import configured_node_id
 
-    return str(config.storage.options.get("node_id") or uuid.uuid4())
+    return configured_node_id(config.storage.options)
 
 
 def serve_workers(config: ServerConfig, count: int) -> int:
@@ -558,4 +570,9 @@ def serve_workers(config: ServerConfig, count: int) -> int:
             print(f"error loading configuration: {exc}", file=sys.stderr)
             sys.exit(EXIT_CONFIG)
 
-    return Supervisor(config, count, node_id_for(config), target).run()
+    try:
+        node_id = node_id_for(config)
+    except ConfigError as exc:
+        print(f"error loading configuration: {exc}", file=sys.stderr)
+        return 1
+    return Supervisor(config, count, node_id, target).run()

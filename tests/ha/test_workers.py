@@ -9,6 +9,7 @@ workers is 2^-29), and the tests require every answer to agree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -305,3 +306,226 @@ def test_shamir_unseal_reaches_every_worker(shamir_node: ShamirNode) -> None:
     unseal_with(keys[1], keys[0])
     poll(lambda: burst(node.addr) == Counter({200: BURST}), 15, "active again after re-unseal")
     assert keys[0] not in node.log() and keys[1] not in node.log()
+
+
+# -- two servers started with the same node id: one lock owner each, one writer -----------------
+
+
+class TwinNode:
+    """A `transit server` process with storage node_id "twin" (static seal, plain standby),
+    one of two sharing one Redis: a copied configuration, as an operator might start it."""
+
+    def __init__(self, tmp_path: Path, name: str, redis_addr: str, seal_key: Path,
+                 workers: int) -> None:
+        self.port = free_port()
+        cluster_port = free_port()
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self.config = tmp_path / f"{name}.hcl"
+        self.config.write_text(
+            f'storage "redis" {{\n  address = "{redis_addr}"\n  lock_ttl = "{LOCK_TTL:g}s"\n'
+            f'  node_id = "twin"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n'
+            f'  cluster_address = "127.0.0.1:{cluster_port}"\n}}\n'
+            f'seal "static" {{\n  current_key = "file://{seal_key}"\n}}\n'
+            f'api_addr = "{self.addr}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
+            f"disable_mlock = true\ndisable_performance_standby = true\nworkers = {workers}\n"
+        )
+        self.log_path = tmp_path / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TwinNode:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "transit", "server", "-config", str(self.config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                start_new_session=True,
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("VAULT_")},
+                     "PYTHONUNBUFFERED": "1"})
+        poll(lambda: sum(c for s, c in burst(self.addr, n=2).items() if s) == 2, 30,
+             "the node listening")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def health(self) -> Counter[int]:
+        return burst(self.addr)
+
+    def kill(self) -> None:
+        """SIGKILL of the whole node (supervisor and workers): a crash."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+_MONITOR_LINE = re.compile(r"^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$")
+_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+class StorageWrites:
+    """`redis-cli MONITOR` for a window: which connection (by CLIENT SETNAME name, i.e.
+    `transit-<lock owner>`) ran each storage write (a script whose keys include the write
+    index `transit/core/index`)."""
+
+    def __init__(self, redis: RedisServer, out: Path) -> None:
+        self.redis, self.out = redis, out
+        self.names: dict[str, str] = {}
+        self.writers: Counter[str] = Counter()
+
+    def _names(self) -> dict[str, str]:
+        return {str(c["addr"]): str(c.get("name") or "")
+                for c in self.redis.client().client_list()}
+
+    def __enter__(self) -> StorageWrites:
+        self.names = self._names()
+        self._fh = open(self.out, "wb")  # noqa: SIM115 - closed in __exit__
+        self.proc = subprocess.Popen(
+            ["redis-cli", "-h", self.redis.host, "-p", str(self.redis.port), "monitor"],
+            stdout=self._fh, stderr=subprocess.STDOUT)
+        poll(lambda: self.out.read_bytes().startswith(b"OK") or None, 5, "MONITOR to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.names.update(self._names())
+        time.sleep(0.1)  # let redis-cli write out what it has
+        self.proc.terminate()
+        self.proc.wait(5)
+        self._fh.close()
+        for raw in self.out.read_text(errors="replace").splitlines():
+            m = _MONITOR_LINE.match(raw)
+            if m is None or m.group(1) == "lua":
+                continue
+            args = _ARG.findall(m.group(2))
+            if args and args[0].upper() in ("EVALSHA", "EVAL") and \
+                    "transit/core/index" in args[3:]:
+                self.writers[self.names.get(m.group(1), f"?{m.group(1)}")] += 1
+
+
+def lock_holder(redis: RedisServer) -> tuple[str, int] | None:
+    value = redis.client().get("transit/core/lock")
+    if value is None:
+        return None
+    owner, _, epoch = value.decode().rpartition(":")
+    return owner, int(epoch)
+
+
+@pytest.fixture
+def twins(tmp_path: Path) -> Iterator[Any]:
+    """(redis, make(name, workers) -> started TwinNode); everything stopped afterwards."""
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    redis = RedisServer(tmp_path / "redis").start()
+    seal_key = tmp_path / "seal.key"
+    seal_key.write_text(os.urandom(32).hex() + "\n")
+    seal_key.chmod(0o600)
+    nodes: list[TwinNode] = []
+
+    def make(name: str, workers: int) -> TwinNode:
+        node = TwinNode(tmp_path, name, redis.address, seal_key, workers)
+        nodes.append(node)
+        return node.start()
+
+    ok = False
+    try:
+        yield redis, make
+        ok = True
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+        if not ok:
+            for node in nodes:
+                print(f"--- {node.log_path.name}\n{node.log()[-8000:]}")
+
+
+@pytest.mark.parametrize("workers", [1, WORKERS])
+def test_two_servers_with_one_node_id_never_both_write(twins: Any, workers: int,
+                                                       tmp_path: Path) -> None:
+    """Issue 8 point 4: two `transit server` processes configured with the same node id
+    (each with `workers` processes). At most one is active and only its connections write
+    storage; the other forwards writes to it (or redirects them), takes over at once when it
+    crashes, and a restarted one does not take the lock back from the live holder."""
+    redis, make = twins
+    a = make("a", workers)
+    r = requests.put(f"{a.addr}/v1/sys/init", timeout=30,
+                     json={"recovery_shares": 1, "recovery_threshold": 1})
+    assert r.status_code == 200, r.text
+    token = {"X-Vault-Token": r.json()["root_token"]}
+    poll(lambda: a.health() == Counter({200: BURST}), 20, "a active on every worker")
+    b = make("b", workers)
+    poll(lambda: b.health() == Counter({429: BURST}), 20, "b an unsealed standby everywhere")
+
+    holder = lock_holder(redis)
+    assert holder is not None
+    owner_a, epoch_a = holder
+    assert owner_a.startswith("twin@") and owner_a != "twin"
+    names = {str(c.get("name") or "") for c in redis.client().client_list()}
+    owners = {n.removeprefix("transit-") for n in names if n.startswith("transit-twin@")}
+    assert len(owners) == 2 and owner_a in owners, names  # one owner per server
+    (owner_b,) = owners - {owner_a}
+    assert f"lock owner {owner_a}" in a.log() or workers == 1
+    # for longer than the lock TTL (renewals, b's retries and followers' polls): unchanged
+    deadline = time.monotonic() + LOCK_TTL + 0.5
+    while time.monotonic() < deadline:
+        assert a.health() == Counter({200: BURST}) and b.health() == Counter({429: BURST})
+        assert lock_holder(redis) == (owner_a, epoch_a)
+        time.sleep(0.2)
+
+    # Writes through b (fresh connections: every worker of b) reach storage through a only.
+    with StorageWrites(redis, tmp_path / "monitor-1.txt") as writes:
+        r = requests.post(f"{b.addr}/v1/sys/mounts/tw", json={"type": "transit"},
+                          headers=token, timeout=30)
+        assert r.status_code == 204, r.text
+        for i in range(8):
+            r = requests.post(f"{b.addr}/v1/tw/keys/k{i}", headers=token, timeout=30)
+            assert r.status_code in (200, 204), r.text
+        r = requests.post(f"{b.addr}/v1/tw/keys/direct", timeout=30, allow_redirects=False,
+                          headers={**token, "X-Vault-No-Request-Forwarding": "1"})
+        assert r.status_code == 307 and r.headers["Location"].startswith(a.addr), r.text
+    assert sum(writes.writers.values()) >= 9, writes.writers
+    assert set(writes.writers) == {f"transit-{owner_a}"}, writes.writers
+    r = requests.get(f"{a.addr}/v1/tw/keys/k7", headers=token, timeout=30)
+    assert r.status_code == 200, r.text
+    leader = requests.get(f"{b.addr}/v1/sys/leader", timeout=30).json()
+    assert leader["leader_address"] == a.addr and not leader["is_self"]
+
+    # a crashes: b sees a's owner's connections gone and takes over before the TTL.
+    t0 = time.monotonic()
+    a.kill()
+    poll(lambda: b.health() == Counter({200: BURST}), LOCK_TTL + 5, "b active everywhere")
+    took = time.monotonic() - t0
+    holder = lock_holder(redis)
+    assert holder is not None and holder[0] == owner_b and holder[1] > epoch_a
+    epoch_b = holder[1]
+    print(f"\nworkers={workers}: b active {took:.2f}s after a was killed (ttl {LOCK_TTL}s)")
+    assert took < LOCK_TTL + 1.5
+    with StorageWrites(redis, tmp_path / "monitor-2.txt") as writes:
+        for i in range(4):
+            r = requests.post(f"{b.addr}/v1/tw/keys/b{i}", headers=token, timeout=30)
+            assert r.status_code in (200, 204), r.text
+    assert set(writes.writers) == {f"transit-{owner_b}"}, writes.writers
+
+    # a starts again with the same configuration: a new owner, and b is alive, so a waits
+    # (before, a took "its own stale lock" — the live b's — and both wrote).
+    a.start()
+    poll(lambda: a.health() == Counter({429: BURST}), 20, "restarted a an unsealed standby")
+    deadline = time.monotonic() + LOCK_TTL + 0.5
+    while time.monotonic() < deadline:
+        assert b.health() == Counter({200: BURST}) and a.health() == Counter({429: BURST})
+        assert lock_holder(redis) == (owner_b, epoch_b)
+        time.sleep(0.2)
+    assert "releasing our own stale lock" not in a.log()
+    r = requests.post(f"{a.addr}/v1/tw/keys/after-restart", headers=token, timeout=30)
+    assert r.status_code in (200, 204), r.text  # forwarded to b
+    r = requests.get(f"{b.addr}/v1/tw/keys/after-restart", headers=token, timeout=30)
+    assert r.status_code == 200, r.text

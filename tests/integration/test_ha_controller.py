@@ -58,8 +58,12 @@ class FakeCore:
 
 
 class Node:
-    def __init__(self, srv: RedisServer, name: str, **kw: Any) -> None:
-        self.backend = RedisBackend(address=srv.address, lock_ttl=TTL, node_id=name)
+    """`name` is the node id; `owner` (default: the node id) the lock owner, i.e. the backend's
+    identity, as the server sets it (`<node id>@<instance>`)."""
+
+    def __init__(self, srv: RedisServer, name: str, owner: str | None = None,
+                 **kw: Any) -> None:
+        self.backend = RedisBackend(address=srv.address, lock_ttl=TTL, node_id=owner or name)
         self.core = FakeCore(self.backend)
         self.ha = HAController(
             self.core, self.backend, name, f"https://{name}:8200", f"https://{name}:8201",
@@ -81,12 +85,22 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> float:
     return time.monotonic()
 
 
+async def drop_connections(backend: RedisBackend) -> None:
+    """A "crash" as Redis sees it: every connection of the backend closes."""
+    for name in ("_primary", "_writer", "_replica"):
+        client = getattr(backend, name, None)
+        if client is not None:
+            await client.connection_pool.disconnect()
+
+
 def run_nodes(srv: RedisServer, body: Callable[[Node, Node], Awaitable[None]],
-              close_timeout: float = 5.0, **kw: Any) -> None:
+              close_timeout: float = 5.0, names: tuple[str, str] = ("node-a", "node-b"),
+              owners: tuple[str | None, str | None] = (None, None), **kw: Any) -> None:
     kw_close = close_timeout
 
     async def go() -> None:
-        a, b = Node(srv, "node-a", **kw), Node(srv, "node-b", **kw)
+        a = Node(srv, names[0], owners[0], **kw)
+        b = Node(srv, names[1], owners[1], **kw)
         try:
             a.ha.start()
             await until(lambda: a.ha.is_active)  # a starts first: deterministic roles
@@ -213,7 +227,7 @@ def test_holder_gone_fast_takeover(redis_server: RedisServer) -> None:
         for name in ("renew_lock", "release_lock", "acquire_lock", "lock_holder",
                      "holder_gone", "put", "get"):
             setattr(a.backend, name, frozen)
-        await a.backend._primary.connection_pool.disconnect()
+        await drop_connections(a.backend)
         t0 = time.monotonic()
         t1 = await until(lambda: b.ha.is_active, timeout=TTL)
         print(f"\nholder gone: standby active {t1 - t0:.3f}s after the holder's connections "
@@ -294,3 +308,111 @@ def test_failed_activation_releases_and_retries(redis_server: RedisServer) -> No
             await a.close()
 
     asyncio.run(go())
+
+
+# -- one owner per running server; epochs only move forward ---------------------------------
+
+
+def test_same_node_id_two_owners_one_writer(redis_server: RedisServer) -> None:
+    """Two servers started with the same node id are two lock owners: the second never takes
+    the lock of the first while it runs, cannot write with the first's epoch, forwards to its
+    advertisement, and takes over at once when the first is gone."""
+    async def body(a: Node, b: Node) -> None:
+        assert a.ha.owner == "twin@aaaa" and b.ha.owner == "twin@bbbb"
+        assert a.ha.node_id == b.ha.node_id == "twin"
+        epoch_a = a.ha.epoch
+        assert epoch_a is not None
+        for _ in range(int(TTL / 0.1)):  # across several renewals and standby retries
+            assert a.ha.is_active and not b.ha.is_active and not b.core.active
+            await asyncio.sleep(0.1)
+        assert await a.backend.lock_holder() == ("twin@aaaa", epoch_a)
+        names = {c["name"] for c in redis_server.client().client_list()}
+        assert {"transit-twin@aaaa", "transit-twin@bbbb"} <= names
+        assert not await b.backend.holder_gone("twin@aaaa")
+        # b shares the node id and would know the epoch: its write is refused all the same
+        b.backend.fence = epoch_a
+        with pytest.raises(Fenced):
+            await b.backend.put("core/b-write", b"x")
+        b.backend.fence = None
+        assert await a.backend.get("core/b-write") is None
+        # b never deletes a's live lock, neither by release nor by break
+        with pytest.raises(StorageError):
+            await b.backend.release_lock("twin@aaaa", epoch_a)
+        assert not await b.backend.break_lock("twin@aaaa", epoch_a)
+        assert await a.backend.lock_holder() == ("twin@aaaa", epoch_a)
+        # the user-visible identity is the node id; the record names its owner
+        seen = await b.ha.leader()
+        assert seen is not None and seen == a.core.records[-1]
+        assert seen.node_id == "twin" and seen.owner == "twin@aaaa"
+        assert seen.cluster_addr == "https://twin:8201"
+
+        # a stale record under the shared key (another owner's) is not taken for a's
+        other = RedisBackend(address=redis_server.address, lock_ttl=TTL)
+        stale = LeaderRecord("twin", "https://old:8200", "https://old:8201", "c", "k",
+                             "twin@old0")
+        try:
+            await other.put(leader_key("twin"), stale.to_json())  # unfenced
+            assert await b.ha.refresh_leader() is None
+            await other.put(leader_key("twin"), a.core.records[-1].to_json())
+            assert await b.ha.refresh_leader() == a.core.records[-1]
+        finally:
+            await other.close()
+
+        # a crashes: b (same node id, other owner) sees a's connections gone at once
+        async def frozen(*_a: Any) -> Any:
+            await asyncio.sleep(3600)
+
+        for name in ("renew_lock", "release_lock", "acquire_lock", "lock_holder",
+                     "holder_gone", "put", "get"):
+            setattr(a.backend, name, frozen)
+        await drop_connections(a.backend)
+        t0 = time.monotonic()
+        t1 = await until(lambda: b.ha.is_active, timeout=TTL)
+        assert t1 - t0 < TTL / 2
+        assert b.ha.epoch is not None and b.ha.epoch > epoch_a
+        assert await b.backend.lock_holder() == ("twin@bbbb", b.ha.epoch)
+
+    run_nodes(redis_server, body, close_timeout=0.5, names=("twin", "twin"),
+              owners=("twin@aaaa", "twin@bbbb"))
+
+
+def test_owner_defaults_to_the_backend_identity(redis_server: RedisServer) -> None:
+    backend = RedisBackend(address=redis_server.address, lock_ttl=TTL, node_id="n1@beef")
+    ha = HAController(FakeCore(backend), backend, "n1", "http://a", "https://a:1")
+    assert ha.owner == "n1@beef" and ha.node_id == "n1"
+    # a backend named for another node: the node id itself
+    ha = HAController(FakeCore(backend), backend, "n2", "http://a", "https://a:1")
+    assert ha.owner == "n2" and ha.node_id == "n2"
+    ha = HAController(FakeCore(backend), backend, "n1", "http://a", "https://a:1",
+                      owner="n1@cafe")
+    assert ha.owner == "n1@cafe" and ha.node_id == "n1"
+    asyncio.run(backend.close())
+
+
+def test_epoch_moves_forward_across_a_failover(redis_server: RedisServer) -> None:
+    """Every controller remembers the highest epoch it saw (lock holders, the stored counter)
+    and asks for more: a failover to a replica that missed the epoch INCRs (simulated: the
+    counter goes back to 0 and the lock is gone) still gives the next term a higher epoch."""
+    r = redis_server.client()
+    r.set("transit/core/epoch", 41)
+
+    async def body(a: Node, b: Node) -> None:
+        assert a.ha.epoch == 42
+        await until(lambda: b.ha.max_epoch >= 42)  # the lock holder it read
+        r.set("transit/core/epoch", 100)  # as if terms had come and gone unseen
+        await until(lambda: b.ha.max_epoch >= 100)  # the counter, read while a standby
+        r.set("transit/core/epoch", 42)  # ... and a replica that missed them
+        await a.ha.step_down()
+        await until(lambda: b.ha.is_active)
+        assert b.ha.epoch == 101  # not 43: min_epoch
+        await until(lambda: a.ha.max_epoch >= 101)  # a, a standby again, read the holder
+        r.set("transit/core/epoch", 0)  # the failover: counter and lock gone
+        r.delete("transit/core/lock")
+        await until(lambda: not b.ha.is_active)
+        await until(lambda: a.ha.is_active or b.ha.is_active, timeout=2 * TTL)
+        winner = a if a.ha.is_active else b
+        assert winner.ha.epoch == 102, winner.ha.epoch
+        assert int(r.get("transit/core/epoch") or 0) == 102
+        print(f"\nafter the simulated failover: {winner.ha.node_id} at epoch 102 (counter 0)")
+
+    run_nodes(redis_server, body)

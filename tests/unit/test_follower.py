@@ -24,7 +24,7 @@ class FakeBackend:
             raise StorageError("redis unreachable")
         return self.holder
 
-    async def acquire_lock(self, node_id: str) -> int | None:  # must never be called
+    async def acquire_lock(self, owner: str, min_epoch: int = 0) -> int | None:  # never called
         self.acquired += 1
         return None
 
@@ -166,3 +166,78 @@ def test_stop_leaves_the_role() -> None:
         assert not f.is_active and backend.fence == FENCE_CLOSED
 
     run(go())
+
+
+# -- the lock owner: `<node id>@<instance>`, one per running server ---------------------------
+
+
+class RecordStore(FakeCore):
+    """A core whose barrier holds advertisements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[str, bytes] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        return self.stored.get(key)
+
+
+def make_owned(owner: str = "n1@mine") -> tuple[RoleFollower, FakeBackend, RecordStore]:
+    backend, core = FakeBackend(), RecordStore()
+    backend.owner = owner  # type: ignore[attr-defined]  # as the server sets it
+    f = RoleFollower(core, backend, "n1", "http://a", "https://a:1", 4.0, clock=Clock())
+    return f, backend, core
+
+
+def test_never_follows_another_process_with_the_same_node_id() -> None:
+    f, backend, core = make_owned()
+    assert f.owner == "n1@mine" and f.node_id == "n1"
+
+    async def go() -> None:
+        for holder in (("n1@other", 4), ("n1", 5), ("n1@mine2", 6)):
+            backend.holder = holder  # type: ignore[assignment]
+            await f.check()
+            assert not f.is_active and backend.fence is None and core.calls == []
+        backend.holder = ("n1@mine", 7)  # worker 0 of this very server
+        await f.check()
+        assert f.is_active and backend.fence == 7
+        assert f._record is not None and f._record.owner == "n1@mine"
+        backend.holder = ("n1@other", 8)  # the other process took over: leave at once
+        await f.check()
+        assert not f.is_active and backend.fence == FENCE_CLOSED
+        assert backend.acquired == 0
+
+    run(go())
+
+
+def test_leader_of_the_same_node_id_is_the_holders_record_only() -> None:
+    """Processes sharing a node id share `core/leader/<node id>`: the record is used only
+    when it names the owner that holds the lock."""
+    from transit.cluster.advert import LeaderRecord, leader_key
+
+    f, backend, core = make_owned()
+    other = LeaderRecord("n1", "http://b", "https://b:1", "c", "k", "n1@other")
+    mine = LeaderRecord("n1", "http://a", "https://a:1", "c", "k", "n1@mine")
+
+    async def go() -> None:
+        backend.holder = ("n1@other", 3)
+        core.stored[leader_key("n1")] = mine.to_json()  # our own old record: not the leader
+        assert await f.refresh_leader() is None
+        core.stored[leader_key("n1")] = other.to_json()
+        assert await f.refresh_leader() == other
+        # worker 0 of ours won, its record not rewritten yet: no leader, not the other one
+        backend.holder = ("n1@mine", 4)
+        assert await f.refresh_leader() is None
+        core.stored[leader_key("n1")] = mine.to_json()
+        assert await f.refresh_leader() == mine
+        assert f.max_epoch == 4  # every holder read counts
+
+    run(go())
+
+
+def test_explicit_owner_wins() -> None:
+    backend, core = FakeBackend(), FakeCore()
+    f = RoleFollower(core, backend, "n1", "http://a", "https://a:1", 4.0, owner="n1@abc")
+    assert (f.owner, f.node_id) == ("n1@abc", "n1")
+    g = RoleFollower(core, backend, "n1", "http://a", "https://a:1", 4.0)
+    assert (g.owner, g.node_id) == ("n1", "n1")  # a backend without an owner: the node id

@@ -85,12 +85,21 @@ class LeaderRecord:
     cluster_addr: str
     cert_pem: str = field(repr=False)
     key_pem: str = field(repr=False)
+    # The lock owner that wrote it (`<node id>@<instance>`, transit/cluster/identity.py);
+    # "" in records of older versions. Processes sharing a node id share the record's key.
+    owner: str = ""
 
     @classmethod
-    def create(cls, node_id: str, api_addr: str, cluster_addr: str) -> LeaderRecord:
+    def create(cls, node_id: str, api_addr: str, cluster_addr: str, *,
+               owner: str = "") -> LeaderRecord:
         """A record with freshly generated cluster TLS material."""
         cert_pem, key_pem = make_cluster_cert(node_id)
-        return cls(node_id, api_addr, cluster_addr, cert_pem, key_pem)
+        return cls(node_id, api_addr, cluster_addr, cert_pem, key_pem, owner)
+
+    def advertises(self, owner: str) -> bool:
+        """Whether this is the advertisement of the lock holder `owner` (a record without
+        an owner, from an older version, is taken at its word)."""
+        return not self.owner or self.owner == owner
 
     @property
     def tls_name(self) -> str:
@@ -108,7 +117,7 @@ class LeaderRecord:
             return cls(
                 node_id=str(data["node_id"]), api_addr=str(data["api_addr"]),
                 cluster_addr=str(data["cluster_addr"]), cert_pem=str(data["cert_pem"]),
-                key_pem=str(data["key_pem"]),
+                key_pem=str(data["key_pem"]), owner=str(data.get("owner") or ""),
             )
         except KeyError as exc:
             raise ValueError(f"leader record lacks {exc.args[0]!r}") from None

@@ -1,19 +1,21 @@
 """The role of a node's sibling worker processes (transit/workers.py, DESIGN §6).
 
-A node runs several worker processes that share one node id. Worker 0 runs the
-`HAController` (election, renewal, advertisement, cluster listener). Every other worker runs a
-`RoleFollower`: it never acquires anything, it only watches the lock (`backend.lock_holder()`,
-every `poll` seconds) and takes the role worker 0 won:
+A node runs several worker processes that share one node id and one lock *owner*
+(`<node id>@<instance>`, made by the supervisor once per start: transit/cluster/identity.py).
+Worker 0 runs the `HAController` (election, renewal, advertisement, cluster listener). Every
+other worker runs a `RoleFollower`: it never acquires anything, it only watches the lock
+(`backend.lock_holder()`, every `poll` seconds) and takes the role worker 0 won:
 
-- lock holds `<our node id>:<epoch>` → `backend.fence = epoch`, `core.become_active(None)` (the
+- lock holds `<our owner>:<epoch>` → `backend.fence = epoch`, `core.become_active(None)` (the
   active role without advertisement or cluster listener; it may report `NotReady` while worker 0
   is still creating what a first activation creates, and is then retried at the next poll);
-- anything else (no holder, another node, or no confirmation for longer than the lock could
+- anything else (no holder, another node — including another server started with our node
+  id, whose owner differs —, or no confirmation for longer than the lock could
   still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → the fence is
   closed (`FENCE_CLOSED`: Redis refuses every write), `core.become_standby()`.
 
 Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
-holds `<node id>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
+holds `<owner>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
 HAController's own, reading `core/leader/<holder>`; this class reuses it and feeds it the holder
 it polls. `step_down()` is asked of worker 0 through `relay` (the supervisor's pipe).
 """
@@ -46,10 +48,10 @@ class RoleFollower(HAController):
     def __init__(
         self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
         lock_ttl: float | None = None, *, poll: float = 0.25, relay: Relay | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, owner: str | None = None,
     ) -> None:
         super().__init__(core, backend, node_id, api_addr, cluster_addr, lock_ttl, clock=clock,
-                         leader_refresh=poll)
+                         leader_refresh=poll, owner=owner)
         self.poll = poll
         self.relay = relay
         self._last_seen = float("-inf")  # when the lock was last seen holding our epoch
@@ -110,7 +112,7 @@ class RoleFollower(HAController):
         except Exception as exc:
             log.debug("cannot read the HA lock: %s", exc)
             return
-        ours = holder is not None and holder[0] == self.node_id
+        ours = holder is not None and holder[0] == self.owner
         if ours:
             assert holder is not None
             self._last_seen = sent
@@ -128,14 +130,16 @@ class RoleFollower(HAController):
     async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
         """While worker 0 holds the lock and we are not active yet, forward to it (its
         advertisement may be mid-rewrite: read it, don't cache it)."""
-        if holder is None or holder[0] != self.node_id:
+        if holder is None or holder[0] != self.owner:
             return await super()._leader_for(holder)
         try:
             raw = await self.core.barrier.get(leader_key(self.node_id))
-            return None if raw is None else LeaderRecord.from_json(raw)
+            record = None if raw is None else LeaderRecord.from_json(raw)
         except Exception as exc:
             log.debug("cannot read our own advertisement: %s", exc)
             return None
+        # not yet rewritten by worker 0: another holder's record under our node id
+        return record if record is not None and record.advertises(self.owner) else None
 
     async def _activate(self, epoch: int) -> None:
         self.backend.fence = epoch
@@ -152,7 +156,8 @@ class RoleFollower(HAController):
             await self._standby_again()
             return
         self.epoch = epoch
-        self._record = LeaderRecord(self.node_id, self.api_addr, self.cluster_addr, "", "")
+        self._record = LeaderRecord(self.node_id, self.api_addr, self.cluster_addr, "", "",
+                                    self.owner)
         self.state = "active"
         self.active_since = dt.datetime.now(dt.UTC)
         log.info("worker follows the active role (epoch %d)", epoch)

@@ -4,10 +4,23 @@
        ▲                                                                    │
        └── fence closed, release, core.become_standby() ◀── lost / overdue / step-down / seal
 
-A standby tries the lock every `retry` seconds. When the lock is held by a node whose Redis
-connections are all gone (`holder_gone`), it deletes that holder's lock value with the
-backend's compare-and-delete (`release_lock(holder, epoch)` compares the value, not the
-caller) and takes the lock at once instead of waiting out the TTL; fencing makes that safe.
+The lock is held by an *owner*, `<node id>@<instance>` (transit/cluster/identity.py): one
+running server, shared only by the worker processes of one node. Two processes started with
+the same node id are two owners, so at most one of them is active and the other forwards to it
+(the advertisement `core/leader/<node id>` carries the owner, so a record left by a previous
+holder of the same node id is never taken for the current one).
+
+A standby tries the lock every `retry` seconds. When the lock is held by an owner whose Redis
+connections are all gone (`holder_gone`: that process crashed or was killed), it deletes that
+holder's lock value (`break_lock`, a compare-and-delete that first checks the holder is gone)
+and takes the lock at once instead of waiting out the TTL; fencing makes that safe. It never
+deletes the lock of a live process, whatever its node id; its own stale lock (a term of this
+server it left without releasing, e.g. before worker 0 was restarted) it releases at once.
+
+Epochs only move forward: the controller remembers the highest epoch it has seen (its own
+terms, every lock holder it read, the stored counter while a standby) and asks for a higher
+one (`acquire_lock(owner, min_epoch)`), so a failover to a Redis replica that missed some
+INCRs does not hand out an epoch again.
 
 The active renews every `renew_interval` (ttl/3) from a keep-alive task. A watchdog steps down
 as soon as the last successful renew (monotonic, timed from *before* the request was sent)
@@ -31,6 +44,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.identity import node_of
 from transit.errors import TransitError
 
 # An epoch no lock value can carry: writes of a node in this state are refused by Redis.
@@ -47,7 +61,7 @@ class HAController:
         self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
         lock_ttl: float | None = None, *, retry: float = 1.0, renew_interval: float | None = None,
         margin: float | None = None, cooldown: float = 10.0, leader_refresh: float = 2.5,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, owner: str | None = None,
     ) -> None:
         backend_ttl = getattr(backend, "lock_ttl", None)
         if lock_ttl is None:
@@ -59,7 +73,8 @@ class HAController:
             raise ValueError("lock_ttl must be positive")
         self.core = core
         self.backend = backend
-        self.node_id = node_id
+        self.owner = lock_owner(backend, node_id, owner)
+        self.node_id = node_of(self.owner)  # what users see; the lock compares owners
         self.api_addr = api_addr
         self.cluster_addr = cluster_addr
         self.lock_ttl = lock_ttl
@@ -73,6 +88,7 @@ class HAController:
         self.state: State = "standby"
         self.active_since: dt.datetime | None = None
         self.epoch: int | None = None
+        self.max_epoch = 0  # the highest epoch seen: the next acquisition asks for more
         # why and when the last term ended: (reason, seconds since its last successful renew)
         self.last_leave: tuple[str, float] | None = None
         self._record: LeaderRecord | None = None
@@ -201,7 +217,7 @@ class HAController:
                     continue
                 if (self._request in ("stop", "release") or self.core.sealed
                         or self._clock() < self._hold_off_until):
-                    await self.backend.release_lock(self.node_id, got[0])  # changed our mind
+                    await self.backend.release_lock(self.owner, got[0])  # changed our mind
                     continue
                 await self._term(*got)
                 if self.last_leave is not None and self.last_leave[0] == "failed":
@@ -218,27 +234,59 @@ class HAController:
     async def _try_acquire(self) -> tuple[int, float] | None:
         """(epoch, monotonic time the acquiring request was sent), or None."""
         started = self._clock()
-        epoch = await self.backend.acquire_lock(self.node_id)
+        epoch = await self._acquire()
         if epoch is not None:
             return epoch, started
         holder = await self._refresh_holder()
+        await self._read_stored_epoch()
         if holder is None:
             return None
-        name, held_epoch = holder
-        if name == self.node_id:
-            # Our own stale lock (a term we left without releasing, or a restart with the
-            # same node id): nobody else can take it before it expires, so drop it now.
+        owner, held_epoch = holder
+        if owner == self.owner:
+            # Our own stale lock (a term of this server we left without releasing it, or
+            # worker 0 restarted by the supervisor): nobody else can take it before it
+            # expires, so drop it now.
             log.info("releasing our own stale lock (epoch %d)", held_epoch)
-        elif not await self.backend.holder_gone(name):
+            await self.backend.release_lock(self.owner, held_epoch)  # compare-and-delete
+        elif not await self._break(owner, held_epoch):
             await self._leader_for(holder)  # warm the advertisement cache for forwarding
             return None
         else:
             log.warning("lock holder %s (epoch %d) has no Redis connection; taking over",
-                        name, held_epoch)
-        await self.backend.release_lock(name, held_epoch)  # compare-and-delete
+                        owner, held_epoch)
         started = self._clock()
-        epoch = await self.backend.acquire_lock(self.node_id)
+        epoch = await self._acquire()
         return None if epoch is None else (epoch, started)
+
+    async def _acquire(self) -> int | None:
+        epoch = await self.backend.acquire_lock(self.owner, self.max_epoch)
+        if epoch is not None:
+            self._saw_epoch(epoch)
+        return epoch
+
+    async def _break(self, owner: str, epoch: int) -> bool:
+        """Delete the lock of `owner` (another process) if, and only if, it is gone."""
+        breaker = getattr(self.backend, "break_lock", None)
+        if breaker is not None:
+            return bool(await breaker(owner, epoch))
+        if not await self.backend.holder_gone(owner):
+            return False
+        await self.backend.release_lock(owner, epoch)
+        return True
+
+    def _saw_epoch(self, epoch: int) -> None:
+        self.max_epoch = max(self.max_epoch, int(epoch))
+
+    async def _read_stored_epoch(self) -> None:
+        """Remember the stored epoch counter too (standbys, once per retry): a later failover
+        to a replica that missed some INCRs must not hand out these epochs again."""
+        read = getattr(self.backend, "stored_epoch", None)
+        if read is None:
+            return
+        try:
+            self._saw_epoch(await read())
+        except Exception as exc:  # only a hint: never let it stop an election
+            log.debug("cannot read the stored epoch: %s", exc)
 
     async def _term(self, epoch: int, acquired_at: float) -> None:
         """One term as active, from a fresh lock to its release."""
@@ -246,7 +294,8 @@ class HAController:
         self.epoch = epoch
         self._last_renew = acquired_at
         self.backend.fence = epoch
-        record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr)
+        record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr,
+                                     owner=self.owner)
         log.info("acquired the HA lock (epoch %d); becoming active", epoch)
         self._keepalive_task = asyncio.create_task(self._keepalive(epoch),
                                                    name=f"ha-renew-{self.node_id}")
@@ -309,7 +358,7 @@ class HAController:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await keepalive
         try:
-            await asyncio.wait_for(self.backend.release_lock(self.node_id, epoch),
+            await asyncio.wait_for(self.backend.release_lock(self.owner, epoch),
                                max(self.retry, 1.0))
         except Exception as exc:
             log.warning("releasing the HA lock failed (it will expire): %s", exc)
@@ -339,7 +388,7 @@ class HAController:
             sent = self._clock()
             deadline = self._last_renew + self.lock_ttl - self.margin
             try:
-                ok = await asyncio.wait_for(self.backend.renew_lock(self.node_id, epoch),
+                ok = await asyncio.wait_for(self.backend.renew_lock(self.owner, epoch),
                                             max(0.001, deadline - sent))
             except TimeoutError:
                 return  # past ttl − margin: the watchdog steps down
@@ -362,24 +411,43 @@ class HAController:
     async def _refresh_holder(self) -> tuple[str, int] | None:
         self._holder = await self.backend.lock_holder()
         self._holder_at = self._clock()
+        if self._holder is not None:
+            self._saw_epoch(self._holder[1])
         return self._holder
 
     async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
-        if holder is None or holder[0] == self.node_id:
+        if holder is None or holder[0] == self.owner:
             return None  # no holder, or our own stale lock: no active node right now
         if holder == self._leader_key:
             return self._leader
+        node = node_of(holder[0])
         try:
-            raw = await self.core.barrier.get(leader_key(holder[0]))
+            raw = await self.core.barrier.get(leader_key(node))
         except Exception as exc:
-            log.warning("cannot read the advertisement of %s: %s", holder[0], exc)
+            log.warning("cannot read the advertisement of %s: %s", node, exc)
             return None
         if raw is None:
             return None  # not advertised yet: read again next time
         try:
             record = LeaderRecord.from_json(raw)
         except ValueError as exc:
-            log.warning("bad advertisement of %s: %s", holder[0], exc)
+            log.warning("bad advertisement of %s: %s", node, exc)
+            return None
+        if not record.advertises(holder[0]):
+            # A previous holder's record under the same node id (possibly our own): the
+            # holder has not advertised itself yet. Read again next time.
             return None
         self._leader_key, self._leader = holder, record
         return record
+
+
+def lock_owner(backend: Any, node_id: str, owner: str | None = None) -> str:
+    """The owner a controller for `node_id` holds the lock as: `owner` when given, else the
+    backend's identity when it belongs to `node_id` (the server sets it to
+    `<node id>@<instance>` before HA starts), else `node_id` itself."""
+    if owner:
+        return owner
+    ident = getattr(backend, "owner", None)
+    if isinstance(ident, str) and ident and node_of(ident) == node_id:
+        return ident
+    return node_id

@@ -5,19 +5,24 @@ Layout under a prefix `p` (default "transit"):
 - `p/<key>`            a value (Redis string, raw bytes)
 - `p:list:<folder>`    ZSET (all scores 0, so ordered by bytes) of the immediate children of
                        `<folder>` ("" or ending in "/"): leaf names, and sub-folders with a "/"
-- `p/core/lock`        the HA lock, value `"<node_id>:<epoch>"` (split at the LAST ":")
-- `p/core/epoch`       INCR on every lock acquisition
-- `p/core/index`       the write index: INCR on every put/delete
-- channel `p/invalidate`  one message `"<index> <key>"` per put/delete
+- `p/core/lock`        the HA lock, value `"<owner>:<epoch>"` (split at the LAST ":"; the
+                       owner is `<node_id>@<instance>`, see transit/cluster/identity.py)
+- `p/core/epoch`       INCR on every lock acquisition (never below what the caller has seen)
+- `p/core/index`       the write index: INCR on every written entry
+- `p/core/sync`        scratch key for WAIT (never a stored entry)
+- channel `p/invalidate`  one message `"<index> <key>"` per written entry
 
-Every put/delete is one Lua script: (when `fence` is set) check that the lock still holds
-`"<node_id>:<fence>"`, apply the write, keep the folder ZSETs in step, INCR the index and
-PUBLISH. A refused write raises `errors.Fenced` and changes nothing. With `fence = None` the
-check is skipped (single node, or before HA starts) but the index and message still happen.
+Every write (put, delete, guarded multi-key commit) is one Lua script, `_COMMIT`: (when
+`fence` is set) check that the lock still holds `"<owner>:<fence>"`, check every guard (the
+SHA-1 of the stored value, or absent), apply the writes, keep the folder ZSETs in step, INCR
+the index and PUBLISH per entry. A refused write raises `errors.Fenced` or `errors.Conflict`
+and changes nothing. With `fence = None` the fence check is skipped (single node, or before HA
+starts) but guards, index and messages still apply. Writes go through a client that never
+retries: a lost reply is `errors.OutcomeUnknown`; durable commits WAIT on the same connection.
 
-Every connection is named `transit-<node_id>` (CLIENT SETNAME through the pool's
-`client_name`), which `holder_gone` looks for in CLIENT LIST. The node id comes from the
-`node_id` argument or `set_node_id()`, which must be called before the first command.
+Every connection is named `transit-<owner>` (CLIENT SETNAME through the pool's
+`client_name`), which `holder_gone` looks for in CLIENT LIST. The owner comes from the
+`node_id` argument or `set_owner()`, which must be called before the first command.
 """
 
 from __future__ import annotations

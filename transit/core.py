@@ -408,8 +408,8 @@ class Core:
         await self.audit.setup()
 
     async def reload_mounts(self) -> None:
-        """Re-read the mount table (a standby heard `core/mounts` change)."""
-        await self.mounts.load([])
+        """Re-read the mount table (`core/mounts` changed on another worker or node)."""
+        await self.mounts.load([], keep_engines=True)
         self.audit.mounts = self.mounts
 
     async def _load_cluster_identity(self) -> None:

@@ -56,7 +56,7 @@ async def _reload_mounts(core: Any) -> None:
     if reload is not None:
         await _maybe_await(reload())
     else:  # re-reads the table and rebuilds every engine (fresh, empty caches)
-        await core.mounts.load([])
+        await core.mounts.load([], keep_engines=True)
 
 
 async def _reload_salt(core: Any) -> None:

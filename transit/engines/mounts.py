@@ -111,25 +111,27 @@ class MountTable:
         return sorted(self._entries.values(), key=lambda e: e.path)
 
     # -- changes ----------------------------------------------------------------------------
-    async def load(self, defaults: list[tuple[str, str, str]]) -> None:
-        """Read the table from storage; on first start, create `defaults` (path, type, desc)."""
-        raw = await self._backend.get(MOUNTS_KEY)
-        self.loaded = raw
-        if raw is None:
-            for path, typ, desc in defaults:
-                await self.mount(path, typ, description=desc)
-            return
-        self._entries = {}
-        for item in orjson.loads(raw):
-            entry = MountEntry(**item)
-            await self._activate(entry)
-            self._entries[entry.path] = entry
-        self._reindex()
+    async def load(
+        self, defaults: list[tuple[str, str, str]], *, keep_engines: bool = False
+    ) -> None:
+        """Read the table from storage; on first start, create `defaults` (path, type, desc).
 
-    async def _sync(self, raw: bytes | None) -> None:
-        """Make the in-memory table the stored one `raw`, keeping the engine (and its caches)
-        of every mount whose uuid, type and options did not change."""
-        old = {e.uuid: e for e in self._entries.values()}
+        Every engine is built afresh (empty caches), unless `keep_engines` (another worker or
+        node changed the table: mounts that did not change keep their engine). The new table
+        replaces the old one only once it is complete, and never while a change is being
+        made, so a change never commits a half-loaded table."""
+        async with self._lock:
+            raw = await self._backend.get(MOUNTS_KEY)
+            if raw is not None or not defaults:
+                await self._sync(raw, reuse=keep_engines)
+                return
+        for path, typ, desc in defaults:
+            await self.mount(path, typ, description=desc)
+
+    async def _sync(self, raw: bytes | None, *, reuse: bool = True) -> None:
+        """Make the in-memory table the stored one `raw`, keeping (with `reuse`) the engine
+        and its caches of every mount whose uuid, type and options did not change."""
+        old = {e.uuid: e for e in self._entries.values()} if reuse else {}
         entries: dict[str, MountEntry] = {}
         for item in orjson.loads(raw) if raw is not None else []:
             fresh = MountEntry(**item)

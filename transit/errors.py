@@ -14,7 +14,7 @@ how that looks on the wire (Vault's conventions, see spec §1.4).
     ├── RequestTooLarge        body over max_request_size                                -> 413
     ├── Sealed                 the barrier is sealed                                     -> 503
     ├── StorageError           the backend failed                                        -> 500
-    │   ├── Fenced             this node no longer holds the HA lock; nothing written    -> 500
+    │   ├── Fenced             this node no longer holds the HA lock; nothing written    -> 503
     │   ├── Conflict           a compare-and-set lost to another writer; nothing written -> 503
     │   ├── OutcomeUnknown     the write was sent but its reply was lost                 -> 503
     │   └── Unavailable        storage could not be reached; nothing was sent            -> 503

@@ -74,6 +74,7 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     (errors.StandbyError, 500, False),
     (errors.ReplicationUnconfirmed, 503, False),
     (errors.Conflict, 503, False),
+    (errors.Fenced, 503, False),  # nothing written; another node is (becoming) active
     (errors.OutcomeUnknown, 503, False),
     (errors.Unavailable, 503, False),
     (errors.InternalError, 500, True),

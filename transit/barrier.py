@@ -277,7 +277,7 @@ class Barrier:
 
     async def commit(
         self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
-        durable: bool = False,
+        durable: bool = False, **claim: str,
     ) -> None:
         if self.sealed:
             raise Sealed()
@@ -292,7 +292,13 @@ class Barrier:
                 sealed.append(Write(w.key, _encrypt(aead, term, w.key, bytes(w.value))))
             else:
                 sealed.append(w)
-        await self.physical.commit(sealed, expect, durable=durable)
+        await self.physical.commit(sealed, expect, durable=durable, **claim)
+
+    def __getattr__(self, name: str) -> object:
+        """`claim`/`release_claim` of the physical backend, when it has them."""
+        if name in ("claim", "release_claim"):
+            return getattr(self.physical, name)
+        raise AttributeError(name)
 
     # -- internals ---------------------------------------------------------------------
 

@@ -115,8 +115,13 @@ class Fenced(StorageError):
 
 class Conflict(StorageError):
     """A guarded write (compare-and-set on an entry's stored version) found the entry
-    changed by another writer: nothing was written. Callers re-read storage and retry; one
-    that gives up reports 503 (safe to retry: nothing was applied)."""
+    changed by another writer, or claimed by one (`claimed`): nothing was written. Callers
+    re-read storage and retry; one that gives up reports 503 (safe to retry: nothing was
+    applied)."""
+
+    def __init__(self, message: str = "", *, claimed: bool = False) -> None:
+        super().__init__(message)
+        self.claimed = claimed
 
 
 class OutcomeUnknown(StorageError):

@@ -61,6 +61,10 @@ class Backend(Protocol):
     the writes before returning (`errors.ReplicationUnconfirmed` if they did not confirm:
     the writes are applied on the primary, the caller must not treat them as acknowledged).
     A write whose reply is lost raises `errors.OutcomeUnknown` and is never retried.
+
+    Optional, for backends shared by several processes: `claim(key, ttl) -> token | None` and
+    `release_claim(key, token)`; `commit(..., claim=token)` then succeeds while guarded commits
+    of others on that first key fail (`update` claims after losing several races in a row).
     """
 
     async def get(self, key: str) -> bytes | None: ...
@@ -136,13 +140,24 @@ class StorageView:
 
     async def commit(
         self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
-        durable: bool = False,
+        durable: bool = False, **claim: str,
     ) -> None:
         p = self.prefix
         await self._backend.commit(
             [Write(p + w.key, w.value) for w in writes],
-            {p + k: v for k, v in (expect or {}).items()}, durable=durable,
+            {p + k: v for k, v in (expect or {}).items()}, durable=durable, **claim,
         )
+
+    def __getattr__(self, name: str) -> object:
+        """`claim`/`release_claim` of backends that have them (`update` looks for them)."""
+        if name in ("claim", "release_claim"):
+            inner = getattr(self._backend, name)
+
+            async def scoped(key: str, *args: object) -> object:
+                return await inner(self.prefix + key, *args)
+
+            return scoped
+        raise AttributeError(name)
 
     async def confirm_replicated(self) -> None:
         """See `RedisBackend.confirm_replicated` (a no-op for backends without replicas)."""

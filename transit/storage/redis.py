@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,29 +56,37 @@ from transit.storage.base import Versioned, Write, version_of
 log = logging.getLogger("transit.storage.redis")
 
 # One script for every write (put, delete, guarded commit), so each is atomic and fenced.
-# KEYS: lock, index, G guarded keys, then per write: its data key and its folder ZSETs
-#       (root..deepest).
-# ARGV: expected lock value ("" = unfenced), channel, G, W, G expected versions ("" = must
-#       be absent, else sha1hex of the stored value), then per write: "p" or "d", the key
-#       (relative, for the message), the value ("" for a delete), F, F child names.
-# Returns -1 fenced, -2 a guard failed (nothing written either way), else the last index.
+# KEYS: lock, index, the claim key of the first guarded key, G guarded keys, then per
+#       write: its data key and its folder ZSETs (root..deepest).
+# ARGV: expected lock value ("" = unfenced), channel, G, W, our claim token ("" = none), G
+#       expected versions ("" = must be absent, else sha1hex of the stored value), then per
+#       write: "p" or "d", the key (relative, for the message), the value ("" for a
+#       delete), F, F child names.
+# A guarded commit also fails while another writer holds a claim on its first key (see
+# `claim`: a writer that keeps losing the race gets its turn).
+# Returns -1 fenced, -2 a guard failed, -3 claimed by another writer (nothing written in
+# any of these), else the last index.
 # A delete walks up from the deepest folder: remove the child; stop as soon as a folder is
 # not empty (Redis drops an emptied ZSET, so EXISTS says whether it still has children).
 _COMMIT = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local g = tonumber(ARGV[3])
 local w = tonumber(ARGV[4])
+if g > 0 then
+  local c = redis.call('GET', KEYS[3])
+  if c and c ~= ARGV[5] then return -3 end
+end
 for i = 1, g do
-  local cur = redis.call('GET', KEYS[2 + i])
-  local want = ARGV[4 + i]
+  local cur = redis.call('GET', KEYS[3 + i])
+  local want = ARGV[5 + i]
   if want == '' then
     if cur then return -2 end
   elseif (not cur) or redis.sha1hex(cur) ~= want then
     return -2
   end
 end
-local k = 3 + g
-local a = 5 + g
+local k = 4 + g
+local a = 6 + g
 local n = 0
 for _ = 1, w do
   local f = tonumber(ARGV[a + 3])
@@ -394,9 +403,27 @@ class RedisBackend:
         value = None if value is None else bytes(value)
         return Versioned(value, version_of(value))
 
+    def _claim_key(self, key: str) -> str:
+        return f"{self.prefix}/core/claim/{key}"
+
+    async def claim(self, key: str, ttl: float = 2.0) -> str | None:
+        """Claim the next guarded commit on `key` (a writer that lost the race several times
+        in a row): until released or `ttl` passes, guarded commits of other writers whose
+        first key is `key` fail with `Conflict`. A token, or None when someone else holds
+        the claim. Advisory: correctness rests on the guards, this only ends starvation."""
+        token = secrets.token_hex(8)
+        with self._errors("claim"):
+            ok = await self._primary.set(self._claim_key(key), token, nx=True,
+                                         px=max(1, int(ttl * 1000)))
+        return token if ok else None
+
+    async def release_claim(self, key: str, token: str) -> None:
+        with self._errors("claim release"):
+            await self._release(keys=[self._claim_key(key)], args=[token])
+
     async def commit(
         self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
-        durable: bool = False,
+        durable: bool = False, claim: str = "",
     ) -> None:
         """One fenced, guarded script for all `writes` (see `Backend` and `_COMMIT`). With
         `durable`, WAIT on the same connection for max(min_replica_acks, connected
@@ -404,9 +431,10 @@ class RedisBackend:
         expect = dict(expect or {})
         for w in writes:
             self._check_key(w.key)
-        keys: list[Any] = [self.lock_key, self.index_key]
+        first = next(iter(expect), "")
+        keys: list[Any] = [self.lock_key, self.index_key, self._claim_key(first)]
         keys += [f"{self.prefix}/{k}" for k in expect]
-        args: list[Any] = [self._fence_value(), self.channel, len(expect), len(writes)]
+        args: list[Any] = [self._fence_value(), self.channel, len(expect), len(writes), claim]
         args += list(expect.values())
         for w in writes:
             folders, children = _folders(w.key)
@@ -505,7 +533,7 @@ class RedisBackend:
         return [m.decode() for m in members]
 
     def _check_key(self, key: str) -> None:
-        if key in _RESERVED:
+        if key in _RESERVED or key.startswith("core/claim/"):
             raise StorageError(f"redis: {key!r} is reserved for the HA lock and write index")
 
     def _done(self, n: int, what: str) -> None:
@@ -513,6 +541,9 @@ class RedisBackend:
             raise Fenced(f"write of {what} refused: this node no longer holds the lock")
         if n == -2:
             raise Conflict(f"write of {what} refused: changed since it was read")
+        if n == -3:
+            raise Conflict(f"write of {what} refused: another writer has claimed it",
+                           claimed=True)
         self.last_index = max(self.last_index, n)  # replies may arrive out of order
 
     # -- HA primitives ---------------------------------------------------------------------

@@ -8,7 +8,10 @@ and a result, and commits them guarded on the versions it read. When another wri
 one of the entries in between (`errors.Conflict`, nothing written), it reads again and calls
 `change` again, with a short random back-off. `change` therefore must be a pure function of
 the values it is given (it may raise to abort: nothing is written). Callers that also hold a
-process-local lock per entry keep conflicts to the rare cross-process case.
+process-local lock per entry keep conflicts to the rare cross-process case. A writer that
+loses `CLAIM_AFTER` races in a row claims the entry where the backend can (`Backend.claim`),
+so that a process that is always a little late (another process rewrites the entry in a
+tight loop) still gets its turn instead of giving up.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +27,8 @@ from transit.errors import Conflict
 from transit.storage.base import ABSENT, Backend, Write
 
 ATTEMPTS = 24
+CLAIM_AFTER = 3  # lost races in a row before claiming the entry (`Backend.claim`)
+CLAIM_TTL = 2.0  # seconds a claim holds if its writer dies
 
 
 async def update(
@@ -33,23 +39,41 @@ async def update(
     on what was read; retry on `Conflict`. Returns what `change` returned as its result.
 
     Raises `Conflict` (503, nothing written) after `attempts` lost races."""
-    for attempt in range(attempts):
-        snapshot = {k: await storage.get_versioned(k) for k in keys}
-        out = change({k: v.value for k, v in snapshot.items()})
-        if inspect.isawaitable(out):
-            out = await out
-        writes, result = out
-        if not writes:
-            return result
-        try:
-            await storage.commit(
-                writes, {k: v.version for k, v in snapshot.items()}, durable=durable
-            )
-            return result
-        except Conflict:
-            if attempt == attempts - 1:
-                break
-            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+    claim = getattr(storage, "claim", None)
+    token = ""
+    lost = 0  # races lost to a concurrent change (a claim by another writer does not count)
+    deadline = time.monotonic() + 2 * CLAIM_TTL
+    try:
+        while True:
+            snapshot = {k: await storage.get_versioned(k) for k in keys}
+            out = change({k: v.value for k, v in snapshot.items()})
+            if inspect.isawaitable(out):
+                out = await out
+            writes, result = out
+            if not writes:
+                return result
+            try:
+                await storage.commit(
+                    writes, {k: v.version for k, v in snapshot.items()}, durable=durable,
+                    **({"claim": token} if token else {}),
+                )
+                return result
+            except Conflict as exc:
+                if exc.claimed:  # another writer's turn: it commits within a round trip
+                    if time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.001)
+                    continue
+                lost += 1
+                if lost >= attempts:
+                    break
+                if not token and claim is not None and lost >= CLAIM_AFTER:
+                    token = await claim(keys[0], CLAIM_TTL) or ""
+                if not token:
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(lost, 5)))
+    finally:
+        if token:
+            await storage.release_claim(keys[0], token)  # type: ignore[attr-defined]
     raise Conflict(
         f"too many concurrent writes to {', '.join(keys)}; nothing was changed, retry"
     )

@@ -43,3 +43,50 @@ def test_stale_cache_reloads_then_forwards() -> None:
         assert same is not None and same.latest_version == 2  # the decrypt error follows
 
     asyncio.run(run())
+
+
+def test_two_stores_rotating_one_key_never_lose_a_version() -> None:
+    """Two PolicyStores over one storage stand for two worker processes, each with its own
+    (stale) cache: rotations interleaved at every await still give distinct versions, and the
+    stored key ends with all of them (DESIGN §7: re-read storage, guarded commit)."""
+
+    async def run() -> None:
+        storage = StorageView(InmemBackend(), "logical/m/")
+        a, b = PolicyStore(storage), PolicyStore(storage)
+        await a.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
+        await b.get("k")  # b caches v1 and never hears of a's rotations
+
+        async def rotate(store: PolicyStore) -> int:
+            p, _ = await store.modify("k", lambda p: (p, p.rotate()))
+            assert p is not None
+            return p.latest_version
+
+        versions = await asyncio.gather(*(rotate(s) for s in [a, b] * 10))
+        assert sorted(versions) == list(range(2, 22))
+        fresh = PolicyStore(storage)
+        stored = await fresh.get("k")
+        assert stored is not None and stored.latest_version == 21
+        assert sorted(stored.keys) == list(range(1, 22))
+
+    asyncio.run(run())
+
+
+def test_a_change_that_raises_writes_nothing_and_keeps_the_cache() -> None:
+    async def run() -> None:
+        storage = StorageView(InmemBackend(), "logical/m/")
+        store = PolicyStore(storage)
+        await store.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
+        before = await storage.get("policy/k")
+
+        def boom(p: Policy | None) -> tuple[Policy, None]:
+            assert p is not None
+            p.rotate()
+            raise ValueError("no")
+
+        with pytest.raises(ValueError):
+            await store.modify("k", boom)
+        assert await storage.get("policy/k") == before
+        cached = store.cached("k")
+        assert cached is not None and cached.latest_version == 1
+
+    asyncio.run(run())

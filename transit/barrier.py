@@ -295,9 +295,24 @@ class Barrier:
         await self.physical.commit(sealed, expect, durable=durable, **claim)
 
     def __getattr__(self, name: str) -> object:
-        """`claim`/`release_claim` of the physical backend, when it has them."""
+        """`claim`/`release_claim`/`get_versioned_many` of the physical backend, when it has
+        them."""
         if name in ("claim", "release_claim"):
             return getattr(self.physical, name)
+        if name == "get_versioned_many":
+            many = getattr(self.physical, name)
+
+            async def opened(keys: Sequence[str]) -> list[Versioned]:
+                if self.sealed:
+                    raise Sealed()
+                out = []
+                for key, stored in zip(keys, await many(keys), strict=True):
+                    value = None if stored.value is None else await self._decrypt(
+                        key, stored.value)
+                    out.append(Versioned(value, stored.version))
+                return out
+
+            return opened
         raise AttributeError(name)
 
     # -- internals ---------------------------------------------------------------------

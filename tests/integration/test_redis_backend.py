@@ -794,3 +794,30 @@ def test_update_under_a_tight_rewrite_loop_gets_through(redis_server: RedisServe
     finally:
         stop.set()
         t.join(10)
+
+
+def test_get_versioned_many_matches_get_versioned(redis_server: RedisServer) -> None:
+    """The one-round-trip read that `update` uses is the same as reading key by key, also
+    through the barrier and a view (decrypted values, versions of the stored bytes)."""
+    import os
+
+    from transit.barrier import Barrier
+    from transit.storage import StorageView
+
+    async def go() -> None:
+        r = backend(redis_server, node_id="many")
+        try:
+            barrier = Barrier(r)
+            root = os.urandom(32)
+            await barrier.initialize(root)
+            await barrier.unseal(root)
+            for store in (r, barrier, StorageView(barrier, "logical/x/")):
+                await store.put("a", b"1")
+                many = await store.get_versioned_many(["a", "missing"])
+                one = [await store.get_versioned("a"), await store.get_versioned("missing")]
+                assert many == one
+                assert many[0].value == b"1" and many[1].value is None
+        finally:
+            await r.close()
+
+    asyncio.run(go())

@@ -62,7 +62,8 @@ class Backend(Protocol):
     the writes are applied on the primary, the caller must not treat them as acknowledged).
     A write whose reply is lost raises `errors.OutcomeUnknown` and is never retried.
 
-    Optional, for backends shared by several processes: `claim(key, ttl) -> token | None` and
+    Optional: `get_versioned_many(keys)` (one round trip for several keys). For backends
+    shared by several processes: `claim(key, ttl) -> token | None` and
     `release_claim(key, token)`; `commit(..., claim=token)` then succeeds while guarded commits
     of others on that first key fail (`update` claims after losing several races in a row).
     """
@@ -149,7 +150,8 @@ class StorageView:
         )
 
     def __getattr__(self, name: str) -> object:
-        """`claim`/`release_claim` of backends that have them (`update` looks for them)."""
+        """`claim`/`release_claim`/`get_versioned_many` of backends that have them (optional
+        parts of the contract; `update` looks for them)."""
         if name in ("claim", "release_claim"):
             inner = getattr(self._backend, name)
 
@@ -157,6 +159,13 @@ class StorageView:
                 return await inner(self.prefix + key, *args)
 
             return scoped
+        if name == "get_versioned_many":
+            many = getattr(self._backend, name)
+
+            async def scoped_many(keys: Sequence[str]) -> object:
+                return await many([self.prefix + k for k in keys])
+
+            return scoped_many
         raise AttributeError(name)
 
     async def confirm_replicated(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -260,6 +261,8 @@ class RedisBackend:
         if persistence_check not in ("refuse", "warn"):
             raise StorageError("redis: persistence_check must be \"refuse\" or \"warn\"")
         self.persistence_check = persistence_check
+        self._replicas_connected = 0
+        self._replicas_read_at = float("-inf")
         self.replication_timeout = replication_timeout
         self.last_index = 0  # write index returned by this backend's latest put/delete
         self.lock_key = f"{prefix}/core/lock"
@@ -403,6 +406,16 @@ class RedisBackend:
         value = None if value is None else bytes(value)
         return Versioned(value, version_of(value))
 
+    async def get_versioned_many(self, keys: Sequence[str]) -> list[Versioned]:
+        """`get_versioned` of several keys in one round trip (MGET on the primary)."""
+        with self._errors("get"):
+            values = await self._primary.mget([f"{self.prefix}/{k}" for k in keys])
+        out = []
+        for value in values:
+            value = None if value is None else bytes(value)
+            out.append(Versioned(value, version_of(value)))
+        return out
+
     def _claim_key(self, key: str) -> str:
         return f"{self.prefix}/core/claim/{key}"
 
@@ -458,6 +471,7 @@ class RedisBackend:
                 n, acked = int(result[0]), int(result[1])
         self._done(n, what)
         if acked < needed:
+            self._replicas_read_at = float("-inf")  # count them again next time
             raise ReplicationUnconfirmed(
                 f"the change was applied on the storage primary but only {acked} of {needed} "
                 "replicas confirmed it in time; its outcome is unknown, check before retrying"
@@ -499,9 +513,16 @@ class RedisBackend:
         return list(result.problems)
 
     async def _connected_replicas(self) -> int:
+        """How many replicas are connected, read at most once a second (a durable write
+        waits for every replica connected as of then, and at least `min_replica_acks`)."""
+        now = time.monotonic()
+        if now - self._replicas_read_at < 1.0:
+            return self._replicas_connected
         with self._errors("info replication"):
             info = await self._primary.info("replication")
-        return int(info.get("connected_slaves", 0))
+        self._replicas_connected = int(info.get("connected_slaves", 0))
+        self._replicas_read_at = now
+        return self._replicas_connected
 
     @contextlib.contextmanager
     def _write_errors(self, what: str) -> Iterator[None]:

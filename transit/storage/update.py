@@ -40,12 +40,16 @@ async def update(
 
     Raises `Conflict` (503, nothing written) after `attempts` lost races."""
     claim = getattr(storage, "claim", None)
+    many = getattr(storage, "get_versioned_many", None) if len(keys) > 1 else None
     token = ""
     lost = 0  # races lost to a concurrent change (a claim by another writer does not count)
     deadline = time.monotonic() + 2 * CLAIM_TTL
     try:
         while True:
-            snapshot = {k: await storage.get_versioned(k) for k in keys}
+            if many is not None:
+                snapshot = dict(zip(keys, await many(keys), strict=True))
+            else:
+                snapshot = {k: await storage.get_versioned(k) for k in keys}
             out = change({k: v.value for k, v in snapshot.items()})
             if inspect.isawaitable(out):
                 out = await out

@@ -17,13 +17,14 @@ tight loop) still gets its turn instead of giving up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from transit.errors import Conflict
+from transit.errors import Conflict, TransitError
 from transit.storage.base import ABSENT, Backend, Write
 
 ATTEMPTS = 24
@@ -76,8 +77,9 @@ async def update(
                 if not token:
                     await asyncio.sleep(random.uniform(0, 0.002 * min(lost, 5)))
     finally:
-        if token:
-            await storage.release_claim(keys[0], token)  # type: ignore[attr-defined]
+        if token:  # best effort: an unreleased claim expires after CLAIM_TTL anyway
+            with contextlib.suppress(TransitError):
+                await storage.release_claim(keys[0], token)  # type: ignore[attr-defined]
     raise Conflict(
         f"too many concurrent writes to {', '.join(keys)}; nothing was changed, retry"
     )

@@ -177,6 +177,7 @@ class PolicyStore:
             if stored is None:
                 self._cache.pop(name, None)
                 self._parsed.pop(name, None)
+                self._loaded_versions.pop(name, None)  # a new key of this name starts at v1
             else:
                 if not durable and stored.latest_version > self._loaded_versions.get(name, 0):
                     confirm = getattr(self._storage, "confirm_replicated", None)

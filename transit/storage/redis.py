@@ -470,8 +470,7 @@ class RedisBackend:
                     result = await pipe.execute()
                 n, acked = int(result[0]), int(result[1])
         self._done(n, what)
-        if acked < needed:
-            self._replicas_read_at = float("-inf")  # count them again next time
+        if acked < needed and await self._still_short(acked):
             raise ReplicationUnconfirmed(
                 f"the change was applied on the storage primary but only {acked} of {needed} "
                 "replicas confirmed it in time; its outcome is unknown, check before retrying"
@@ -495,7 +494,7 @@ class RedisBackend:
                 acked = int((await pipe.execute())[-1])
         except (RedisError, OSError) as exc:
             raise Unavailable(f"redis at {self._where}: WAIT failed: {exc}") from None
-        if acked < needed:
+        if acked < needed and await self._still_short(acked):
             raise ReplicationUnconfirmed(
                 f"only {acked} of {needed} storage replicas confirmed the latest writes in "
                 "time; a key changed meanwhile cannot be used until they do"
@@ -511,6 +510,12 @@ class RedisBackend:
         for note in result.notes:
             log.info("redis %s: %s", self._where, note)
         return list(result.problems)
+
+    async def _still_short(self, acked: int) -> bool:
+        """WAIT saw fewer replicas than counted: count them again (the count may be up to a
+        second old, and a replica that went away since is not one to wait for)."""
+        self._replicas_read_at = float("-inf")
+        return acked < max(self.min_replica_acks, await self._connected_replicas())
 
     async def _connected_replicas(self) -> int:
         """How many replicas are connected, read at most once a second (a durable write

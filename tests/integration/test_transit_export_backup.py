@@ -140,3 +140,15 @@ def test_restore_request_errors(server: ServerProcess, mount: str) -> None:
         "Content-Type": "application/json"})
     assert r.status_code == 400
     assert _names(server, mount) == []
+
+
+def test_restore_refuses_a_path_name_inside_the_backup(server: ServerProcess, mount: str) -> None:
+    """The name inside the blob is client input too: a backup renamed to the BYOK wrapping
+    key's path must not replace the mount's wrapping key."""
+    wrapping = ok(api(server, "GET", mount, "wrapping_key"))["public_key"]
+    for name in ("import/wrapping-key", "a/b"):
+        blob = v.backup_blob(v.policy_json(name))
+        assert error(api(server, "POST", mount, "restore", json={"backup": blob}), 500) == (
+            wrapped("key names cannot be paths"))
+    assert ok(api(server, "GET", mount, "wrapping_key"))["public_key"] == wrapping
+    assert _names(server, mount) == ["import/"]

@@ -369,3 +369,13 @@ def test_http_layer_quirks_seen_in_compat_diff(server: ServerProcess, mount: str
                             '"derived": cannot parse \'\' as bool: strconv.ParseBool: parsing '
                             '"notabool": invalid syntax']
     assert api(server, "GET", mount, "keys/x").status_code == 404
+
+
+@pytest.mark.parametrize("period", ["99999999999999s", "9999999999h", 10**20])
+def test_auto_rotate_period_beyond_go_duration_is_400(server, mount, period) -> None:
+    """A period Go's time.Duration cannot hold is refused (it used to crash the periodic
+    auto-rotation task of the mount); nothing is created."""
+    r = server.request("POST", f"{mount}/keys/huge", json={"auto_rotate_period": period})
+    assert r.status_code == 400, r.text
+    assert "invalid duration" in r.json()["errors"][0]
+    assert server.request("GET", f"{mount}/keys/huge").status_code == 404

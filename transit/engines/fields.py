@@ -72,6 +72,10 @@ def parse_int(value: Any) -> int:
     raise ValueError(f"cannot parse {value!r} as int")
 
 
+# The longest duration Go can hold (int64 nanoseconds): ~292 years.
+MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
+
+
 def parse_duration(value: Any) -> int:
     """Seconds from an int, a numeric string, or a Go duration string."""
     if isinstance(value, bool):
@@ -179,6 +183,8 @@ def coerce(ftype: FieldType, value: Any) -> Any:
             raise
         if seconds < 0:  # Vault's TypeDurationSecond
             raise ValueError(f"cannot provide negative value '{seconds}'")
+        if seconds > MAX_DURATION_SECONDS:  # Go's time.Duration (int64 ns) would overflow
+            raise ValueError(f'time: invalid duration "{value}"')
         return seconds
     if ftype is FieldType.SLICE:
         if isinstance(value, list):

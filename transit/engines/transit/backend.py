@@ -7,6 +7,7 @@ handlers take the backend as their first argument.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,8 @@ from transit.engines.transit import (
     tools,
 )
 from transit.engines.transit.policies import ARCHIVE_PREFIX, KEEP, POLICY_PREFIX, PolicyStore
+
+log = logging.getLogger("transit.engines.transit")
 
 
 class TransitBackend(Engine):
@@ -144,16 +147,21 @@ class TransitBackend(Engine):
         for key_name in await self.policies.list():
             if key_name.endswith("/"):
                 continue  # "import/" holds the BYOK wrapping key, never auto-rotated
-            policy = await self.policies.get(key_name)
-            if policy is None or not policy.needs_auto_rotate():
-                continue
+            try:
+                await self._auto_rotate(key_name)
+            except Exception as exc:  # one bad key must not stop the rotation of the others
+                log.error("auto-rotation of key %s failed: %r", key_name, exc)
 
+    async def _auto_rotate(self, key_name: str) -> None:
+        policy = await self.policies.get(key_name)
+        if policy is None or not policy.needs_auto_rotate():
+            return
 
-            def rotate(current: Policy | None) -> tuple[Any, None]:
-                # decided on the stored policy: another worker or node may have rotated it
-                if current is None or not current.needs_auto_rotate():
-                    return KEEP, None
-                current.rotate()
-                return current, None
+        def rotate(current: Policy | None) -> tuple[Any, None]:
+            # decided on the stored policy: another worker or node may have rotated it
+            if current is None or not current.needs_auto_rotate():
+                return KEEP, None
+            current.rotate()
+            return current, None
 
-            await self.policies.modify(key_name, rotate, durable=True)
+        await self.policies.modify(key_name, rotate, durable=True)

@@ -54,6 +54,10 @@ async def restore(b: Any, req: Request, d: FieldData) -> None:
         raise
     except Exception as exc:  # a malformed backup is Vault's 500, never a traceback
         raise InternalError(str(exc)) from exc
+    if "/" in p.name or not p.name:
+        # the name inside the blob is the client's too: "import/wrapping-key" would replace
+        # the mount's BYOK wrapping key
+        raise InternalError("key names cannot be paths")
 
     def put(current: Policy | None) -> tuple[Policy, None]:
         if current is not None and not force:

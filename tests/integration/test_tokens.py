@@ -349,3 +349,11 @@ def test_limited_use_token_can_revoke_itself(client: hvac.Client, server: Server
     tok = client.auth.token.create(policies=["default"], num_uses=3)["auth"]["client_token"]
     assert server.request("POST", "auth/token/revoke-self", token=tok).status_code == 204
     assert server.request("GET", "auth/token/lookup-self", token=tok).status_code == 403
+
+
+@pytest.mark.parametrize("field", ["num_uses", "explicit_max_ttl", "ttl"])
+def test_integers_beyond_64_bits_are_400(server, field) -> None:
+    """2^64 does not fit Go's int (or a duration): 400, never a 500, and no token made."""
+    r = server.request("POST", "auth/token/create", json={field: 2**64})
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"errors"}

@@ -161,6 +161,16 @@ def coerce(ftype: FieldType, value: Any) -> Any:
         if value == "":
             return 0
         try:
+            number = parse_int(value)
+        except ValueError:
+            number = None
+        if number is not None:
+            if not -(2**63) <= number < 2**63:  # Go's int: a bigger number is an error
+                raise ValueError(
+                    f"cannot parse '' as int: strconv.ParseInt: parsing \"{value}\": "
+                    "value out of range")
+            return number
+        try:
             return parse_int(value)
         except ValueError:
             if isinstance(value, str):

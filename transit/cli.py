@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 
 from transit import __version__
@@ -107,6 +109,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error loading configuration: {exc}", file=sys.stderr)
         return 1
+    _no_core_dumps()
     level = (args.log_level or config.log_level or "info").upper()
     level = {"TRACE": "DEBUG", "WARN": "WARNING"}.get(level, level)
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
@@ -171,3 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_cluster(args)
     parser.print_help()
     return 0 if args.command is None else 2
+
+
+def _no_core_dumps() -> None:
+    """A core dump of the server holds the unsealed root key and every cached key: none is
+    written unless TRANSIT_ALLOW_CORE_DUMPS=1 (for debugging on a machine you trust)."""
+    if os.environ.get("TRANSIT_ALLOW_CORE_DUMPS") == "1":
+        return
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -212,3 +212,10 @@ def test_help_lists_flags() -> None:
     assert out.returncode == 0
     for flag in ("-dev", "-config", "-dev-root-token-id", "-dev-listen-address"):
         assert flag in out.stdout
+
+
+def test_core_dumps_are_off(server: ServerProcess) -> None:
+    """A core dump would hold the root key and cached keys: the server turns them off."""
+    limits = Path(f"/proc/{server.proc.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import socket
@@ -66,6 +67,12 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 TOKEN_MOUNT = "auth/token/"
 ECHO_PATH = "/v1/sys/internal/cluster-echo"
 CLUSTER_INFO_KEY = "core/cluster/local/info"
+POLICY_PREFIX = "sys/policy/"
+BUILTIN_POLICIES = ("default", "response-wrapping")  # made by the active node (`_load`)
+# A standby that cannot load its state yet retries after 50 ms, 100 ms, ... then every 2 s.
+STANDBY_RETRY_FIRST = 0.05
+STANDBY_RETRY_MAX = 2.0
+AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this often
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -110,6 +117,12 @@ class Core:
         self.echoes: dict[str, dict[str, Any]] = {}
         self.perf_standby_enabled = False
         self._perf_loaded = False
+        # Why this node is not (yet) serving as a performance standby ("" when it is, or
+        # when it is not meant to): shown by sys/health and sys/ha-status. While it is set a
+        # background task (`_standby_retry`) keeps trying, with backoff.
+        self.standby_problem = ""
+        self._standby_retry: asyncio.Task[None] | None = None
+        self._standby_logged = float("-inf")
         self._sealing = False
         self.invalidator: InvalidationSubscriber | None = None
         # Several worker processes per node (transit/workers.py): the siblings of the active
@@ -129,11 +142,36 @@ class Core:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        """Read whether storage is initialised; a static seal unseals right away."""
+        """Read whether storage is initialised; a static seal unseals right away — or, on
+        storage nobody has initialised yet, as soon as another node has (`sys/init` on one
+        node of a cluster; Vault's auto-unseal loop does the same)."""
         self.initialized = await self.barrier.initialized()
         if self.initialized and self.seal.auto:
             await self.seal.auto_unseal()
             await self.post_unseal()
+        elif not self.initialized and self.seal.auto and self.ha is not None:
+            task = asyncio.ensure_future(self._auto_unseal_once_initialized())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _auto_unseal_once_initialized(self, interval: float = AUTO_UNSEAL_POLL) -> None:
+        seal = getattr(self.seal, "inner", self.seal)  # each worker process polls for itself
+        while self.sealed:
+            await asyncio.sleep(interval)
+            if not self.sealed:
+                return
+            try:
+                if not await self.barrier.initialized():
+                    continue
+                self.initialized = True
+                if await seal.auto_unseal():
+                    log.info("storage initialised by another node: unsealed")
+                    await self.post_unseal()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # storage unreachable and the like: keep polling
+                log.warning("waiting for initialised storage to auto-unseal: %r", exc)
 
     async def initialize(self, shares: int, threshold: int) -> dict[str, Any]:
         """`sys/init`: create the barrier, split its key, create the root token."""
@@ -177,8 +215,10 @@ class Core:
             # From now on this node writes only while it holds the lock (the controller opens
             # the fence with its epoch). Before unseal it may write unfenced: `sys/init`.
             self.physical.fence = FENCE_CLOSED
-            await self._enter_standby()
-            self.ha.start()
+            try:
+                await self._enter_standby()
+            finally:  # whatever loading did, this node competes and forwards
+                self.ha.start()
 
     async def pre_seal(self) -> None:
         """Before sealing: give up the HA lock and forget every decrypted thing in memory;
@@ -188,6 +228,7 @@ class Core:
 
     async def pre_seal_local(self) -> None:
         """`pre_seal` of this process only."""
+        await self._stop_standby_retry()
         if self.invalidator is not None:
             await self.invalidator.stop()
         if self.ha is not None:
@@ -274,6 +315,8 @@ class Core:
         `record` None: a sibling worker process (`RoleFollower`) takes the active role worker
         0 won — no advertisement, no cluster listener, and nothing created that worker 0's
         activation creates (NotReady until worker 0 has made the X-Vault-Index key)."""
+        await self._stop_standby_retry()
+        self.standby_problem = ""
         was_replica = bool(getattr(self.physical, "read_from_replica", False))
         self._read_from_replica(False)
         if record is None and hasattr(self.physical, "last_index"):
@@ -289,7 +332,7 @@ class Core:
         self.policies.invalidate()
         if record is None:
             self.barrier.read_only = True  # load exactly like a standby: never create
-            await self._load()
+            await self._load(create=False)
             self.barrier.read_only = False
             if self.shared_writes:
                 await self._feed_for("active")
@@ -322,25 +365,80 @@ class Core:
 
     async def _enter_standby(self) -> None:
         """Drop what the active role loaded; a performance standby reloads it read-only,
-        reading from its local replica when one is configured."""
+        reading from its local replica when one is configured. Never writes.
+
+        When that state cannot be loaded yet (the replica has not received what the active
+        node or `sys/init` wrote moments ago, or storage trouble) the node forwards every
+        request meanwhile, says why (`standby_problem`: sys/health, sys/ha-status, the log)
+        and retries in the background with backoff until it can (`_retry_standby`)."""
+        await self._stop_standby_retry()
         await self._unload()
         self.barrier.read_only = True
+        self.standby_problem = ""
         if not self.perf_standby_enabled or self._sealing:
             if self.shared_writes and self.invalidator is not None:
                 await self.invalidator.stop()  # a plain standby caches nothing
             return
         self._read_from_replica(True)
         try:
-            await self._load()
-        except Exception:  # storage trouble: stay a plain (forwarding) standby
-            log.exception("could not load state for performance standby mode")
+            await self._load(create=False)
+        except Exception as exc:
             await self._unload()
+            self._standby_failed(exc, first=True)
+            self._standby_retry = asyncio.ensure_future(self._retry_standby())
             return
+        await self._standby_loaded()
+
+    async def _standby_loaded(self) -> None:
+        self.standby_problem = ""
         self._perf_loaded = True
         if self.shared_writes:
             await self._feed_for("standby")
         elif self.invalidator is not None and not self.invalidator.running:
             self.invalidator.start()  # its first (re)subscribe drops every cache again
+
+    def _standby_failed(self, exc: BaseException, *, first: bool = False) -> None:
+        """Record (and log, without flooding) why the performance standby state did not load."""
+        reason = (exc.message if isinstance(exc, TransitError) else repr(exc)) or repr(exc)
+        problem = f"cannot load state for performance standby mode yet: {reason}"
+        now = asyncio.get_running_loop().time()
+        if first or problem != self.standby_problem or now - self._standby_logged > 10.0:
+            self._standby_logged = now
+            log.warning("node %s %s; forwarding every request meanwhile, retrying with backoff",
+                        self.node_id, problem)
+        self.standby_problem = problem
+
+    async def _retry_standby(self) -> None:
+        """Load the performance standby state again, with backoff, until it loads or the node
+        leaves the standby role (becomes active, seals)."""
+        delay, attempts = STANDBY_RETRY_FIRST, 1
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, STANDBY_RETRY_MAX)
+            if self.sealed or self.ha is None or self.ha.is_active or not self.barrier.read_only:
+                return
+            attempts += 1
+            try:
+                await self._load(create=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._unload()
+                self._standby_failed(exc)
+                continue
+            self._standby_retry = None  # done: `_stop_standby_retry` must not cancel us now
+            await self._standby_loaded()
+            log.info("node %s is a performance standby now (loaded after %d attempts)",
+                     self.node_id, attempts)
+            return
+
+    async def _stop_standby_retry(self) -> None:
+        task, self._standby_retry = self._standby_retry, None
+        if task is None or task is asyncio.current_task():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     def _read_from_replica(self, on: bool) -> None:
         if hasattr(self.physical, "read_from_replica"):  # no replica configured: primary
@@ -357,13 +455,14 @@ class Core:
             "hostname": str(info.get("hostname", "")),
             "api_address": str(info.get("api_address", "")),
             "cluster_address": str(info.get("cluster_address", "")),
+            "performance_standby": bool(info.get("performance_standby", False)),
+            "standby_problem": str(info.get("standby_problem", "")),
             "last_echo": now,
         }
 
     async def run_echo(self, interval: float = 5.0) -> None:
         """While a standby, tell the active node we exist (Vault's Echo heartbeat)."""
-        body = orjson.dumps({"node_id": self.node_id, "hostname": socket.gethostname(),
-                             "api_address": self.api_addr, "cluster_address": self.cluster_addr})
+        hostname = socket.gethostname()
         while True:
             await asyncio.sleep(interval)
             if self.ha is None or not self.standby:
@@ -371,6 +470,10 @@ class Core:
             leader = await self.ha.leader()
             if leader is None:
                 continue
+            body = orjson.dumps({
+                "node_id": self.node_id, "hostname": hostname, "api_address": self.api_addr,
+                "cluster_address": self.cluster_addr, "performance_standby": self.perf_standby,
+                "standby_problem": self.standby_problem})
             try:
                 await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
             except ForwardingError as exc:
@@ -396,29 +499,45 @@ class Core:
         )
 
     # -- loading and unloading what lives behind the barrier --------------------------------
-    async def _load(self) -> None:
-        await self._load_cluster_identity()
-        await self.tokens.setup()
-        await self.policies.setup()
+    async def _load(self, *, create: bool = True) -> None:
+        """Load what lives behind the barrier. `create` (the active node, `sys/init`): make
+        what is missing (salts, built-in policies, cluster identity, default mounts).
+        Without it (a standby, or a worker following the active role) nothing is written:
+        whatever is missing is a StorageError — not replicated here yet — and the caller
+        waits and retries."""
+        await self._load_cluster_identity(create=create)
+        await self.tokens.setup(create=create)
+        if create:
+            await self.policies.setup()
+        else:
+            for name in BUILTIN_POLICIES:
+                if await self.barrier.get(POLICY_PREFIX + name) is None:
+                    raise StorageError(f"the {name!r} policy has not reached this node's "
+                                       "storage yet")
+            self.policies.invalidate()
         await self.mounts.load([])
-        if not self.mounts.entries():
+        if create and not self.mounts.entries():
             for path, typ, description, options in self.default_mounts:
                 await self.mounts.mount(path, typ, description=description, options=options)
         self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
-        await self.audit.setup()
+        await self.audit.setup(create=create)
 
     async def reload_mounts(self) -> None:
         """Re-read the mount table (`core/mounts` changed on another worker or node)."""
         await self.mounts.load([], keep_engines=True)
         self.audit.mounts = self.mounts
 
-    async def _load_cluster_identity(self) -> None:
+    async def _load_cluster_identity(self, *, create: bool = True) -> None:
         """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
         the key that authenticates X-Vault-Index values."""
         raw = await self.barrier.get(CLUSTER_INFO_KEY)
-        if raw is None and not self.barrier.read_only:  # first activation: once, cluster-wide
+        if raw is None and create and not self.barrier.read_only:
+            # first activation (or sys/init): once, cluster-wide
             raw = await get_or_create(self.barrier, CLUSTER_INFO_KEY, lambda: orjson.dumps(
                 {"name": self.cluster.name, "id": self.cluster.id}))
+        if raw is None and not create:
+            raise StorageError(f"the cluster identity ({CLUSTER_INFO_KEY}) has not reached "
+                               "this node's storage yet")
         if raw is not None:
             info = orjson.loads(raw)
             self.cluster.name, self.cluster.id = info["name"], info["id"]

@@ -19,6 +19,10 @@ Everything lives in the work folder (default `./.transit-cluster`):
 - `root-token`                  the root token returned by `sys/init`
 - `state.json`                  ports and pids, read by `down` (and by `up` to refuse a second run)
 
+`up` starts every node at once, sends `sys/init` to node 0 and then unseals every node at
+once, as an operator's script would: with the static seal (the default) the nodes unseal
+themselves once they see the storage initialised; with `seal="shamir"` the one key share goes
+to every node at the same time (`unseal_all`).
 Standbys are plain (forwarding) standbys unless `perf_standby=True` (`--perf-standby`);
 `workers=N` (`--workers`) sets the processes per node (default: the server's own default).
 Signals from `kill()` go to a node's whole process group (all its workers).
@@ -183,12 +187,17 @@ class LocalCluster:
         self, workdir: str | Path = DEFAULT_WORKDIR, nodes: int = 3, replicas: int = 2,
         base_port: int = 8200, redis_port: int = 6379, lock_ttl: float | str = 10.0,
         *, perf_standby: bool = False, workers: int | None = None, python: str | None = None,
-        redis_server: str | None = None, start_timeout: float = 30.0,
+        redis_server: str | None = None, start_timeout: float = 30.0, seal: str = "static",
     ) -> None:
         if nodes < 1:
             raise ClusterError("--nodes must be at least 1")
         if replicas < 0:
             raise ClusterError("--replicas must be 0 or more")
+        if seal not in ("static", "shamir"):
+            raise ClusterError(f"seal must be 'static' or 'shamir', not {seal!r}")
+        self.seal = seal
+        self.unseal_key = ""  # the one key share of a Shamir-sealed cluster (base64)
+        self.unsealed_at = 0.0  # monotonic time `unseal_all` last sent the shares
         self.workdir = Path(workdir).resolve()
         self.lock_ttl = parse_ttl(lock_ttl)
         if self.lock_ttl <= 0:
@@ -277,26 +286,57 @@ class LocalCluster:
 
     def up(self) -> LocalCluster:
         """Start Redis and every node, initialise, wait for one active node. On failure
-        everything started so far is stopped and ClusterError is raised."""
+        everything started so far is stopped and ClusterError is raised.
+
+        As an operator's script does it: every node is started at once, `sys/init` goes to
+        node 0, and then every node is unsealed at once — with the static seal the nodes
+        unseal themselves as soon as they see the storage initialised; with `seal="shamir"`
+        the key share is sent to every node at the same time (`unseal_all`)."""
         self.preflight()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_redis()
             self._write_configs()
             self._save_state()
-            first = self.nodes[0]
-            self._spawn(first)
-            self._save_state()
-            self._wait_listening(first)
-            self._initialise(first)
-            for node in self.nodes[1:]:
+            for node in self.nodes:
                 self._spawn(node)
             self._save_state()
+            for node in self.nodes:
+                self._wait_listening(node)
+            self._initialise(self.nodes[0])
+            if self.seal == "shamir":
+                self.unseal_all()
             self.wait_ready()
         except BaseException:
             self.down()
             raise
         return self
+
+    def unseal_all(self, indices: list[int] | None = None) -> None:
+        """Send the key share of a Shamir-sealed cluster to every node (or `indices`) at the
+        same time, one thread per node."""
+        import threading
+
+        errors: list[str] = []
+
+        def one(node: NodeHandle) -> None:
+            try:
+                r = httpx.put(node.addr + "/v1/sys/unseal", json={"key": self.unseal_key},
+                              timeout=30.0)
+                if r.status_code != 200:
+                    errors.append(f"node {node.index}: {r.status_code} {r.text}")
+            except httpx.HTTPError as exc:
+                errors.append(f"node {node.index}: {exc!r}")
+
+        nodes = [self.nodes[i] for i in (indices if indices is not None else range(len(self.nodes)))]
+        self.unsealed_at = time.monotonic()
+        threads = [threading.Thread(target=one, args=(n,)) for n in nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise ClusterError("sys/unseal failed: " + "; ".join(errors))
 
     def _start_redis(self) -> None:
         assert self.redis_server is not None
@@ -343,16 +383,20 @@ class LocalCluster:
             f'  address     = "{HOST}:{node.api_port}"\n'
             "  tls_disable = true\n"
             "}\n\n"
-            'seal "static" {\n'
-            f'  current_key = "file://{self.seal_key_path}"\n'
-            "}\n\n"
-            f'api_addr      = "{node.addr}"\n'
+            + self.seal_stanza()
+            + f'api_addr      = "{node.addr}"\n'
             f'cluster_addr  = "{node.cluster_addr}"\n'
             'cluster_name  = "transit-local"\n'
             "disable_mlock = true\n"
             f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
             + (f"workers = {self.workers}\n" if self.workers is not None else "")
         )
+
+    def seal_stanza(self) -> str:
+        """The `seal` block of every node's configuration ("" for Shamir: the default)."""
+        if self.seal == "shamir":
+            return ""
+        return f'seal "static" {{\n  current_key = "file://{self.seal_key_path}"\n}}\n\n'
 
     def _write_configs(self) -> None:
         key = self.seal_key_path
@@ -395,11 +439,14 @@ class LocalCluster:
             time.sleep(0.05)
 
     def _initialise(self, node: NodeHandle) -> None:
-        r = self._http.put(node.addr + "/v1/sys/init", timeout=30.0,
-                           json={"recovery_shares": 1, "recovery_threshold": 1})
+        body = ({"secret_shares": 1, "secret_threshold": 1} if self.seal == "shamir"
+                else {"recovery_shares": 1, "recovery_threshold": 1})
+        r = self._http.put(node.addr + "/v1/sys/init", timeout=30.0, json=body)
         if r.status_code != 200:
             raise ClusterError(f"sys/init on node {node.index} failed: {r.status_code} {r.text}")
         self.root_token = r.json()["root_token"]
+        if self.seal == "shamir":
+            self.unseal_key = r.json()["keys_base64"][0]
         token_file = self.workdir / "root-token"
         token_file.write_text(self.root_token + "\n")
         token_file.chmod(0o600)

@@ -86,8 +86,10 @@ class FaultCluster(HACluster):
                  workers: int | None = 2, lock_ttl: float = 3.0,
                  storage_options: dict[str, str] | None = None, storage_proxy: bool = False,
                  cluster_proxies: bool = False, replication_proxies: bool = False,
-                 read_replica: bool = False) -> None:
-        super().__init__(workdir, nodes=nodes, replicas=replicas, lock_ttl=lock_ttl)
+                 read_replica: bool = False, perf_standby: bool = False,
+                 seal: str = "static") -> None:
+        super().__init__(workdir, nodes=nodes, replicas=replicas, lock_ttl=lock_ttl,
+                         perf_standby=perf_standby, seal=seal)
         self.workers = workers
         self.storage_options = dict(storage_options or {})
         self.read_replica = read_replica
@@ -128,8 +130,8 @@ class FaultCluster(HACluster):
             f'  address     = "{HOST}:{node.api_port}"\n'
             f'  cluster_address = "{HOST}:{node.cluster_port}"\n'
             "  tls_disable = true\n}\n\n"
-            f'seal "static" {{\n  current_key = "file://{self.seal_key_path}"\n}}\n\n'
-            f'api_addr     = "{node.addr}"\n'
+            + self.seal_stanza()
+            + f'api_addr     = "{node.addr}"\n'
             f'cluster_addr = "{cluster_addr}"\n'
             'cluster_name = "transit-fault"\n'
             "disable_mlock = true\n"

@@ -53,10 +53,12 @@ class HACluster(LocalCluster):
     """A LocalCluster with test conveniences: raw requests and hvac clients per node."""
 
     def __init__(self, workdir: Path, nodes: int = 3, replicas: int = 1,
-                 lock_ttl: float = 3.0) -> None:
+                 lock_ttl: float = 3.0, *, perf_standby: bool = False,
+                 seal: str = "static", workers: int | None = None) -> None:
         base, redis_port = free_layout(nodes, replicas)
         super().__init__(workdir, nodes=nodes, replicas=replicas, base_port=base,
-                         redis_port=redis_port, lock_ttl=lock_ttl)
+                         redis_port=redis_port, lock_ttl=lock_ttl, perf_standby=perf_standby,
+                         seal=seal, workers=workers)
         self.sessions = [requests.Session() for _ in range(nodes)]
 
     def client(self, i: int, **kwargs: Any) -> hvac.Client:

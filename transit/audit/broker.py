@@ -26,7 +26,7 @@ from transit.audit.devices import AuditDevice, FormatConfig, create_device
 from transit.audit.format import request_entry, response_entry, rfc3339_nano
 from transit.audit.hashing import EMPTY, Hasher
 from transit.engines.framework import Request, Response
-from transit.errors import AuditFailed, UserError
+from transit.errors import AuditFailed, StorageError, UserError
 from transit.storage.update import get_or_create
 
 log = logging.getLogger("transit.audit")
@@ -95,10 +95,13 @@ class AuditBroker:
         self._pending: dict[str, tuple[tuple[_Device, ...], list[Any]]] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
-    async def setup(self) -> None:
+    async def setup(self, *, create: bool = True) -> None:
         """Load the table and open every device (after unseal). A device whose file cannot be
         opened is still registered: it retries on every write, so requests fail closed
-        instead of the node refusing to unseal."""
+        instead of the node refusing to unseal.
+
+        `create=False` (a standby: it never writes): a device whose salt is missing is a
+        StorageError — the replica has not received it yet — and nothing is opened."""
         self.teardown()
         raw = await self._storage.get(AUDIT_TABLE_KEY)
         if raw is None:
@@ -111,7 +114,7 @@ class AuditBroker:
                 accessor=item.get("accessor", ""), description=item.get("description", ""),
                 options=dict(item.get("options") or {}), local=bool(item.get("local", False)),
             )
-            salt = await self._salt(entry.uuid)
+            salt = await self._salt(entry.uuid, create=create)
             try:
                 device, fmt = create_device(entry.type, entry.options, strict=False)
             except UserError as exc:
@@ -252,9 +255,15 @@ class AuditBroker:
         keys = config.get(option) if config else None
         return frozenset(keys) if keys else EMPTY
 
-    async def _salt(self, entry_uuid: str) -> str:
-        """The device's salt, created (random UUID) on first use."""
+    async def _salt(self, entry_uuid: str, *, create: bool = True) -> str:
+        """The device's salt, created (random UUID) on first use — unless not `create`."""
         key = f"{AUDIT_BARRIER_PREFIX}{entry_uuid}/{SALT_KEY}"
+        if not create:
+            raw = await self._storage.get(key)
+            if raw is None:
+                raise StorageError(f"the salt of audit device {entry_uuid} has not reached "
+                                   "this node's storage yet")
+            return bytes(raw).decode()
         return (await get_or_create(self._storage, key, lambda: str(uuid.uuid4()).encode())
                 ).decode()
 

@@ -59,10 +59,14 @@ async def _reload_mounts(core: Any) -> None:
         await core.mounts.load([], keep_engines=True)
 
 
+def _writable(core: Any) -> bool:
+    return not getattr(core.barrier, "read_only", False)
+
+
 async def _reload_salt(core: Any) -> None:
     # setup() only writes when the salt is missing; a standby must not write, so look first.
     if await core.tokens.storage.get("salt") is not None:
-        await core.tokens.setup()
+        await core.tokens.setup(create=_writable(core))
     else:
         core.tokens.invalidate()
 
@@ -91,7 +95,7 @@ async def invalidate_key(core: Any, key: str) -> None:
     elif key == MOUNTS:
         await _reload_mounts(core)
     elif key == AUDIT:
-        await core.audit.setup()
+        await core.audit.setup(create=_writable(core))
     elif key == KEYRING:
         await core.barrier.reload_keyring()
 
@@ -109,4 +113,4 @@ async def invalidate_all(core: Any) -> None:
         invalidate_all_ = getattr(entry.engine, "invalidate_all", None)
         if invalidate_all_ is not None:
             await _maybe_await(invalidate_all_())
-    await core.audit.setup()
+    await core.audit.setup(create=_writable(core))

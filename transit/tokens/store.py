@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from transit.errors import InternalError, PermissionDenied, UserError
+from transit.errors import InternalError, PermissionDenied, StorageError, UserError
 from transit.storage.base import Write
 from transit.storage.update import get_or_create, update
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
@@ -62,9 +62,19 @@ class TokenStore:
         # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
         self.revoke_hooks: list[RevokeHook] = []
 
-    async def setup(self) -> None:
-        """Load the salt, or create it on a fresh store; drops every cache."""
-        self._salt = await get_or_create(self.storage, "salt", lambda: os.urandom(32))
+    async def setup(self, *, create: bool = True) -> None:
+        """Load the salt, or create it on a fresh store; drops every cache.
+
+        `create=False` (a standby: it never writes): a missing salt is a StorageError — the
+        active node made it, and this node's replica has not received it yet."""
+        if create:
+            self._salt = await get_or_create(self.storage, "salt", lambda: os.urandom(32))
+        else:
+            salt = await self.storage.get("salt")
+            if salt is None:
+                raise StorageError("the token salt (sys/token/salt) has not reached this "
+                                   "node's storage yet")
+            self._salt = salt
         self.invalidate()
 
     def salt_id(self, value: str) -> str:

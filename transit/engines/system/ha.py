@@ -42,5 +42,8 @@ async def ha_status(b: Any, req: Request, d: FieldData) -> Response:
             "cluster_address": echo["cluster_address"], "active_node": False,
             "last_echo": _rfc3339(echo["last_echo"]), "version": __version__,
             "node_id": node_id,
+            # ours: a standby that cannot serve as a performance standby says why
+            "performance_standby": echo.get("performance_standby", False),
+            "standby_problem": echo.get("standby_problem", ""),
         })
     return Response(data={"nodes": nodes}, mirror_data=True)

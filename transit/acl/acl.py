@@ -112,7 +112,10 @@ def requires_sudo(path: str, op: str = "") -> bool:
     if op == "help":
         return False
     path = path.lstrip("/")
-    return path in SUDO_PATHS_EXACT or path.startswith(SUDO_PATH_PREFIXES)
+    # A path with a control character never reaches here (the API refuses it with a 400);
+    # if one did, it is treated as root-protected rather than slipping past an exact entry.
+    return (path in SUDO_PATHS_EXACT or path.startswith(SUDO_PATH_PREFIXES)
+            or not path.isprintable())
 
 
 # -- merged permissions ----------------------------------------------------------------------
@@ -331,7 +334,9 @@ class ACL:
         key = (path, operation)
         hit = self._memo.get(key)
         if hit is None:
-            perms = self._match(path, operation)
+            # The path is the one the router resolved (whole-string route match); one with a
+            # control character is refused by the API first, and denied here if it got in.
+            perms = self._match(path, operation) if path.isprintable() else None
             if perms is None:
                 hit = DENIED
             elif perms.constrained:

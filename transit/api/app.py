@@ -34,6 +34,10 @@ DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 # Set in the ASGI scope by the forwarding gate when a standby tries a request locally.
 LOCAL_ATTEMPT = "transit.local_attempt"
 DEFAULT_MAX_BATCH_ITEMS = 10_000
+# A path with a non-printable character (a control character, percent-encoded or raw, or any
+# other rune Go's unicode.IsPrint refuses, e.g. U+0085, U+00A0, U+200B) is refused before
+# anything else, as OpenBao does: a bare 400 there (no message), here in Vault's error body.
+_BAD_PATH = 400, JSON_HEADERS, error_body([])
 
 
 class VaultApp:
@@ -70,7 +74,9 @@ class VaultApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: Scope, receive: Any) -> tuple[int, list[Any], bytes]:
-        path: str = scope["path"]
+        path: str = scope["path"]  # percent-decoded by the HTTP parser
+        if not path.isprintable():  # before routing, token lookup, the ACL and the body
+            return _BAD_PATH
         if not path.startswith("/v1/"):
             return 404, JSON_HEADERS, error_body([])
         rel = path[4:]

@@ -100,7 +100,10 @@ class Route:
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.regex = re.compile(f"^{self.pattern}$")
+        # The whole path or nothing: anchored with `\Z` (and matched with fullmatch), never
+        # `$`, which also matches before a final "\n" (so "encrypt/prod\n" would route to key
+        # "prod" while the ACL saw another path). The group keeps a top-level "|" anchored.
+        self.regex = re.compile(f"(?:{self.pattern})\\Z")
 
 
 def _field_data(
@@ -138,7 +141,7 @@ class Engine:
 
     def match(self, path: str) -> tuple[Route, dict[str, str]]:
         for route in self.routes:
-            m = route.regex.match(path)
+            m = route.regex.fullmatch(path)
             if m is not None:
                 return route, {k: v for k, v in m.groupdict().items() if v is not None}
         raise UnsupportedPath()

@@ -256,3 +256,14 @@ def test_status_endpoints_and_non_api_paths_are_refused_too(env: Env) -> None:
         _refused(env.raw("GET", path, token=""))
     r = env.srv.session.get(f"{env.srv.addr}/ui%0A", timeout=10)
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("name", ["clé", "ключ", "キー", "k\u00e9y"])
+def test_unicode_key_names_are_not_routed(env: Env, name: str) -> None:
+    """Vault's key-name pattern is Go's ASCII \\w: a Unicode name matches no route (404) and
+    no key is created."""
+    for path in (f"transit/keys/{name}", f"transit/encrypt/{name}"):
+        r = env.root("POST", path, json={"plaintext": PLAINTEXT})
+        assert r.status_code == 404, r.text
+    keys = env.root("LIST", "transit/keys").json()["data"]["keys"]
+    assert name not in keys

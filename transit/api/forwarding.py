@@ -42,7 +42,7 @@ _LOCAL_UPDATE = re.compile(
     r"^/v1/(?:.+/(?:encrypt|decrypt|rewrap|datakey/[^/]+|hmac|sign|verify)/[^/]+(?:/[^/]+)?"
     r"|.+/(?:random|hash)(?:/.*)?"
     r"|auth/token/lookup(?:-self)?|sys/capabilities(?:-self|-accessor)?|sys/tools/.+"
-    r"|sys/wrapping/lookup)$"
+    r"|sys/wrapping/lookup)\Z"
 )
 FORWARDED_SCOPE_KEY = "transit.forwarded"
 
@@ -68,7 +68,8 @@ class ForwardingGate:
             else:  # it was sent to us as the active node, and we no longer are
                 await _respond(send, 503, error_body(["node is not active"]))
             return
-        if core.ha.is_active or path.rstrip("/") in NEVER_FORWARDED:
+        if core.ha.is_active or path.rstrip("/") in NEVER_FORWARDED or not path.isprintable():
+            # (a path with a control character is refused here, by the app: never forwarded)
             await self.app(scope, receive, send)
             return
         if core.perf_standby and _may_serve_locally(scope["method"], path):

@@ -103,7 +103,8 @@ class Route:
         # The whole path or nothing: anchored with `\Z` (and matched with fullmatch), never
         # `$`, which also matches before a final "\n" (so "encrypt/prod\n" would route to key
         # "prod" while the ACL saw another path). The group keeps a top-level "|" anchored.
-        self.regex = re.compile(f"(?:{self.pattern})\\Z")
+        # ASCII: Go's \w (Vault's key-name pattern) matches no other letters
+        self.regex = re.compile(f"(?:{self.pattern})\\Z", re.ASCII)
 
 
 def _field_data(

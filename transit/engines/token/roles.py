@@ -35,7 +35,7 @@ ROLE_FIELDS: dict[str, Field] = {
     "bound_cidrs": Field(FieldType.SLICE, []),
 }
 LIST_FIELDS: dict[str, Field] = {}
-_PATH_SUFFIX = re.compile(r"^[a-zA-Z0-9_.\-/]+$")
+_PATH_SUFFIX = re.compile(r"[a-zA-Z0-9_.\-/]+\Z")
 
 
 async def list_roles(b: TokenBackend, req: Request, d: FieldData) -> Response:
@@ -81,10 +81,10 @@ async def write_role(b: TokenBackend, req: Request, d: FieldData) -> Response | 
 
     if d.present("path_suffix"):
         suffix = d.get("path_suffix")
-        if suffix and not _PATH_SUFFIX.match(suffix):
+        if suffix and not _PATH_SUFFIX.fullmatch(suffix):
             raise UserError(
                 "given role path suffix contains invalid characters; must match "
-                + _PATH_SUFFIX.pattern
+                r"^[a-zA-Z0-9_.\-/]+$"
             )
         role.path_suffix = suffix
     if ".." in role.path_suffix:

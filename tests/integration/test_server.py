@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import subprocess
@@ -100,6 +101,46 @@ def test_oversized_body_is_413(tmp_path: Path) -> None:
         assert srv.request("GET", "transit/keys/big", token=token).status_code == 404
     finally:
         srv.stop()
+
+
+def test_negative_max_request_size_means_unlimited(tmp_path: Path) -> None:
+    """Vault: max_request_size < 0 disables the limit (it used to make every request 413)."""
+    srv = ServerProcess.dev(tmp_path)
+    cfg = tmp_path / "unlimited.hcl"
+    cfg.write_text(
+        f'storage "inmem" {{}}\nlistener "tcp" {{\n  address = "127.0.0.1:{srv.port}"\n'
+        '  tls_disable = true\n  max_request_size = -1\n}\n'
+    )
+    srv.args = ["server", f"-config={cfg}"]
+    srv.start()
+    try:
+        token = init_and_unseal(srv)["root_token"]
+        r = srv.request("POST", "sys/mounts/transit", json={"type": "transit"}, token=token)
+        assert r.status_code == 204
+        big = base64.b64encode(b"A" * (33 * 1024 * 1024)).decode()  # over the 32 MiB default
+        r = srv.request("POST", "transit/encrypt/big", json={"plaintext": big}, token=token)
+        assert r.status_code == 200, r.text[:200]
+    finally:
+        srv.stop()
+
+
+def test_the_first_x_vault_token_header_wins(server: ServerProcess) -> None:
+    """Two X-Vault-Token headers: the first one counts (Go's Header.Get), as in Vault."""
+    import http.client
+
+    def status(tokens: list[str]) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.putrequest("GET", "/v1/sys/mounts")
+            for t in tokens:
+                conn.putheader("X-Vault-Token", t)
+            conn.endheaders()
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert status(["root", "bogus"]) == 200
+    assert status(["bogus", "root"]) == 403
 
 
 def test_too_many_batch_items_is_400(server: ServerProcess, mount: str) -> None:

@@ -8,6 +8,7 @@ error body. Status endpoints that need no token are answered by `status.py`.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -46,7 +47,8 @@ class VaultApp:
         max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
     ) -> None:
         self.core = core
-        self.max_request_size = max_request_size
+        # Vault: a negative max_request_size means no limit
+        self.max_request_size = max_request_size if max_request_size >= 0 else sys.maxsize
         self.max_batch_items = max_batch_items
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -95,15 +97,17 @@ class VaultApp:
         if op is None:
             return 405, JSON_HEADERS, error_body([f"unsupported method {method}"])
 
-        token = ""
+        token: str | None = None  # X-Vault-Token: the first one wins (Go's Header.Get)
+        bearer: str | None = None  # else the first "Authorization: Bearer"
         headers: dict[str, str] = {}
         content_length = -1
         for k, v in scope["headers"]:
             if k == b"x-vault-token":
-                token = v.decode("latin-1")
+                if token is None:
+                    token = v.decode("latin-1")
             elif k == b"authorization":
-                if not token and v[:7].lower() == b"bearer ":
-                    token = v[7:].decode("latin-1").strip()
+                if bearer is None and v[:7].lower() == b"bearer ":
+                    bearer = v[7:].decode("latin-1").strip()
             elif k == b"content-length":
                 content_length = int(v) if v.isdigit() else -1
             elif k == b"content-type":
@@ -143,7 +147,8 @@ class VaultApp:
             rel += "/"  # Vault appends it before routing (so it shows in "no handler" too)
         client = scope.get("client") or ("", 0)
         req = Request(
-            op, rel, data, None, client_token=token, id=request_id().decode(),
+            op, rel, data, None, client_token=token or bearer or "",
+            id=request_id().decode(),
             remote_addr=client[0], remote_port=client[1], headers=headers,
         )
         resp = await self.core.handle(req, rel)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,8 @@ class ForwardingGate:
                  ) -> None:
         self.app = app
         self.core = core
-        self.max_request_size = max_request_size
+        # Vault: a negative max_request_size means no limit
+        self.max_request_size = max_request_size if max_request_size >= 0 else sys.maxsize
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         core = self.core

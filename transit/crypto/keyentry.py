@@ -84,7 +84,9 @@ class KeyEntry:
             return v
 
     def derived(self, key: tuple, build: Callable[[], Any]) -> Any:
-        """A small bounded FIFO cache for per-context derived material."""
+        """A small bounded FIFO cache for per-context derived material. Batches of
+        asymmetric work use it from the CPU thread pool too: a concurrent change while the
+        oldest entry is evicted only skips that eviction."""
         d = self._derived
         try:
             return d[key]
@@ -92,7 +94,10 @@ class KeyEntry:
             pass
         v = build()
         if len(d) >= DERIVED_CACHE_SIZE:
-            d.pop(next(iter(d)), None)
+            try:
+                d.pop(next(iter(d)), None)
+            except (RuntimeError, StopIteration):
+                pass
         d[key] = v
         return v
 

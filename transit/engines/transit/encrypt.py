@@ -12,6 +12,10 @@ whichever error comes first:
 A single request on a cached key costs one dict lookup, the base64 decodes and one AEAD call:
 no storage, no lock, no copy. Single requests raise their item's error (400 for UserError, 500
 for InternalError); batches report errors per item (`batch.Outcome`).
+
+CPU-heavy work leaves the event loop (`batch.run_items`): a large batch runs in chunks (on the
+CPU thread pool for RSA, with yields on the loop for AEAD), and so do a single RSA decrypt or
+rewrap and the RSA key generation of an upsert. Small AEAD requests stay inline.
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import CREATE, Request, Response
 from transit.engines.transit.batch import (
+    INLINE_BUDGET,
     INT,
+    PRIVATE,
+    PUBLIC,
+    REWRAP,
     STR,
     STR_NOT_NULL,
     Outcome,
     context_set,
     decode_items,
+    gil_free,
+    item_cost,
     not_a_slice,
+    offload,
+    run_items,
 )
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
@@ -181,21 +193,19 @@ def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
                      padding_scheme=scheme)
 
 
-def _prepare(items: list[dict[str, Any]], need: str) -> list[tuple | TransitError]:
-    """The pre-pass: decode each item's base64 fields; keep errors per item."""
-    out: list[tuple | TransitError] = []
-    for item in items:
-        try:
-            if need == "plaintext":
-                out.append((b64decode(item["plaintext"]), _decode_opt(item["context"]),
-                            _decode_opt(item["nonce"])))
-            else:
-                if item["ciphertext"] == "":
-                    raise UserError(MISSING_CIPHERTEXT)
-                out.append((_decode_opt(item["context"]), _decode_opt(item["nonce"])))
-        except UserError as exc:
-            out.append(exc)
-    return out
+def _prepare_one(item: dict[str, Any], need: str) -> tuple | TransitError:
+    """The pre-pass of one item: decode its base64 fields; an error is returned, not raised.
+    (It is per item and raises nothing request-wide, so batches run it with the item's crypto,
+    in the same chunk.)"""
+    try:
+        if need == "plaintext":
+            return (b64decode(item["plaintext"]), _decode_opt(item["context"]),
+                    _decode_opt(item["nonce"]))
+        if item["ciphertext"] == "":
+            raise UserError(MISSING_CIPHERTEXT)
+        return (_decode_opt(item["context"]), _decode_opt(item["nonce"]))
+    except UserError as exc:
+        return exc
 
 
 def _single_item(d: FieldData, schema: dict[str, str]) -> dict[str, Any]:
@@ -239,16 +249,24 @@ async def _upsert(
     if b.disable_upsert:
         raise UserError(KEY_NOT_FOUND)
 
-    def create(current: Policy | None) -> tuple[Any, bool]:
+    key_type = KeyType(type_name)
+
+    async def create(current: Policy | None) -> tuple[Any, bool]:
         if current is not None:
             return KEEP, True  # another request (worker, node) created it first: use theirs
-        # InternalError (500) e.g. for an RSA key with a context ("derived").
-        return Policy.create(name, KeyType(type_name), derived=derived,
-                             convergent=convergent), False
+        # InternalError (500) e.g. for an RSA key with a context ("derived"). RSA key
+        # generation (up to ~1 s for 4096 bits) runs off the event loop.
+        if key_type.is_rsa:
+            return await offload(_create_policy, name, key_type, derived, convergent), False
+        return _create_policy(name, key_type, derived, convergent), False
 
     p, existed = await b.policies.modify(name, create, durable=True)
     assert p is not None
     return p, existed
+
+
+def _create_policy(name: str, key_type: KeyType, derived: bool, convergent: bool) -> Policy:
+    return Policy.create(name, key_type, derived=derived, convergent=convergent)
 
 
 async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
@@ -258,7 +276,7 @@ async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
         raise UserError("missing plaintext to encrypt")
     name = d.get("name")
     item = _single_item(d, _ENCRYPT_ITEM)
-    pre = _prepare([item], "plaintext")[0]
+    pre = _prepare_one(item, "plaintext")
     p = await b.policies.get(name)
     # An ACL "create" (the existence check found no key) that finds the key: someone else
     # created it in between.
@@ -278,7 +296,6 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
     name = d.get("name")
     items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
     derived = context_set(items)
-    pre = _prepare(items, "plaintext")
 
     p = await b.policies.get(name)
     existed = op == CREATE
@@ -287,19 +304,23 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
 
     outcome = Outcome()
     results: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
+
+    def step(i: int) -> None:
+        item = items[i]
         try:
-            x = pre[i]
+            x = _prepare_one(item, "plaintext")
             if isinstance(x, TransitError):
                 raise x
             ciphertext, version = _encrypt_one(p, i, item, x)
         except Exception as exc:
             results.append({"error": _fail(outcome, exc), "reference": item["reference"]})
-            continue
+            return
         outcome.ok()
         results.append(
             {"ciphertext": ciphertext, "key_version": version, "reference": item["reference"]}
         )
+
+    await run_items(step, len(items), item_cost(p.type, PUBLIC), gil_free(p.type))
     resp = Response(data={"batch_results": results})
     if existed:
         resp.add_warning(CREATED_BEFOREHAND)
@@ -311,8 +332,9 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
 async def _ciphertext_items(
     b: Any, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
     forward: bool = False,
-) -> tuple[bool, list[dict[str, Any]], list[tuple | TransitError], Policy]:
-    """Steps 1-3 for decrypt and rewrap: (batch?, items, their pre-pass, the key)."""
+) -> tuple[bool, list[dict[str, Any]], Policy]:
+    """Steps 1-3 for decrypt and rewrap: (batch?, items, the key). The per-item pre-pass
+    (`_prepare_one`) runs with each item's crypto."""
     batch = d.raw.get("batch_input") is not None
     if batch:
         items = _batch_items(d, schema, required)
@@ -321,30 +343,41 @@ async def _ciphertext_items(
             raise UserError(MISSING_CIPHERTEXT)
         items = [_single_item(d, schema)]
     context_set(items)
-    pre = _prepare(items, "ciphertext")
 
     p = await b.policies.get_for(
         d.get("name"), (item.get("ciphertext") for item in items), forward=forward
     )
     if p is None:
         raise UserError(KEY_NOT_FOUND)
-    return batch, items, pre, p
+    return batch, items, p
+
+
+def _decrypt_single(p: Policy, item: dict[str, Any]) -> bytes:
+    x = _prepare_one(item, "ciphertext")
+    if isinstance(x, TransitError):
+        raise x
+    return _decrypt_one(p, 0, item, x)
 
 
 async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
-    batch, items, pre, p = await _ciphertext_items(
+    batch, items, p = await _ciphertext_items(
         b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )
+    cost = item_cost(p.type, PRIVATE)
     if not batch:
-        if isinstance(pre[0], TransitError):
-            raise pre[0]
-        return Response(data={"plaintext": b64encode(_decrypt_one(p, 0, items[0], pre[0]))})
+        if cost > INLINE_BUDGET:  # one RSA private operation: milliseconds
+            plaintext = await offload(_decrypt_single, p, items[0])
+        else:
+            plaintext = _decrypt_single(p, items[0])
+        return Response(data={"plaintext": b64encode(plaintext)})
 
     outcome = Outcome()
     results: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
+
+    def step(i: int) -> None:
+        item = items[i]
         try:
-            x = pre[i]
+            x = _prepare_one(item, "ciphertext")
             if isinstance(x, TransitError):
                 raise x
             plaintext = _decrypt_one(p, i, item, x)
@@ -352,9 +385,11 @@ async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
             results.append(
                 {"plaintext": "", "error": _fail(outcome, exc), "reference": item["reference"]}
             )
-            continue
+            return
         outcome.ok()
         results.append({"plaintext": b64encode(plaintext), "reference": item["reference"]})
+
+    await run_items(step, len(items), cost, gil_free(p.type))
     return outcome.finish(Response(data={"batch_results": results}), d)
 
 
@@ -374,10 +409,12 @@ def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[st
 async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
     """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
     but an internal error fails the whole request, as in Vault."""
-    batch, items, pre, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
+    batch, items, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
     results: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        x = pre[i]
+
+    def step(i: int) -> None:
+        item = items[i]
+        x = _prepare_one(item, "ciphertext")
         try:
             if isinstance(x, TransitError):
                 raise x
@@ -386,10 +423,12 @@ async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
             if not batch:
                 raise
             results.append({"error": exc.message, "reference": item["reference"]})
-            continue
+            return
         results.append(
             {"ciphertext": ciphertext, "key_version": version, "reference": item["reference"]}
         )
+
+    await run_items(step, len(items), item_cost(p.type, REWRAP), gil_free(p.type))
     if not batch:
         return Response(data={"ciphertext": results[0]["ciphertext"],
                               "key_version": results[0]["key_version"]})

@@ -3,7 +3,8 @@
 Order of checks follows Vault's path_sign_verify.go, because clients see whichever error
 comes first: request-wide parameters, then the key, then per-item problems. A batch is
 always 200 with per-item `error`s. `verify` with `hmac` instead of `signature` is HMAC
-verification (hmac.py).
+verification (hmac.py). Signing and verifying are asymmetric crypto: above a millisecond of
+estimated work they run on the CPU thread pool, in chunks (`batch.run_items`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from transit.crypto.hashing import SIGN_HASH_ALGORITHMS
 from transit.crypto.signing import MARSHALING, parse_salt_length
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
+from transit.engines.transit.batch import PRIVATE, PUBLIC, gil_free, item_cost, run_items
 from transit.engines.transit.hmac import decode_input, decode_string_maps, verify_hmac_items
 from transit.errors import CryptoError, InternalError, UserError
 
@@ -84,6 +86,10 @@ def _decode_context(raw: str) -> bytes | None:
         raise UserError("failed to base64-decode context") from None
 
 
+# A raw PKCS#1 v1.5 signature (hash_algorithm=none): tens of ms of GIL-bound arithmetic,
+# which `rsa_cipher` hands to a process pool when called from the CPU thread pool.
+_RAW_RSA_COST = 0.05
+
 _SIGN_POLICY_ERRORS = ("requested version for signing", "requested salt length")
 
 
@@ -106,7 +112,9 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
         items = [{"input": d.get("input"), "context": d.get("context")}]
 
     results: list[dict[str, Any]] = []
-    for item in items:
+
+    def step(i: int) -> None:
+        item = items[i]
         out: dict[str, Any] = {}
         try:
             data = decode_input(item)
@@ -124,12 +132,17 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
                 raise
             results.append({"error": exc.message, "key_version": 0,
                             "reference": item.get("reference", "")})
-            continue
+            return
         out["signature"] = res.signature
         out["key_version"] = res.key_version
         if res.public_key:
             out["public_key"] = res.public_key
         results.append(out)
+
+    cost = item_cost(p.type, PRIVATE)
+    if p.type.is_rsa and opts["hash_algorithm"] == "none":
+        cost = _RAW_RSA_COST  # Python big-integer arithmetic, even for one item
+    await run_items(step, len(items), cost, gil_free(p.type))
 
     if batch_raw is None:
         return Response(data=results[0])
@@ -202,7 +215,9 @@ async def verify(b: Any, req: Request, d: FieldData) -> Response:
     _check_none(opts, d.get("signature_algorithm"))
 
     results: list[dict[str, Any]] = []
-    for item in items:
+
+    def step(i: int) -> None:
+        item = items[i]
         ref = item.get("reference", "")
         try:
             data = decode_input(item)
@@ -214,8 +229,10 @@ async def verify(b: Any, req: Request, d: FieldData) -> Response:
             if batch_raw is None:
                 raise
             results.append({"valid": False, "error": exc.message, "reference": ref})
-            continue
+            return
         results.append({"valid": bool(valid), "reference": ref})
+
+    await run_items(step, len(items), item_cost(p.type, PUBLIC), gil_free(p.type))
 
     if batch_raw is None:
         return Response(data={"valid": results[0]["valid"]})

@@ -82,15 +82,20 @@ def test_malformed_json_is_400(server: ServerProcess, mount: str, body: bytes) -
     assert server.request("GET", f"{mount}/keys/mal").status_code == 404
 
 
-def test_oversized_body_is_413(tmp_path: Path) -> None:
+def _inmem_server(tmp_path: Path, max_request_size: int) -> ServerProcess:
+    """A configured (not dev) server on inmem storage with this listener limit, started."""
     srv = ServerProcess.dev(tmp_path)
-    cfg = tmp_path / "small.hcl"
+    cfg = tmp_path / "server.hcl"
     cfg.write_text(
         f'storage "inmem" {{}}\nlistener "tcp" {{\n  address = "127.0.0.1:{srv.port}"\n'
-        '  tls_disable = true\n  max_request_size = 1024\n}\n'
+        f'  tls_disable = true\n  max_request_size = {max_request_size}\n}}\n'
     )
     srv.args = ["server", f"-config={cfg}"]
-    srv.start()
+    return srv.start()
+
+
+def test_oversized_body_is_413(tmp_path: Path) -> None:
+    srv = _inmem_server(tmp_path, 1024)
     try:
         token = init_and_unseal(srv)["root_token"]
         r = srv.request("POST", "sys/mounts/transit", json={"type": "transit"}, token=token)
@@ -105,14 +110,7 @@ def test_oversized_body_is_413(tmp_path: Path) -> None:
 
 def test_negative_max_request_size_means_unlimited(tmp_path: Path) -> None:
     """Vault: max_request_size < 0 disables the limit (it used to make every request 413)."""
-    srv = ServerProcess.dev(tmp_path)
-    cfg = tmp_path / "unlimited.hcl"
-    cfg.write_text(
-        f'storage "inmem" {{}}\nlistener "tcp" {{\n  address = "127.0.0.1:{srv.port}"\n'
-        '  tls_disable = true\n  max_request_size = -1\n}\n'
-    )
-    srv.args = ["server", f"-config={cfg}"]
-    srv.start()
+    srv = _inmem_server(tmp_path, -1)
     try:
         token = init_and_unseal(srv)["root_token"]
         r = srv.request("POST", "sys/mounts/transit", json={"type": "transit"}, token=token)

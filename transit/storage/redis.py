@@ -348,15 +348,24 @@ class RedisBackend:
     # -- errors ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _errors(self, op: str) -> Iterator[None]:
+    def _errors(self, op: str, *, write: bool = False) -> Iterator[None]:
+        """Redis errors as storage errors. A connection failure is `Unavailable` (503, safe to
+        retry), except for a `write` that may have reached Redis: its outcome is unknown
+        (503 too, but never retried: the writer client has no retry either)."""
         self._used = True
         try:
             yield
         except AuthenticationError as exc:
             raise StorageError(f"redis {self._where} refused the credentials: {exc}") from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            # reads and lock calls: safe to retry, nothing half-done (503)
-            raise Unavailable(f"redis {self._where} unreachable during {op}: {exc}") from exc
+            if write and not (isinstance(exc, RedisConnectionError) and "connecting" in str(exc)):
+                raise OutcomeUnknown(
+                    f"storage did not answer the {op} ({exc}); it may or may not have been "
+                    "applied: check before retrying"
+                ) from exc
+            suffix = "; not sent" if write else ""
+            raise Unavailable(
+                f"redis {self._where} unreachable during {op}{suffix}: {exc}") from exc
         except RedisError as exc:
             raise StorageError(f"redis {op} failed: {exc}") from exc
 
@@ -459,7 +468,7 @@ class RedisBackend:
         needed = 0
         if durable:
             needed = max(self.min_replica_acks, await self._connected_replicas())
-        with self._write_errors(what):
+        with self._errors(f"write of {what}", write=True):
             if needed == 0:
                 n, acked = int(await self._commit(keys=keys, args=args)), 0
             else:
@@ -528,27 +537,6 @@ class RedisBackend:
         self._replicas_connected = int(info.get("connected_slaves", 0))
         self._replicas_read_at = now
         return self._replicas_connected
-
-    @contextlib.contextmanager
-    def _write_errors(self, what: str) -> Iterator[None]:
-        """A write that may have reached Redis is never reported as a plain failure: its
-        outcome is unknown (503), and it is not retried (the writer client has no retry)."""
-        self._used = True
-        try:
-            yield
-        except AuthenticationError as exc:
-            raise StorageError(f"redis {self._where} refused the credentials: {exc}") from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            if isinstance(exc, RedisConnectionError) and "connecting" in str(exc):
-                raise Unavailable(
-                    f"redis {self._where} unreachable; write of {what} not sent: {exc}"
-                ) from exc
-            raise OutcomeUnknown(
-                f"storage did not answer the write of {what} ({exc}); it may or may not have "
-                "been applied: check before retrying"
-            ) from exc
-        except RedisError as exc:
-            raise StorageError(f"redis write of {what} failed: {exc}") from exc
 
     async def list(self, prefix: str) -> list[str]:
         """Children of the folder `prefix` ("" or ending in "/"; a missing "/" is implied)."""

@@ -15,10 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transit import hcl
+from transit.api.jsonlimits import (
+    DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT,
+    DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
+)
 from transit.errors import ConfigError
 from transit.goparse import GO_FALSE, GO_TRUE, sum_duration
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+JSON_LIMIT_DEFAULTS = {
+    "max_json_depth": DEFAULT_MAX_JSON_DEPTH,
+    "max_json_string_value_length": DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
+    "max_json_object_entry_count": DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT,
+    "max_json_array_element_count": DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT,
+}
 TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "err", "error")
 
@@ -53,6 +65,11 @@ class ListenerConfig:
     tls_key_file: str = ""
     tls_min_version: str = "tls12"
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE  # bytes; <0 means unlimited (Vault)
+    # Vault's JSON limits on request bodies (0 or unset: Vault's default)
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    max_json_string_value_length: int = DEFAULT_MAX_JSON_STRING_VALUE_LENGTH
+    max_json_object_entry_count: int = DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT
+    max_json_array_element_count: int = DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -196,6 +213,12 @@ def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
         )
     size = body.get("max_request_size", 0)
     max_size = _parse_int(size, f"{where} max_request_size")
+    json_limits = {}
+    for name, default in JSON_LIMIT_DEFAULTS.items():
+        n = _parse_int(body.get(name, 0), f"{where} {name}")
+        if n < 0:
+            raise ConfigError(f"{where} {name}: must be a positive integer (0: the default)")
+        json_limits[name] = n or default
     return ListenerConfig(
         type=kind,
         address=address,
@@ -205,6 +228,7 @@ def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
         tls_key_file=key,
         tls_min_version=min_version,
         max_request_size=max_size if max_size != 0 else DEFAULT_MAX_REQUEST_SIZE,
+        **json_limits,
         raw=body,
     )
 

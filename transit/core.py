@@ -41,6 +41,7 @@ from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
 from transit.engines.transit.backend import TransitBackend
 from transit.errors import (
+    Fenced,
     ForwardToActive,
     NoHandler,
     PermissionDenied,
@@ -79,6 +80,9 @@ AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this o
 WRAPPING_PATHS = frozenset({"sys/wrapping/lookup", "sys/wrapping/rewrap", "sys/wrapping/unwrap"})
 UNAUTHENTICATED = frozenset({"sys/wrapping/lookup"})
 OPEN_DECISION = Decision(True)
+# What a node answers (503) once it is no longer the active node: a standby that forwarded the
+# request recognises it and looks for the new active node.
+NOT_ACTIVE = "node is not active"
 
 
 @dataclass
@@ -601,8 +605,46 @@ class Core:
         entry, inner = routed
         return entry.engine, inner, entry.storage, entry.path, entry.type, entry.accessor
 
+    async def authenticate(self, path: str, client_token: str) -> Any:
+        """The caller's token entry, looked up before the request body is decoded.
+
+        PermissionDenied without a valid token; None (decide in `handle`) on the paths that
+        validate a wrapping token themselves or are refused before authentication.
+        """
+        if path in WRAPPING_PATHS or self.barrier.sealed or (path == "sys/seal" and self.standby):
+            return None
+        token = await self.tokens.lookup(client_token) if client_token else None
+        if token is None:
+            raise PermissionDenied()
+        return token
+
     async def handle(self, req: Request, path: str) -> Response | None:
-        """Run one logical request (`path` is everything after /v1/)."""
+        """Run one logical request (`path` is everything after /v1/).
+
+        As the active node (DESIGN §4, §7): nothing is answered once the lock is no longer
+        confirmed (`ha.serving`) — checked before and after the request, so a process paused
+        mid-request does not acknowledge it after resuming — and a fence error deposes the
+        node at once (`ha.deposed`), so cached encrypts stop with the writes."""
+        ha = self.ha
+        if ha is None:
+            return await self._handle(req, path)
+        epoch = None
+        if ha.state == "active":
+            if not ha.serving:
+                ha.deposed("lock not confirmed within ttl - margin")
+                raise Fenced(NOT_ACTIVE)
+            epoch = ha.epoch
+        try:
+            resp = await self._handle(req, path)
+        except Fenced:
+            ha.deposed("a storage write was fenced")
+            raise
+        if epoch is not None and (not ha.serving or ha.epoch != epoch):
+            ha.deposed("lock not confirmed within ttl - margin")
+            raise Fenced(NOT_ACTIVE)
+        return resp
+
+    async def _handle(self, req: Request, path: str) -> Response | None:
         if self.barrier.sealed:
             raise Sealed()
         if path == "sys/seal" and self.standby:  # never forwarded (spec ha-and-sys §1.7)
@@ -611,7 +653,8 @@ class Core:
         if path in WRAPPING_PATHS:
             token = await self.wrapping.check_request(req)
         if token is None and req.client_token:
-            token = await self.tokens.lookup(req.client_token)
+            # the HTTP layer may have looked it up already, before decoding the body
+            token = req.token or await self.tokens.lookup(req.client_token)
         open_path = path in UNAUTHENTICATED
         if token is None and not open_path:
             raise PermissionDenied()

@@ -14,6 +14,7 @@ import uvicorn
 
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
+from transit.api.jsonlimits import JSONLimits
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
@@ -102,11 +103,10 @@ async def run(
         core.relay = link.relay
         core.seal = RelayedSeal(core.seal, link)  # type: ignore[assignment]
         link.attach()
-    listener = config.listeners[0]
-    app = VaultApp(core, max_request_size=listener.max_request_size)
-    front: Any = app
-    if dev is None and hasattr(physical, "acquire_lock"):
-        front = ForwardingGate(app, core, max_request_size=listener.max_request_size)
+    gated = dev is None and hasattr(physical, "acquire_lock")
+    fronts = [_front(core, lst, gated) for lst in config.listeners]  # limits are per listener
+    front: Any = fronts[0]
+    if gated:
         _enable_ha(core, physical, config, front, worker)
     token: str | None = None
     unseal_key: bytes | None = None
@@ -129,7 +129,8 @@ async def run(
         tasks.append(asyncio.create_task(core.run_periodic()))
         if core.ha is not None:
             tasks.append(asyncio.create_task(core.run_echo()))
-    servers = [uvicorn.Server(_uvicorn_config(front, lst, config)) for lst in config.listeners]
+    servers = [uvicorn.Server(_uvicorn_config(f, lst, config))
+               for f, lst in zip(fronts, config.listeners, strict=True)]
     # uvicorn re-raises the signal that stopped it once it has drained; with the default
     # disposition that would kill us before the HA lock is released below.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -199,6 +200,19 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
         follower=multi and worker is not None and not worker.elector,
         shared_writes=multi, invalidation_primary_address=primary_feed,
     )
+
+
+def _front(core: Core, listener: ListenerConfig, gated: bool) -> Any:
+    """The ASGI app of one listener, with that listener's request-size and JSON limits."""
+    app = VaultApp(core, max_request_size=listener.max_request_size, json_limits=JSONLimits(
+        max_depth=listener.max_json_depth,
+        max_string_value_length=listener.max_json_string_value_length,
+        max_object_entry_count=listener.max_json_object_entry_count,
+        max_array_element_count=listener.max_json_array_element_count,
+    ))
+    if not gated:
+        return app
+    return ForwardingGate(app, core, max_request_size=listener.max_request_size)
 
 
 def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:

@@ -292,6 +292,8 @@ def test_tls_requires_cert_and_key(body: str) -> None:
         'listener "tcp" { tls_disable = true\n address = "nohost" }',
         'listener "tcp" { tls_disable = "perhaps" }',
         'listener "tcp" { tls_disable = true\n max_request_size = "big" }',
+        'listener "tcp" { tls_disable = true\n max_json_depth = "deep" }',
+        'listener "tcp" { tls_disable = true\n max_json_array_element_count = -1 }',
         'listener "unix" { address = "/tmp/s" }',
     ],
 )
@@ -361,3 +363,18 @@ def test_plain_hcl2_output_is_cleaned_the_same() -> None:
     from transit.hcl import loads as _load_hcl
 
     assert _clean(hcl2.loads(FULL_HCL), unquote=True) == _load_hcl(FULL_HCL)
+
+
+def test_listener_json_limits() -> None:
+    """Vault's listener keys: unset or 0 means Vault's default; each listener has its own."""
+    cfg = parse_config(
+        'storage "inmem" {}\n'
+        'listener "tcp" { tls_disable = true\n max_json_depth = 10\n'
+        ' max_json_string_value_length = "4096"\n max_json_object_entry_count = 5\n'
+        ' max_json_array_element_count = 0 }\n'
+        'listener "tcp" { tls_disable = true\n address = "127.0.0.1:9200" }\n', env={})
+    a, b = cfg.listeners
+    assert (a.max_json_depth, a.max_json_string_value_length, a.max_json_object_entry_count,
+            a.max_json_array_element_count) == (10, 4096, 5, 10_000)
+    assert (b.max_json_depth, b.max_json_string_value_length, b.max_json_object_entry_count,
+            b.max_json_array_element_count) == (300, 1024 * 1024, 10_000, 10_000)

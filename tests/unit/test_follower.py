@@ -241,3 +241,122 @@ def test_explicit_owner_wins() -> None:
     assert (f.owner, f.node_id) == ("n1@abc", "n1")
     g = RoleFollower(core, backend, "n1", "http://a", "https://a:1", 4.0)
     assert (g.owner, g.node_id) == ("n1", "n1")  # a backend without an owner: the node id
+
+
+# -- issue 15 item 3: a deposed node stops serving as active at once ---------------------------
+def test_a_follower_stops_serving_once_the_lock_is_unconfirmed_too_long() -> None:
+    f, backend, core, clock, _relayed = make()
+    backend.holder = (f.owner, 7)
+
+    async def go() -> None:
+        await f.check()
+        assert f.is_active and f.serving
+        clock.now += f.lock_ttl - f.margin - 0.01
+        assert f.serving
+        clock.now += 0.02  # e.g. the process was paused: no poll has run since
+        assert f.is_active and not f.serving  # refused per request before the poll leaves
+        await f.check()  # the poll leaves, then takes the role again: the lock is still ours
+        assert f.is_active and f.serving
+
+    run(go())
+
+
+def test_a_fence_error_deposes_a_follower_at_once() -> None:
+    f, backend, core, clock, _relayed = make()
+    backend.holder = (f.owner, 7)
+
+    async def go() -> None:
+        await f.check()
+        assert f.serving
+        backend.holder = ("other@x", 8)
+        f.deposed("a storage write was fenced")
+        assert not f.serving  # at once, before the role is left
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not f.is_active and backend.fence == FENCE_CLOSED
+        assert core.calls[-1] == "standby"
+
+    run(go())
+
+
+def test_the_controller_serves_only_within_ttl_minus_margin() -> None:
+    from transit.cluster.ha import HAController
+
+    backend, core, clock = FakeBackend(), FakeCore(), Clock()
+    c = HAController(core, backend, "n1", "http://a", "https://a:1", 4.0, clock=clock)
+    assert not c.serving
+    c.deposed()  # no term on: nothing to signal (a stale "lost" would end the next term)
+    assert c._request is None
+    c.state = "active"
+    c._serve_until = clock.now + c.lock_ttl - c.margin
+    assert c.serving
+    clock.now += c.lock_ttl - c.margin
+    assert not c.serving
+
+
+def test_core_refuses_as_a_deposed_active_and_deposes_on_a_fence_error() -> None:
+    from transit.core import Core
+    from transit.engines.framework import UPDATE, Request
+    from transit.errors import Fenced
+    from transit.storage.inmem import InmemBackend
+
+    class Ha:
+        def __init__(self) -> None:
+            self.state, self.epoch, self.fresh, self.why = "active", 3, True, ""
+
+        @property
+        def serving(self) -> bool:
+            return self.state == "active" and self.fresh
+
+        def deposed(self, why: str = "fenced") -> None:
+            self.fresh, self.why = False, why
+
+    async def go() -> None:
+        core = Core(InmemBackend())
+        await core.setup_dev("root")
+        await core.handle(Request(UPDATE, "", {}, None, client_token="root"), "transit/keys/k")
+
+        def encrypt() -> Request:
+            return Request(UPDATE, "", {"plaintext": "aGk="}, None, client_token="root")
+
+        ha = Ha()
+        core.ha = ha  # type: ignore[assignment]
+        assert (await core.handle(encrypt(), "transit/encrypt/k")) is not None
+        ha.fresh = False  # past ttl − margin: a cached encrypt is refused too
+        try:
+            await core.handle(encrypt(), "transit/encrypt/k")
+            raise AssertionError("a deposed active answered an encrypt")
+        except Fenced as exc:
+            assert exc.message == "node is not active"
+        assert "not confirmed" in ha.why
+
+        ha2 = Ha()
+        core.ha = ha2  # type: ignore[assignment]
+
+        class FencedEngine:  # a handler whose storage write is fenced
+            async def exists(self, req: Any) -> bool:
+                return True
+
+            async def handle(self, req: Any) -> Any:
+                raise Fenced("the lock no longer holds this node's epoch")
+
+        route = core.route
+
+        def fenced_route(path: str) -> Any:
+            routed = route(path)
+            return (FencedEngine(), *routed[1:]) if path.endswith("/rotate") else routed
+
+        core.route = fenced_route  # type: ignore[method-assign]
+        try:
+            await core.handle(Request(UPDATE, "", {}, None, client_token="root"),
+                              "transit/keys/k/rotate")
+        except Fenced:
+            pass
+        assert not ha2.fresh and "fenced" in ha2.why
+        try:  # and from then on, encrypt from the cache is refused
+            await core.handle(encrypt(), "transit/encrypt/k")
+            raise AssertionError("a fenced active answered an encrypt")
+        except Fenced:
+            pass
+
+    run(go())

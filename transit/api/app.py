@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from transit import errors
+from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
 from transit.api.status import STATUS_HANDLERS
 from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, request_id
 from transit.core import Core
@@ -44,9 +45,10 @@ _BAD_PATH = 400, JSON_HEADERS, error_body([])
 class VaultApp:
     def __init__(
         self, core: Core, *, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
-        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
+        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS, json_limits: JSONLimits = DEFAULT_LIMITS,
     ) -> None:
         self.core = core
+        self.json_limits = json_limits
         # Vault: a negative max_request_size means no limit
         self.max_request_size = max_request_size if max_request_size >= 0 else sys.maxsize
         self.max_batch_items = max_batch_items
@@ -89,7 +91,8 @@ class VaultApp:
         if status_handler is not None:  # unauthenticated, raw JSON, never audited
             if method not in ("GET", "HEAD", "PUT", "POST"):
                 raise errors.UnsupportedOperation()
-            payload = _decode_json(await self._read_body(receive)) if method in ("PUT", "POST") else {}
+            payload = (self._decode(await self._read_body(receive))
+                       if method in ("PUT", "POST") else {})
             code, body = await status_handler(self.core, method, _query(query), payload)
             return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
 
@@ -133,10 +136,15 @@ class VaultApp:
                 return 415, JSON_HEADERS, error_body([
                     "PATCH requires Content-Type of application/merge-patch+json, "
                     f"provided {ctype}"])
+        preauth = None
         if op in _NO_DATA_OPS or op is DELETE:
             data = params
         else:
-            data = _decode_json(body)
+            # Authentication before the body is decoded: an unauthenticated client never
+            # gets its body parsed (None: a path that checks its token itself).
+            if body:
+                preauth = await self.core.authenticate(rel, token or bearer or "")
+            data = self._decode(body)
             batch = data.get("batch_input")
             if isinstance(batch, list) and len(batch) > self.max_batch_items:
                 raise errors.UserError(
@@ -151,11 +159,20 @@ class VaultApp:
             id=request_id().decode(),
             remote_addr=client[0], remote_port=client[1], headers=headers,
         )
+        if preauth is not None:
+            req.token = preauth
         resp = await self.core.handle(req, rel)
         status, out_headers, body = _render(req.operation, resp, req.mount_type, req.id)
         if req.index_header:
             out_headers = [*out_headers, (b"x-vault-index", req.index_header.encode())]
         return status, out_headers, body
+
+    def _decode(self, body: bytes) -> dict[str, Any]:
+        """The JSON body, after the listener's JSON limits (checked on the raw bytes)."""
+        problem = self.json_limits.check(body)
+        if problem is not None:
+            raise errors.UserError(problem)
+        return _decode_json(body)
 
     async def _read_body(self, receive: Any) -> bytes:
         message = await receive()

@@ -14,7 +14,9 @@ other worker runs a `RoleFollower`: it never acquires anything, it only watches 
   still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → the fence is
   closed (`FENCE_CLOSED`: Redis refuses every write), `core.become_standby()`.
 
-Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
+A follower serves as active only while the lock was confirmed ours within `lock_ttl - margin`
+(`serving`, checked per request; `_serve_until`), and a fence error (`deposed()`) ends that at
+once and leaves the role. Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
 holds `<owner>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
 HAController's own, reading `core/leader/<holder>`; this class reuses it and feeds it the holder
 it polls. `step_down()` is asked of worker 0 through `relay` (the supervisor's pipe).
@@ -55,6 +57,20 @@ class RoleFollower(HAController):
         self.poll = poll
         self.relay = relay
         self._last_seen = float("-inf")  # when the lock was last seen holding our epoch
+        self._leaving: asyncio.Task[None] | None = None
+
+    def deposed(self, why: str = "fenced") -> None:
+        """A write was fenced (or the lock went unconfirmed too long): stop serving as active
+        now and leave the role in the background (the next poll takes it again if ours)."""
+        if self._serve_until != float("-inf"):
+            log.warning("worker no longer serves the active role (%s)", why)
+        self._serve_until = float("-inf")
+        if self.is_active and (self._leaving is None or self._leaving.done()):
+            self._leaving = asyncio.ensure_future(self._leave_if_active(why))
+
+    async def _leave_if_active(self, why: str) -> None:
+        if self.is_active:
+            await self._deactivate(why)
 
     # -- public surface (HAController's) ---------------------------------------------------------
     def start(self) -> None:
@@ -116,11 +132,14 @@ class RoleFollower(HAController):
         if ours:
             assert holder is not None
             self._last_seen = sent
+            if self.is_active and self.epoch == holder[1]:
+                self._serve_until = sent + self.lock_ttl - self.margin
             if self.is_active:
                 if self.epoch != holder[1]:
                     # Worker 0 started a new term (e.g. it was restarted). Our caches stayed
                     # current through the invalidation feed, so only the fence changes.
                     self.epoch = self.backend.fence = holder[1]
+                    self._serve_until = sent + self.lock_ttl - self.margin
                     log.info("worker follows the active role into epoch %d", holder[1])
                 return
             await self._activate(holder[1])
@@ -158,12 +177,14 @@ class RoleFollower(HAController):
         self.epoch = epoch
         self._record = LeaderRecord(self.node_id, self.api_addr, self.cluster_addr, "", "",
                                     self.owner)
+        self._serve_until = self._last_seen + self.lock_ttl - self.margin
         self.state = "active"
         self.active_since = dt.datetime.now(dt.UTC)
         log.info("worker follows the active role (epoch %d)", epoch)
 
     async def _deactivate(self, reason: str) -> None:
         self.backend.fence = FENCE_CLOSED  # stop acknowledging writes first
+        self._serve_until = float("-inf")
         self.state = "standby"
         self.last_leave = (reason, self._clock() - self._last_seen)
         self.epoch = None

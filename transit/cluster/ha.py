@@ -28,6 +28,13 @@ is older than ttl − margin (margin = ttl/4): the fence is closed first, so thi
 acknowledging writes before the lock can expire in Redis. A paused process cannot do even
 that; then its writes carry a stale epoch and the backend refuses them (`errors.Fenced`).
 
+Serving as active needs a fresh lock, checked per request (`serving`: one monotonic-clock
+comparison against `_serve_until` = last successful renew + ttl − margin): a process resumed
+after a pause longer than that answers nothing as active, not even encrypt from its caches,
+whatever order its event loop runs the queued requests and the watchdog in. A fence error
+(`deposed()`, from the core) or a refused renew ends serving at once the same way and wakes
+the watchdog, which then leaves the term.
+
 The controller talks to the core only through `become_active(record)`, `become_standby()`
 and `sealed`, and to the backend only through the §6.1 lock methods and `fence`. Every
 `become_active` is paired with exactly one `become_standby`, even when activation failed.
@@ -93,6 +100,9 @@ class HAController:
         self.last_leave: tuple[str, float] | None = None
         self._record: LeaderRecord | None = None
         self._last_renew = 0.0
+        # Until when (monotonic) this node may act as active: last renew + ttl − margin while
+        # a term is on; -inf otherwise, and at once on a fence error or a refused renew.
+        self._serve_until = float("-inf")
         self._cooldown_until = 0.0
         self._hold_off_until = 0.0  # after release(): don't compete until sealed (or this)
         self._request: _Reason | None = None
@@ -111,6 +121,21 @@ class HAController:
     @property
     def is_active(self) -> bool:
         return self.state == "active"
+
+    @property
+    def serving(self) -> bool:
+        """Whether this node may answer as the active node right now (hot path: one clock
+        read, one comparison): active, and its lock confirmed within ttl − margin."""
+        return self.state == "active" and self._clock() < self._serve_until
+
+    def deposed(self, why: str = "fenced") -> None:
+        """This node no longer holds the lock (a write was fenced, or a request found the
+        lock unconfirmed for too long): stop serving as active now, and leave the term."""
+        if self._serve_until != float("-inf"):
+            log.warning("no longer the active node (%s); refusing active work from now on", why)
+        self._serve_until = float("-inf")
+        if not self._idle.is_set():  # a term is on: its watchdog leaves it
+            self._signal_lost()
 
     @property
     def renew_age(self) -> float:
@@ -293,6 +318,7 @@ class HAController:
         self._idle.clear()
         self.epoch = epoch
         self._last_renew = acquired_at
+        self._serve_until = acquired_at + self.lock_ttl - self.margin
         self.backend.fence = epoch
         record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr,
                                      owner=self.owner)
@@ -345,6 +371,7 @@ class HAController:
         flight in this process is refused by Redis itself. That makes it safe to release the
         lock before the (possibly slow) teardown, so another node takes over at once."""
         self.backend.fence = FENCE_CLOSED
+        self._serve_until = float("-inf")
         self.state = "standby"
         self.last_leave = (reason, self.renew_age)
         if reason in ("lost", "overdue"):
@@ -397,12 +424,16 @@ class HAController:
                 next_at = sent + min(self.retry, self.renew_interval)
                 continue
             if not ok:
+                self._serve_until = float("-inf")
                 self._signal_lost()
                 return
             self._last_renew = max(self._last_renew, sent)
+            if self._serve_until != float("-inf"):  # not deposed meanwhile
+                self._serve_until = self._last_renew + self.lock_ttl - self.margin
             next_at = sent + self.renew_interval
 
     def _signal_lost(self) -> None:
+        self._serve_until = float("-inf")
         if self._request is None:
             self._request = "lost"
         self._wake.set()

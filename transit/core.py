@@ -83,6 +83,8 @@ OPEN_DECISION = Decision(True)
 # What a node answers (503) once it is no longer the active node: a standby that forwarded the
 # request recognises it and looks for the new active node.
 NOT_ACTIVE = "node is not active"
+# Requests whose success is that this node stops being active (checked after the request).
+_GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
 
 
 @dataclass
@@ -639,7 +641,8 @@ class Core:
         except Fenced:
             ha.deposed("a storage write was fenced")
             raise
-        if epoch is not None and (not ha.serving or ha.epoch != epoch):
+        if epoch is not None and path not in _GIVES_UP_THE_LOCK and (
+                not ha.serving or ha.epoch != epoch):
             ha.deposed("lock not confirmed within ttl - margin")
             raise Fenced(NOT_ACTIVE)
         return resp

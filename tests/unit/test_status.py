@@ -215,3 +215,22 @@ def test_static_seal_init_returns_recovery_keys() -> None:
         assert (await call(core, "sys/health"))[0] == 200
 
     run(go)
+
+
+def test_health_says_why_a_standby_is_not_serving_yet() -> None:
+    """A standby still waiting for replicated state reports 429 (not a performance standby)
+    and the reason; a node without a problem has no such field (Vault's body unchanged)."""
+
+    async def go() -> None:
+        core = _Core(static_key=bytes(32))
+        await call(core, "sys/init", "PUT", {"recovery_shares": 1, "recovery_threshold": 1})
+        code, health = await call(core, "sys/health")
+        assert code == 200 and "standby_problem" not in health
+        core.standby = True  # type: ignore[attr-defined]
+        core.perf_standby = False  # type: ignore[attr-defined]
+        core.standby_problem = "cannot load state for performance standby mode yet: x"  # type: ignore[attr-defined]
+        code, health = await call(core, "sys/health")
+        assert code == 429 and health["performance_standby"] is False
+        assert health["standby_problem"].startswith("cannot load state")
+
+    run(go)

@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean setup deps
+.PHONY: run test lint clean setup deps constraints
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package (direct and transitive) to the versions the suite was run
+# with; refresh it on purpose: `$(BIN)/pip install -U -e '.[dev]' && make constraints`.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q 'pip==26.3'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,6 +35,9 @@ deps:
 
 test: deps $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+constraints: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.ha.util import HACluster
 from tests.redis_fixtures import redis_available
 
 LOCK_TTL = 3.0
+C = TypeVar("C", bound=HACluster)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -32,10 +34,8 @@ def make_cluster(tmp_path: Path, nodes: int = 3, lock_ttl: float = LOCK_TTL) -> 
     return HACluster(tmp_path / "cluster", nodes=nodes, replicas=1, lock_ttl=lock_ttl)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HACluster]:
-    """A running three-node cluster; `cluster.root_token` is set, one node is active."""
-    c = make_cluster(tmp_path)
+def running(c: C, request: pytest.FixtureRequest) -> Iterator[C]:
+    """Bring `c` up, yield it, print its logs if the test failed, take it down."""
     c.up()
     try:
         yield c
@@ -43,3 +43,9 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HACluste
         if request.node.stash.get(_FAILED, False):
             print(c.logs())
         c.down(timeout=5.0)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HACluster]:
+    """A running three-node cluster; `cluster.root_token` is set, one node is active."""
+    yield from running(make_cluster(tmp_path), request)

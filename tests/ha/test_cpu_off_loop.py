@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.ha.conftest import _FAILED, make_cluster
+from tests.ha.conftest import make_cluster, running
 from tests.ha.util import HACluster
 
 ITEMS = 10_000
@@ -25,13 +25,7 @@ ITEMS = 10_000
 def one_worker_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[HACluster]:
     c = make_cluster(tmp_path)
     c.workers = 1  # one event loop per node: the strictest case
-    c.up()
-    try:
-        yield c
-    finally:
-        if request.node.stash.get(_FAILED, False):
-            print(c.logs())
-        c.down(timeout=5.0)
+    yield from running(c, request)
 
 
 def test_rsa4096_batch_decrypt_keeps_leader_and_health(one_worker_cluster: HACluster) -> None:

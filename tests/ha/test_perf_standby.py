@@ -44,7 +44,7 @@ import pytest
 import redis
 import requests
 
-from tests.ha.conftest import _FAILED
+from tests.ha.conftest import running
 from tests.ha.util import HACluster, poll
 from tests.redis_fixtures import redis_available
 from transit.localcluster import HOST, RedisHandle
@@ -136,14 +136,7 @@ def _replica_ports(primary: redis.Redis) -> set[int]:
 def pc(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PerfCluster]:
     if not redis_available():
         pytest.fail("redis-server is not installed (run `make deps`)")
-    c = PerfCluster(tmp_path / "cluster")
-    c.up()
-    try:
-        yield c
-    finally:
-        if request.node.stash.get(_FAILED, False):
-            print(c.logs())
-        c.down(timeout=5.0)
+    yield from running(PerfCluster(tmp_path / "cluster"), request)
 
 
 @dataclass

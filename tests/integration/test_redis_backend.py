@@ -35,7 +35,8 @@ from transit.errors import (
 from transit.storage.base import Write
 from transit.storage.factory import create_backend
 from transit.storage.redis import RedisBackend, TLSOptions, lock_value, parse_lock_value
-from transit.storage.testing import BackendConformance, HABackendConformance, HAConnect
+from transit.storage.testing import BackendConformance
+from transit.storage.testing_ha import HABackendConformance, HAConnect
 from transit.storage.update import update
 
 

@@ -20,19 +20,14 @@ from transit.errors import (
     ReplicationUnconfirmed,
     StorageError,
 )
-from transit.storage import testing
+from transit.storage import testing, testing_ha
 from transit.storage.base import ABSENT, Backend, HABackend, StorageView, Write, version_of
 from transit.storage.factory import create_backend, storage_types
 from transit.storage.file import FileBackend
 from transit.storage.inmem import InmemBackend
 from transit.storage.inmem_ha import InmemHABackend
-from transit.storage.testing import (
-    BackendConformance,
-    HABackendConformance,
-    HAConnect,
-    check_backend,
-    check_ha_backend,
-)
+from transit.storage.testing import BackendConformance, check_backend
+from transit.storage.testing_ha import HABackendConformance, HAConnect, check_ha_backend
 from transit.storage.update import update
 
 
@@ -381,19 +376,19 @@ def _broken_ha(cls: type[InmemHABackend]) -> Callable[[], HAConnect]:
 @pytest.mark.parametrize(
     ("broken", "check"),
     [
-        (_NoFence, testing.check_ha_fence),
-        (_NoFence, testing.check_ha_ttl),
-        (_FenceIgnoresOwner, testing.check_ha_fence),
-        (_Reentrant, testing.check_ha_acquire_is_exclusive),
-        (_IgnoresMinEpoch, testing.check_ha_epochs_only_grow),
-        (_ReleasesAnyEpoch, testing.check_ha_release_only_exact),
-        (_ReleasesForeign, testing.check_ha_release_never_foreign),
-        (_IndexPerCommit, testing.check_ha_write_index),
+        (_NoFence, testing_ha.check_ha_fence),
+        (_NoFence, testing_ha.check_ha_ttl),
+        (_FenceIgnoresOwner, testing_ha.check_ha_fence),
+        (_Reentrant, testing_ha.check_ha_acquire_is_exclusive),
+        (_IgnoresMinEpoch, testing_ha.check_ha_epochs_only_grow),
+        (_ReleasesAnyEpoch, testing_ha.check_ha_release_only_exact),
+        (_ReleasesForeign, testing_ha.check_ha_release_never_foreign),
+        (_IndexPerCommit, testing_ha.check_ha_write_index),
     ],
 )
-def test_ha_suite_catches(broken: type[InmemHABackend], check: testing.HACheck) -> None:
+def test_ha_suite_catches(broken: type[InmemHABackend], check: testing_ha.HACheck) -> None:
     with pytest.raises(AssertionError):
-        asyncio.run(testing.run_ha_check(_broken_ha(broken), check))
+        asyncio.run(testing_ha.run_ha_check(_broken_ha(broken), check))
 
 
 # -- in-memory HA backend specifics ------------------------------------------------------------

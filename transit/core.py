@@ -348,7 +348,6 @@ class Core:
         self.barrier.read_only = False
         await self._check_persistence()
         await self._load()
-        await self.barrier.put(leader_key(record.node_id), record.to_json())
         # Forwarded requests are short; idle keep-alive connections (echoes) must not hold up
         # a step-down or shutdown for uvicorn's usual grace period.
         self.cluster_listener = ClusterListener(
@@ -359,6 +358,9 @@ class Core:
         if self.shared_writes:
             await self._feed_for("active")
         self._perf_loaded = False
+        # Advertise last: standbys forward to it and sibling workers follow it, so it must
+        # not appear before this node can serve (its cluster listener is up, state loaded).
+        await self.barrier.put(leader_key(record.node_id), record.to_json())
         log.info("node %s is now the active node", record.node_id)
 
     async def become_standby(self) -> None:

@@ -52,7 +52,8 @@ def single_v1(cluster: FaultCluster, names: list[str]) -> list[str]:
         r = cluster.request(0, "GET", f"transit/keys/{name}")
         latest = r.json()["data"]["latest_version"] if r.status_code == 200 else None
         if latest != 1:
-            out.append(f"{name}: latest_version {latest} after first use (expected 1)")
+            out.append(f"{name}: latest_version {latest} after first use (expected 1; "
+                       f"HTTP {r.status_code} {r.text[:200]})")
     return out
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.ha.util import HACluster
 from tests.redis_fixtures import redis_available
@@ -96,5 +97,51 @@ def test_static_seal_nodes_started_before_init_unseal_themselves(tmp_path: Path)
         active = c.wait_active(timeout=SERVE_WITHIN)
         _wait_serving(c, c.standbys(active), start)
         _no_standby_writes(c)
+    finally:
+        c.down(timeout=5.0)
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_node_serves_on_every_worker_once_health_says_active(
+        tmp_path: Path) -> None:
+    """A node restarts; the moment `sys/health` (answered by any of its worker processes)
+    says active, requests on new connections — which reach any worker — are served, none
+    refused with "no active Vault instance found" while worker 0 is still activating: a
+    sibling worker takes the role only once worker 0 has advertised the term, and a request
+    reaching worker 0 mid-activation waits for it (as Vault holds it on its state lock)."""
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    c = HACluster(tmp_path / "c", nodes=1, replicas=0, lock_ttl=3.0, workers=2)
+    refused: list[tuple[int, float, int, str]] = []
+    try:
+        c.up()
+        r = c.request(0, "POST", "sys/mounts/transit", json={"type": "transit"})
+        assert r.status_code == 204, r.text
+        for i in range(3):
+            r = c.request(0, "POST", f"transit/keys/k{i}")
+            assert r.status_code == 200, r.text
+        for round_ in range(5):
+            c.stop_node(0)
+            c._spawn(c.nodes[0])
+            start = time.monotonic()
+            addr = c.nodes[0].addr
+            while True:
+                assert time.monotonic() - start < 30, f"not active after 30s\n{c.logs()}"
+                try:
+                    h = requests.get(f"{addr}/v1/sys/health", timeout=2,
+                                     headers={"Connection": "close"})
+                except requests.ConnectionError:
+                    time.sleep(0.01)
+                    continue
+                if h.status_code == 200:
+                    break
+            active_at = time.monotonic() - start
+            for j in range(30):
+                r = requests.get(f"{addr}/v1/transit/keys/k{j % 3}", timeout=15,
+                                 headers={"X-Vault-Token": c.root_token, "Connection": "close"})
+                if r.status_code != 200:
+                    refused.append((round_, time.monotonic() - start - active_at,
+                                    r.status_code, r.text[:100]))
+        assert refused == [], f"refused after health said active: {refused}\n{c.logs()}"
     finally:
         c.down(timeout=5.0)

@@ -382,6 +382,24 @@ def test_leader_shows_performance_standby(pc: PerfCluster) -> None:
         assert body["performance_standby"] is True, body
 
 
+def test_ha_status_on_a_perf_standby_lists_every_node(pc: PerfCluster) -> None:
+    """sys/ha-status is the active node's answer from any node (a performance standby used
+    to answer it itself: only itself, as the active node)."""
+    active = pc.active_index()
+    assert active is not None
+
+    def listed(via: int) -> list[dict[str, Any]] | None:
+        r = pc.request(via, "GET", "sys/ha-status")
+        assert r.status_code == 200, r.text
+        nodes = r.json()["data"]["nodes"]
+        return nodes if len(nodes) == len(pc.nodes) else None
+
+    for s in pc.standbys(active):
+        nodes = poll(lambda s=s: listed(s), 12, "every node in sys/ha-status", interval=0.25)
+        roles = {n["api_address"]: n["active_node"] for n in nodes}
+        assert roles == {n.addr: n.index == active for n in pc.nodes}, roles
+
+
 def _local_requests(st: Setup, sig: str, hmac: str) -> list[tuple[str, str, Any, Callable[
         [requests.Response], bool]]]:
     """(method, path, body, check) for everything a perf standby must serve itself."""
@@ -770,6 +788,55 @@ def test_unknown_key_version_is_forwarded(pc: PerfCluster) -> None:
     finally:
         pc.attach(replica)
     wait_version(pc, s, 2)
+
+
+def test_a_key_the_replica_lacks_is_forwarded(pc: PerfCluster) -> None:
+    """Issue 15: a key created on the active node that the standby's replica does not have
+    yet: decrypt, verify (signature and HMAC), hmac, sign and datakey on the standby are
+    answered through forwarding (200), not refused with "key not found"."""
+    st = setup(pc)
+    a, s = st.active, st.standbys[0]
+    replica = pc.replica_for(s)
+    pc.detach(replica)
+    try:
+        for name, kind in (("fresh-aes", "aes256-gcm96"), ("fresh-ed", "ed25519")):
+            r = pc.request(a, "POST", f"transit/keys/{name}",
+                           json={"type": kind, "exportable": True})
+            assert r.status_code == 200, r.text
+        with pc.rc(replica) as c:
+            assert not list(c.scan_iter(match="*/policy/fresh-aes")), \
+                "the replica already has the key: nothing held back"
+        with pc.redis_client() as c:
+            assert list(c.scan_iter(match="*/policy/fresh-aes")), "key names changed?"
+        r = pc.request(s, "GET", "transit/keys/fresh-aes")
+        assert r.status_code == 200 and r.json()["data"]["latest_version"] == 1, r.text
+        r = pc.request(s, "GET", "transit/export/hmac-key/fresh-aes")
+        assert r.status_code == 200 and "1" in r.json()["data"]["keys"], r.text
+        ct = pc.request(a, "POST", "transit/encrypt/fresh-aes",
+                        json={"plaintext": b64(PLAINTEXT)}).json()["data"]["ciphertext"]
+        mac = pc.request(a, "POST", "transit/hmac/fresh-aes",
+                         json={"input": b64(PLAINTEXT)}).json()["data"]["hmac"]
+        sig = pc.request(a, "POST", "transit/sign/fresh-ed",
+                         json={"input": b64(PLAINTEXT)}).json()["data"]["signature"]
+        r = pc.request(s, "POST", "transit/decrypt/fresh-aes", json={"ciphertext": ct})
+        assert r.status_code == 200 and unb64(r.json()["data"]["plaintext"]) == PLAINTEXT, r.text
+        r = pc.request(s, "POST", "transit/verify/fresh-aes",
+                       json={"input": b64(PLAINTEXT), "hmac": mac})
+        assert r.status_code == 200 and r.json()["data"]["valid"] is True, r.text
+        r = pc.request(s, "POST", "transit/verify/fresh-ed",
+                       json={"input": b64(PLAINTEXT), "signature": sig})
+        assert r.status_code == 200 and r.json()["data"]["valid"] is True, r.text
+        r = pc.request(s, "POST", "transit/hmac/fresh-aes", json={"input": b64(PLAINTEXT)})
+        assert r.status_code == 200 and r.json()["data"]["hmac"] == mac, r.text
+        r = pc.request(s, "POST", "transit/sign/fresh-ed", json={"input": b64(PLAINTEXT)})
+        assert r.status_code == 200 and r.json()["data"]["signature"] == sig, r.text
+        r = pc.request(s, "POST", "transit/datakey/plaintext/fresh-aes")
+        assert r.status_code == 200 and r.json()["data"]["ciphertext"].startswith("vault:v1:")
+        # a key that exists nowhere is still "not found", now from the active node
+        r = pc.request(s, "POST", "transit/decrypt/nowhere", json={"ciphertext": ct})
+        assert r.status_code == 400 and r.json() == {"errors": ["encryption key not found"]}
+    finally:
+        pc.attach(replica)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from tests.redis_fixtures import RedisServer
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.ha import HAController
 from transit.errors import Fenced, StorageError
+from transit.storage.base import Versioned
 from transit.storage.redis import RedisBackend
 
 TTL = 2.0
@@ -31,6 +32,9 @@ class FakeBarrier:
 
     async def get(self, key: str) -> bytes | None:
         return await self.backend.get(key)
+
+    async def get_versioned(self, key: str) -> Versioned:
+        return await self.backend.get_versioned(key)
 
     async def put(self, key: str, value: bytes) -> None:
         await self.backend.put(key, value)

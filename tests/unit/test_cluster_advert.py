@@ -7,6 +7,7 @@ import datetime as dt
 import ssl
 from pathlib import Path
 
+import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -55,6 +56,14 @@ def test_leader_record_json_round_trip() -> None:
         LeaderRecord.from_json(b'{"node_id":"x"}')
     with pytest.raises(ValueError):
         LeaderRecord.from_json(b"[1]")
+    term = LeaderRecord.create("n1", "https://a:8200", "https://a:8201", owner="n1@x", epoch=9)
+    assert LeaderRecord.from_json(term.to_json()).epoch == 9
+    data = orjson.loads(term.to_json())
+    del data["epoch"]  # a record of an older version: epoch 0
+    assert LeaderRecord.from_json(orjson.dumps(data)).epoch == 0
+    data["epoch"] = {"x": 1}
+    with pytest.raises(ValueError, match="epoch"):
+        LeaderRecord.from_json(orjson.dumps(data))
 
 
 def test_contexts_require_tls12_and_client_cert() -> None:

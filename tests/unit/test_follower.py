@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.follower import NotReady, RoleFollower
 from transit.cluster.ha import FENCE_CLOSED
 from transit.errors import StorageError
+from transit.storage.base import Versioned
 
 
 class FakeBackend:
@@ -30,11 +32,16 @@ class FakeBackend:
 
 
 class FakeCore:
-    def __init__(self) -> None:
+    """A core whose barrier holds worker 0's advertisement of whatever term `backend` says
+    the lock is in (worker 0 has finished activating), unless `advertised` is False."""
+
+    def __init__(self, backend: FakeBackend | None = None) -> None:
         self.sealed = False
         self.calls: list[Any] = []
         self.not_ready = 0
         self.barrier = self
+        self.backend = backend
+        self.advertised = True
 
     async def become_active(self, record: Any) -> None:
         if self.not_ready:
@@ -48,6 +55,13 @@ class FakeCore:
     async def get(self, key: str) -> bytes | None:
         return None
 
+    async def get_versioned(self, key: str) -> Versioned:
+        holder = None if self.backend is None else self.backend.holder
+        if not self.advertised or holder is None or key != leader_key(holder[0].split("@")[0]):
+            return Versioned(None, "")
+        record = LeaderRecord("n1", "http://w0", "https://w0:1", "c", "k", holder[0], holder[1])
+        return Versioned(record.to_json(), "v")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -58,7 +72,8 @@ class Clock:
 
 
 def make() -> tuple[RoleFollower, FakeBackend, FakeCore, Clock, list[str]]:
-    backend, core, clock = FakeBackend(), FakeCore(), Clock()
+    backend, clock = FakeBackend(), Clock()
+    core = FakeCore(backend)
     relayed: list[str] = []
 
     async def relay(kind: str, payload: dict[str, Any]) -> None:
@@ -100,6 +115,26 @@ def test_follows_the_lock_of_its_own_node() -> None:
         assert not f.is_active and backend.fence == FENCE_CLOSED
         assert core.calls[-1] == "standby"
         assert backend.acquired == 0
+
+    run(go())
+
+
+def test_follows_only_once_worker_0_has_advertised_the_term() -> None:
+    """Worker 0 advertises last in its activation: until then this worker stays a standby
+    (and forwards to nobody), so its health never says active before worker 0 can serve."""
+    f, backend, core, _clock, _ = make()
+    backend.holder = ("n1", 5)
+    core.advertised = False
+
+    async def go() -> None:
+        await f.check()
+        assert not f.is_active and core.calls == []
+        assert await f.refresh_leader() is None
+        core.advertised = True
+        record = await f.refresh_leader()
+        assert record is not None and record.epoch == 5 and record.api_addr == "http://w0"
+        await f.check()
+        assert f.is_active and backend.fence == 5
 
     run(go())
 
@@ -181,6 +216,10 @@ class RecordStore(FakeCore):
     async def get(self, key: str) -> bytes | None:
         return self.stored.get(key)
 
+    async def get_versioned(self, key: str) -> Versioned:
+        value = self.stored.get(key)
+        return Versioned(value, "" if value is None else "v")
+
 
 def make_owned(owner: str = "n1@mine") -> tuple[RoleFollower, FakeBackend, RecordStore]:
     backend, core = FakeBackend(), RecordStore()
@@ -199,6 +238,10 @@ def test_never_follows_another_process_with_the_same_node_id() -> None:
             await f.check()
             assert not f.is_active and backend.fence is None and core.calls == []
         backend.holder = ("n1@mine", 7)  # worker 0 of this very server
+        await f.check()  # it has not advertised this term yet: not followed
+        assert not f.is_active and core.calls == []
+        core.stored[leader_key("n1")] = LeaderRecord(
+            "n1", "http://a", "https://a:1", "c", "k", "n1@mine", 7).to_json()
         await f.check()
         assert f.is_active and backend.fence == 7
         assert f._record is not None and f._record.owner == "n1@mine"
@@ -217,7 +260,8 @@ def test_leader_of_the_same_node_id_is_the_holders_record_only() -> None:
 
     f, backend, core = make_owned()
     other = LeaderRecord("n1", "http://b", "https://b:1", "c", "k", "n1@other")
-    mine = LeaderRecord("n1", "http://a", "https://a:1", "c", "k", "n1@mine")
+    mine = LeaderRecord("n1", "http://a", "https://a:1", "c", "k", "n1@mine", 4)
+    mine_before = LeaderRecord("n1", "http://a", "https://a:1", "c2", "k2", "n1@mine", 2)
 
     async def go() -> None:
         backend.holder = ("n1@other", 3)
@@ -227,6 +271,8 @@ def test_leader_of_the_same_node_id_is_the_holders_record_only() -> None:
         assert await f.refresh_leader() == other
         # worker 0 of ours won, its record not rewritten yet: no leader, not the other one
         backend.holder = ("n1@mine", 4)
+        assert await f.refresh_leader() is None
+        core.stored[leader_key("n1")] = mine_before.to_json()  # our record of an earlier term
         assert await f.refresh_leader() is None
         core.stored[leader_key("n1")] = mine.to_json()
         assert await f.refresh_leader() == mine
@@ -358,5 +404,60 @@ def test_core_refuses_as_a_deposed_active_and_deposes_on_a_fence_error() -> None
             raise AssertionError("a fenced active answered an encrypt")
         except Fenced:
             pass
+
+    run(go())
+
+
+# -- a request arriving while the node takes the active role waits for it ----------------------
+def test_activated_waits_for_the_activation_in_progress() -> None:
+    from transit.cluster.ha import HAController
+
+    backend, clock = FakeBackend(), Clock()
+    c = HAController(FakeCore(backend), backend, "n1", "http://a", "https://a:1", 4.0,
+                     clock=clock)
+
+    async def go() -> None:
+        assert not c.activating
+        await asyncio.wait_for(c.activated(), 1)  # nothing in progress: returns at once
+        c._activation_began()
+        assert c.activating
+        waiter = asyncio.ensure_future(c.activated(5))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        c._activation_ended()
+        await asyncio.wait_for(waiter, 1)
+        assert not c.activating
+        c._activation_began()
+        await c.activated(0.05)  # bounded: returns at the deadline
+        assert c.activating
+
+    run(go())
+
+
+def test_await_leader_waits_for_the_holders_advertisement() -> None:
+    """A standby asked to forward while the holder is still activating waits (bounded) for
+    its advertisement instead of answering 503 at once."""
+    from transit.cluster.ha import HAController
+
+    backend = FakeBackend()
+    core = FakeCore(backend)
+    c = HAController(core, backend, "n2", "http://b", "https://b:1", 4.0)
+
+    async def go() -> None:
+        assert await c.await_leader(0.2) is None  # no holder: no wait
+        backend.holder = ("n1@w", 3)
+        core.advertised = False
+        started = asyncio.get_running_loop().time()
+        assert await c.await_leader(0.2) is None
+        assert asyncio.get_running_loop().time() - started >= 0.2
+
+        async def advertise() -> None:
+            await asyncio.sleep(0.1)
+            core.advertised = True
+
+        task = asyncio.ensure_future(advertise())
+        record = await c.await_leader(5)
+        await task
+        assert record is not None and record.epoch == 3 and record.owner == "n1@w"
 
     run(go())

@@ -62,6 +62,8 @@ class ForwardingGate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if core.ha.activating and not core.ha.is_active:
+            await core.ha.activated()  # mid-activation: answer as the active node it becomes
         if scope.get(FORWARDED_SCOPE_KEY):
             if path == ECHO_PATH:
                 await self._echo(receive, send)
@@ -135,8 +137,13 @@ class ForwardingGate:
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         leader = await self.core.ha.leader()
-        if leader is None:  # the cached view may predate a new term: look once more
-            leader = await self.core.ha.refresh_leader()
+        if leader is None:
+            # The cached view may predate a new term, or its holder is still activating:
+            # look again, waiting (bounded) for the holder's advertisement.
+            leader = await self.core.ha.await_leader()
+            if self.core.ha.is_active:  # this process took the role meanwhile
+                await self.app(scope, receive, send)
+                return
         if leader is None:
             await _respond(send, 503, error_body(["no active Vault instance found"]))
             return

@@ -88,13 +88,16 @@ class LeaderRecord:
     # The lock owner that wrote it (`<node id>@<instance>`, transit/cluster/identity.py);
     # "" in records of older versions. Processes sharing a node id share the record's key.
     owner: str = ""
+    # The lock epoch of the term it advertises (0 in records of older versions): sibling
+    # workers take the active role only once worker 0 has advertised this very term.
+    epoch: int = 0
 
     @classmethod
     def create(cls, node_id: str, api_addr: str, cluster_addr: str, *,
-               owner: str = "") -> LeaderRecord:
+               owner: str = "", epoch: int = 0) -> LeaderRecord:
         """A record with freshly generated cluster TLS material."""
         cert_pem, key_pem = make_cluster_cert(node_id)
-        return cls(node_id, api_addr, cluster_addr, cert_pem, key_pem, owner)
+        return cls(node_id, api_addr, cluster_addr, cert_pem, key_pem, owner, epoch)
 
     def advertises(self, owner: str) -> bool:
         """Whether this is the advertisement of the lock holder `owner` (a record without
@@ -118,9 +121,12 @@ class LeaderRecord:
                 node_id=str(data["node_id"]), api_addr=str(data["api_addr"]),
                 cluster_addr=str(data["cluster_addr"]), cert_pem=str(data["cert_pem"]),
                 key_pem=str(data["key_pem"]), owner=str(data.get("owner") or ""),
+                epoch=int(data.get("epoch") or 0),
             )
         except KeyError as exc:
             raise ValueError(f"leader record lacks {exc.args[0]!r}") from None
+        except TypeError:
+            raise ValueError("leader record has a malformed epoch") from None
 
 
 def _load_identity(ctx: ssl.SSLContext, record: LeaderRecord) -> None:

@@ -142,6 +142,8 @@ class RoleFollower(HAController):
                     self._serve_until = sent + self.lock_ttl - self.margin
                     log.info("worker follows the active role into epoch %d", holder[1])
                 return
+            if await self._leader_for(holder) is None:
+                return  # worker 0 is still activating this term: follow once it has
             await self._activate(holder[1])
         elif self.is_active:
             await self._deactivate("lost")
@@ -152,13 +154,16 @@ class RoleFollower(HAController):
         if holder is None or holder[0] != self.owner:
             return await super()._leader_for(holder)
         try:
-            raw = await self.core.barrier.get(leader_key(self.node_id))
+            raw = (await self.core.barrier.get_versioned(leader_key(self.node_id))).value
             record = None if raw is None else LeaderRecord.from_json(raw)
         except Exception as exc:
             log.debug("cannot read our own advertisement: %s", exc)
             return None
-        # not yet rewritten by worker 0: another holder's record under our node id
-        return record if record is not None and record.advertises(self.owner) else None
+        # not yet rewritten by worker 0 for this term: another holder's record under our
+        # node id, or ours of an earlier term
+        if record is None or not record.advertises(self.owner) or record.epoch != holder[1]:
+            return None
+        return record
 
     async def _activate(self, epoch: int) -> None:
         self.backend.fence = epoch

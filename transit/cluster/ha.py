@@ -56,6 +56,8 @@ from transit.errors import TransitError
 
 # An epoch no lock value can carry: writes of a node in this state are refused by Redis.
 FENCE_CLOSED = -1
+# How long a request that arrives while this process is taking the active role waits for it
+ACTIVATION_WAIT = 10.0
 
 log = logging.getLogger("transit.cluster.ha")
 
@@ -109,6 +111,8 @@ class HAController:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever no term is in progress
         self._idle.set()
+        # set while this process is taking the active role (held the lock, loading state)
+        self._activating: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         # standby's view of the leader
@@ -121,6 +125,30 @@ class HAController:
     @property
     def is_active(self) -> bool:
         return self.state == "active"
+
+    @property
+    def activating(self) -> bool:
+        """Whether this process holds the role's lock and is still loading the active state."""
+        return self._activating is not None
+
+    async def activated(self, timeout: float = ACTIVATION_WAIT) -> None:
+        """Wait (at most `timeout`) while this process is taking the active role.
+
+        A request that arrives mid-activation is served once the node is active rather than
+        refused with "no active Vault instance found" (Vault holds it on its state lock).
+        """
+        event = self._activating
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+
+    def _activation_began(self) -> None:
+        self._activating = asyncio.Event()
+
+    def _activation_ended(self) -> None:
+        event, self._activating = self._activating, None
+        if event is not None:
+            event.set()
 
     @property
     def serving(self) -> bool:
@@ -194,6 +222,18 @@ class HAController:
                 log.warning("cannot read the HA lock holder: %s", exc)
                 return self._leader if self._leader_key == self._holder else None
         return await self._leader_for(self._holder)
+
+    async def await_leader(self, timeout: float = ACTIVATION_WAIT) -> LeaderRecord | None:
+        """The leader read afresh; while the lock is held by a node that has not advertised
+        itself yet (it is still activating), wait for it, at most `timeout` seconds. Returns
+        None when there is no holder, at the deadline, or once this process is active."""
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = await self.refresh_leader()
+            if (leader is not None or self.is_active or self._holder is None
+                    or time.monotonic() >= deadline):
+                return None if self.is_active else leader
+            await asyncio.sleep(0.05)
 
     def forget_leader(self) -> None:
         """Drop the cached advertisement (forwarding to it failed: e.g. an old term's cert)."""
@@ -321,8 +361,9 @@ class HAController:
         self._serve_until = acquired_at + self.lock_ttl - self.margin
         self.backend.fence = epoch
         record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr,
-                                     owner=self.owner)
+                                     owner=self.owner, epoch=epoch)
         log.info("acquired the HA lock (epoch %d); becoming active", epoch)
+        self._activation_began()
         self._keepalive_task = asyncio.create_task(self._keepalive(epoch),
                                                    name=f"ha-renew-{self.node_id}")
         activation = asyncio.create_task(self.core.become_active(record))
@@ -339,8 +380,10 @@ class HAController:
                     self.state = "active"
                     self.active_since = dt.datetime.now(dt.UTC)
                     log.info("active (epoch %d)", epoch)
+                    self._activation_ended()
                     reason = await self._watch(None)
         finally:
+            self._activation_ended()
             await self._leave(epoch, reason, activation)
 
     async def _watch(self, activation: asyncio.Task[None] | None) -> _Reason:
@@ -452,8 +495,8 @@ class HAController:
         if holder == self._leader_key:
             return self._leader
         node = node_of(holder[0])
-        try:
-            raw = await self.core.barrier.get(leader_key(node))
+        try:  # from the primary: a lagging replica may still hold an earlier term's record
+            raw = (await self.core.barrier.get_versioned(leader_key(node))).value
         except Exception as exc:
             log.warning("cannot read the advertisement of %s: %s", node, exc)
             return None
@@ -464,9 +507,10 @@ class HAController:
         except ValueError as exc:
             log.warning("bad advertisement of %s: %s", node, exc)
             return None
-        if not record.advertises(holder[0]):
-            # A previous holder's record under the same node id (possibly our own): the
-            # holder has not advertised itself yet. Read again next time.
+        if not record.advertises(holder[0]) or record.epoch not in (0, holder[1]):
+            # A previous holder's record under the same node id (possibly our own), or the
+            # holder's record of an earlier term: the holder has not advertised this term
+            # yet. Read again next time.
             return None
         self._leader_key, self._leader = holder, record
         return record

@@ -9,6 +9,7 @@ from typing import Any
 from transit import __version__
 from transit.engines.fields import FieldData
 from transit.engines.framework import Request, Response
+from transit.errors import ForwardToActive
 
 ECHO_STALE_SECONDS = 30.0  # standbys silent for longer drop out of the list
 
@@ -27,7 +28,11 @@ def _rfc3339(ts: float) -> str:
 
 
 async def ha_status(b: Any, req: Request, d: FieldData) -> Response:
+    """Every node of the cluster, as the active node knows them (their echoes): asked of a
+    performance standby, the request goes to the active node, as in Vault."""
     core = b.core
+    if core.ha is not None and not core.ha.is_active:
+        raise ForwardToActive("sys/ha-status is answered by the active node")
     nodes: list[dict[str, Any]] = [{
         "hostname": socket.gethostname(), "api_address": core.api_addr,
         "cluster_address": core.cluster_addr, "active_node": True, "last_echo": None,

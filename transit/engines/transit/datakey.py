@@ -44,7 +44,8 @@ async def datakey(b: Any, req: Request, d: FieldData) -> Response:
     context = _decode(d.get("context"), "context")
     nonce = _decode(d.get("nonce"), "nonce")
 
-    p = await b.policies.get(d.get("name"))
+    p = await b.policies.get_for(d.get("name"), forward=req.perf_standby,
+                                 version=d.get("key_version"))
     if p is None:
         raise UserError(KEY_NOT_FOUND)
     size = _BYTES.get(d.get("bits"))

@@ -277,7 +277,8 @@ async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
     name = d.get("name")
     item = _single_item(d, _ENCRYPT_ITEM)
     pre = _prepare_one(item, "plaintext")
-    p = await b.policies.get(name)
+    # (on a performance standby, a key or version its replica lacks: the active node answers)
+    p = await b.policies.get_for(name, forward=req.perf_standby, version=item["key_version"])
     # An ACL "create" (the existence check found no key) that finds the key: someone else
     # created it in between.
     existed = req.operation == CREATE

@@ -28,7 +28,9 @@ async def export(b: Any, req: Request, d: FieldData) -> Response | None:
     export_type = d.get("type")
     if export_type not in EXPORT_TYPES:
         raise UserError(f"invalid export type: {export_type}")
-    p = await b.policies.get(d.get("name"))
+    wanted = str(d.get("version") or "").removeprefix("v")
+    p = await b.policies.get_for(d.get("name"), forward=req.perf_standby,
+                                 version=int(wanted) if wanted.isdigit() else 0)
     if p is None:
         return None
     return Response(data=p.export(export_type, d.get("version") or None))

@@ -121,7 +121,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     version = d.get("key_version")
     algorithm = d.get("urlalgorithm") or d.get("algorithm")
 
-    p = await b.policies.get(d.get("name"))
+    p = await b.policies.get_for(d.get("name"), forward=req.perf_standby, version=version)
     if p is None:
         raise UserError("encryption key not found")
     if version == 0:

@@ -102,7 +102,7 @@ async def list_keys(b: Any, req: Request, d: FieldData) -> Response:
 
 
 async def read_key(b: Any, req: Request, d: FieldData) -> Response | None:
-    p = await b.policies.get(d.get("name"))
+    p = await b.policies.get_for(d.get("name"), forward=req.perf_standby)
     if p is None:
         return None
     context = None

@@ -89,16 +89,21 @@ class PolicyStore:
         return await self._load(name)
 
     async def get_for(
-        self, name: str, tagged: Iterable[Any], *, forward: bool = False
+        self, name: str, tagged: Iterable[Any] = (), *, forward: bool = False,
+        version: int = 0,
     ) -> Policy | None:
         """The policy, fresh enough for `vault:vN:` values in `tagged` (ciphertexts,
-        signatures, HMACs). A version newer than the cached key is never an error at this
-        point: reload from storage; if still unknown and `forward` (a performance standby
-        whose replica lags), the request goes to the active node (DESIGN §5)."""
+        signatures, HMACs) and for an explicit key `version`. A version newer than the cached
+        key is never an error at this point: reload from storage; if still unknown and
+        `forward` (a performance standby whose replica lags), the request goes to the active
+        node (DESIGN §5) — and so does one for a key not known here at all: the replica may
+        not have it yet, and the active node answers "not found" if it truly is not."""
         p = await self.get(name)
         if p is None:
+            if forward:
+                raise ForwardToActive(f"key {name} is not known here")
             return None
-        needed = max_version(tagged)
+        needed = max(max_version(tagged), version or 0)
         if needed <= p.latest_version:
             return p
         self.invalidate(name)

@@ -98,7 +98,7 @@ async def sign(b: Any, req: Request, d: FieldData) -> Response:
     version = d.get("key_version")
     opts = _options(d)
 
-    p = await b.policies.get(name)
+    p = await b.policies.get_for(name, forward=req.perf_standby, version=version)
     if p is None:
         raise UserError("signing key not found")
     if not p.type.supports_signing:

@@ -47,6 +47,7 @@ KNOWN_KEYS = frozenset(
     enable_response_header_raft_node_id disable_sealwrap disable_printable_check
     disable_indexing disable_sentinel_trace license_path imprecise_lease_role_tracking
     detect_deadlocks experiments administrative_namespace_path workers
+    performance_standby_max_staleness
     """.split()
 )
 
@@ -93,6 +94,9 @@ class ServerConfig:
     default_max_request_duration: float = 90.0  # seconds
     disable_clustering: bool = False
     disable_performance_standby: bool = False
+    # ours: a performance standby serves from its caches only while they are at most this
+    # many seconds behind the primary (transit/cluster/invalidation.py); else it forwards
+    performance_standby_max_staleness: float = 5.0
     workers: int | None = None  # processes per node; None = unset (see `resolve_workers`)
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     warnings: tuple[str, ...] = ()
@@ -130,6 +134,14 @@ def parse_duration(value: Any, name: str = "value") -> float:
         if seconds is not None:
             return -seconds if v.startswith("-") else seconds
     raise ConfigError(f"{name}: invalid duration {value!r}")
+
+
+def _max_staleness(value: Any) -> float:
+    name = "performance_standby_max_staleness"
+    seconds = parse_duration(value, name)
+    if not 0.1 <= seconds <= 3600:
+        raise ConfigError(f"{name}: must be between 100ms and 1h, got {value!r}")
+    return seconds
 
 
 def _parse_int(value: Any, name: str) -> int:
@@ -314,6 +326,8 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         disable_performance_standby=parse_bool(
             raw.get("disable_performance_standby", False), "disable_performance_standby"
         ),
+        performance_standby_max_staleness=_max_staleness(
+            raw.get("performance_standby_max_staleness", 5.0)),
         workers=_workers(raw.get("workers"), storage.type),
         raw=raw,
         warnings=warnings,

@@ -32,7 +32,7 @@ from transit.cluster.follower import NotReady, RoleFollower
 from transit.cluster.forward import Forwarder, ForwardingError
 from transit.cluster.ha import FENCE_CLOSED, HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
-from transit.cluster.invalidation import InvalidationSubscriber
+from transit.cluster.invalidation import DEFAULT_MAX_STALENESS, InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
 from transit.engines.framework import CREATE, UPDATE, Engine, Request, Response
 from transit.engines.kv import kv_factory
@@ -255,14 +255,16 @@ class Core:
         cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
         invalidation_address: str = "", invalidation_prefix: str = "transit",
         follower: bool = False, shared_writes: bool = False,
-        invalidation_primary_address: str = "",
+        invalidation_primary_address: str = "", max_staleness: float = DEFAULT_MAX_STALENESS,
     ) -> None:
         """Make this node one of an HA cluster over `backend` (which holds the lock).
 
         With several worker processes per node (`shared_writes`), worker 0 elects and the
         others are `follower`s (`RoleFollower`), and every worker keeps an invalidation feed:
         on `invalidation_primary_address` while active, on `invalidation_address` (the local
-        replica) while a standby."""
+        replica) while a standby. An empty address (Sentinel without `read_address`) is the
+        primary the backend finds at each (re)subscribe. A performance standby serves from
+        its caches only while the feed says they are at most `max_staleness` seconds old."""
         if follower:
             self.ha = RoleFollower(self, backend, node_id, api_addr, cluster_addr, lock_ttl,
                                    relay=self._relay)
@@ -279,15 +281,21 @@ class Core:
         self._inval = {"standby": invalidation_address,
                        "active": invalidation_primary_address or invalidation_address,
                        "prefix": invalidation_prefix}
-        if (perf_standby or shared_writes) and invalidation_address:
+        self.max_staleness = max_staleness
+        if (perf_standby or shared_writes) and (
+                invalidation_address or hasattr(self.physical, "primary_address")):
             self.invalidator = self._make_invalidator(invalidation_address)
 
     def _make_invalidator(self, address: str) -> InvalidationSubscriber:
+        physical = self.physical
         return InvalidationSubscriber(
             address, self._inval["prefix"],
             lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
             client_name=f"transit-{self.node_id}-inval",
-            **self.physical.connection,  # same auth and TLS as the node's storage
+            primary_index=getattr(physical, "write_index", None),
+            max_staleness=self.max_staleness,
+            resolve=None if address else physical.primary_address,
+            **physical.connection,  # same auth and TLS as the node's storage
         )
 
     async def _feed_for(self, role: str) -> None:
@@ -312,8 +320,24 @@ class Core:
 
     @property
     def perf_standby(self) -> bool:
-        """A standby that serves reads, encrypt and decrypt itself (DESIGN §5)."""
-        return self.perf_standby_enabled and self.standby and self._perf_loaded
+        """A standby that serves reads, encrypt and decrypt itself (DESIGN §5), while its
+        caches are fresh (bounded staleness: transit/cluster/invalidation.py)."""
+        if not (self.perf_standby_enabled and self._perf_loaded and self.standby):
+            return False
+        feed = self.invalidator
+        return feed is None or feed.fresh
+
+    @property
+    def serving_problem(self) -> str:
+        """Why this standby does not serve as a performance standby right now ("" when it
+        does, or is not meant to): shown by sys/health and sys/ha-status."""
+        if self.standby_problem:
+            return self.standby_problem
+        feed = self.invalidator
+        if (self.perf_standby_enabled and self._perf_loaded and self.standby
+                and feed is not None and not feed.fresh):
+            return f"not serving locally: {feed.problem}"
+        return ""
 
     async def become_active(self, record: LeaderRecord | None) -> None:
         """Called by the HA controller once it holds the lock (writes are fenced by now).
@@ -481,7 +505,7 @@ class Core:
             body = orjson.dumps({
                 "node_id": self.node_id, "hostname": hostname, "api_address": self.api_addr,
                 "cluster_address": self.cluster_addr, "performance_standby": self.perf_standby,
-                "standby_problem": self.standby_problem})
+                "standby_problem": self.serving_problem})
             try:
                 await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
             except ForwardingError as exc:

@@ -196,6 +196,7 @@ class LocalCluster:
         if seal not in ("static", "shamir"):
             raise ClusterError(f"seal must be 'static' or 'shamir', not {seal!r}")
         self.seal = seal
+        self.extra_config = ""  # top-level HCL appended to every node's configuration
         self.unseal_key = ""  # the one key share of a Shamir-sealed cluster (base64)
         self.unsealed_at = 0.0  # monotonic time `unseal_all` last sent the shares
         self.workdir = Path(workdir).resolve()
@@ -390,6 +391,7 @@ class LocalCluster:
             "disable_mlock = true\n"
             f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
             + (f"workers = {self.workers}\n" if self.workers is not None else "")
+            + self.extra_config
         )
 
     def seal_stanza(self) -> str:

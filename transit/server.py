@@ -67,7 +67,8 @@ def listener_url(listener: ListenerConfig) -> str:
 
 def invalidation_addresses(config: ServerConfig) -> tuple[str, str]:
     """(the local replica's address or else the primary's, the primary's) for the
-    invalidation feed; "" when the storage stanza names neither (sentinel only)."""
+    invalidation feed; "" when the storage stanza names neither (Sentinel only: the feed
+    then asks the backend for the current primary at every (re)subscribe)."""
     opts = config.storage.options
     primary = str(opts.get("address") or "")
     return str(opts.get("read_address") or opts.get("read_addr") or primary), primary
@@ -76,11 +77,11 @@ def invalidation_addresses(config: ServerConfig) -> tuple[str, str]:
 def preflight(config: ServerConfig, workers: int) -> None:
     """What would make every worker fail at start: a ConfigError now, in the supervisor."""
     load_static_seal_key(config)
-    create_backend(config.storage)  # builds clients only: no connection is opened
+    backend = create_backend(config.storage)  # builds clients only: no connection is opened
     configured_node_id(config.storage.options)  # e.g. an "@" in node_id
-    if workers > 1 and not invalidation_addresses(config)[0]:
-        raise ConfigError('workers > 1 needs the redis "address" (or "read_address"): every '
-                          "worker subscribes to the invalidation feed")
+    if workers > 1 and not hasattr(backend, "primary_address"):
+        raise ConfigError("workers > 1 needs redis storage: every worker subscribes to its "
+                          "invalidation feed")
 
 
 async def run(
@@ -199,6 +200,7 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
         invalidation_prefix=str(opts.get("prefix") or "transit"),
         follower=multi and worker is not None and not worker.elector,
         shared_writes=multi, invalidation_primary_address=primary_feed,
+        max_staleness=config.performance_standby_max_staleness,
     )
 
 

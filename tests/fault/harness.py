@@ -87,9 +87,10 @@ class FaultCluster(HACluster):
                  storage_options: dict[str, str] | None = None, storage_proxy: bool = False,
                  cluster_proxies: bool = False, replication_proxies: bool = False,
                  read_replica: bool = False, perf_standby: bool = False,
-                 seal: str = "static") -> None:
+                 seal: str = "static", extra_config: str = "") -> None:
         super().__init__(workdir, nodes=nodes, replicas=replicas, lock_ttl=lock_ttl,
                          perf_standby=perf_standby, seal=seal)
+        self.extra_config = extra_config
         self.workers = workers
         self.storage_options = dict(storage_options or {})
         self.read_replica = read_replica
@@ -137,6 +138,7 @@ class FaultCluster(HACluster):
             "disable_mlock = true\n"
             f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
             + (f"workers = {self.workers}\n" if self.workers is not None else "")
+            + self.extra_config
         )
 
     # -- nodes ---------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ window (`ss -ti`: bytes on its established connections, plus connections opened 
 meanwhile, seen as new ESTAB or TIME-WAIT entries). Background traffic
 that does not depend on the request count is accounted for: the HA lock loop (every node
 touches `core/lock`/`core/epoch`/`core/leader/*` on the primary), the invalidation feed's
-`GET <p>/core/index` on the replica about once a second, and each standby's echo heartbeat to
+`GET <p>/core/index` and `INFO replication` on the replica about once a second (and its
+freshness probe, `GET <p>/core/index` on the primary, as often), and each standby's echo
+heartbeat to
 the active's cluster port every 5 s (a new TLS connection each time, ~1.7 kB). A positive control shows the same probes do see
 forwarded requests.
 """
@@ -76,6 +78,10 @@ class PerfCluster(HACluster):
                  lock_ttl: float = LOCK_TTL) -> None:
         super().__init__(workdir, nodes=nodes, replicas=replicas, lock_ttl=lock_ttl)
         self.perf_standby = True  # read by LocalCluster.node_config
+        # These tests hold a standby's replica back (detach) for a few seconds and check
+        # what it serves meanwhile: well within this bound. The bound itself is tested in
+        # tests/fault/test_staleness.py.
+        self.extra_config = 'performance_standby_max_staleness = "60s"\n'
 
     def replica_for(self, i: int) -> RedisHandle:
         return self.replicas[i % len(self.replicas)]
@@ -541,14 +547,16 @@ def test_served_locally(pc: PerfCluster, tmp_path: Path) -> None:
     for t in (all_ops, hot):
         assert t.forwarded_nothing(), report
         assert t.primary.data() == [], report
-    # The hot path did not touch the replica either: only the feed's ~1/s index poll.
+    # The hot path did not touch the replica either: only the feed's ~1/s index poll and
+    # replication status (INFO, counted as "ha"); on the primary, the freshness probe.
     assert hot.local.by(sname) == Counter(), report
     feed = hot.local.by(sname + "-inval")
-    assert set(feed) <= {"index"}, report
+    assert set(feed) <= {"index", "ha"}, report
     assert feed["index"] <= math.ceil(hot.seconds) + 2, report
+    assert hot.primary.by(sname)["index"] <= math.ceil(hot.seconds) + 2, report
     # Mixed reads may read the replica (KV is not cached), never the primary; the feed only
     # polled.
-    assert set(all_ops.local.by(sname + "-inval")) <= {"index"}, report
+    assert set(all_ops.local.by(sname + "-inval")) <= {"index", "ha"}, report
     # The probes work: forwarded requests are seen on both.
     assert control.cluster_bytes > n_control * 200 + control.echo_allowance(), report
     assert control.primary.by(aname)["data"] >= n_control, report
@@ -972,8 +980,12 @@ def test_replica_connection_loss_recovers(pc: PerfCluster) -> None:
     assert r.status_code in (200, 204), r.text
     ct3 = encrypt(pc, a).json()["data"]["ciphertext"]
     assert ct3.startswith("vault:v3:")
-    # Cut off, it still encrypts from its cache (with the version it knows).
-    assert encrypt_version(pc, s) == 2
+    # Cut off, its feed is down: it no longer serves from its cache (which knows v2 only)
+    # but forwards, and its health stops calling it a performance standby (issue 15).
+    assert encrypt_version(pc, s) == 3
+    h = pc.request(s, "GET", "sys/health")
+    assert h.status_code == 429 and h.json()["performance_standby"] is False, h.text
+    assert "not serving locally" in h.json()["standby_problem"], h.text
     pc.start_replica(replica)
     t0 = time.monotonic()
     wait_version(pc, s, 3, timeout=20)

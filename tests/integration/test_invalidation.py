@@ -286,3 +286,106 @@ def test_waits_for_a_server_that_is_not_up_yet(tmp_path: Path) -> None:
             srv.stop()
 
     run(main())
+
+
+# -- bounded staleness (issue 15): `fresh`, from probes of the primary's index -----------------
+def test_fresh_only_while_the_primary_index_is_applied_within_the_bound(
+        redis_primary_with_replica: Pair) -> None:
+    primary, replica = redis_primary_with_replica
+    backend, rec, _ = setup(redis_primary_with_replica)
+    sub = InvalidationSubscriber(replica.address, backend.prefix, rec.on_key, rec.on_reset,
+                                 primary_index=backend.write_index, max_staleness=0.6,
+                                 backoff_max=0.2)
+    assert sub.poll_interval == 0.12  # bound / 5
+
+    async def main() -> None:
+        assert not sub.fresh and "not connected" in sub.problem
+        sub.start()
+        assert await sub.wait_connected(10)
+        await eventually(lambda: sub.fresh, 5)
+        assert sub.problem == "" and sub.staleness is not None
+        await backend.put("k/1", b"v")
+        assert await sub.wait_for_index(1, 5)
+        await asyncio.sleep(1.0)  # well past the bound: still fresh, the probes confirm it
+        assert sub.fresh
+        # Replication stops (the replica is detached): writes on the primary are not applied
+        # here, and the feed stops being fresh within the bound.
+        replica.client().execute_command("REPLICAOF", "NO", "ONE")
+        await backend.put("k/2", b"v")
+        stopped = asyncio.get_running_loop().time()
+        await eventually(lambda: not sub.fresh, 3)
+        took = asyncio.get_running_loop().time() - stopped
+        assert took <= 0.6 + 0.3, took
+        assert "lags the primary" in sub.problem, sub.problem
+        assert sub.connected  # the feed itself is fine: only its data is behind
+        # Linked again: it catches up (a full resync replays no message: the poll sees the
+        # replica ahead and resubscribes) and is fresh again.
+        replica.client().execute_command("REPLICAOF", primary.host, str(primary.port))
+        await eventually(lambda: sub.fresh, 15)
+        await sub.stop()
+        await backend.close()
+
+    run(main())
+
+
+def test_a_replica_link_down_is_never_fresh(redis_primary_with_replica: Pair, tmp_path: Path
+                                            ) -> None:
+    primary, replica = redis_primary_with_replica
+    backend, rec, _ = setup(redis_primary_with_replica)
+    sub = InvalidationSubscriber(replica.address, backend.prefix, rec.on_key, rec.on_reset,
+                                 primary_index=backend.write_index, max_staleness=5.0,
+                                 backoff_max=0.2)
+
+    async def main() -> None:
+        sub.start()
+        await eventually(lambda: sub.fresh, 10)
+        # Pointed at a primary that does not exist: the link is down; no write happened, yet
+        # it is not fresh from the next poll on (the bound is 5 s: this is not lag).
+        dead = RedisServer(tmp_path / "dead")
+        replica.client().execute_command("REPLICAOF", "127.0.0.1", str(dead.port))
+        await eventually(lambda: not sub.fresh, 2.5)
+        assert "link to its primary is down" in sub.problem, sub.problem
+        replica.client().execute_command("REPLICAOF", primary.host, str(primary.port))
+        await eventually(lambda: sub.fresh, 15)
+        await sub.stop()
+        await backend.close()
+
+    run(main())
+
+
+def test_an_index_going_backwards_resets_every_cache(redis_primary_with_replica: Pair) -> None:
+    """On the replica (it resynced from a primary lacking writes) or on the primary (a
+    failover lost writes): the feed resubscribes, which drops every cache."""
+    primary, replica = redis_primary_with_replica
+    backend, rec, _ = setup(redis_primary_with_replica)
+    primary_says: list[int | None] = [None]
+
+    async def primary_index() -> int:
+        told = primary_says[0]
+        return await backend.write_index() if told is None else told
+
+    sub = InvalidationSubscriber(replica.address, backend.prefix, rec.on_key, rec.on_reset,
+                                 primary_index=primary_index, max_staleness=0.5,
+                                 backoff_max=0.2)
+
+    async def main() -> None:
+        for i in range(5):
+            await backend.put(f"k/{i}", b"v")
+        sub.start()
+        await eventually(lambda: sub.fresh and sub.applied_index == 5, 10)
+        assert rec.resets == 1
+        primary_says[0] = 3  # the primary now says 3 (< 5 applied): writes were lost
+        await eventually(lambda: rec.resets >= 2, 3)
+        primary_says[0] = None
+        await eventually(lambda: sub.fresh, 5)
+        # The replica itself goes back: detached, its index rewritten lower.
+        replica.client().execute_command("REPLICAOF", "NO", "ONE")
+        resets = rec.resets
+        replica.client().set(f"{backend.prefix}/core/index", 2)
+        await eventually(lambda: rec.resets > resets, 3)
+        assert sub.applied_index == 2
+        replica.client().execute_command("REPLICAOF", primary.host, str(primary.port))
+        await sub.stop()
+        await backend.close()
+
+    run(main())

@@ -74,7 +74,7 @@ async def health(
         out["cluster_name"] = core.cluster.name
         out["cluster_id"] = core.cluster.id
     out.update(echo_duration_ms=0, clock_skew_ms=0, replication_primary_canary_age_ms=0)
-    problem = getattr(core, "standby_problem", "")
+    problem = getattr(core, "serving_problem", "")
     if problem and not sealed:  # (not Vault's) why a standby is not serving yet
         out["standby_problem"] = problem
     return code, orjson.dumps(out)

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from transit.cluster.advert import LeaderRecord, leader_key
-from transit.cluster.ha import FENCE_CLOSED, HAController
+from transit.cluster.ha import ACTIVATION_WAIT, FENCE_CLOSED, HAController
 
 log = logging.getLogger("transit.cluster.follower")
 
@@ -73,6 +73,21 @@ class RoleFollower(HAController):
             await self._deactivate(why)
 
     # -- public surface (HAController's) ---------------------------------------------------------
+    @property
+    def activating(self) -> bool:
+        """Worker 0 of this node holds the lock (lately confirmed) and this process has not
+        taken the role yet: the node is, or is about to be, active. A request arriving now
+        waits for this process to follow (`activated`) instead of answering as a standby —
+        sys/health and sys/leader included: they describe the node."""
+        holder = self._holder
+        return (holder is not None and holder[0] == self.owner and not self.is_active
+                and not self.core.sealed and self._clock() - self._holder_at < 4 * self.poll)
+
+    async def activated(self, timeout: float = ACTIVATION_WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.activating and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     def start(self) -> None:
         if not self.is_active:
             self.backend.fence = FENCE_CLOSED  # a standby never writes

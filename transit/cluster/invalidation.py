@@ -27,11 +27,28 @@ they were lost too. Either way it resubscribes, which resets. A failing `on_key`
 resubscribe (and so a full reset) rather than claiming an index it did not apply.
 
 It reconnects forever with capped exponential backoff and never raises out of its task.
+
+**Bounded staleness** (issue 15, DESIGN §5). `fresh` says whether a performance standby may
+serve from its caches right now: the feed is connected, the replica's link to its primary is
+up, and everything acknowledged more than `max_staleness` seconds ago has been applied. At
+every poll the subscriber reads the replica's replication status, then notes the time `t`
+and reads the index on the primary (`primary_index`): every write acknowledged before `t`
+has an index <= that value (the write script INCRs it before the reply). Once
+`applied_index` reaches it, the caches reflect every write acknowledged before `t`, so they
+are fresh until `t + max_staleness`. A replica that is paused, cut off, pointed at a dead
+primary or just slow stops those confirmations and the standby stops serving locally within
+the bound (it forwards; its health no longer says performance standby). An index that goes
+backwards, on the replica or on the primary (a failover lost writes), resubscribes, which
+drops every cache.
+
+The address is fixed, or — with Sentinel and no `read_address` — found by `resolve()` at
+every (re)subscribe: the current primary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -51,6 +68,11 @@ log = logging.getLogger("transit.cluster.invalidation")
 
 KeyCallback = Callable[[str], Awaitable[None] | None]
 ResetCallback = Callable[[], Awaitable[None] | None]
+IndexReader = Callable[[], Awaitable[int]]
+AddressResolver = Callable[[], Awaitable[str]]
+
+DEFAULT_MAX_STALENESS = 5.0  # seconds; the `performance_standby_max_staleness` default
+_MAX_PENDING = 256  # primary probes waiting for the replica to catch up
 
 
 class _Resync(Exception):
@@ -89,12 +111,20 @@ class InvalidationSubscriber:
         tls: TLSOptions | None = None,
         timeout: float = 5.0,
         client_name: str = "",
-        poll_interval: float = 1.0,
+        poll_interval: float | None = None,
         backoff_min: float = 0.05,
         backoff_max: float = 5.0,
+        primary_index: IndexReader | None = None,
+        max_staleness: float = DEFAULT_MAX_STALENESS,
+        resolve: AddressResolver | None = None,
     ) -> None:
         prefix = prefix.rstrip("/")
         self.address = address
+        self.resolve = resolve
+        self.primary_index = primary_index
+        self.max_staleness = max_staleness
+        if poll_interval is None:
+            poll_interval = min(1.0, max(0.05, max_staleness / 5))
         self.prefix = prefix
         self.channel = f"{prefix}/invalidate"
         self.index_key = f"{prefix}/core/index"
@@ -106,6 +136,9 @@ class InvalidationSubscriber:
         self.applied_index = 0
         self.resets = 0  # completed (re)subscriptions, each with an on_reset()
         self.last_error = ""
+        self.stale_reason = "the invalidation feed is not connected yet"
+        self._fresh_until = float("-inf")
+        self._pending: collections.deque[tuple[int, float]] = collections.deque()
         self._connected = False
         self._reconnected = False  # set by redis-py's connect callback on a silent reconnect
         self._cond = asyncio.Condition()
@@ -117,13 +150,46 @@ class InvalidationSubscriber:
                                 tls=tls, retry=Retry(NoBackoff(), 0))
         if client_name:
             kwargs["client_name"] = client_name
-        self._kwargs = {**kwargs, **_split_address(address)}
+        self._base_kwargs = kwargs
+        self._kwargs = {**kwargs, **_split_address(address)} if address else dict(kwargs)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
         """Subscribed, reset, and caught up to the replica's index at subscribe time."""
         return self._connected
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the caches this feed keeps may be served from now (see the module
+        docstring). Without a `primary_index` reader: whether the feed is connected."""
+        if not self._connected:
+            return False
+        if self.primary_index is None:
+            return True
+        return time.monotonic() < self._fresh_until
+
+    @property
+    def staleness(self) -> float | None:
+        """Seconds since the latest moment up to which every acknowledged write is known to
+        be applied here (None: never confirmed since the last (re)subscribe)."""
+        if self._fresh_until == float("-inf"):
+            return None
+        return time.monotonic() - (self._fresh_until - self.max_staleness)
+
+    @property
+    def problem(self) -> str:
+        """Why the caches are not fresh ("" when they are)."""
+        if self.fresh:
+            return ""
+        if not self._connected:
+            return f"invalidation feed not connected: {self.last_error or 'connecting'}"
+        if self.stale_reason:
+            return self.stale_reason
+        age = self.staleness
+        shown = "never confirmed" if age is None else f"{age:.1f}s behind"
+        return (f"local replica lags the primary ({shown}; bound "
+                f"{self.max_staleness:g}s)")
 
     @property
     def running(self) -> bool:
@@ -173,8 +239,53 @@ class InvalidationSubscriber:
     async def _advance(self, index: int) -> None:
         if index > self.applied_index:
             self.applied_index = index
+        self._settle()
         async with self._cond:
             self._cond.notify_all()
+
+    # -- freshness --------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Extend `_fresh_until` by every primary probe the applied index has reached."""
+        pending = self._pending
+        while pending and pending[0][0] <= self.applied_index:
+            _, t = pending.popleft()
+            self._fresh_until = max(self._fresh_until, t + self.max_staleness)
+
+    def _note_probe(self, index: int, t: float) -> None:
+        pending = self._pending
+        if pending and pending[-1][0] == index:
+            pending[-1] = (index, t)  # same requirement, later confirmation
+        else:
+            pending.append((index, t))
+            if len(pending) > _MAX_PENDING:
+                pending.popleft()  # (only ever confirms less: safe)
+        self._settle()
+
+    async def _probe(self, client: Redis) -> None:
+        """One freshness probe: the replica's link, then the primary's index (see the module
+        docstring). Failures leave `_fresh_until` where it is, so staleness grows."""
+        if self.primary_index is None:
+            return
+        info = await client.info("replication")
+        if info.get("role") == "slave" and info.get("master_link_status") != "up":
+            self.stale_reason = "the local replica's link to its primary is down"
+            self._fresh_until = float("-inf")  # whatever its lag: not served from
+            self._pending.clear()
+            return
+        t = time.monotonic()
+        try:
+            index = await asyncio.wait_for(self.primary_index(),
+                                           max(0.2, self.max_staleness / 2))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stale_reason = f"cannot read the primary's index: {exc!r}"
+            return
+        if index < self.applied_index:
+            raise _Resync(f"the primary's index went back from {self.applied_index} to "
+                          f"{index} (a failover lost writes): resetting every cache")
+        self.stale_reason = ""
+        self._note_probe(index, t)
 
     # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -197,6 +308,11 @@ class InvalidationSubscriber:
             delay = min(delay * 2, self.backoff_max)
 
     async def _session(self) -> None:
+        self._pending.clear()
+        self._fresh_until = float("-inf")
+        if self.resolve is not None:
+            self.address = await self.resolve()
+            self._kwargs = {**self._base_kwargs, **_split_address(self.address)}
         client = Redis(**self._kwargs)
         pubsub = client.pubsub()
         try:
@@ -215,6 +331,7 @@ class InvalidationSubscriber:
             self._connected = True
             await self._advance(baseline)
             log.info("invalidation feed on %s subscribed at index %d", self.address, baseline)
+            await self._probe(client)
             await self._listen(client, pubsub)
         finally:
             self._connected = False
@@ -276,6 +393,11 @@ class InvalidationSubscriber:
                         f"{self.poll_interval}s (applied {self.applied_index}): messages lost"
                     )
                 probe = await self._replica_index(client)
+                if probe < self.applied_index:
+                    raise _Resync(f"the replica's index went back from {self.applied_index} "
+                                  f"to {probe} (it resynced from a primary that lacks "
+                                  "writes): resetting every cache")
+                await self._probe(client)
                 quiet = True
                 next_poll = time.monotonic() + self.poll_interval
 

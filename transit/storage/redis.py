@@ -223,6 +223,11 @@ def client_options(
     return options
 
 
+# seconds since a replica's last acknowledgement of the replication stream beyond which a
+# durable write no longer waits for it (see `RedisBackend._connected_replicas`)
+REPLICA_MAX_LAG = 1
+
+
 class RedisBackend:
     """`Backend` on Redis plus the HA lock primitives (see the module docstring)."""
 
@@ -295,6 +300,7 @@ class RedisBackend:
                 sentinel_master, retry=Retry(NoBackoff(), 0)
             )
             self._where = f"sentinel master {sentinel_master!r}"
+            self._sentinel_master = sentinel_master
         else:
             self._primary = Redis(**{**common, **_split_address(address)})
             self._writer = Redis(**{**once, **_split_address(address)})
@@ -527,14 +533,28 @@ class RedisBackend:
         return acked < max(self.min_replica_acks, await self._connected_replicas())
 
     async def _connected_replicas(self) -> int:
-        """How many replicas are connected, read at most once a second (a durable write
-        waits for every replica connected as of then, and at least `min_replica_acks`)."""
+        """How many replicas are connected and keeping up, read at most once a second (a
+        durable write waits for every one of them as of then, and at least
+        `min_replica_acks`). Keeping up: online, and its last acknowledgement of the stream
+        (replicas send one every second) at most `REPLICA_MAX_LAG` seconds old — a paused
+        or wedged replica stays "connected" until `repl-timeout` (60 s) and must not hold
+        every durable write up meanwhile."""
         now = time.monotonic()
         if now - self._replicas_read_at < 1.0:
             return self._replicas_connected
         with self._errors("info replication"):
             info = await self._primary.info("replication")
-        self._replicas_connected = int(info.get("connected_slaves", 0))
+        count = 0
+        for n in range(int(info.get("connected_slaves", 0))):
+            replica = info.get(f"slave{n}")
+            if not isinstance(replica, dict):
+                count += 1  # (unparsed: count it, as before)
+                continue
+            lag = replica.get("lag", 0)
+            if replica.get("state", "online") == "online" and (
+                    not isinstance(lag, int) or lag <= REPLICA_MAX_LAG):
+                count += 1
+        self._replicas_connected = count
         self._replicas_read_at = now
         return self._replicas_connected
 
@@ -639,6 +659,15 @@ class RedisBackend:
         with self._errors("index read"):
             value = await client.get(self.index_key)
         return int(value) if value is not None else 0
+
+    async def primary_address(self) -> str:
+        """"host:port" of the primary: the configured address, or the master Sentinel names
+        now (the invalidation feed's address without a `read_address`)."""
+        if self._sentinel is None:
+            return self._where
+        with self._errors("sentinel master lookup"):
+            host, port = await self._sentinel.discover_master(self._sentinel_master)
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
     async def close(self) -> None:
         for client in (self._primary, self._writer, self._replica):

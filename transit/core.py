@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import random
 import secrets
 import socket
 import uuid
@@ -127,6 +128,9 @@ class Core:
         # when it is not meant to): shown by sys/health and sys/ha-status. While it is set a
         # background task (`_standby_retry`) keeps trying, with backoff.
         self.standby_problem = ""
+        # Set while start-up waits for storage it cannot reach yet (shown by sys/health).
+        self.storage_problem = ""
+        self._storage_back = asyncio.Event()
         self._standby_retry: asyncio.Task[None] | None = None
         self._standby_logged = float("-inf")
         self._sealing = False
@@ -150,15 +154,62 @@ class Core:
     async def start(self) -> None:
         """Read whether storage is initialised; a static seal unseals right away — or, on
         storage nobody has initialised yet, as soon as another node has (`sys/init` on one
-        node of a cluster; Vault's auto-unseal loop does the same)."""
+        node of a cluster; Vault's auto-unseal loop does the same).
+
+        Storage that cannot be reached yet (Redis down, Sentinel mid-failover: "No master
+        found") is waited for in the background, with backoff, saying why in the log and in
+        `sys/health` (503, sealed) meanwhile: a node never gives up, or crash-loops its
+        workers, while its configuration is valid."""
+        try:
+            await self._start_once()
+        except StorageError as exc:
+            self._note_storage_problem(exc)
+            self._spawn(self._start_when_reachable())
+
+    async def _start_once(self) -> None:
         self.initialized = await self.barrier.initialized()
+        self.storage_problem = ""
         if self.initialized and self.seal.auto:
-            await self.seal.auto_unseal()
+            if self.sealed:
+                await self.seal.auto_unseal()
             await self.post_unseal()
         elif not self.initialized and self.seal.auto and self.ha is not None:
-            task = asyncio.ensure_future(self._auto_unseal_once_initialized())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._auto_unseal_once_initialized())
+
+    async def _start_when_reachable(self, first: float = 0.1, cap: float = 2.0) -> None:
+        delay = first
+        while True:
+            # a sibling worker that got through wakes us at once (`storage_back`)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._storage_back.wait(),
+                                       delay * (0.75 + random.random() / 2))
+            self._storage_back.clear()
+            try:
+                await self._start_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # storage still away (or failing): keep trying
+                self._note_storage_problem(exc)
+                delay = min(delay * 2, cap)
+                continue
+            log.info("storage reachable: start-up of node %s continues", self.node_id)
+            await self._relay("storage-back", {})
+            return
+
+    def storage_back(self) -> None:
+        """A sibling worker reached storage: retry start-up now, not at the next backoff."""
+        self._storage_back.set()
+
+    def _note_storage_problem(self, exc: Exception) -> None:
+        problem = f"storage unreachable at start-up, retrying: {exc}"
+        if problem != self.storage_problem:
+            log.warning("%s", problem)
+        self.storage_problem = problem
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _auto_unseal_once_initialized(self, interval: float = AUTO_UNSEAL_POLL) -> None:
         seal = getattr(self.seal, "inner", self.seal)  # each worker process polls for itself
@@ -331,6 +382,8 @@ class Core:
     def serving_problem(self) -> str:
         """Why this standby does not serve as a performance standby right now ("" when it
         does, or is not meant to): shown by sys/health and sys/ha-status."""
+        if self.storage_problem:
+            return self.storage_problem
         if self.standby_problem:
             return self.standby_problem
         feed = self.invalidator

@@ -255,6 +255,9 @@ def _announce(
             f"Unseal Key: {base64.b64encode(unseal_key).decode()}\n"
             f"Root Token: {token}\n\n"
         )
+    elif core.storage_problem:
+        out.write("Storage is unreachable: waiting for it (sys/health answers 503 "
+                  "meanwhile).\n\n")
     elif not core.initialized:
         out.write("The server is not initialised: run `vault operator init` (or PUT sys/init).\n\n")
     elif core.sealed:

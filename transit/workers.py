@@ -522,6 +522,8 @@ async def apply_event(core: Any, kind: str, payload: dict[str, Any],
             await core.ha.step_down(wait=False)
     elif kind == "echo":
         core.record_echo(payload["info"], payload["now"], relayed=True)
+    elif kind == "storage-back":
+        core.storage_back()
     else:
         log.warning("unknown event %r from a sibling worker", kind)
 

@@ -76,6 +76,60 @@ def _redis_args(server: str, r: RedisHandle, replica_port: int | None = None) ->
     return args
 
 
+SENTINEL_MASTER = "transit"
+
+
+def _free_port() -> int:
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(30000, 32000)  # below the ephemeral range
+        if port_free(port):
+            return port
+    raise RuntimeError("no free port for Sentinel")
+
+
+class SentinelHandle:
+    """One `redis-server --sentinel` process (quorum 1, down after 1 s, fast failover)."""
+
+    def __init__(self, port: int, directory: Path) -> None:
+        self.port = port
+        self.dir = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, server: str, primary_port: int) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "sentinel.conf"
+        conf.write_text(
+            f"port {self.port}\nbind {HOST}\ndir {self.dir}\n"
+            f"logfile {self.dir / 'sentinel.log'}\n"
+            f"sentinel monitor {SENTINEL_MASTER} {HOST} {primary_port} 1\n"
+            f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+            f"sentinel failover-timeout {SENTINEL_MASTER} 5000\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n")
+        self.proc = subprocess.Popen([server, str(conf), "--sentinel"], cwd=self.dir,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 15
+        with redis.Redis(host=HOST, port=self.port, socket_timeout=2) as c:
+            while True:
+                with contextlib.suppress(redis.RedisError):
+                    if c.sentinel_get_master_addr_by_name(SENTINEL_MASTER):
+                        return
+                assert self.proc.poll() is None, "sentinel exited"
+                assert time.monotonic() < deadline, "sentinel did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
 class FaultCluster(HACluster):
     """A local cluster for fault tests: Redis with AOF, optional TCP proxies in front of the
     primary (`storage_proxy`), of every node's cluster port (`cluster_proxies`) and on every
@@ -87,10 +141,16 @@ class FaultCluster(HACluster):
                  storage_options: dict[str, str] | None = None, storage_proxy: bool = False,
                  cluster_proxies: bool = False, replication_proxies: bool = False,
                  read_replica: bool = False, perf_standby: bool = False,
-                 seal: str = "static", extra_config: str = "") -> None:
+                 seal: str = "static", extra_config: str = "", sentinel: bool = False
+                 ) -> None:
         super().__init__(workdir, nodes=nodes, replicas=replicas, lock_ttl=lock_ttl,
                          perf_standby=perf_standby, seal=seal)
         self.extra_config = extra_config
+        # One Sentinel (quorum 1, 1 s down-after) watching the primary; nodes then name only
+        # Sentinel (`sentinel_addresses`), plus their replica with `read_replica`.
+        self.sentinel: SentinelHandle | None = None
+        if sentinel:
+            self.sentinel = SentinelHandle(_free_port(), workdir / "sentinel")
         self.workers = workers
         self.storage_options = dict(storage_options or {})
         self.read_replica = read_replica
@@ -113,12 +173,18 @@ class FaultCluster(HACluster):
             self.start_redis(r, wait=False)
         for r in self.redis:
             self.wait_redis(r)
+        if self.sentinel is not None:
+            assert self.redis_server is not None
+            self.sentinel.start(self.redis_server, self.primary.port)
 
     def node_config(self, node: NodeHandle) -> str:
         address = (self.storage_proxy.address if self.storage_proxy is not None
                    else self.primary.address)
         lines = [f'  address  = "{address}"', f'  node_id  = "{node.node_id}"',
                  f'  lock_ttl = "{int(self.lock_ttl * 1000)}ms"']
+        if self.sentinel is not None:
+            lines[0] = (f'  sentinel_addresses = "{HOST}:{self.sentinel.port}"\n'
+                        f'  sentinel_master = "{SENTINEL_MASTER}"')
         if self.read_replica and self.replicas:
             replica = self.replicas[node.index % len(self.replicas)]
             lines.append(f'  read_address = "{replica.address}"')
@@ -257,7 +323,20 @@ class FaultCluster(HACluster):
                   *self.replication_proxies.values()]:
             if p is not None:
                 p.stop()
-        return super().down(timeout)
+        report = super().down(timeout)
+        if self.sentinel is not None:
+            self.sentinel.stop()
+        return report
+
+    def sentinel_primary(self) -> tuple[str, int] | None:
+        """The primary Sentinel names now."""
+        assert self.sentinel is not None
+        with redis.Redis(host=HOST, port=self.sentinel.port, socket_timeout=2) as c:
+            found = c.sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+        if not found:
+            return None
+        host = found[0].decode() if isinstance(found[0], bytes) else str(found[0])
+        return host, int(found[1])
 
     def check_aof(self) -> None:
         """Fail loudly when a Redis server of the cluster runs without AOF."""

@@ -461,3 +461,32 @@ def test_await_leader_waits_for_the_holders_advertisement() -> None:
         assert record is not None and record.epoch == 3 and record.owner == "n1@w"
 
     run(go())
+
+
+def test_a_follower_serves_only_until_the_lock_it_saw_expires() -> None:
+    """The lock may have been renewed long before the follower looked (or worker 0 may be
+    gone): it serves until the expiry it read with the holder, not a full TTL from its look."""
+    f, backend, core, clock, _relayed = make()
+    left = [4.0]
+
+    async def lock_holder_ttl() -> tuple[tuple[str, int] | None, float]:
+        return backend.holder, left[0]
+
+    backend.lock_holder_ttl = lock_holder_ttl  # type: ignore[attr-defined]
+    backend.holder = (f.owner, 7)
+
+    async def go() -> None:
+        await f.check()
+        assert f.is_active and f.serving
+        left[0] = f.margin + 0.5  # worker 0 last renewed a while ago
+        await f.check()
+        assert f.serving
+        clock.now += 0.49
+        assert f.serving
+        clock.now += 0.02  # past what the lock had left (minus the margin)
+        assert not f.serving
+        left[0] = 4.0  # renewed again
+        await f.check()
+        assert f.serving
+
+    run(go())

@@ -228,9 +228,31 @@ def test_health_says_why_a_standby_is_not_serving_yet() -> None:
         assert code == 200 and "standby_problem" not in health
         core.standby = True  # type: ignore[attr-defined]
         core.perf_standby = False  # type: ignore[attr-defined]
-        core.standby_problem = "cannot load state for performance standby mode yet: x"  # type: ignore[attr-defined]
+        core.serving_problem = "cannot load state for performance standby mode yet: x"  # type: ignore[attr-defined]
         code, health = await call(core, "sys/health")
         assert code == 429 and health["performance_standby"] is False
         assert health["standby_problem"].startswith("cannot load state")
+
+    run(go)
+
+
+def test_health_answers_503_while_storage_is_unreachable() -> None:
+    """A node whose storage cannot be reached (e.g. started before its Redis) answers health
+    as sealed (503) and says why; it never turns the request into a 500."""
+    from transit.errors import Unavailable
+
+    async def go() -> None:
+        core = _Core(static_key=bytes(32))
+
+        async def unreachable() -> dict[str, Any]:
+            raise Unavailable("redis 127.0.0.1:1 unreachable during get: refused")
+
+        core.seal.status = unreachable  # type: ignore[method-assign]
+        code, health = await call(core, "sys/health")
+        assert code == 503
+        assert health["sealed"] is True and health["initialized"] is False
+        assert health["standby_problem"].startswith("storage unreachable: redis")
+        code, _ = await call(core, "sys/health", query={"sealedcode": "299"})
+        assert code == 299
 
     run(go)

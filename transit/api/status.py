@@ -20,7 +20,7 @@ import orjson
 
 from transit.api.wire import error_body
 from transit.engines.fields import parse_bool, parse_int
-from transit.errors import UserError
+from transit.errors import StorageError, UserError
 
 if TYPE_CHECKING:
     from transit.core import Core
@@ -47,12 +47,19 @@ async def health(
         perfstandbyok = parse_bool(query.get("perfstandbyok", "false") or "false")
     except ValueError:
         return 400, error_body([])
-    seal = await core.seal.status()
-    initialized, sealed = seal["initialized"], seal["sealed"]
+    unreachable = ""
+    try:
+        seal = await core.seal.status()
+        initialized, sealed = seal["initialized"], seal["sealed"]
+    except StorageError as exc:  # storage away: sealed as far as anyone can tell (503)
+        unreachable = f"storage unreachable: {exc}"
+        initialized, sealed = False, True
     # Set by the HA layer; a single node is never a standby.
     standby = bool(getattr(core, "standby", False))
     perf_standby = bool(getattr(core, "perf_standby", False))
-    if not initialized:
+    if unreachable:
+        code = codes["sealedcode"]
+    elif not initialized:
         code = codes["uninitcode"]
     elif sealed:
         code = codes["sealedcode"]
@@ -74,9 +81,9 @@ async def health(
         out["cluster_name"] = core.cluster.name
         out["cluster_id"] = core.cluster.id
     out.update(echo_duration_ms=0, clock_skew_ms=0, replication_primary_canary_age_ms=0)
-    problem = getattr(core, "serving_problem", "")
-    if problem and not sealed:  # (not Vault's) why a standby is not serving yet
-        out["standby_problem"] = problem
+    problem = unreachable or getattr(core, "serving_problem", "")
+    if problem and (not sealed or unreachable or getattr(core, "storage_problem", "")):
+        out["standby_problem"] = problem  # (not Vault's) why the node is not serving
     return code, orjson.dumps(out)
 
 

@@ -14,8 +14,9 @@ other worker runs a `RoleFollower`: it never acquires anything, it only watches 
   still be ours: `lock_ttl - margin`, e.g. Redis errors or a paused process) → the fence is
   closed (`FENCE_CLOSED`: Redis refuses every write), `core.become_standby()`.
 
-A follower serves as active only while the lock was confirmed ours within `lock_ttl - margin`
-(`serving`, checked per request; `_serve_until`), and a fence error (`deposed()`) ends that at
+A follower serves as active only until the lock it last saw ours expires, minus `margin` (the
+holder and its remaining TTL are read together: worker 0 may have renewed it long before the
+follower looked, or be gone) — `serving`, checked per request; `_serve_until` —, and a fence error (`deposed()`) ends that at
 once and leaves the role. Writes stay safe whatever this view lags: each one is a Lua script that checks the lock still
 holds `<owner>:<fence>`. The standby's view of the leader (`leader()`, for forwarding) is the
 HAController's own, reading `core/leader/<holder>`; this class reuses it and feeds it the holder
@@ -57,6 +58,9 @@ class RoleFollower(HAController):
         self.poll = poll
         self.relay = relay
         self._last_seen = float("-inf")  # when the lock was last seen holding our epoch
+        # what the lock had left then (its real expiry: worker 0 may have renewed it long
+        # before we looked, or may be gone)
+        self._lock_left = self.lock_ttl
         self._leaving: asyncio.Task[None] | None = None
 
     def deposed(self, why: str = "fenced") -> None:
@@ -148,13 +152,13 @@ class RoleFollower(HAController):
             assert holder is not None
             self._last_seen = sent
             if self.is_active and self.epoch == holder[1]:
-                self._serve_until = sent + self.lock_ttl - self.margin
+                self._serve_until = sent + self._lock_left - self.margin
             if self.is_active:
                 if self.epoch != holder[1]:
                     # Worker 0 started a new term (e.g. it was restarted). Our caches stayed
                     # current through the invalidation feed, so only the fence changes.
                     self.epoch = self.backend.fence = holder[1]
-                    self._serve_until = sent + self.lock_ttl - self.margin
+                    self._serve_until = sent + self._lock_left - self.margin
                     log.info("worker follows the active role into epoch %d", holder[1])
                 return
             if await self._leader_for(holder) is None:
@@ -162,6 +166,20 @@ class RoleFollower(HAController):
             await self._activate(holder[1])
         elif self.is_active:
             await self._deactivate("lost")
+
+    async def _refresh_holder(self) -> tuple[str, int] | None:
+        """The holder, with the time its lock has left when the backend can tell."""
+        read = getattr(self.backend, "lock_holder_ttl", None)
+        if read is None:
+            self._lock_left = self.lock_ttl
+            return await super()._refresh_holder()
+        holder, left = await read()
+        self._lock_left = min(self.lock_ttl, left)
+        self._holder = holder
+        self._holder_at = self._clock()
+        if holder is not None:
+            self._saw_epoch(holder[1])
+        return holder
 
     async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
         """While worker 0 holds the lock and we are not active yet, forward to it (its
@@ -197,7 +215,7 @@ class RoleFollower(HAController):
         self.epoch = epoch
         self._record = LeaderRecord(self.node_id, self.api_addr, self.cluster_addr, "", "",
                                     self.owner)
-        self._serve_until = self._last_seen + self.lock_ttl - self.margin
+        self._serve_until = self._last_seen + self._lock_left - self.margin
         self.state = "active"
         self.active_since = dt.datetime.now(dt.UTC)
         log.info("worker follows the active role (epoch %d)", epoch)

@@ -638,6 +638,19 @@ class RedisBackend:
             value = await self._primary.get(self.lock_key)
         return None if value is None else parse_lock_value(value.decode())
 
+    async def lock_holder_ttl(self) -> tuple[tuple[str, int] | None, float]:
+        """(owner, epoch) of the lock and the seconds it has left, read together (None and
+        0 when nobody holds it). A sibling worker serves as active only until then."""
+        with self._errors("lock read"):
+            async with self._primary.pipeline(transaction=True) as pipe:
+                pipe.get(self.lock_key)
+                pipe.pttl(self.lock_key)
+                value, pttl = await pipe.execute()
+        if value is None:
+            return None, 0.0
+        left = self.lock_ttl if int(pttl) < 0 else int(pttl) / 1000
+        return parse_lock_value(value.decode()), left
+
     async def stored_epoch(self) -> int:
         """The epoch counter `<p>/core/epoch` on the primary (0 when absent)."""
         with self._errors("epoch read"):

@@ -83,6 +83,27 @@ class PerfCluster(HACluster):
         # tests/fault/test_staleness.py.
         self.extra_config = 'performance_standby_max_staleness = "60s"\n'
 
+    def up(self) -> PerfCluster:
+        """Up, and every worker of every standby serving as a performance standby: a standby
+        answers 429 (a plain standby) until it has loaded its state and its invalidation
+        feed is confirmed fresh, which can take a moment after the unseal."""
+        super().up()
+
+        def all_perf() -> bool:
+            active = self.active_index()
+            if active is None:
+                return False
+            for s in self.standbys(active):
+                for _ in range(4):  # separate connections, so several workers answer
+                    r = requests.get(f"{self.nodes[s].addr}/v1/sys/health", timeout=5,
+                                     headers={"Connection": "close"})
+                    if r.status_code != 473:
+                        return False
+            return True
+
+        poll(lambda: all_perf() or None, 20, "every standby to be a performance standby")
+        return self
+
     def replica_for(self, i: int) -> RedisHandle:
         return self.replicas[i % len(self.replicas)]
 
@@ -207,7 +228,9 @@ def wait_version(pc: PerfCluster, i: int, version: int, timeout: float = 10.0,
 _MONITOR_LINE = re.compile(r"^\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$")
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _HA_KEYS = (f"{PREFIX}/core/lock", f"{PREFIX}/core/epoch")
-_ADMIN = {"CLIENT", "INFO", "PING", "HELLO", "SELECT", "SCRIPT"}
+# MULTI/EXEC only bracket commands that MONITOR lists (and this classifies) one by one, such as
+# a follower worker's read of the lock and its TTL.
+_ADMIN = {"CLIENT", "INFO", "PING", "HELLO", "SELECT", "SCRIPT", "MULTI", "EXEC"}
 
 
 def classify(command: str) -> str:

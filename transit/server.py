@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from transit import pools
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
 from transit.api.jsonlimits import JSONLimits
@@ -154,6 +155,7 @@ async def run(
         close = getattr(physical, "close", None)
         if close is not None:
             await close()
+        pools.shutdown()
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:

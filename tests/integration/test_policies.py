@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import hvac
 import pytest
+import requests
 
 from tests.helpers import ServerProcess
 
@@ -45,6 +46,48 @@ def test_acl_policy_crud_with_hvac(client: hvac.Client, policy_name: str) -> Non
     assert policy_name not in client.sys.list_acl_policies()["data"]["keys"]
     with pytest.raises(hvac.exceptions.InvalidPath):
         client.sys.read_acl_policy(policy_name)
+
+
+def test_a_large_policy_is_parsed_off_the_loop(
+        client: hvac.Client, server: ServerProcess, policy_name: str) -> None:
+    """A 1,500-path policy (~110 KiB, over a second of HCL parsing) is parsed in the process
+    pool: sys/health keeps answering meanwhile, and the policy works once written."""
+    import threading
+    import time
+
+    blocks = [f'path "secret/data/app{i}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+              for i in range(1500)]
+    text = "".join(blocks) + 'path "transit/encrypt/big" {\n  capabilities = ["update"]\n}\n'
+    health: list[int] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with requests.Session() as s:
+            while not done.is_set():
+                health.append(s.get(f"{server.addr}/v1/sys/health", timeout=10).status_code)
+                time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        r = client.sys.create_or_update_acl_policy(policy_name, text)
+    finally:
+        done.set()
+        poller.join(10)
+    assert r.status_code == 204
+    # answered while the policy was being parsed (on the event loop, none or one would be)
+    assert len(health) >= 5 and set(health) == {200}, health
+    assert client.sys.read_acl_policy(policy_name)["data"]["policy"] == text
+    token = _token(client, policy_name)
+    r = server.request("POST", "sys/capabilities-self", token=token,
+                       json={"paths": ["secret/data/app1499/x", "transit/encrypt/big"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["secret/data/app1499/x"] == ["list", "read"]
+    assert r.json()["data"]["transit/encrypt/big"] == ["update"]
+    bad = text + 'path "x" { capabilities = ["fly"] }\n'
+    r = server.request("PUT", f"sys/policies/acl/{policy_name}", json={"policy": bad})
+    assert r.status_code == 400 and "fly" in r.json()["errors"][0], r.text
+    assert client.sys.read_acl_policy(policy_name)["data"]["policy"] == text
 
 
 def test_policy_names_are_lower_cased(server: ServerProcess) -> None:

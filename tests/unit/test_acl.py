@@ -483,6 +483,55 @@ def test_store_put_get_list_delete_verbatim_and_lowercase():
     asyncio.run(go())
 
 
+def test_store_parses_a_large_policy_in_a_process_and_keeps_the_loop_turning():
+    """A policy text over INLINE_PARSE_BYTES (the HCL parser takes ~1 ms per path block) is
+    parsed in the process pool, when written and when loaded by another store: the same
+    policy as an inline parse, the same error for bad text, and the loop turns meanwhile."""
+    from transit import pools
+    from transit.acl.store import INLINE_PARSE_BYTES
+
+    blocks = [f'path "secret/data/app{i}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+              for i in range(400)]
+    text = "".join(blocks)
+    assert len(text) > INLINE_PARSE_BYTES
+
+    async def go():
+        s, backend = store()
+        await s.setup()
+        pools.shutdown()
+        ticks, done = 0, False
+
+        async def tick():
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            stored = await s.put("big", text)
+        finally:
+            done = True
+            await ticker
+        assert pools._processes is not None and ticks > 0
+        assert stored == parse_policy("big", text)
+        other = AclPolicyStore(StorageView(backend, "sys/policy/"))
+        assert await other.get("big") == stored  # loaded (and parsed) again, off the loop
+        assert caps(await other.acl_for(["big"]), "secret/data/app399/x") == ["list", "read"]
+        bad = text + 'path "x" { capabilities = ["read"] bogus = 1 }\n'
+        with pytest.raises(UserError) as inline:
+            parse_policy("big", bad)
+        with pytest.raises(UserError) as pooled:
+            await s.put("big", bad)
+        assert pooled.value.message == inline.value.message
+        assert (await s.get("big")) == stored  # nothing half-written
+
+    try:
+        asyncio.run(go())
+    finally:
+        pools.shutdown()
+
+
 def test_store_root_and_default_protections():
     async def go():
         s, _ = store()

@@ -15,11 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
+from transit import pools
 from transit.audit import AuditBroker
 from transit.audit.broker import AUDIT_TABLE_KEY
 from transit.audit.devices import FileDevice, create_device
 from transit.audit.format import rfc3339_nano
-from transit.audit.hashing import Hasher, identified_hmac
+from transit.audit.hashing import SMALL_BYTES, Hasher, identified_hmac, small
 from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, InternalError, UserError
 from transit.storage import StorageView
@@ -305,6 +306,64 @@ def test_no_devices_logs_nothing_and_never_fails() -> None:
         await broker.log_response(make_req(), Decision(), None, "")
 
     asyncio.run(run())
+
+
+def test_small_counts_values_and_bytes() -> None:
+    assert small({"plaintext": PLAINTEXT, "context": ""}) and small(None) and small({})
+    assert small({"batch_input": [{"plaintext": "x"}] * 200})
+    assert not small({"batch_input": [{"plaintext": "x"}] * 300})  # over 512 values
+    assert not small({"blob": "x" * (SMALL_BYTES + 1)})
+    assert not small([[["x"] * 100] * 10] * 10)
+
+
+def test_large_entries_are_built_off_the_loop_and_hash_the_same(tmp_path: Path) -> None:
+    """A 3,000-item batch: its entries are built on the thread pool (the loop keeps turning)
+    and are exactly what hashing on the loop gives; a small request never leaves the loop."""
+
+    async def ticks_while(coro: Any) -> int:
+        ticks, done = 0, False
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            await coro
+        finally:
+            done = True
+            await ticker
+        return ticks
+
+    async def run() -> None:
+        broker, storage = new_broker()
+        log = tmp_path / "audit.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        salt = await salt_of(storage, broker, "file/")
+        items = [{"plaintext": f"item {i}"} for i in range(3000)]
+        results = [{"ciphertext": f"vault:v1:{i}", "key_version": 1} for i in range(3000)]
+        req = make_req({"batch_input": items})
+        assert await ticks_while(broker.log_request(req, Decision())) > 0
+        resp = Response(data={"batch_results": results})
+        assert await ticks_while(broker.log_response(req, Decision(), resp, "")) > 0
+        small_req = make_req()
+        assert await ticks_while(broker.log_request(small_req, Decision())) == 0
+        first, second, third = lines(log)
+        h = Hasher(salt)
+        assert first["request"]["data"] == h.data({"batch_input": items})
+        assert first["request"]["data"]["batch_input"][7] == {
+            "plaintext": expected(salt, "item 7")}
+        assert second["response"]["data"] == h.data({"batch_results": results})
+        assert second["request"] == first["request"]
+        assert third["type"] == "request"
+        assert third["request"]["data"] == {"plaintext": expected(salt, PLAINTEXT)}
+
+    try:
+        asyncio.run(run())
+    finally:
+        pools.shutdown()
 
 
 def test_fail_closed_when_the_only_device_breaks(tmp_path: Path) -> None:

@@ -5,6 +5,10 @@ Storage: a StorageView over the barrier at "sys/policy/"; one key per policy nam
 trimmed. `root` is virtual (never stored, allows everything); `default` is created on setup
 and can be edited but not deleted; `response-wrapping` is Vault's fixed policy for wrapping
 tokens: stored, immutable, hidden from lists.
+
+Parsing is slow (the HCL parser takes about 1 ms per `path` block): a policy text above
+`INLINE_PARSE_BYTES` is parsed in the process pool (`transit.pools`), never on the event
+loop, both when it is written and when a node loads it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from transit import pools
 from transit.acl.acl import ACL
 from transit.acl.policy import AclPolicy, parse_policy
 from transit.errors import StorageError, UserError
@@ -23,6 +28,7 @@ CONTROL_GROUP = "control-group"
 IMMUTABLE = frozenset({ROOT, RESPONSE_WRAPPING, CONTROL_GROUP})
 NON_ASSIGNABLE = frozenset({RESPONSE_WRAPPING, CONTROL_GROUP})
 _ACL_CACHE_LIMIT = 1024
+INLINE_PARSE_BYTES = 8 * 1024  # about 60 path blocks: a few ms of parsing at most
 
 # Vault's built-in "default" policy text (vault/policy_store.go, Vault 1.10+), verbatim.
 DEFAULT_POLICY = """
@@ -134,6 +140,13 @@ path "sys/wrapping/unwrap" {
 _ROOT_POLICY = AclPolicy(name=ROOT, raw="", paths=[])
 
 
+async def parse(name: str, text: str) -> AclPolicy:
+    """`parse_policy`, in the process pool when the text is long."""
+    if len(text) <= INLINE_PARSE_BYTES:
+        return parse_policy(name, text)
+    return await pools.in_process(parse_policy, name, text)
+
+
 def sanitize_name(name: str) -> str:
     """Vault's policy-name normalisation."""
     return name.strip().lower()
@@ -182,7 +195,7 @@ class AclPolicyStore:
             raise UserError("policy name must be provided in the URL")
         if name in IMMUTABLE:
             raise UserError(f'cannot update "{name}" policy')
-        policy = parse_policy(name, text)
+        policy = await parse(name, text)
         await self._store(policy)
         return policy
 
@@ -252,7 +265,7 @@ class AclPolicyStore:
                 text = entry["Raw"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise StorageError(f"failed to parse policy: {exc}") from None
-            policy = parse_policy(name, text)
+            policy = await parse(name, text)
         if generation == self._generation:
             self._policies[name] = policy
         return policy

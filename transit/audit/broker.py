@@ -9,7 +9,9 @@ Storage (a view over the barrier at its root):
 Fail closed: when at least one device is enabled and none of them stores an entry,
 `log_request` / `log_response` raise `AuditFailed` (the API answers 500 "internal error").
 With no devices nothing is logged and nothing fails. Writes are synchronous (Vault's file
-sink blocks too), so logging has no await point and sees one consistent device table.
+sink blocks too). Each call logs to the device table it saw when it began (the table is
+replaced, never mutated); entries of large requests and responses are built (hashed) on the
+thread pool, and every write happens on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from transit import pools
 from transit.audit.devices import AuditDevice, FormatConfig, create_device
 from transit.audit.format import request_entry, response_entry, rfc3339_nano
-from transit.audit.hashing import EMPTY, Hasher
+from transit.audit.hashing import EMPTY, Hasher, small
 from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, StorageError, UserError
 from transit.storage.update import get_or_create
@@ -199,17 +203,16 @@ class AuditBroker:
             return
         exempt = self._exempt(req, NON_HMAC_REQUEST_KEYS)
         now = rfc3339_nano()
+
+        def build(_: int, d: _Device) -> dict[str, Any]:
+            return request_entry(d.hasher, req, decision, error, now, exempt)
+
+        built = await _build(devices, build, small(req.data))
         written: list[Any] = []
         logged = False
-        for d in devices:
-            entry = None
-            try:
-                entry = request_entry(d.hasher, req, decision, error, now, exempt)
-                d.device.write(_line(d.fmt, entry))
+        for d, (entry, line) in zip(devices, built, strict=True):
+            if _write(d, line, "request", req.id):
                 logged = True
-            except Exception as exc:
-                log.error("audit device %s failed to log request %s: %r", d.entry.path,
-                          req.id, exc)
             written.append(entry)
         if not logged:
             raise AuditFailed("no audit backend succeeded in logging the request")
@@ -230,18 +233,20 @@ class AuditBroker:
         now = rfc3339_nano()
         pending = self._pending.pop(req.id, None) if req.id else None
         reuse = pending[1] if pending is not None and pending[0] is devices else None
+
+        def build(i: int, d: _Device) -> dict[str, Any]:
+            return response_entry(
+                d.hasher, req, decision, resp, error, now, req_exempt, resp_exempt,
+                d.fmt.elide_list_responses, reuse[i] if reuse is not None else None,
+            )
+
+        inline = small(resp.data if resp is not None else None) and (
+            reuse is not None or small(req.data))
+        built = await _build(devices, build, inline)
         logged = False
-        for i, d in enumerate(devices):
-            try:
-                entry = response_entry(
-                    d.hasher, req, decision, resp, error, now, req_exempt, resp_exempt,
-                    d.fmt.elide_list_responses, reuse[i] if reuse is not None else None,
-                )
-                d.device.write(_line(d.fmt, entry))
+        for d, (_, line) in zip(devices, built, strict=True):
+            if _write(d, line, "response", req.id):
                 logged = True
-            except Exception as exc:
-                log.error("audit device %s failed to log response %s: %r", d.entry.path,
-                          req.id, exc)
         if not logged:
             raise AuditFailed("no audit backend succeeded in logging the response")
 
@@ -276,6 +281,43 @@ class AuditBroker:
     async def _persist(self, devices: tuple[_Device, ...]) -> None:
         table = {"type": "audit", "entries": [d.entry.to_json() for d in devices]}
         await self._storage.put(AUDIT_TABLE_KEY, orjson.dumps(table))
+
+
+_Built = tuple[dict[str, Any] | None, bytes | Exception]
+
+
+async def _build(devices: tuple[_Device, ...],
+                 build: Callable[[int, _Device], dict[str, Any]], inline: bool) -> list[_Built]:
+    """Each device's entry and its line (or the exception that building it raised). Hashing
+    is Python work proportional to the number of strings in the data: for large data it runs
+    on the thread pool, where the event loop gets the GIL back every few milliseconds, instead
+    of stalling every other request (a 10,000-item batch: ~40 ms; a 30 MiB body of short
+    strings: ~10 s)."""
+    def run() -> list[_Built]:
+        out: list[_Built] = []
+        for i, d in enumerate(devices):
+            entry = None
+            try:
+                entry = build(i, d)
+                out.append((entry, _line(d.fmt, entry)))
+            except Exception as exc:
+                out.append((entry, exc))
+        return out
+    return run() if inline else await pools.in_thread(run)
+
+
+def _write(d: _Device, line: bytes | Exception, kind: str, request_id: str) -> bool:
+    """Write one built line to its device, on the event loop's thread (devices are not
+    shared with other threads); False (logged) when building or writing failed."""
+    try:
+        if isinstance(line, Exception):
+            raise line
+        d.device.write(line)
+        return True
+    except Exception as exc:
+        log.error("audit device %s failed to log %s %s: %r", d.entry.path, kind, request_id,
+                  exc)
+        return False
 
 
 def _hasher(salt: str, fmt: FormatConfig) -> Hasher:

@@ -16,6 +16,10 @@ from typing import Any
 PREFIX = "hmac-sha256:"
 EMPTY: frozenset[str] = frozenset()
 _CACHE_MAX = 4096  # token / accessor hashes kept per device
+# Data within both budgets hashes in well under a millisecond (about 1.5 µs per string plus
+# 2 ns per byte): it is hashed right on the event loop. Anything larger goes to a thread.
+SMALL_VALUES = 512
+SMALL_BYTES = 256 * 1024
 
 
 def identified_hmac(salt: str | bytes, value: str | bytes) -> str:
@@ -94,6 +98,30 @@ class Hasher:
             return value.decode("latin-1") if key in exempt else self.hash(bytes(value))
         # Anything else would be rendered by str() in the response: never log it in clear.
         return str(value) if key in exempt else self.hash(str(value))
+
+
+def small(data: Any, values: int = SMALL_VALUES, size: int = SMALL_BYTES) -> bool:
+    """Whether `data` holds at most `values` values (containers and scalars, at any depth)
+    and `size` bytes of strings: cheap to hash. Stops counting as soon as either is over."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        values -= 1
+        if values < 0:
+            return False
+        if isinstance(value, str | bytes | bytearray):
+            size -= len(value)
+            if size < 0:
+                return False
+        elif isinstance(value, dict):
+            if len(value) > values:
+                return False
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            if len(value) > values:
+                return False
+            stack.extend(value)
+    return True
 
 
 def elide_list_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -3,22 +3,17 @@
 `cryptography` releases the GIL for its RSA operations, so callers run them on a thread pool
 (`transit.engines.transit.batch`). The raw PKCS#1 v1.5 signature (no DigestInfo) has no
 `cryptography` API and is Python big-integer arithmetic, which holds the GIL (~90 ms for
-RSA-4096): called off the main thread, it runs in a small process pool instead, so that the
-event loop's thread keeps the GIL.
+RSA-4096): called off the main thread, it runs in the process pool of `transit.pools`
+instead, so that the event loop's thread keeps the GIL.
 """
 
 from __future__ import annotations
-
-import multiprocessing
-import os
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from transit import pools
 from transit.errors import InternalError, UserError
 
 PADDING_SCHEMES = ("oaep", "pkcs1v15")
@@ -65,14 +60,7 @@ def sign_pkcs1v15_raw(priv: rsa.RSAPrivateKey, data: bytes) -> bytes:
     em = b"\x00\x01" + b"\xff" * (k - len(data) - 3) + b"\x00" + data
     m = int.from_bytes(em, "big")
     args = (m, nums.p, nums.q, nums.dmp1, nums.dmq1, nums.iqmp, nums.public_numbers.e, n)
-    s = None
-    if threading.current_thread() is not threading.main_thread():
-        try:
-            s = _process_pool().submit(_private_op, *args).result()
-        except (BrokenProcessPool, OSError):
-            s = None  # no process pool here: compute in this thread
-    if s is None:
-        s = _private_op(*args)
+    s = pools.in_process_sync(_private_op, *args)
     if s < 0:
         raise InternalError("crypto/rsa: internal error")
     return s.to_bytes(k, "big")
@@ -85,22 +73,6 @@ def _private_op(m: int, p: int, q: int, dmp1: int, dmq1: int, iqmp: int, e: int,
     h = (iqmp * (s1 - s2)) % p
     s = s2 + h * q
     return s if pow(s, e, n) == m else -1
-
-
-_pool: ProcessPoolExecutor | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
-
-
-def _process_pool() -> ProcessPoolExecutor:
-    """Worker processes for GIL-bound RSA arithmetic (spawned on first use, per process)."""
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ProcessPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
-                                        mp_context=multiprocessing.get_context("spawn"))
-            _pool_pid = os.getpid()
-        return _pool
 
 
 def verify_pkcs1v15_raw(pub: rsa.RSAPublicKey, data: bytes, sig: bytes) -> bool:

@@ -26,7 +26,8 @@ CPU-heavy work stays off the event loop (DESIGN §7, "the event loop never block
   and key generation do: two threads run them 1.8× faster than one on two cores), else on
   the loop with a yield between chunks (AEAD/HMAC items are GIL-bound Python, a thread would
   only fight the loop for the GIL).
-* `offload(fn, *args)` — one call (e.g. RSA key generation) on that thread pool.
+* `offload(fn, *args)` — one call (e.g. RSA key generation) on that thread pool
+  (`transit.pools`, shared with the rest of the process).
 
 Steps run one chunk at a time, never concurrently with each other, so they may append to
 shared lists and update an `Outcome` without locks.
@@ -35,12 +36,10 @@ shared lists and update an `Outcome` without locks.
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from transit import pools
 from transit.crypto.keytypes import KeyType
 from transit.engines.fields import FieldData, go_type
 from transit.engines.framework import Response
@@ -232,28 +231,9 @@ def gil_free(key_type: KeyType) -> bool:
     return key_type.is_asymmetric
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
-
-
-def cpu_pool() -> ThreadPoolExecutor:
-    """The process's bounded pool for CPU-heavy crypto (created on first use, after any fork
-    of the worker processes; one thread per core)."""
-    global _pool, _pool_pid
-    pid = os.getpid()
-    if _pool is None or _pool_pid != pid:
-        with _pool_lock:
-            if _pool is None or _pool_pid != pid:
-                _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                                           thread_name_prefix="transit-cpu")
-                _pool_pid = pid
-    return _pool
-
-
 async def offload(fn: Callable[..., T], *args: Any) -> T:
-    """Run `fn(*args)` on the CPU pool (for work that releases the GIL)."""
-    return await asyncio.get_running_loop().run_in_executor(cpu_pool(), fn, *args)
+    """Run `fn(*args)` on the process's CPU thread pool (for work that releases the GIL)."""
+    return await pools.in_thread(fn, *args)
 
 
 def _run_range(step: Callable[[int], None], start: int, stop: int) -> None:
@@ -271,7 +251,7 @@ async def run_items(step: Callable[[int], None], n: int, cost: float, gil_free: 
     chunk = max(1, min(MAX_CHUNK, int(CHUNK_BUDGET / cost)))
     if gil_free:
         loop = asyncio.get_running_loop()
-        pool = cpu_pool()
+        pool = pools.thread_pool()
         for start in range(0, n, chunk):
             await loop.run_in_executor(pool, _run_range, step, start, min(n, start + chunk))
         return

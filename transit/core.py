@@ -42,6 +42,7 @@ from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
 from transit.engines.transit.backend import TransitBackend
 from transit.errors import (
+    AuditFailed,
     Fenced,
     ForwardToActive,
     NoHandler,
@@ -699,6 +700,26 @@ class Core:
             raise PermissionDenied()
         return token
 
+    async def audit_refused(self, req: Request) -> None:
+        """Audit a request refused for its token (missing, unknown, expired, revoked or used
+        up), as Vault does: a request and a response entry, both with the error "permission
+        denied", an empty auth block and the mount the path routes to. `req.path` is the
+        whole path. Unlike Vault, the data is empty when the body came with a bad token: it
+        is never decoded. A failing audit device is logged, not raised: the answer is 403
+        either way."""
+        if not self.audit.enabled:
+            return
+        with contextlib.suppress(NoHandler):
+            _, inner, _, mount_path, mount_type, accessor = self.route(req.path)
+            req.path, req.mount_path = inner, mount_path
+            req.mount_type, req.mount_accessor = mount_type, accessor
+        try:
+            await self.audit.log_request(req, None, "permission denied")
+            await self.audit.log_response(req, None, None, "permission denied")
+        except AuditFailed as exc:
+            log.error("failed to audit a refused request to %s: %s",
+                      req.mount_path + req.path, exc)
+
     async def handle(self, req: Request, path: str) -> Response | None:
         """Run one logical request (`path` is everything after /v1/).
 
@@ -739,6 +760,7 @@ class Core:
             token = req.token or await self.tokens.lookup(req.client_token)
         open_path = path in UNAUTHENTICATED
         if token is None and not open_path:
+            await self.audit_refused(req)
             raise PermissionDenied()
         req.token = token
         try:
@@ -772,6 +794,8 @@ class Core:
         if not decision.allowed or (
             requires_sudo(full_path, req.operation) and not decision.sudo
         ):
+            if token is not None and token.num_uses:
+                await self.tokens.use(token)  # as Vault: a refused request spends a use too
             if audit:
                 await self.audit.log_request(req, decision)
                 await self.audit.log_response(req, decision, None, "permission denied")

@@ -237,3 +237,51 @@ def test_mount_non_hmac_keys_are_logged_clear(client: hvac.Client, mount: str,
     assert req_entry["request"]["data"]["context"] == ctx
     assert req_entry["request"]["data"]["plaintext"].startswith("hmac-sha256:")
     assert resp_entry["response"]["data"]["ciphertext"] == out["data"]["ciphertext"]
+
+
+def test_refused_tokens_are_audited(client: hvac.Client, server: ServerProcess,
+                                    device: tuple[str, Path]) -> None:
+    """Requests with a missing, unknown or revoked token are audited as Vault does: a
+    request and a response entry with error "permission denied", the token hashed, the
+    mount resolved; the body of such a request is never decoded, so never logged."""
+    path, log = device
+    mount = f"kv-{uuid.uuid4().hex[:6]}"
+    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "1"})
+    revoked = client.auth.token.create(policies=["default"])["auth"]["client_token"]
+    client.auth.token.revoke(revoked)
+    cases = [("GET", None, "garbage-token"), ("POST", {"password": "hunter2"}, "garbage-token"),
+             ("GET", None, ""), ("POST", {"password": "hunter2"}, revoked)]
+    for method, body, token in cases:
+        r = server.request(method, f"{mount}/app", json=body, token=token)
+        assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}, r.text
+    entries = for_path(read_lines(log), f"{mount}/app")
+    assert [(e["type"], e["error"]) for e in entries] == [
+        ("request", "permission denied"), ("response", "permission denied")] * len(cases)
+    salt_hash = server.request("POST", f"sys/audit-hash/{path}",
+                               json={"input": "garbage-token"}).json()["hash"]
+    first = entries[0]
+    assert first["request"]["client_token"] == salt_hash
+    assert first["request"]["mount_point"] == f"{mount}/"
+    assert first["request"]["mount_type"] == "kv"
+    assert first["request"]["operation"] == "read" and entries[2]["request"]["operation"] == "update"
+    assert first["auth"]["policies"] == [] and "policy_results" not in first["auth"]
+    assert entries[4]["request"]["client_token"] == ""  # no token at all
+    text = log.read_text()
+    assert "hunter2" not in text and "garbage-token" not in text and revoked not in text
+    client.sys.disable_secrets_engine(mount)
+
+
+def test_a_refused_request_spends_a_use(client: hvac.Client, server: ServerProcess) -> None:
+    """As Vault: a limited-use token denied by its policy still loses a use."""
+    policy = f"p-{uuid.uuid4().hex[:6]}"
+    client.sys.create_or_update_acl_policy(policy, 'path "sys/mounts" { capabilities = ["read"] }')
+    created = client.auth.token.create(policies=[policy], num_uses=3, no_default_policy=True)
+    token, accessor = created["auth"]["client_token"], created["auth"]["accessor"]
+    assert server.request("GET", "sys/policies/acl", token=token).status_code == 403
+    assert client.auth.token.lookup_accessor(accessor)["data"]["num_uses"] == 2
+    assert server.request("GET", "sys/mounts", token=token).status_code == 200
+    assert server.request("GET", "sys/audit", token=token).status_code == 403  # the last use
+    assert server.request("GET", "sys/mounts", token=token).status_code == 403  # used up
+    r = server.request("POST", "auth/token/lookup-accessor", json={"accessor": accessor})
+    assert r.status_code == 400, r.text
+    client.sys.delete_acl_policy(policy)

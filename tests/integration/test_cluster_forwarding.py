@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import stat
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -62,15 +64,19 @@ def test_cluster_base_url() -> None:
         cluster_base_url("")
 
 
-def test_forward_round_trip_is_verbatim() -> None:
+def test_forward_round_trip_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a key file would land
     record = LeaderRecord.create("active-1", "https://a:8200", "")
     app = EchoApp()
 
     async def go(live: LeaderRecord, listener: ClusterListener) -> Any:
-        tmpdir = listener._tmpdir
-        assert tmpdir is not None
-        for name in ("cert.pem", "key.pem"):
-            assert stat.S_IMODE(os.stat(os.path.join(tmpdir, name)).st_mode) == 0o600
+        # the key stays in memory: nothing named after it in the temporary directory, and
+        # no open file of this process holds it
+        assert os.listdir(tmp_path) == []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                assert "transit-cluster" not in target or "memfd:" in target, target
         fwd = Forwarder("standby-9")
         try:
             headers = [
@@ -81,12 +87,12 @@ def test_forward_round_trip_is_verbatim() -> None:
             first = await fwd.forward(live, "PUT", "/v1/transit/encrypt/k?a=1&b=%2F", headers,
                                       b'{"plaintext":"aGk="}')
             second = await fwd.forward(live, "LIST", "/v1/transit/keys", [], b"")
-            return first, second, tmpdir
+            return first, second
         finally:
             await fwd.close()
 
-    (status, headers, body), (s2, _h2, b2), tmpdir = asyncio.run(_with_listener(record, app, go))
-    assert not os.path.exists(tmpdir)  # TLS files removed on stop
+    (status, headers, body), (s2, _h2, b2) = asyncio.run(_with_listener(record, app, go))
+    assert os.listdir(tmp_path) == []
     assert status == 418
     assert [v for k, v in headers if k.lower() == b"x-custom"] == [b"one", b"two"]
     assert (b"cache-control", b"no-store") in [(k.lower(), v) for k, v in headers]
@@ -152,7 +158,7 @@ def test_listener_start_stop_and_bind_error() -> None:
         b = ClusterListener(EchoApp(), f"127.0.0.1:{a.port}", record)
         with pytest.raises(OSError):
             await b.start()
-        assert not b.running and b._tmpdir is None
+        assert not b.running
         await a.stop()
         assert not a.running
         await a.stop()  # idempotent

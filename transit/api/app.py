@@ -143,7 +143,15 @@ class VaultApp:
             # Authentication before the body is decoded: an unauthenticated client never
             # gets its body parsed (None: a path that checks its token itself).
             if body:
-                preauth = await self.core.authenticate(rel, token or bearer or "")
+                try:
+                    preauth = await self.core.authenticate(rel, token or bearer or "")
+                except errors.PermissionDenied:
+                    client = scope.get("client") or ("", 0)
+                    await self.core.audit_refused(Request(
+                        op, rel, {}, None, client_token=token or bearer or "",
+                        id=request_id().decode(), remote_addr=client[0],
+                        remote_port=client[1], headers=headers))
+                    raise
             data = self._decode(body)
             batch = data.get("batch_input")
             if isinstance(batch, list) and len(batch) > self.max_batch_items:

@@ -130,14 +130,25 @@ class LeaderRecord:
 
 
 def _load_identity(ctx: ssl.SSLContext, record: LeaderRecord) -> None:
-    """Load the record's cert and key into `ctx` (OpenSSL only reads them from files: use a
-    private 0600 temp file that is removed as soon as it has been read)."""
+    """Load the record's cert and key into `ctx`. OpenSSL reads them only from a path: on
+    Linux an anonymous in-memory file (memfd, through /proc/self/fd), so the private key
+    never touches a file system; elsewhere a private 0600 temporary file, removed as soon as
+    it has been read."""
+    pem = (record.cert_pem + record.key_pem).encode()
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None and os.path.isdir("/proc/self/fd"):
+        fd = memfd("transit-cluster-identity", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, pem)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
     fd, path = tempfile.mkstemp(prefix="transit-cluster-", suffix=".pem")
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(record.cert_pem)
-            fh.write(record.key_pem)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
         ctx.load_cert_chain(path)
     finally:
         os.unlink(path)

@@ -2,7 +2,8 @@
 
 It serves the same ASGI app as the API listener, marking every request with
 `scope["transit.forwarded"] = True`. TLS requires a client certificate and trusts only the
-advertised cluster certificate (the one this listener also presents). It runs as an asyncio
+advertised cluster certificate (the one this listener also presents), whose key is loaded
+from memory (`advert._load_identity`), never written to a file system. It runs as an asyncio
 task inside the server's loop: no signal handlers of its own, and a bind error is raised by
 `start()` instead of uvicorn's `sys.exit`.
 """
@@ -12,17 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import socket
-import ssl
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import uvicorn
 
-from transit.cluster.advert import LeaderRecord
+from transit.cluster.advert import LeaderRecord, ssl_server_context
 
 log = logging.getLogger("transit.cluster.listener")
 
@@ -98,31 +95,11 @@ class ClusterListener:
         self.port: int | None = None  # the bound port (useful with port 0)
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._tmpdir: str | None = None
         self._sock: socket.socket | None = None
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
-
-    def _write_tls_files(self) -> dict[str, Any]:
-        self._tmpdir = tempfile.mkdtemp(prefix="transit-cluster-")  # mode 0700
-        paths: dict[str, str] = {}
-        for name, text in (("cert.pem", self.record.cert_pem), ("key.pem", self.record.key_pem)):
-            path = os.path.join(self._tmpdir, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            paths[name] = path
-        return {
-            "ssl_certfile": paths["cert.pem"], "ssl_keyfile": paths["key.pem"],
-            "ssl_ca_certs": paths["cert.pem"], "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        }
-
-    def _remove_tls_files(self) -> None:
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
 
     async def start(self) -> None:
         """Bind and start serving; returns once the listener accepts connections."""
@@ -132,16 +109,16 @@ class ClusterListener:
         self._sock = _bind(host, port)
         self.port = self._sock.getsockname()[1]
         try:
-            tls = self._write_tls_files()
+            record = self.record
             config = uvicorn.Config(
                 self.app, loop="uvloop", http=_http_protocol(), lifespan="off",
                 proxy_headers=False, access_log=False, log_level=self.log_level,
                 server_header=False, date_header=True, timeout_keep_alive=65,
-                timeout_graceful_shutdown=max(1, int(self.graceful_shutdown)), **tls,
+                timeout_graceful_shutdown=max(1, int(self.graceful_shutdown)),
+                # mutual TLS with the record's own certificate, key kept in memory
+                ssl_context_factory=lambda _config, _default: ssl_server_context(record),
             )
-            config.load()  # builds the SSLContext from the files
-            if config.ssl is not None:
-                config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            config.load()
             self._server = _EmbeddedServer(config)
             self._task = asyncio.create_task(self._serve(self._server, self._sock),
                                              name=f"cluster-listener-{self.port}")
@@ -180,4 +157,3 @@ class ClusterListener:
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
-            self._remove_tls_files()

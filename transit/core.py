@@ -53,12 +53,15 @@ from transit.errors import (
     TransitError,
     UserError,
 )
+from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
 from transit.storage.update import get_or_create
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper
 
+_METHOD_OPERATIONS = {"GET": "read", "HEAD": "read", "LIST": "list", "DELETE": "delete",
+                      "PATCH": "patch"}  # anything else: update
 log = logging.getLogger("transit.core")
 
 ENGINE_FACTORIES: dict[str, EngineFactory] = {
@@ -109,6 +112,7 @@ class Core:
         self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
         self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
         self.audit = AuditBroker(StorageView(self.barrier, ""))
+        self.quotas = QuotaStore(StorageView(self.barrier, ""))
         self.wrapping = Wrapper(self.tokens, StorageView(self.barrier, "sys/wrapping/"))
         self.system = SystemBackend(self)
         self.token_backend = TokenBackend(self)
@@ -607,6 +611,7 @@ class Core:
                 await self.mounts.mount(path, typ, description=description, options=options)
         self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
         await self.audit.setup(create=create)
+        await self.quotas.load()
 
     async def reload_mounts(self) -> None:
         """Re-read the mount table (`core/mounts` changed on another worker or node)."""
@@ -656,6 +661,7 @@ class Core:
         self.tokens.invalidate()
         self.policies.invalidate()
         self.audit.teardown()
+        self.quotas.clear()
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
 
     async def run_periodic(self, interval: float = 60.0) -> None:
@@ -719,6 +725,24 @@ class Core:
         except AuditFailed as exc:
             log.error("failed to audit a refused request to %s: %s",
                       req.mount_path + req.path, exc)
+
+    async def audit_rate_limited(self, scope: dict[str, Any], path: str, message: str) -> None:
+        """`enable_rate_limit_audit_logging`: a request refused by a quota is audited with
+        the quota's error (before authentication: no token, no data)."""
+        if not self.audit.enabled:
+            return
+        client = scope.get("client") or ("", 0)
+        req = Request(_METHOD_OPERATIONS.get(scope["method"], "update"), path, {}, None,
+                      id=str(uuid.uuid4()), remote_addr=client[0], remote_port=client[1])
+        with contextlib.suppress(NoHandler):
+            _, inner, _, mount_path, mount_type, accessor = self.route(path)
+            req.path, req.mount_path = inner, mount_path
+            req.mount_type, req.mount_accessor = mount_type, accessor
+        try:
+            await self.audit.log_request(req, None, message)
+            await self.audit.log_response(req, None, None, message)
+        except AuditFailed as exc:
+            log.error("failed to audit a rate-limited request to %s: %s", path, exc)
 
     async def handle(self, req: Request, path: str) -> Response | None:
         """Run one logical request (`path` is everything after /v1/).

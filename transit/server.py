@@ -17,10 +17,12 @@ from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
 from transit.api.jsonlimits import JSONLimits
 from transit.api.protocol import VaultHttpToolsProtocol
+from transit.api.quota_gate import QuotaGate
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
 from transit.errors import ConfigError
+from transit.ratelimit import Buckets
 from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
 
@@ -106,7 +108,9 @@ async def run(
         core.seal = RelayedSeal(core.seal, link)  # type: ignore[assignment]
         link.attach()
     gated = dev is None and hasattr(physical, "acquire_lock")
-    fronts = [_front(core, lst, gated) for lst in config.listeners]  # limits are per listener
+    buckets = worker.buckets if worker is not None and worker.buckets else Buckets.create()
+    fronts = [_front(core, lst, gated, buckets)  # limits are per listener
+              for lst in config.listeners]
     front: Any = fronts[0]
     if gated:
         _enable_ha(core, physical, config, front, worker)
@@ -206,8 +210,9 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
     )
 
 
-def _front(core: Core, listener: ListenerConfig, gated: bool) -> Any:
-    """The ASGI app of one listener, with that listener's request-size and JSON limits."""
+def _front(core: Core, listener: ListenerConfig, gated: bool, buckets: Buckets) -> Any:
+    """The ASGI app of one listener, with that listener's request-size and JSON limits,
+    behind the rate-limit quotas (checked first, on the node the client reached)."""
     app = VaultApp(core, max_request_size=listener.max_request_size, json_limits=JSONLimits(
         max_depth=listener.max_json_depth,
         max_string_value_length=listener.max_json_string_value_length,
@@ -215,8 +220,9 @@ def _front(core: Core, listener: ListenerConfig, gated: bool) -> Any:
         max_array_element_count=listener.max_json_array_element_count,
     ))
     if not gated:
-        return app
-    return ForwardingGate(app, core, max_request_size=listener.max_request_size)
+        return QuotaGate(app, core, buckets)
+    return QuotaGate(ForwardingGate(app, core, max_request_size=listener.max_request_size),
+                     core, buckets)
 
 
 def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:

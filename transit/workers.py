@@ -67,6 +67,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from transit.config import ServerConfig
+from transit.ratelimit import Buckets
 
 log = logging.getLogger("transit.workers")
 
@@ -89,6 +90,7 @@ class WorkerInfo:
     sockets: list[socket.socket] = field(default_factory=list)  # one per listener
     restarted: bool = False
     owner: str = ""  # the node's HA lock owner, `<node id>@<instance>` (shared by its workers)
+    buckets: Buckets | None = None  # the node's rate-limit buckets, in shared memory
 
     @property
     def elector(self) -> bool:
@@ -144,6 +146,7 @@ class Supervisor:
         self.owner = owner or new_owner(node_id)  # once per start, shared by every worker
         self.target = target
         self.ctx = multiprocessing.get_context("fork")
+        self.buckets = Buckets.create()  # before any fork: every worker shares them
         self.reuse_port = hasattr(socket, "SO_REUSEPORT")
         self.sockets: list[list[socket.socket]] = []  # [worker][listener]
         self.workers: dict[int, _Worker] = {}
@@ -186,7 +189,7 @@ class Supervisor:
     def _spawn(self, index: int, *, restarted: bool) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
         info = WorkerInfo(index, self.count, self.node_id, child, self.sockets[index], restarted,
-                          self.owner)
+                          self.owner, self.buckets)
         process = self.ctx.Process(target=self._child, args=(info, parent),
                                    name=f"transit-worker-{index}", daemon=False)
         process.start()

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +109,30 @@ def test_every_worker_of_a_node_has_the_same_role(wcluster: WorkersCluster) -> N
     assert "[w0]" in logs and "[w1]" in logs
     r = wcluster.request(standby, "GET", "sys/leader")
     assert r.json()["leader_address"] == wcluster.nodes[active].addr
+
+
+def test_a_rate_limit_quota_is_one_limit_per_node_whatever_the_worker(
+        wcluster: WorkersCluster) -> None:
+    """The buckets live in memory shared by the node's workers: 32 requests on separate
+    connections (spread over both workers) to a path limited to 5 per hour get exactly five
+    answers and 27 429s on each node; per-process buckets would let up to 10 through."""
+    active, standby = poll(wcluster.settled, 15, "one active node, all workers agreeing")
+    name = "q-" + uuid.uuid4().hex[:6]
+    r = wcluster.request(active, "POST", f"sys/quotas/rate-limit/{name}",
+                         json={"rate": 5, "interval": "1h", "path": "sys/mounts"})
+    assert r.status_code == 204, r.text
+    try:
+        for node in (active, standby):  # the rule reaches every worker of the standby too
+            poll(lambda node=node: all(
+                requests.get(f"{wcluster.nodes[node].addr}/v1/sys/quotas/rate-limit/{name}",
+                             headers={"X-Vault-Token": wcluster.root_token,
+                                      "Connection": "close"}, timeout=5).status_code == 200
+                for _ in range(8)) or None, 10, "the rule on every worker")
+            got = burst(wcluster.nodes[node].addr, "sys/mounts")
+            assert got == Counter({403: 5, 429: BURST - 5}), (node, got)
+    finally:
+        r = wcluster.request(active, "DELETE", f"sys/quotas/rate-limit/{name}")
+        assert r.status_code == 204, r.text
 
 
 def test_writes_through_either_node_and_any_worker(wcluster: WorkersCluster) -> None:

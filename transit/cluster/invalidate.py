@@ -17,6 +17,7 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 | `core/mounts`                         | `core.reload_mounts()` (else `core.mounts.load`)   |
 | `core/audit`                          | `core.audit.setup()` (re-read table, reopen devices) |
 | `core/keyring`                        | `core.barrier.reload_keyring()`                    |
+| `core/quotas`                         | `core.quotas.load()` (rate-limit rules and config)  |
 
 Nothing is cached while sealed, so both functions do nothing then. Engines may define
 `invalidate(key)` / `invalidate_all()` either sync or async (TransitBackend: async; KV caches
@@ -37,6 +38,7 @@ ACL_POLICY = "sys/policy/"
 MOUNTS = "core/mounts"
 AUDIT = "core/audit"
 KEYRING = "core/keyring"
+QUOTAS = "core/quotas"
 
 
 async def _maybe_await(value: Any) -> None:
@@ -98,6 +100,8 @@ async def invalidate_key(core: Any, key: str) -> None:
         await core.audit.setup(create=_writable(core))
     elif key == KEYRING:
         await core.barrier.reload_keyring()
+    elif key == QUOTAS:
+        await core.quotas.load()
 
 
 async def invalidate_all(core: Any) -> None:
@@ -114,3 +118,4 @@ async def invalidate_all(core: Any) -> None:
         if invalidate_all_ is not None:
             await _maybe_await(invalidate_all_())
     await core.audit.setup(create=_writable(core))
+    await core.quotas.load()

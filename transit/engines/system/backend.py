@@ -11,7 +11,16 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Route
-from transit.engines.system import audit, ha, internal, mounts, policies, seal, wrapping
+from transit.engines.system import (
+    audit,
+    ha,
+    internal,
+    mounts,
+    policies,
+    quotas,
+    seal,
+    wrapping,
+)
 from transit.engines.transit import tools
 
 if TYPE_CHECKING:
@@ -70,6 +79,22 @@ class SystemBackend(Engine):
                 # high availability (§1.6, §4.13)
                 Route(r"step-down", {UPDATE: h(ha.step_down)}, {}),
                 Route(r"ha-status", {READ: h(ha.ha_status)}, {}),
+                # rate-limit quotas (operations-api §7)
+                Route(r"quotas/rate-limit/?", {LIST: h(quotas.list_rate_limits)}, {}),
+                Route(
+                    r"quotas/rate-limit/(?P<name>.+)",
+                    {
+                        READ: h(quotas.read_rate_limit),
+                        UPDATE: h(quotas.write_rate_limit),
+                        DELETE: h(quotas.delete_rate_limit),
+                    },
+                    quotas.RATE_LIMIT_FIELDS,
+                ),
+                Route(
+                    r"quotas/config",
+                    {READ: h(quotas.read_config), UPDATE: h(quotas.write_config)},
+                    quotas.CONFIG_FIELDS,
+                ),
                 # ACL policies (§4.9)
                 Route(r"policies/acl/?", {LIST: h(policies.list_policies)}, {}),
                 Route(

@@ -47,6 +47,12 @@ def test_bad_token_is_403(server: ServerProcess, token: str) -> None:
     assert server.request("GET", "transit/keys/k403").status_code == 404
 
 
+def test_surrounding_whitespace_of_the_token_header_is_trimmed(server: ServerProcess) -> None:
+    """As Go's net/http (and so Vault and OpenBao): "root " is the root token."""
+    for token in ("root ", "root  "):
+        assert server.request("GET", "sys/mounts", token=token).status_code == 200, token
+
+
 def test_bearer_token_is_accepted(server: ServerProcess) -> None:
     r = server.request("GET", "sys/mounts", token="", headers={"Authorization": "Bearer root"})
     assert r.status_code == 200

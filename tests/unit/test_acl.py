@@ -131,6 +131,14 @@ def test_parse_default_policy_text():
             "failed to parse policy: max_wrapping_ttl cannot be less than min_wrapping_ttl",
         ),
         ('path "a" { capabilities = [1] }', "failed to parse policy: "),
+        (
+            'path "a" { capabilities = ["read"]\n max_wrapping_ttl = "3000000000h" }',
+            "failed to parse policy: error parsing max_wrapping_ttl: time: invalid duration",
+        ),
+        (
+            'path "a" { capabilities = ["read"]\n min_wrapping_ttl = 99999999999999999999 }',
+            "failed to parse policy: error parsing min_wrapping_ttl: time: invalid duration",
+        ),
     ],
 )
 def test_parse_errors(text: str, message: str):

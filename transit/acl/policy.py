@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transit import hcl
-from transit.engines.fields import parse_duration
+from transit.engines.fields import MAX_DURATION_SECONDS, parse_duration
 from transit.errors import UserError
 
 # Capability bits, in Vault's order (vault/policy.go).
@@ -162,9 +162,12 @@ def _params(value: Any, what: str) -> dict[str, list[Any]]:
 def _duration(value: Any, what: str) -> int:
     """Vault's ParseDurationSecond for the wrapping TTL keys."""
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as exc:
         raise _fail(f"error parsing {what}: {exc}") from None
+    if abs(seconds) > MAX_DURATION_SECONDS:  # beyond Go's time.Duration
+        raise _fail(f"error parsing {what}: time: invalid duration {str(value)!r}")
+    return seconds
 
 
 def _parse_path(pattern: str, body: Any) -> PathRule:

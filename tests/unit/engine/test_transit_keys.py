@@ -386,3 +386,26 @@ async def test_cache_config() -> None:
     assert (await e.write("cache-config", {"size": "40"})).data == {"size": 40}
     fresh = await Env(e.physical).setup()
     assert (await fresh.read("cache-config")).data == {"size": 40}
+
+
+@atest
+async def test_auto_rotation_goes_on_past_a_key_it_cannot_handle() -> None:
+    """A stored key whose auto_rotate_period overflows the date arithmetic (written before
+    the bound existed, or by hand) is logged and skipped: the keys after it still rotate."""
+    import json
+
+    e = await Env().setup()
+    for name in ("a-broken", "b-due"):
+        await e.write(f"keys/{name}", {})
+    for name, period in (("a-broken", 10**15), ("b-due", 3600)):
+        raw = json.loads(await e.storage.get(f"policy/{name}"))
+        raw["auto_rotate_period"] = period * 1_000_000_000  # stored as Go nanoseconds
+        raw["keys"]["1"]["time"] = "2001-01-01T00:00:00Z"
+        raw["keys"]["1"]["creation_time"] = 978307200
+        await e.storage.put(f"policy/{name}", json.dumps(raw).encode())
+    e.b.policies.invalidate()
+    broken = await e.b.policies.get("a-broken")
+    assert broken is not None and broken.auto_rotate_period == 10**15
+    await e.b.periodic()
+    assert (await e.read("keys/b-due")).data["latest_version"] == 2
+    assert (await e.read("keys/a-broken")).data["latest_version"] == 1

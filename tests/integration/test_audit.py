@@ -285,3 +285,15 @@ def test_a_refused_request_spends_a_use(client: hvac.Client, server: ServerProce
     r = server.request("POST", "auth/token/lookup-accessor", json={"accessor": accessor})
     assert r.status_code == 400, r.text
     client.sys.delete_acl_policy(policy)
+
+
+def test_an_error_quoting_a_secret_is_logged_hashed(server: ServerProcess, mount: str,
+                                                     device: tuple[str, Path]) -> None:
+    _, log = device
+    r = server.request("POST", f"{mount}/encrypt/k",
+                       json={"plaintext": {"password": "hunter2-secret"}})
+    assert r.status_code == 400 and "hunter2-secret" in r.json()["errors"][0]  # as Vault
+    entries = for_path(read_lines(log), f"{mount}/encrypt/k")
+    assert [e["type"] for e in entries] == ["request", "response"]
+    assert "hmac-sha256:" in entries[1]["error"]
+    assert "hunter2-secret" not in log.read_text()

@@ -550,3 +550,25 @@ def test_sys_audit_handlers(tmp_path: Path) -> None:
         assert (await sys_audit.list_devices(b, req, fd({}))).data == {}
 
     asyncio.run(run())
+
+
+def test_error_messages_do_not_carry_request_secrets_in_clear(tmp_path: Path) -> None:
+    """An error that quotes a request value (Go's `error converting input map[pw:hunter2]`)
+    is logged with that value hashed, as it is in the request data."""
+
+    async def run() -> None:
+        broker, storage = new_broker()
+        log = tmp_path / "audit.log"
+        await broker.enable("file", "file", {"file_path": str(log)})
+        salt = await salt_of(storage, broker, "file/")
+        req = make_req({"plaintext": {"pw": "hunter2"}, "context": "abc"})
+        error = ('Field validation failed: error converting input map[pw:hunter2] for field '
+                 '"plaintext": abc')
+        await broker.log_request(req, Decision(), error)
+        await broker.log_response(req, Decision(), None, error)
+        first, second = lines(log)
+        scrubbed = error.replace("hunter2", expected(salt, "hunter2"))
+        assert first["error"] == second["error"] == scrubbed  # "abc" is too short to scrub
+        assert "hunter2" not in log.read_text()
+
+    asyncio.run(run())

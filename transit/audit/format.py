@@ -137,7 +137,7 @@ def request_entry(h: Hasher, req: Request, decision: Any, error: str, now: str,
         "type": "request",
         "auth": auth_block(h, req, decision),
         "request": request_block(h, req, exempt),
-        "error": error,
+        "error": h.scrub(error, req.data, exempt) if error else error,
     }
 
 
@@ -157,5 +157,5 @@ def response_entry(h: Hasher, req: Request, decision: Any, resp: Response | None
         "auth": auth,
         "request": request,
         "response": response_block(h, req, resp, resp_exempt, elide),
-        "error": error,
+        "error": h.scrub(error, req.data, req_exempt) if error else error,
     }

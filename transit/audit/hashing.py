@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
+import re
 from typing import Any
 
 PREFIX = "hmac-sha256:"
@@ -20,6 +21,7 @@ _CACHE_MAX = 4096  # token / accessor hashes kept per device
 # 2 ns per byte): it is hashed right on the event loop. Anything larger goes to a thread.
 SMALL_VALUES = 512
 SMALL_BYTES = 256 * 1024
+SCRUB_MIN = 4  # shorter request values are left in error messages (they would match anywhere)
 
 
 def identified_hmac(salt: str | bytes, value: str | bytes) -> str:
@@ -71,6 +73,37 @@ class Hasher:
 
     def accessor(self, value: str) -> str:
         return self.token(value) if self.hmac_accessor else value
+
+    def scrub(self, message: str, data: Any, exempt: frozenset[str] = EMPTY) -> str:
+        """`message` (an error) with every request string value of at least `SCRUB_MIN`
+        characters that it quotes replaced by that value's hash, as the value itself is in
+        the entry: an error such as Go's `error converting input map[pw:hunter2]` must not
+        put the request's secrets in the log in clear. Vault logs the error as it is."""
+        if self.raw or not message:
+            return message
+        values: set[str] = set()
+        budget = [SMALL_VALUES]
+
+        def collect(value: Any, key: str) -> None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return
+            if isinstance(value, str):
+                if len(value) >= SCRUB_MIN and key not in exempt and value in message:
+                    values.add(value)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    collect(v, str(k))
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    collect(v, key)
+
+        collect(data, "")
+        if not values:
+            return message
+        # one pass, longest first, so that a hash put in is never matched again
+        pattern = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+        return re.sub(pattern, lambda m: self.hash(m.group(0)), message)
 
     def data(self, data: dict[str, Any] | None, exempt: frozenset[str] = EMPTY) -> Any:
         """A hashed copy of request/response data (the input is never modified)."""

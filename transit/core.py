@@ -57,6 +57,7 @@ from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
 from transit.storage.update import get_or_create
+from transit.tokens.expiration import ExpirationManager
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper
 
@@ -665,19 +666,26 @@ class Core:
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
 
     async def run_periodic(self, interval: float = 60.0) -> None:
-        """Call every mounted engine's `periodic()` (auto-rotation) forever."""
-        while True:
-            await asyncio.sleep(interval)
-            if self.sealed:
-                continue
-            for entry in self.mounts.entries():
-                periodic = getattr(entry.engine, "periodic", None)
-                if periodic is None:
+        """Call every mounted engine's `periodic()` (auto-rotation) forever; beside it, the
+        token expiration manager, which works only while this node is the active one."""
+        expiration = asyncio.ensure_future(ExpirationManager(self.tokens).run(
+            lambda: not self.sealed and not self.barrier.read_only
+            and (self.ha is None or self.ha.is_active)))
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if self.sealed:
                     continue
-                try:
-                    await periodic()
-                except Exception:
-                    log.exception("periodic task of mount %s failed", entry.path)
+                for entry in self.mounts.entries():
+                    periodic = getattr(entry.engine, "periodic", None)
+                    if periodic is None:
+                        continue
+                    try:
+                        await periodic()
+                    except Exception:
+                        log.exception("periodic task of mount %s failed", entry.path)
+        finally:
+            expiration.cancel()
 
     # -- the request pipeline ---------------------------------------------------------------
     def route(self, path: str) -> tuple[Engine, str, Any, str, str, str]:

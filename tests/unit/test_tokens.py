@@ -619,3 +619,96 @@ def test_handler_tidy() -> None:
         await asyncio.gather(*b.background)
 
     run(main())
+
+
+# --- bounded caches ------------------------------------------------------------------
+
+
+def test_make_room_drops_the_oldest_eighth_only_when_full() -> None:
+    from transit.tokens.cache import make_room
+
+    cache = {i: str(i) for i in range(15)}
+    assert make_room(cache, 16) == [] and len(cache) == 15
+    cache[15] = "15"
+    assert make_room(cache, 16) == ["0", "1"] and list(cache)[:2] == [2, 3]
+
+
+def test_token_cache_is_bounded_and_evicted_tokens_still_work() -> None:
+    async def main() -> None:
+        clock = Clock()
+        store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=clock, cache_size=16)
+        await store.setup()
+        root = await store.create_root()
+        tokens = [await store.create(root, policies=["default"], ttl=600) for _ in range(100)]
+        assert len(store._by_hash) <= 16 and len(store._by_token) <= 16
+        for t in tokens:  # each miss reads storage again and re-caches, within the bound
+            got = await store.lookup(t.id)
+            assert got is not None and got.hash == t.hash and got.accessor == t.accessor
+            assert len(store._by_hash) <= 16
+            assert all(store._by_hash.get(e.hash) is e for e in store._by_token.values())
+        assert await store.lookup(root.id) is not None
+        for t in tokens[:50]:
+            await store.revoke(t)
+        assert [await store.lookup(t.id) for t in tokens[:50]] == [None] * 50
+
+    run(main())
+
+
+def test_a_renewal_through_an_evicted_copy_is_what_the_cache_holds() -> None:
+    """A request holds an entry that the cache evicts; another lookup reloads a second copy;
+    the renewal through the first must win, or the cached copy would expire the token at
+    its old time."""
+
+    async def main() -> None:
+        clock = Clock()
+        store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=clock, cache_size=8)
+        await store.setup()
+        root = await store.create_root()
+        held = await store.create(root, policies=["default"], ttl=60)
+        for _ in range(20):
+            await store.create(root, policies=["default"], ttl=600)
+        assert held.hash not in store._by_hash
+        reloaded = await store.lookup(held.id)
+        assert reloaded is not None and reloaded is not held
+        clock.advance(30)
+        await store.renew(held, increment=300)
+        clock.advance(100)  # past the old expiry
+        got = await store.lookup(held.id)
+        assert got is not None and got.expire_time == held.expire_time
+
+    run(main())
+
+
+def test_uses_through_an_evicted_copy_are_counted_once() -> None:
+    async def main() -> None:
+        store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=Clock(), cache_size=8)
+        await store.setup()
+        root = await store.create_root()
+        held = await store.create(root, policies=["default"], ttl=600, num_uses=3)
+        for _ in range(20):
+            await store.create(root, policies=["default"], ttl=600)
+        reloaded = await store.lookup(held.id)
+        assert reloaded is not None and reloaded is not held
+        await store.use(held)
+        got = await store.lookup(held.id)
+        assert got is not None and got.num_uses == 2
+        await store.use(got)
+        await store.use(held)  # the stale copy: storage decides
+        assert await store.lookup(held.id) is None
+
+    run(main())
+
+
+def test_role_cache_is_bounded() -> None:
+    async def main() -> None:
+        store = await make()
+        store.roles.cache_size = 8
+        for i in range(30):
+            await store.roles.put(TokenRole(name=f"r{i}", period=i))
+        assert len(store.roles._cache) <= 8
+        for i in range(30):
+            role = await store.roles.get(f"R{i}")
+            assert role is not None and role.period == i
+            assert len(store.roles._cache) <= 8
+
+    run(main())

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from transit.tokens.cache import ROLE_CACHE_SIZE, make_room
+
 TOKEN_TYPES = ("service", "batch", "default-service", "default-batch")
 
 
@@ -65,11 +67,20 @@ class TokenRole:
 
 
 class RoleStore:
-    """Roles under the token store's storage at `roles/<name>` (names are lower-cased)."""
+    """Roles under the token store's storage at `roles/<name>` (names are lower-cased).
 
-    def __init__(self, storage: Any) -> None:
+    The cache is bounded (`cache_size`, oldest insertions evicted) and never mutated in
+    place: `auth/token/roles/:name` writes a copy, `put` caches the role it stored."""
+
+    def __init__(self, storage: Any, *, cache_size: int = ROLE_CACHE_SIZE) -> None:
         self.storage = storage
+        self.cache_size = cache_size
         self._cache: dict[str, TokenRole] = {}
+
+    def _remember(self, name: str, role: TokenRole) -> None:
+        if name not in self._cache:
+            make_room(self._cache, self.cache_size)
+        self._cache[name] = role
 
     async def get(self, name: str) -> TokenRole | None:
         name = name.lower()
@@ -80,13 +91,13 @@ class RoleStore:
         if raw is None:
             return None
         role = TokenRole.from_json(raw)
-        self._cache[name] = role
+        self._remember(name, role)
         return role
 
     async def put(self, role: TokenRole) -> None:
         role.name = role.name.lower()
         await self.storage.put("roles/" + role.name, role.to_json())
-        self._cache[role.name] = role
+        self._remember(role.name, role)
 
     async def delete(self, name: str) -> None:
         name = name.lower()

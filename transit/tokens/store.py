@@ -12,6 +12,13 @@ The token itself never reaches storage. The hot path (`lookup`) is one dict hit 
 string plus an expiry comparison; a miss computes the HMAC and reads `id/<hash>` once. Python
 dicts hash strings with a keyed SipHash, so the dict probe leaks nothing useful about stored
 tokens; hashes are compared with `hmac.compare_digest` where they are compared at all.
+
+The cache is bounded (`cache_size` entries, oldest insertions evicted: transit/tokens/cache.py).
+It is only a copy of storage: every change is a guarded read-modify-write of the stored entry
+(`save`, `use`), after which the cache holds the entry as written, so an evicted and reloaded
+copy never diverges from what a request holds. Expired tokens are revoked when looked up and,
+on the active node, in the background (transit/tokens/expiration.py), which `expiry` is told
+about every token this process writes.
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from transit.errors import InternalError, PermissionDenied, StorageError, UserError
 from transit.storage.base import Write
 from transit.storage.update import get_or_create, update
+from transit.tokens.cache import TOKEN_CACHE_SIZE, make_room
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
 
@@ -39,6 +47,19 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 WRAPPING_POLICY = "response-wrapping"
 
 RevokeHook = Callable[[str], Awaitable[None]]
+
+
+class ExpiryWatcher(Protocol):
+    """What the token store tells the expiration manager (transit/tokens/expiration.py)."""
+
+    def scheduled(self, token_hash: str, expire_time: float) -> None:
+        """This process wrote the token with this expiry (0: never expires)."""
+
+    def changed(self, token_hash: str | None) -> None:
+        """Someone else changed the token (None: possibly every token): re-read storage."""
+
+    def forget(self, token_hash: str) -> None:
+        """The token is gone."""
 
 
 def random_id(n: int = 24) -> str:
@@ -51,13 +72,20 @@ def new_token(prefix: str = "hvs.") -> str:
 
 
 class TokenStore:
-    def __init__(self, storage: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, storage: Any, *, clock: Callable[[], float] = time.time,
+        cache_size: int = TOKEN_CACHE_SIZE,
+    ) -> None:
         self.storage = storage
         self.clock = clock
         self.roles = RoleStore(storage)
         self._salt: bytes | None = None
+        # token -> entry and hash -> entry: the same objects; `_by_token` only holds entries
+        # that `_by_hash` holds, so bounding `_by_hash` bounds both
         self._by_token: dict[str, TokenEntry] = {}
         self._by_hash: dict[str, TokenEntry] = {}
+        self.cache_size = cache_size
+        self.expiry: ExpiryWatcher | None = None  # set by the expiration manager
         self._epoch = 0  # bumped by every revoke/invalidate: a racing load must not cache
         # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
         self.revoke_hooks: list[RevokeHook] = []
@@ -160,21 +188,33 @@ class TokenStore:
         return None  # storage keeps changing under us: treat as unknown this time
 
     def _cache(self, entry: TokenEntry) -> None:
+        if entry.hash not in self._by_hash:
+            for old in make_room(self._by_hash, self.cache_size):
+                if old.id and self._by_token.get(old.id) is old:
+                    del self._by_token[old.id]
         self._by_hash[entry.hash] = entry
         if entry.id:
             self._by_token[entry.id] = entry
 
-    def invalidate(self, token_hash: str | None = None) -> None:
-        """Drop one cached token (by salted hash) or all of them; roles too when all."""
+    def _drop(self, token_hash: str) -> None:
+        """Forget the cached copy of one token; a load in flight will not cache what it read."""
         self._epoch += 1
-        if token_hash is None:
-            self._by_token.clear()
-            self._by_hash.clear()
-            self.roles.invalidate()
-            return
         entry = self._by_hash.pop(token_hash, None)
         if entry is not None and entry.id:
             self._by_token.pop(entry.id, None)
+
+    def invalidate(self, token_hash: str | None = None) -> None:
+        """Drop one cached token (by salted hash) or all of them; roles too when all.
+        Someone else changed storage: the expiration manager re-reads it too."""
+        if token_hash is None:
+            self._epoch += 1
+            self._by_token.clear()
+            self._by_hash.clear()
+            self.roles.invalidate()
+        else:
+            self._drop(token_hash)
+        if self.expiry is not None:
+            self.expiry.changed(token_hash)
 
     # --- creation ----------------------------------------------------------------
 
@@ -244,23 +284,34 @@ class TokenStore:
         if entry.parent:
             await self.storage.put(f"parent/{entry.parent}/{entry.hash}", b"1")
         self._cache(entry)
+        if self.expiry is not None:
+            self.expiry.scheduled(entry.hash, entry.expire_time)
 
     async def save(self, entry: TokenEntry) -> None:
         """Persist a changed entry (renewal, orphaning). A read-modify-write of the stored
         entry: never resurrects a revoked (deleted) one, and keeps the stored use count,
-        which only `use` changes (a cached entry's count may be stale)."""
+        which only `use` changes (a cached entry's count may be stale). Afterwards the cache
+        holds `entry` (as written) — unless the token changed meanwhile, then nothing."""
         if entry.revoked:
             return
         key = "id/" + entry.hash
 
-        def change(values: dict[str, bytes | None]) -> tuple[list[Write], None]:
+        def change(values: dict[str, bytes | None]) -> tuple[list[Write], bool]:
             raw = values[key]
             if raw is None:
-                return [], None
+                return [], False
             entry.num_uses = TokenEntry.from_json(raw).num_uses
-            return [Write(key, entry.to_json())], None
+            return [Write(key, entry.to_json())], True
 
-        await update(self.storage, [key], change)
+        epoch = self._epoch
+        if not await update(self.storage, [key], change):
+            return
+        unchanged = epoch == self._epoch and not entry.revoked
+        self._drop(entry.hash)  # e.g. an evicted copy reloaded meanwhile, older than this
+        if unchanged:
+            self._cache(entry)
+        if self.expiry is not None:
+            self.expiry.scheduled(entry.hash, entry.expire_time)
 
     # --- use, renew --------------------------------------------------------------
 
@@ -300,6 +351,8 @@ class TokenStore:
         entry.num_uses = left
         if left < 0:
             await self.revoke(entry)
+        elif self._by_hash.get(entry.hash) is not entry:
+            self._drop(entry.hash)  # a reloaded copy (after an eviction) has the old count
 
     async def renew(self, entry: TokenEntry, increment: int = 0) -> list[str]:
         """Extend a token's lease (Vault's RenewToken); returns warnings. `entry.ttl` is the new TTL."""
@@ -368,12 +421,14 @@ class TokenStore:
         await self._destroy(entry.hash, entry)
 
     async def _destroy(self, token_hash: str, entry: TokenEntry | None) -> None:
+        """Delete one token: its indexes and hooked data first, the entry itself last, so an
+        interrupted revoke leaves a (still expired or marked) entry to be revoked again."""
         if entry is None:
             entry = self._by_hash.get(token_hash)
             if entry is None:
                 raw = await self.storage.get("id/" + token_hash)
                 entry = TokenEntry.from_json(raw, hash=token_hash) if raw is not None else None
-        self.invalidate(token_hash)
+        self._drop(token_hash)
         if entry is not None:
             entry.revoked = True
             if entry.id:
@@ -382,12 +437,15 @@ class TokenStore:
                 await self.storage.delete("accessor/" + self.salt_id(entry.accessor))
             if entry.parent:
                 await self.storage.delete(f"parent/{entry.parent}/{token_hash}")
-        await self.storage.delete("id/" + token_hash)
         for hook in self.revoke_hooks:
             try:
                 await hook(token_hash)
             except Exception:
                 log.exception("revoke hook failed")
+        await self.storage.delete("id/" + token_hash)
+        self._drop(token_hash)  # a lookup may have reloaded it while we deleted the rest
+        if self.expiry is not None:
+            self.expiry.forget(token_hash)
 
     async def _expire(self, entry: TokenEntry) -> None:
         """An expired token found on lookup: revoke it (and its tree), best effort."""

@@ -12,6 +12,13 @@ between makes this commit fail (`Conflict`) and the change is re-run on what is 
 Key material (`durable=True`) is acknowledged by storage only once the replicas have it, and
 only then does the cache point at the new policy: a failed change, write or replication
 leaves the cache as it was.
+
+Every per-key dict here is bounded (`cache_size` keys, default `POLICY_CACHE_SIZE`): on insert
+of a new key, the oldest eighth of the insertions is dropped (FIFO: a hit records nothing, so
+`get` stays one dict probe). That loses nothing: an evicted policy is read from storage again;
+a forgotten parse costs a parse; a forgotten loaded version costs one replication check; a
+per-key lock is dropped only while nobody holds or awaits it. Cached policies are never
+mutated (changes work on `clone`s), so nothing depends on which copy a caller holds.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import asyncio
 import copy
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from transit.crypto.policy import Policy
 from transit.errors import ForwardToActive, StorageError
@@ -29,6 +37,18 @@ from transit.storage.update import update
 
 POLICY_PREFIX = "policy/"
 ARCHIVE_PREFIX = "archive/"
+POLICY_CACHE_SIZE = 4096  # keys per mount held in memory (a parsed key: ~2 KiB + ~0.3 KiB/version)
+
+_V = TypeVar("_V")
+
+
+def _put(cache: dict[str, _V], name: str, value: _V, limit: int) -> None:
+    """`cache[name] = value`, first evicting the oldest eighth when a new name finds it full
+    (in batches: CPython dicts keep deleted slots at the front until they resize)."""
+    if name not in cache and len(cache) >= limit:
+        for old in list(islice(cache, max(1, limit // 8))):
+            del cache[old]
+    cache[name] = value
 
 
 def max_version(tagged: Iterable[Any]) -> int:
@@ -65,10 +85,12 @@ def clone(p: Policy) -> Policy:
 class PolicyStore:
     """One mount's policies (contract: docs/dev/contracts.md §3)."""
 
-    __slots__ = ("_storage", "_cache", "_locks", "_epoch", "_loaded_versions", "_parsed")
+    __slots__ = ("_storage", "_cache", "_locks", "_epoch", "_loaded_versions", "_parsed",
+                 "cache_size")
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: Any, *, cache_size: int = POLICY_CACHE_SIZE) -> None:
         self._storage = storage
+        self.cache_size = cache_size
         self._cache: dict[str, Policy] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Bumped by every save/delete/invalidate. A load that straddles a change must not
@@ -119,7 +141,7 @@ class PolicyStore:
             return None
         archive = await self._storage.get(ARCHIVE_PREFIX + name)
         p = _parse(name, raw, archive)
-        self._parsed[name] = (raw, archive, p)
+        _put(self._parsed, name, (raw, archive, p), self.cache_size)
         known = self._loaded_versions.get(name, 0)
         if p.latest_version > known:
             # A version this process has not used yet (a sibling worker or another node
@@ -127,9 +149,9 @@ class PolicyStore:
             confirm = getattr(self._storage, "confirm_replicated", None)
             if confirm is not None:
                 await confirm()
-            self._loaded_versions[name] = p.latest_version
+            _put(self._loaded_versions, name, p.latest_version, self.cache_size)
         if epoch == self._epoch:
-            self._cache[name] = p
+            _put(self._cache, name, p, self.cache_size)
         return p
 
     async def modify(
@@ -154,7 +176,7 @@ class PolicyStore:
                     current = clone(seen[2])
                 else:
                     current = _parse(name, raw, archive)
-                    self._parsed[name] = (raw, archive, clone(current))
+                    _put(self._parsed, name, (raw, archive, clone(current)), self.cache_size)
             out = change(current)
             if inspect.isawaitable(out):
                 out = await out
@@ -178,7 +200,7 @@ class PolicyStore:
             finally:
                 self._epoch += 1
             if name in written and written[name][2] is stored:
-                self._parsed[name] = written[name]
+                _put(self._parsed, name, written[name], self.cache_size)
             if stored is None:
                 self._cache.pop(name, None)
                 self._parsed.pop(name, None)
@@ -188,9 +210,9 @@ class PolicyStore:
                     confirm = getattr(self._storage, "confirm_replicated", None)
                     if confirm is not None:  # a version someone else wrote
                         await confirm()
-                self._cache[name] = stored
-                self._loaded_versions[name] = max(self._loaded_versions.get(name, 0),
-                                                  stored.latest_version)
+                _put(self._cache, name, stored, self.cache_size)
+                _put(self._loaded_versions, name, max(self._loaded_versions.get(name, 0),
+                                                      stored.latest_version), self.cache_size)
             return stored, result
 
     async def list(self) -> list[str]:
@@ -202,8 +224,20 @@ class PolicyStore:
         across processes the guarded commit of `modify` does the same."""
         lk = self._locks.get(name)
         if lk is None:
+            if len(self._locks) >= self.cache_size:
+                self._drop_idle_locks()
             lk = self._locks[name] = asyncio.Lock()
         return lk
+
+    def _drop_idle_locks(self) -> None:
+        """Forget up to an eighth of the locks, oldest first, that nobody holds or awaits
+        (a lock that is held, or just handed to a waiter, stays). Were one dropped in use
+        anyway, the guarded commit of `modify` would still serialise the writers."""
+        want = max(1, self.cache_size // 8)
+        idle = [k for k, lk in self._locks.items()
+                if not lk.locked() and not getattr(lk, "_waiters", None)]
+        for k in idle[:want]:
+            del self._locks[k]
 
     def invalidate(self, name: str | None = None) -> None:
         """Drop one cached policy, or all of them (e.g. storage changed under us)."""

@@ -16,8 +16,10 @@ from transit import pools
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
 from transit.api.jsonlimits import JSONLimits
+from transit.api.limits import LimitedConfig, listener_limits
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.api.quota_gate import QuotaGate
+from transit.api.tls import server_context
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
@@ -226,17 +228,23 @@ def _front(core: Core, listener: ListenerConfig, gated: bool, buckets: Buckets) 
 
 
 def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:
+    """uvicorn's config for one listener: its limits (enforced by VaultHttpToolsProtocol)
+    and, for TLS, the SSL context built from its `tls_*` keys (ConfigError if its files
+    cannot be read)."""
     host, port = split_address(listener.address)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if not listener.tls_disable:
-        kwargs["ssl_certfile"] = listener.tls_cert_file
-        kwargs["ssl_keyfile"] = listener.tls_key_file
-    return uvicorn.Config(
+        context = server_context(listener)
+        kwargs["ssl_context_factory"] = lambda _config, _default: context
+    return LimitedConfig(
         app, host=host, port=port, loop="uvloop", http=VaultHttpToolsProtocol, lifespan="off",
         proxy_headers=False,
         access_log=False, log_level=config.log_level if config.log_level != "trace" else "debug",
-        server_header=False, date_header=True, timeout_keep_alive=65,
-        timeout_graceful_shutdown=int(config.default_max_request_duration), **kwargs,
+        server_header=False, date_header=True, timeout_keep_alive=listener.http_idle_timeout,
+        timeout_graceful_shutdown=int(config.default_max_request_duration),
+        http_limits=listener_limits(listener, config.default_max_request_duration,
+                                    len(config.listeners)),
+        **kwargs,
     )
 
 

@@ -1,36 +1,142 @@
-"""uvicorn's httptools protocol, taught Vault's `LIST` verb.
+"""uvicorn's httptools protocol, taught Vault's `LIST` verb and Go's http.Server limits.
 
-llhttp (behind httptools) rejects methods it does not know, and hvac sends the literal
+LIST: llhttp (behind httptools) rejects methods it does not know, and hvac sends the literal
 `LIST` verb. h11 would accept it but is about three times slower, so instead: when a request
 starts with `LIST ` at a message boundary, feed the parser `GET ` and restore the method in
 the ASGI scope before the app task runs. A `LIST` in the middle of a pipelined chunk is not
 recognised (clients such as hvac, requests and the Go client do not pipeline).
+
+Limits (`HttpLimits`, transit/api/limits.py; docs/configuration.md, Listener hardening):
+- reading: a request's headers must arrive within `read_header_timeout` and the whole request
+  within `read_timeout`, both counted from its first byte (a new connection: from the accept).
+  A late header closes the connection without an answer, as Go does; a late body gets 408.
+  The timer is armed only when a read ends inside a request, so the usual case, a small
+  request in one read, arms none.
+- headers: more than `max_header_bytes` before the end of the headers gets 431. Bytes are
+  counted per read, so the cut comes within one read (at most 256 KiB) of the bound.
+- idle keep-alive connections: uvicorn's `timeout_keep_alive`.
+- writing: with `write_timeout`, an answer not written by then closes the connection.
+- handling: a request unanswered after `max_request_duration` gets 500 `context deadline
+  exceeded` and its task is cancelled; a request whose client leaves before its body is in is
+  cancelled too (it is never handled on a truncated body). One lazy timer per connection,
+  re-armed only when it fires during a younger request.
+- connections over `max_connections` get 503 and are closed (reset beyond REFUSAL_SLACK more).
+Refusals are written, then the write side is shut and the rest of the request drained for
+LINGER seconds, so the client reads the answer instead of a reset (Go's closeWriteAndWait).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from transit.api.limits import REFUSAL_SLACK, HttpLimits
+from transit.api.wire import JSON_HEADERS, error_body
+
+LINGER = 1.0  # seconds
+_EARLY = 0.002  # loop timers may fire up to a millisecond early
+_DEADLINE = (500, "context deadline exceeded")
+_BODY_TIMEOUT = (408, "timed out reading the request body")
+_DEFAULT_LIMITS = HttpLimits()
 
 
 class VaultHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._at_boundary = True
+        self._limits: HttpLimits = getattr(self.config, "http_limits", _DEFAULT_LIMITS)
+        self._first_deadline = min(self._limits.read_header_timeout, self._limits.read_timeout)
+        self._inner_app = self.app
+        self.app = self._guarded_app  # type: ignore[assignment]
+        self._at_boundary = True  # no request partly read
         self._list_pending = False
+        self._headers_done = False  # the headers of the request being read are parsed
+        self._header_bytes = 0
+        self._discarding = False  # refused: reads are dropped until the close
+        self._read_started = 0.0
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        # the request being handled, for max_request_duration and cancellation
+        self._request_task: asyncio.Task[None] | None = None
+        self._request_cycle: RequestResponseCycle | None = None
+        self._request_started = 0.0
+        self._duration_timer: asyncio.TimerHandle | None = None
+        self._cancelled: asyncio.Task[None] | None = None
+        self._cancel_answer: tuple[int, str] | None = None
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        cap = self._limits.max_connections
+        if cap and len(self.connections) > cap:
+            if len(self.connections) > cap + REFUSAL_SLACK:
+                transport.abort()
+            else:
+                self._refuse(503, "too many open connections")
+            return
+        self._read_started = self.loop.time()
+        self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
+                                             self._on_read_timer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._read_timer, self._write_timer, self._duration_timer):
+            if timer is not None:
+                timer.cancel()
+        self._read_timer = self._write_timer = self._duration_timer = None
+        if not self._at_boundary and self._headers_done:  # the client left mid-body
+            self._cancel_request(None)
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if not self._headers_done:
+            self._header_bytes += len(data)
         if self._at_boundary and data[:5] == b"LIST ":
             data = b"GET " + data[5:]
             self._list_pending = True
         super().data_received(data)
+        if self._at_boundary:
+            self._header_bytes = 0
+            if self._read_timer is not None:
+                if self.cycle is not None:  # the first request is in: its deadline is over
+                    self._read_timer.cancel()
+                    self._read_timer = None
+            elif (self.timeout_keep_alive_task is None and self.cycle is not None
+                  and self.cycle.response_complete and not self.pipeline
+                  and not self.transport.is_closing()):
+                # bytes that began no request (a stray CRLF) cancelled the idle timer
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler)
+            return
+        if self.transport.is_closing():  # e.g. uvicorn answered 400 to a malformed request
+            return
+        if self._read_timer is None:
+            self._read_started = self.loop.time()
+            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
+                                                 self._on_read_timer)
+        if not self._headers_done and self._header_bytes > self._limits.max_header_bytes:
+            self._refuse(431, "request header fields too large")
+
+    # -- parser callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._at_boundary = False
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
+        self._headers_done = True
+        self._header_bytes = 0
+        if self._limits.write_timeout and self._write_timer is None:
+            self._write_timer = self.loop.call_later(self._limits.write_timeout,
+                                                     self._on_write_timer)
         # The scope dict is shared with the request cycle whose task has been created but
         # not run yet, so the method can still be put back.
         if self._list_pending:
@@ -43,4 +149,132 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._at_boundary = True
+        self._headers_done = False
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().on_response_complete()
+        if not self._at_boundary:  # the next request is being read: its deadline applies
+            self._unset_keepalive_if_required()
+
+    # -- request tasks -------------------------------------------------------------------
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn 0.55's, keeping the task and its start for max_request_duration
+        if self.config.reset_contextvars:
+            task = self.loop.create_task(cycle.run_asgi(app), context=contextvars.Context())
+        else:
+            task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        self._request_task = task
+        self._request_cycle = cycle
+        self._request_started = self.loop.time()
+        if self._duration_timer is None:
+            self._duration_timer = self.loop.call_at(
+                self._request_started + self._limits.max_request_duration,
+                self._on_duration_timer)
+
+    async def _guarded_app(self, scope: Any, receive: Any, send: Any) -> None:
+        """The app, answering for it when this protocol cancelled it (`_cancel_request`)."""
+        try:
+            await self._inner_app(scope, receive, send)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task is not self._cancelled:
+                raise
+            self._cancelled = None
+            if task.uncancel():  # cancelled by someone else as well (shutdown)
+                raise
+            answer = self._cancel_answer
+            if answer is not None:
+                status, message = answer
+                headers = list(JSON_HEADERS)
+                if status == 408:
+                    headers.append((b"connection", b"close"))
+                await send({"type": "http.response.start", "status": status,
+                            "headers": headers})
+                await send({"type": "http.response.body", "body": error_body([message])})
+
+    def _cancel_request(self, answer: tuple[int, str] | None) -> bool:
+        """Cancel the task of the request being handled, to be answered `answer` (None: no
+        answer, the connection is gone or going). False if no request is being handled."""
+        task, cycle = self._request_task, self._request_cycle
+        if task is None or task.done() or cycle is None or cycle.response_complete:
+            return False
+        if cycle.response_started:  # too late to answer: cut the answer short
+            answer = None
+            self.transport.close()
+        if answer is None:
+            cycle.disconnected = True  # uvicorn adds no answer of its own
+        self._cancelled = task
+        self._cancel_answer = answer
+        task.cancel()
+        return True
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _on_read_timer(self) -> None:
+        self._read_timer = None
+        if self._discarding or self.transport.is_closing():
+            return
+        body = self._headers_done and not self._at_boundary
+        limits = self._limits
+        due = self._read_started + (limits.read_timeout if body else limits.read_header_timeout)
+        if self.loop.time() < due - _EARLY:
+            self._read_timer = self.loop.call_at(due, self._on_read_timer)
+            return
+        if not body:  # no request yet, or its headers are late: close, no answer (Go)
+            self.transport.close()
+            return
+        self._discarding = True
+        if self._request_cycle is self.cycle and self._cancel_request(_BODY_TIMEOUT):
+            # the app answers 408 and uvicorn closes; in case it never does:
+            self._read_timer = self.loop.call_later(max(LINGER, limits.read_header_timeout),
+                                                    self.transport.close)
+        else:
+            self.transport.close()
+
+    def _on_write_timer(self) -> None:
+        self._write_timer = None
+        self.transport.close()
+
+    def _on_duration_timer(self) -> None:
+        self._duration_timer = None
+        task = self._request_task
+        if task is None or task.done():
+            return  # idle: the next request arms it again
+        due = self._request_started + self._limits.max_request_duration
+        if self.loop.time() < due - _EARLY:
+            self._duration_timer = self.loop.call_at(due, self._on_duration_timer)
+            return
+        self._cancel_request(_DEADLINE)
+
+    # -- refusals ------------------------------------------------------------------------
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` and close (see the module docstring)."""
+        transport = self.transport
+        self._discarding = True
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # a pipelined answer must not follow this one
+        body = error_body([message])
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        for name, value in JSON_HEADERS:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"content-length: ", str(len(body)).encode(), b"\r\nconnection: close\r\n\r\n",
+                 body]
+        transport.write(b"".join(head))
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._read_timer = self.loop.call_later(LINGER, transport.close)
+        else:
+            transport.close()

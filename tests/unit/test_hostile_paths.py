@@ -148,3 +148,29 @@ def test_app_refuses_other_non_printable_runes(ch: str) -> None:
     app = VaultApp(_NoCore())  # type: ignore[arg-type]
     status, _, _ = _call(app, "POST", f"/v1/transit/encrypt/prod{ch}")
     assert status == 400
+
+
+@pytest.mark.parametrize("messages", [
+    [{"type": "http.disconnect"}],
+    [{"type": "http.request", "body": b'{"plain', "more_body": True}, {"type": "http.disconnect"}],
+])
+def test_a_client_gone_mid_body_is_never_handled(messages: list[dict[str, Any]]) -> None:
+    """A disconnect before the body is complete must not read as an empty body (a POST to
+    `keys/k/rotate` with no body is a rotation): the core is never reached."""
+    app = VaultApp(_NoCore())  # type: ignore[arg-type]
+    sent: list[dict[str, Any]] = []
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/transit/keys/k/rotate",
+             "raw_path": b"/v1/transit/keys/k/rotate", "query_string": b"",
+             "headers": [(b"content-length", b"100")], "client": ("127.0.0.1", 1)}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400 and not queue
+    assert orjson.loads(sent[1]["body"]) == {
+        "errors": ["client disconnected before the request body was complete"]}

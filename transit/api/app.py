@@ -40,6 +40,8 @@ DEFAULT_MAX_BATCH_ITEMS = 10_000
 # other rune Go's unicode.IsPrint refuses, e.g. U+0085, U+00A0, U+200B) is refused before
 # anything else, as OpenBao does: a bare 400 there (no message), here in Vault's error body.
 _BAD_PATH = 400, JSON_HEADERS, error_body([])
+# The client left before its body was complete: the answer goes nowhere, but nothing runs.
+_GONE = "client disconnected before the request body was complete"
 
 
 class VaultApp:
@@ -184,6 +186,8 @@ class VaultApp:
 
     async def _read_body(self, receive: Any) -> bytes:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise errors.UserError(_GONE)  # never handle a request on a truncated (empty) body
         body: bytes = message.get("body", b"")
         if not message.get("more_body"):
             if len(body) > self.max_request_size:
@@ -193,6 +197,8 @@ class VaultApp:
         size = len(body)
         while message.get("more_body"):
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise errors.UserError(_GONE)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_request_size:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 
 from transit import __version__
 from transit.errors import ConfigError
+
+DEV_LISTEN_ADDRESS = "127.0.0.1:8200"
 
 
 def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,12 +23,14 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("-config", "--config", metavar="FILE", help="server configuration file (HCL or JSON)")
     p.add_argument("-dev", "--dev", action="store_true", help="start an in-memory dev server")
     p.add_argument(
-        "-dev-root-token-id", "--dev-root-token-id", default="", metavar="TOKEN",
-        help="root token to use in dev mode (default: generated)",
+        "-dev-root-token-id", "--dev-root-token-id", default=None, metavar="TOKEN",
+        help="root token to use in dev mode (default: $VAULT_DEV_ROOT_TOKEN_ID, else "
+        "generated)",
     )
     p.add_argument(
-        "-dev-listen-address", "--dev-listen-address", default="127.0.0.1:8200",
-        metavar="ADDR", help="address the dev server listens on (default 127.0.0.1:8200)",
+        "-dev-listen-address", "--dev-listen-address", default=None,
+        metavar="ADDR", help="address the dev server listens on (default: "
+        f"$VAULT_DEV_LISTEN_ADDRESS, else {DEV_LISTEN_ADDRESS})",
     )
     p.add_argument(
         "-workers", "--workers", type=int, default=None, metavar="N",
@@ -36,10 +39,26 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         "than 1 needs storage \"redis\"; -dev always runs 1)",
     )
     p.add_argument(
-        "-log-level", "--log-level", default=None,
-        choices=["trace", "debug", "info", "warn", "warning", "error"],
-        help="log level (default: info, or the config file's log_level)",
+        "-log-level", "--log-level", default=None, metavar="LEVEL",
+        help="trace, debug, info, warn or error (default: $VAULT_LOG_LEVEL, else the "
+        "config's log_level, else info)",
     )
+    p.add_argument(
+        "-log-format", "--log-format", default=None, metavar="FORMAT",
+        help="standard or json (default: $VAULT_LOG_FORMAT, else the config's log_format, "
+        "else standard)",
+    )
+    p.add_argument(
+        "-log-file", "--log-file", default=None, metavar="PATH",
+        help="also write the log to this file (a directory gets vault.log; default: the "
+        "config's log_file)",
+    )
+    p.add_argument("-log-rotate-duration", "--log-rotate-duration", default=None,
+                   metavar="DURATION", help="rotate the log file at this age (default 24h)")
+    p.add_argument("-log-rotate-bytes", "--log-rotate-bytes", type=int, default=None,
+                   metavar="N", help="rotate the log file at this size (default 0: no limit)")
+    p.add_argument("-log-rotate-max-files", "--log-rotate-max-files", type=int, default=None,
+                   metavar="N", help="rotated log files to keep (default 0: all; -1: none)")
 
 
 def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -84,36 +103,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _env(name: str) -> str:
+    """VAULT_<name>, else OpenBao's BAO_<name>, else ""."""
+    return os.environ.get(f"VAULT_{name}") or os.environ.get(f"BAO_{name}") or ""
+
+
 def _cmd_server(args: argparse.Namespace) -> int:
     import uvloop
 
-    from transit.config import WORKERS_NEED_REDIS, load_config, resolve_workers
-    from transit.server import DevOptions, dev_config, preflight, run
+    from transit.config import WORKERS_NEED_REDIS, load_config, resolve_logging, resolve_workers
+    from transit.logs import setup_logging
+    from transit.server import (
+        DevOptions,
+        check_startup,
+        dev_config,
+        preflight,
+        remove_pid_file,
+        run,
+    )
 
     try:
         if args.dev:
             if args.workers is not None and args.workers > 1:
                 raise ConfigError(f"-dev runs one process: {WORKERS_NEED_REDIS}")
-            config = dev_config(args.dev_listen_address)
-            dev: DevOptions | None = DevOptions(args.dev_root_token_id, args.dev_listen_address)
+            # flags win over the environment, as in Vault
+            address = (args.dev_listen_address or _env("DEV_LISTEN_ADDRESS")
+                       or DEV_LISTEN_ADDRESS)
+            token = args.dev_root_token_id
+            if token is None:
+                token = _env("DEV_ROOT_TOKEN_ID")
+            config = dev_config(address)
+            dev: DevOptions | None = DevOptions(token, address)
             workers = 1
         elif args.config:
             config = load_config(args.config)
             dev = None
             workers = resolve_workers(config, args.workers)
-            if workers > 1:
-                preflight(config, workers)
         else:
             print("error: either -dev or -config FILE is required", file=sys.stderr)
             return 2
+        config = resolve_logging(
+            config, level=args.log_level, fmt=args.log_format, log_file=args.log_file,
+            rotate_duration=args.log_rotate_duration, rotate_bytes=args.log_rotate_bytes,
+            rotate_max_files=args.log_rotate_max_files)
+        check_startup(config)
+        if workers > 1:
+            preflight(config, workers)
+        setup_logging(config.log_level, config.log_format, log_file=config.log_file,
+                      rotate_duration=config.log_rotate_duration,
+                      rotate_bytes=config.log_rotate_bytes,
+                      rotate_max_files=config.log_rotate_max_files)
     except ConfigError as exc:
         print(f"error loading configuration: {exc}", file=sys.stderr)
         return 1
     _no_core_dumps()
-    level = (args.log_level or config.log_level or "info").upper()
-    level = {"TRACE": "DEBUG", "WARN": "WARNING"}.get(level, level)
-    logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
     if workers > 1:
         from transit.workers import serve_workers
 
@@ -122,6 +165,8 @@ def _cmd_server(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error starting the listeners: {exc}", file=sys.stderr)
             return 1
+        finally:
+            remove_pid_file(config.pid_file)  # written by worker 0 with our pid
     try:
         uvloop.run(run(config, dev))
     except KeyboardInterrupt:

@@ -57,24 +57,67 @@ _REFUSED_LISTENER_PREFIXES = (
 )
 _REFUSED_LISTENER_KEYS = frozenset(
     {"require_request_header", "disable_replication_status_endpoints", "chroot_namespace"})
-LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "err", "error")
+LOG_LEVELS = ("trace", "debug", "info", "notice", "warn", "warning", "err", "error")
+DEFAULT_LEASE_TTL = 768 * 3600  # Vault's default_lease_ttl and max_lease_ttl: 32 days
 
-# Vault's top-level keys; anything else is accepted with a warning, as Vault does.
-KNOWN_KEYS = frozenset(
+# The top-level keys of Vault's (and OpenBao's) server configuration, by what transit does
+# with them. Every one of them either works, or stops the server with a message naming it
+# (REFUSED_KEYS always; REFUSED_UNLESS_OFF when set to anything but its off value); a key
+# Vault does not know is accepted with a warning, as Vault does.
+SUPPORTED_KEYS = frozenset(
     """
-    storage backend ha_storage ha_backend listener seal telemetry replication
-    service_registration entropy user_lockout api_addr redirect_addr cluster_addr
-    cluster_name disable_mlock ui log_level log_format log_file log_rotate_duration
-    log_rotate_bytes log_rotate_max_files log_requests_level default_lease_ttl max_lease_ttl
-    default_max_request_duration disable_clustering disable_performance_standby
-    disable_cache cache_size plugin_directory plugin_file_uid plugin_file_permissions
-    pid_file raw_storage_endpoint introspection_endpoint enable_response_header_hostname
-    enable_response_header_raft_node_id disable_sealwrap disable_printable_check
-    disable_indexing disable_sentinel_trace license_path imprecise_lease_role_tracking
-    detect_deadlocks experiments administrative_namespace_path workers
-    performance_standby_max_staleness
+    storage backend listener seal audit api_addr redirect_addr cluster_addr cluster_name
+    disable_mlock ui log_level log_format log_file log_rotate_duration log_rotate_bytes
+    log_rotate_max_files default_lease_ttl max_lease_ttl default_max_request_duration
+    disable_clustering disable_performance_standby pid_file workers
+    performance_standby_max_staleness unsafe_allow_api_audit_creation
+    allow_audit_log_prefixing
     """.split()
 )
+# Switches that turn off something transit does not have (Enterprise seal wrapping,
+# replication indexing, Sentinel tracing, lease-count quota tracking): either value is
+# what transit does, as in Vault Community Edition.
+NO_OP_KEYS = frozenset(
+    "disable_sealwrap disable_indexing disable_sentinel_trace imprecise_lease_role_tracking"
+    .split()
+)
+_NOT_IMPLEMENTED = "is not implemented by transit"
+REFUSED_KEYS: dict[str, str] = {
+    "ha_storage": 'a separate HA backend is not supported: HA comes from storage "redis"',
+    "ha_backend": 'a separate HA backend is not supported: HA comes from storage "redis"',
+    "telemetry": f"metrics export (sys/metrics, statsd, prometheus) {_NOT_IMPLEMENTED}",
+    "replication": f"replication (Vault Enterprise) {_NOT_IMPLEMENTED}",
+    "entropy": f"entropy augmentation (Vault Enterprise) {_NOT_IMPLEMENTED}",
+    "license_path": "transit has no license (a Vault Enterprise setting)",
+    "administrative_namespace_path": f"namespaces (Vault Enterprise) {_NOT_IMPLEMENTED}",
+    "service_registration": f"service registration (Consul, Kubernetes) {_NOT_IMPLEMENTED}",
+    "user_lockout": "user lockout applies to auth methods transit does not have",
+    "plugin_directory": f"plugins {_NOT_IMPLEMENTED}",
+    "plugin_file_uid": f"plugins {_NOT_IMPLEMENTED}",
+    "plugin_file_permissions": f"plugins {_NOT_IMPLEMENTED}",
+    "plugin_tmpdir": f"plugins {_NOT_IMPLEMENTED}",
+    "cache_size": "transit has no storage read cache to size (its token, policy and key "
+                  "caches are bounded internally)",
+    "log_requests_level": f"request logging {_NOT_IMPLEMENTED}; use an audit device",
+    "cluster_cipher_suites": "the cluster port's TLS (mutual, with per-node certificates) "
+                             "cannot be configured",
+    "post_unseal_trace_directory": f"post-unseal tracing {_NOT_IMPLEMENTED}",
+    "remove_irrevocable_lease_after": f"leases {_NOT_IMPLEMENTED} (only tokens expire)",
+}
+REFUSED_UNLESS_OFF: dict[str, str] = {
+    "disable_cache": "transit's caches cannot be turned off",
+    "raw_storage_endpoint": f"sys/raw {_NOT_IMPLEMENTED}",
+    "introspection_endpoint": f"sys/internal/inspect {_NOT_IMPLEMENTED}",
+    "enable_response_header_hostname": f"the X-Vault-Hostname header {_NOT_IMPLEMENTED}",
+    "enable_response_header_raft_node_id": "transit has no raft storage",
+    "disable_printable_check": "request paths and values are always checked for "
+                               "non-printable characters",
+    "enable_post_unseal_trace": f"post-unseal tracing {_NOT_IMPLEMENTED}",
+    "detect_deadlocks": f"deadlock detection {_NOT_IMPLEMENTED}",
+    "experiments": "transit has no experiments to enable",
+}
+KNOWN_KEYS = SUPPORTED_KEYS | NO_OP_KEYS | REFUSED_KEYS.keys() | REFUSED_UNLESS_OFF.keys()
+AUDIT_DEVICE_TYPES = ("file",)
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 # Go's number grammar ("1.", ".5") and Vault's extra "d" unit.
@@ -119,6 +162,17 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class AuditDeviceConfig:
+    """An `audit "<type>" "<path>" { ... }` stanza (OpenBao's declarative audit devices)."""
+
+    type: str
+    path: str  # the device name with a trailing "/", as in sys/audit
+    description: str = ""
+    local: bool = False
+    options: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     listeners: tuple[ListenerConfig, ...]
     storage: StorageConfig
@@ -128,7 +182,19 @@ class ServerConfig:
     cluster_name: str = ""
     disable_mlock: bool = False
     ui: bool = False
-    log_level: str = "info"
+    log_level: str = "info"  # canonical: trace, debug, info, warn, error
+    log_format: str = "standard"  # or "json"
+    log_file: str = ""
+    log_rotate_duration: float = 24 * 3600.0  # seconds; 0: never
+    log_rotate_bytes: int = 0  # 0: no limit
+    log_rotate_max_files: int = 0  # 0: keep all, -1: keep none
+    default_lease_ttl: int = DEFAULT_LEASE_TTL  # seconds (token TTLs)
+    max_lease_ttl: int = DEFAULT_LEASE_TTL
+    pid_file: str = ""
+    audit: tuple[AuditDeviceConfig, ...] = ()
+    # OpenBao's switches; transit's defaults are Vault's behaviour (both allowed)
+    unsafe_allow_api_audit_creation: bool = True
+    allow_audit_log_prefixing: bool = True
     default_max_request_duration: float = 90.0  # seconds
     disable_clustering: bool = False
     disable_performance_standby: bool = False
@@ -383,12 +449,135 @@ def resolve_workers(config: ServerConfig, override: int | None = None) -> int:
     return default_workers() if config.storage.type == "redis" else 1
 
 
+def _refuse_keys(raw: dict[str, Any], source: str) -> None:
+    """Vault keys transit does not implement stop the server, naming the key."""
+    for key, value in raw.items():
+        why = REFUSED_KEYS.get(key)
+        if why is None and key in REFUSED_UNLESS_OFF and _is_on(value, key):
+            why = REFUSED_UNLESS_OFF[key]
+        if why is not None:
+            raise ConfigError(f'"{key}" in {source} is not supported: {why}; remove it')
+
+
+def _is_on(value: Any, key: str) -> bool:
+    if key in ("detect_deadlocks", "experiments"):  # a list or a comma-separated string
+        if isinstance(value, str):
+            return bool(value.strip())
+        return bool(value)
+    return parse_bool(value, key)
+
+
+def _lease_ttls(raw: dict[str, Any]) -> tuple[int, int]:
+    """(default_lease_ttl, max_lease_ttl) in seconds; 0 or unset is 768h, as in Vault."""
+    out = []
+    for name in ("default_lease_ttl", "max_lease_ttl"):
+        seconds = parse_duration(raw.get(name, 0), name)
+        if seconds < 0:
+            raise ConfigError(f"{name}: must not be negative, got {raw[name]!r}")
+        out.append(int(seconds) or DEFAULT_LEASE_TTL)
+    default, maximum = out
+    if default > maximum:
+        raise ConfigError(
+            f"default_lease_ttl ({raw.get('default_lease_ttl', '768h')}) cannot be larger "
+            f"than max_lease_ttl ({raw.get('max_lease_ttl', '768h')}); both default to 768h")
+    return default, maximum
+
+
+def _options(value: Any, where: str) -> dict[str, str]:
+    """An audit stanza's `options`: string to string, as over the API (bools as
+    "true"/"false", numbers as their text)."""
+    blocks = value if isinstance(value, list) else [value]
+    out: dict[str, str] = {}
+    for block in blocks:
+        if not isinstance(block, dict):
+            raise ConfigError(f"{where}: options must be a block of key = value pairs")
+        for key, item in block.items():
+            if isinstance(item, bool):
+                out[str(key)] = "true" if item else "false"
+            elif isinstance(item, str | int | float):
+                out[str(key)] = str(item)
+            else:
+                raise ConfigError(f'{where}: option "{key}" must be a string, got {item!r}')
+    return out
+
+
+def _audit_devices(value: Any, prefixing: bool) -> tuple[AuditDeviceConfig, ...]:
+    """`audit "<type>" "<path>" { description, local, options { ... } }` stanzas, in order."""
+    if value is None:
+        return ()
+    out: list[AuditDeviceConfig] = []
+    for kind, named in _blocks(value, "audit"):
+        if not named or not all(isinstance(b, dict | list) for b in named.values()):
+            raise ConfigError(f'audit "{kind}": expected audit "{kind}" "<path>" {{ ... }}')
+        for name, body in _blocks(named, f'audit "{kind}"'):
+            where = f'audit "{kind}" "{name}"'
+            if name in ("options", "description", "local"):
+                raise ConfigError(f'audit "{kind}": expected two labels, the type and the '
+                                  f'path: audit "{kind}" "<path>" {{ ... }}')
+            if kind not in AUDIT_DEVICE_TYPES:
+                raise ConfigError(f'{where}: unsupported audit device type "{kind}" '
+                                  f"(only {', '.join(AUDIT_DEVICE_TYPES)})")
+            path = name.strip("/")
+            if not path:
+                raise ConfigError(f"{where}: the device path must not be empty")
+            unknown = set(body) - {"description", "local", "options"}
+            if unknown:
+                raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                                  "(description, local, options)")
+            options = _options(body.get("options", {}), where)
+            if not (options.get("file_path") or options.get("path")):
+                raise ConfigError(f'{where}: options must set "file_path"')
+            if options.get("prefix") and not prefixing:
+                raise ConfigError(f'{where}: the "prefix" option needs '
+                                  "allow_audit_log_prefixing = true")
+            device = AuditDeviceConfig(
+                type=kind, path=path + "/",
+                description=_str(body.get("description", ""), f"{where} description"),
+                local=parse_bool(body.get("local", False), f"{where} local"),
+                options=options,
+            )
+            for other in out:
+                if other.path.startswith(device.path) or device.path.startswith(other.path):
+                    raise ConfigError(f'{where}: path "{device.path}" overlaps the audit '
+                                      f'device "{other.path}" declared before it')
+            out.append(device)
+    return tuple(out)
+
+
+def _logging(raw: dict[str, Any]) -> dict[str, Any]:
+    from transit import logs
+
+    out: dict[str, Any] = {
+        "log_level": logs.parse_level(_str(raw.get("log_level", "info"), "log_level")),
+        "log_format": logs.parse_format(_str(raw.get("log_format", ""), "log_format")),
+        "log_file": _str(raw.get("log_file", ""), "log_file").strip(),
+        "log_rotate_duration": parse_duration(raw.get("log_rotate_duration", "24h"),
+                                              "log_rotate_duration"),
+        "log_rotate_bytes": _parse_int(raw.get("log_rotate_bytes", 0), "log_rotate_bytes"),
+        "log_rotate_max_files": _parse_int(raw.get("log_rotate_max_files", 0),
+                                           "log_rotate_max_files"),
+    }
+    if out["log_rotate_duration"] < 0 or out["log_rotate_bytes"] < 0:
+        raise ConfigError("log_rotate_duration and log_rotate_bytes must not be negative")
+    if out["log_rotate_max_files"] < -1:
+        raise ConfigError("log_rotate_max_files: 0 keeps every rotated file, -1 none, "
+                          f"N the newest N; got {out['log_rotate_max_files']}")
+    return out
+
+
 def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerConfig:
-    warnings = tuple(
+    warnings = [
         f"unknown or unsupported field {k} found in configuration at {source}"
         for k in raw
         if k not in KNOWN_KEYS
-    )
+    ]
+    _refuse_keys(raw, source)
+    if env.get("VAULT_EXPERIMENTS", "").strip():
+        raise ConfigError("VAULT_EXPERIMENTS is not supported: transit has no experiments "
+                          "to enable; unset it")
+    if env.get("VAULT_SEAL_TYPE", "").strip():
+        raise ConfigError('VAULT_SEAL_TYPE is not supported: configure the seal with a '
+                          '`seal "static" { ... }` stanza (or none, for Shamir); unset it')
     storage = _storage(raw, ("storage", "backend"))
     if storage is None:
         raise ConfigError('a storage backend must be specified (storage "<type>" { ... })')
@@ -399,7 +588,8 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         raise ConfigError('at least one listener must be specified (listener "tcp" { ... })')
 
     api_addr = _str(
-        env.get("VAULT_API_ADDR") or raw.get("api_addr") or raw.get("redirect_addr") or "",
+        env.get("VAULT_API_ADDR") or env.get("VAULT_REDIRECT_ADDR") or raw.get("api_addr")
+        or raw.get("redirect_addr") or "",
         "api_addr",
     )
     if api_addr and "://" not in api_addr:
@@ -408,24 +598,37 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         env.get("VAULT_CLUSTER_ADDR") or raw.get("cluster_addr") or "", "cluster_addr"
     )
     mlock = env.get("VAULT_DISABLE_MLOCK") or raw.get("disable_mlock", False)
-    ui = env.get("VAULT_UI") or raw.get("ui", False)
-    log_level = _str(raw.get("log_level", "info"), "log_level").strip().lower()
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f'invalid log_level "{log_level}"')
+    ui = parse_bool(env.get("VAULT_UI") or raw.get("ui", False), "ui")
+    if ui:
+        warnings.append("ui = true: transit has no web UI (yet); the setting is ignored")
+    disable_clustering = parse_bool(raw.get("disable_clustering", False), "disable_clustering")
+    if disable_clustering and storage.type == "redis":
+        raise ConfigError('"disable_clustering" = true is not supported with storage '
+                          '"redis": standbys always reach the active node over its cluster '
+                          "port; remove it")
+    prefixing = parse_bool(raw.get("allow_audit_log_prefixing", True),
+                           "allow_audit_log_prefixing")
+    default_ttl, max_ttl = _lease_ttls(raw)
     return ServerConfig(
         listeners=listeners,
         storage=storage,
-        ha_storage=_storage(raw, ("ha_storage", "ha_backend")),
         api_addr=api_addr,
         cluster_addr=cluster_addr,
         cluster_name=_str(raw.get("cluster_name", ""), "cluster_name"),
         disable_mlock=parse_bool(mlock, "disable_mlock"),
-        ui=parse_bool(ui, "ui"),
-        log_level=log_level,
+        ui=ui,
+        **_logging(raw),
+        default_lease_ttl=default_ttl,
+        max_lease_ttl=max_ttl,
+        pid_file=_str(raw.get("pid_file", ""), "pid_file").strip(),
+        audit=_audit_devices(raw.get("audit"), prefixing),
+        unsafe_allow_api_audit_creation=parse_bool(
+            raw.get("unsafe_allow_api_audit_creation", True), "unsafe_allow_api_audit_creation"),
+        allow_audit_log_prefixing=prefixing,
         default_max_request_duration=parse_duration(
             raw.get("default_max_request_duration", 90), "default_max_request_duration"
         ),
-        disable_clustering=parse_bool(raw.get("disable_clustering", False), "disable_clustering"),
+        disable_clustering=disable_clustering,
         disable_performance_standby=parse_bool(
             raw.get("disable_performance_standby", False), "disable_performance_standby"
         ),
@@ -433,8 +636,48 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
             raw.get("performance_standby_max_staleness", 5.0)),
         workers=_workers(raw.get("workers"), storage.type),
         raw=raw,
-        warnings=warnings,
+        warnings=tuple(warnings),
     )
+
+
+def resolve_logging(config: ServerConfig, *, level: str | None = None, fmt: str | None = None,
+                    log_file: str | None = None, rotate_duration: str | None = None,
+                    rotate_bytes: int | None = None, rotate_max_files: int | None = None,
+                    env: Mapping[str, str] | None = None) -> ServerConfig:
+    """The config with its logging settings as Vault resolves them: the `-log-*` flag, else
+    VAULT_LOG_LEVEL / VAULT_LOG_FORMAT (OpenBao's BAO_*), else the file, else the default.
+    ConfigError on an invalid value."""
+    from dataclasses import replace
+
+    from transit import logs
+
+    env = os.environ if env is None else env
+    out: dict[str, Any] = {}
+    env_level = env.get("VAULT_LOG_LEVEL") or env.get("BAO_LOG_LEVEL")
+    if level is not None:
+        out["log_level"] = logs.parse_level(level, "-log-level")
+    elif env_level:
+        out["log_level"] = logs.parse_level(env_level, "VAULT_LOG_LEVEL")
+    env_format = env.get("VAULT_LOG_FORMAT") or env.get("BAO_LOG_FORMAT")
+    if fmt is not None:
+        out["log_format"] = logs.parse_format(fmt, "-log-format")
+    elif env_format:
+        out["log_format"] = logs.parse_format(env_format, "VAULT_LOG_FORMAT")
+    if log_file is not None:
+        out["log_file"] = log_file.strip()
+    if rotate_duration is not None:
+        out["log_rotate_duration"] = parse_duration(rotate_duration, "-log-rotate-duration")
+        if out["log_rotate_duration"] < 0:
+            raise ConfigError("-log-rotate-duration must not be negative")
+    if rotate_bytes is not None:
+        if rotate_bytes < 0:
+            raise ConfigError("-log-rotate-bytes must not be negative")
+        out["log_rotate_bytes"] = rotate_bytes
+    if rotate_max_files is not None:
+        if rotate_max_files < -1:
+            raise ConfigError("-log-rotate-max-files: 0 keeps every rotated file, -1 none")
+        out["log_rotate_max_files"] = rotate_max_files
+    return replace(config, **out) if out else config
 
 
 def parse_config(
@@ -442,8 +685,9 @@ def parse_config(
 ) -> ServerConfig:
     """Parse config text. `fmt` is "hcl" or "json"; text starting with "{" is always JSON.
 
-    `env` defaults to os.environ (VAULT_API_ADDR, VAULT_CLUSTER_ADDR, VAULT_DISABLE_MLOCK and
-    VAULT_UI override the file).
+    `env` defaults to os.environ (VAULT_API_ADDR (or VAULT_REDIRECT_ADDR), VAULT_CLUSTER_ADDR,
+    VAULT_DISABLE_MLOCK and VAULT_UI override the file; VAULT_EXPERIMENTS and
+    VAULT_SEAL_TYPE are refused). The logging variables are applied by `resolve_logging`.
     """
     if fmt not in ("hcl", "json"):
         raise ConfigError(f'unknown config format "{fmt}"')

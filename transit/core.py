@@ -85,6 +85,9 @@ AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this o
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
 WRAPPING_PATHS = frozenset({"sys/wrapping/lookup", "sys/wrapping/rewrap", "sys/wrapping/unwrap"})
 UNAUTHENTICATED = frozenset({"sys/wrapping/lookup"})
+# Unauthenticated in Vault's router too, but their handlers check the token themselves
+# (transit/engines/system/internal.py): no ACL check here, with or without a token.
+SELF_CHECKED = "sys/internal/ui/mounts"
 OPEN_DECISION = Decision(True)
 # What a node answers (503) once it is no longer the active node: a standby that forwarded the
 # request recognises it and looks for the new active node.
@@ -241,6 +244,7 @@ class Core:
         if await self.barrier.initialized():
             raise UserError("Vault is already initialized")
         keys, _root_key = await self.seal.initialize(shares, threshold)
+        log.info("security barrier initialized: shares=%d threshold=%d", shares, threshold)
         await self._load()
         root = await self.tokens.create_root()
         self.initialized = True
@@ -272,6 +276,7 @@ class Core:
     async def post_unseal(self) -> None:
         """After unseal: a single node serves at once; an HA node starts as a (performance)
         standby and competes for the lock (the controller calls `become_active`)."""
+        log.info("vault is unsealed (%s)", "static seal" if self.seal.auto else "key shares")
         if self.ha is None:
             await self._load()
         else:
@@ -282,10 +287,13 @@ class Core:
                 await self._enter_standby()
             finally:  # whatever loading did, this node competes and forwards
                 self.ha.start()
+            log.info("node %s entered standby mode%s", self.node_id,
+                     " (performance standby)" if self._perf_loaded else "")
 
     async def pre_seal(self) -> None:
         """Before sealing: give up the HA lock and forget every decrypted thing in memory;
         the node's other worker processes seal too."""
+        log.info("sealing the node (sys/seal)")
         await self.pre_seal_local()
         await self._relay("seal", {})
 
@@ -790,7 +798,8 @@ class Core:
         if token is None and req.client_token:
             # the HTTP layer may have looked it up already, before decoding the body
             token = req.token or await self.tokens.lookup(req.client_token)
-        open_path = path in UNAUTHENTICATED
+        self_checked = path.startswith(SELF_CHECKED)
+        open_path = path in UNAUTHENTICATED or self_checked
         if token is None and not open_path:
             await self.audit_refused(req)
             raise PermissionDenied()
@@ -817,7 +826,7 @@ class Core:
 
         wrap_header = req.headers.get("x-vault-wrap-ttl")
         wrap_ttl = _wrap_ttl(wrap_header) if wrap_header else 0
-        if token is None:  # an unauthenticated path
+        if token is None or self_checked:  # an unauthenticated path
             decision = OPEN_DECISION
         else:
             acl = await self.policies.acl_for(token.policies)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from transit.cluster.identity import check_node_id, configured_node_id, new_owne
 from transit.config import ListenerConfig, ServerConfig, StorageConfig
 from transit.core import Core
 from transit.errors import ConfigError
+from transit.logs import uvicorn_level
 from transit.ratelimit import Buckets
 from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
@@ -79,6 +82,70 @@ def invalidation_addresses(config: ServerConfig) -> tuple[str, str]:
     return str(opts.get("read_address") or opts.get("read_addr") or primary), primary
 
 
+def check_startup(config: ServerConfig) -> None:
+    """What the config parser cannot check alone (it imports no server code): the declared
+    audit devices' options, and the pid file's folder. ConfigError with a clear message."""
+    from transit.audit.broker import check_declared
+
+    check_declared(config.audit, allow_prefixing=config.allow_audit_log_prefixing)
+    if config.pid_file:
+        folder = os.path.dirname(os.path.abspath(config.pid_file))
+        if not os.path.isdir(folder):
+            raise ConfigError(f'pid_file "{config.pid_file}": the folder {folder} does not '
+                              "exist")
+        if os.path.isdir(config.pid_file):
+            raise ConfigError(f'pid_file "{config.pid_file}" is a directory')
+
+
+def configure_core(core: Core, config: ServerConfig) -> None:
+    """The server-config settings the core applies: token TTL defaults and caps, and the
+    declarative audit devices (enabled when this node loads its state as the active one)."""
+    core.tokens.default_lease_ttl = config.default_lease_ttl
+    core.tokens.max_lease_ttl = config.max_lease_ttl
+    core.audit.declared = config.audit
+    core.audit.allow_api_creation = config.unsafe_allow_api_audit_creation
+    core.audit.allow_prefixing = config.allow_audit_log_prefixing
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Vault's pid file: the process id, no newline, mode 0644 (replaced atomically)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def remove_pid_file(path: str) -> None:
+    """Remove the pid file at a clean exit, if it still names this process."""
+    if not path:
+        return
+    with contextlib.suppress(OSError):
+        with open(path, encoding="ascii") as f:
+            if f.read().strip() != str(os.getpid()):
+                return
+        os.remove(path)
+
+
+async def _pid_file_once_listening(servers: list[uvicorn.Server], path: str, pid: int) -> None:
+    """Write the pid file once every listener accepts connections; a pid file that cannot
+    be written stops the server (exit status 1), as in Vault."""
+    while not all(s.started for s in servers):
+        if any(s.should_exit for s in servers):
+            return
+        await asyncio.sleep(0.01)
+    try:
+        write_pid_file(path, pid)
+    except OSError as exc:
+        log.error('cannot write pid_file "%s": %s; stopping', path, exc.strerror or exc)
+        for s in servers:
+            s.should_exit = True
+        raise ConfigError(f'cannot write pid_file "{path}": {exc.strerror or exc}') from None
+    log.info("pid %d written to %s", pid, path)
+
+
 def preflight(config: ServerConfig, workers: int) -> None:
     """What would make every worker fail at start: a ConfigError now, in the supervisor."""
     load_static_seal_key(config)
@@ -100,6 +167,7 @@ async def run(
         physical, storage_type=config.storage.type, cluster_name=config.cluster_name,
         static_seal_key=load_static_seal_key(config),
     )
+    configure_core(core, config)
     link = None
     if multi:
         from transit.workers import RelayedSeal, WorkerLink
@@ -143,13 +211,26 @@ async def run(
     # disposition that would kill us before the HA lock is released below.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _ignore_signal)
+    pid_task = None
+    if config.pid_file and (worker is None or worker.elector):
+        # with workers, the node's pid is the supervisor's (it removes the file at exit)
+        pid = os.getpid() if worker is None else os.getppid()
+        pid_task = asyncio.create_task(_pid_file_once_listening(servers, config.pid_file, pid))
     try:
         if worker is not None and worker.sockets:
             await asyncio.gather(*(s.serve(sockets=[sock])
                                    for s, sock in zip(servers, worker.sockets, strict=True)))
         else:
             await asyncio.gather(*(s.serve() for s in servers))
+        if pid_task is not None and pid_task.done() and not pid_task.cancelled():
+            pid_task.result()  # ConfigError: the pid file could not be written
     finally:
+        if pid_task is not None:
+            pid_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConfigError):
+                await pid_task
+            if worker is None:
+                remove_pid_file(config.pid_file)
         for task in tasks:
             task.cancel()
         if core.ha is not None:
@@ -239,7 +320,7 @@ def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) ->
     return LimitedConfig(
         app, host=host, port=port, loop="uvloop", http=VaultHttpToolsProtocol, lifespan="off",
         proxy_headers=False,
-        access_log=False, log_level=config.log_level if config.log_level != "trace" else "debug",
+        access_log=False, log_level=uvicorn_level(config.log_level),
         server_header=False, date_header=True, timeout_keep_alive=listener.http_idle_timeout,
         timeout_graceful_shutdown=int(config.default_max_request_duration),
         http_limits=listener_limits(listener, config.default_max_request_duration,
@@ -280,7 +361,7 @@ def _announce(
         out.write("The server is sealed: unseal it with `vault operator unseal` (sys/unseal).\n\n")
     if core.seal.auto:
         log.warning("static seal in use: the unseal key sits next to the data; keep it secret")
-    for warning in config.warnings:
-        out.write(f"WARNING: {warning}\n")
     out.write("==> transit server started! Log data will stream in below:\n\n")
     out.flush()
+    for warning in config.warnings:
+        log.warning("%s", warning)

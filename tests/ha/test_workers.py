@@ -106,7 +106,7 @@ def test_every_worker_of_a_node_has_the_same_role(wcluster: WorkersCluster) -> N
     # followers did (they never call acquire_lock).
     logs = wcluster.nodes[active].log(200_000)
     assert logs.count("acquired the HA lock") == 1
-    assert "[w0]" in logs and "[w1]" in logs
+    assert re.search(r"\bworker=0\b", logs) and re.search(r"\bworker=1\b", logs)
     r = wcluster.request(standby, "GET", "sys/leader")
     assert r.json()["leader_address"] == wcluster.nodes[active].addr
 

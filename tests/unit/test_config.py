@@ -46,11 +46,8 @@ disable_mlock = true
 ui            = "false"
 log_level     = "DEBUG"
 default_max_request_duration = "2m30s"
-disable_clustering = 1
+disable_clustering = 0
 disable_performance_standby = false
-telemetry {
-  disable_hostname = true
-}
 """
 
 FULL_JSON = {
@@ -81,9 +78,8 @@ FULL_JSON = {
     "ui": "false",
     "log_level": "DEBUG",
     "default_max_request_duration": "2m30s",
-    "disable_clustering": 1,
+    "disable_clustering": 0,
     "disable_performance_standby": False,
-    "telemetry": {"disable_hostname": True},
 }
 
 MINIMAL = 'storage "inmem" {}\nlistener "tcp" { tls_disable = true }\n'
@@ -110,7 +106,7 @@ def _check_full(cfg: ServerConfig) -> None:
     assert cfg.disable_mlock is True and cfg.ui is False
     assert cfg.log_level == "debug"
     assert cfg.default_max_request_duration == 150
-    assert cfg.disable_clustering is True and cfg.disable_performance_standby is False
+    assert cfg.disable_clustering is False and cfg.disable_performance_standby is False
     assert cfg.warnings == ()
 
 
@@ -161,13 +157,15 @@ def test_defaults() -> None:
 def test_file_storage_and_ha_storage() -> None:
     cfg = parse_config(
         'storage "file" { path = "/var/lib/transit" }\n'
-        'ha_storage "redis" { address = "redis://x" }\n'
         'listener "tcp" { address = "[::1]:8200"\n tls_disable = 1 }\n',
         env={},
     )
     assert cfg.storage == StorageConfig("file", {"path": "/var/lib/transit"})
-    assert cfg.ha_storage == StorageConfig("redis", {"address": "redis://x"})
     assert cfg.listeners[0].cluster_address == "[::1]:8201"
+    # a separate HA backend was parsed and then ignored (a single node, silently): refused
+    with pytest.raises(ConfigError, match='"ha_storage" .* not supported: .*storage "redis"'):
+        parse_config('storage "file" { path = "/x" }\nha_storage "redis" { address = "x" }\n'
+                     'listener "tcp" { tls_disable = 1 }\n', env={})
 
 
 def test_legacy_backend_and_redirect_addr() -> None:

@@ -6,6 +6,14 @@ Storage (a view over the barrier at its root):
   * `audit/<uuid>/salt`: the device's salt, a random UUID (Vault's `salt` key in the
     device's barrier view).
 
+Declarative devices (OpenBao 2.x, spec operations-api §8): `audit "<type>" "<path>" {...}`
+stanzas of the server config (`declared`) are made to match the table each time the active
+node loads its state (`setup(create=True)`; a standby never writes): a missing one is
+enabled, one whose stanza changed is updated in place (same uuid and salt), and one whose
+stanza is gone is disabled. They are marked `declared` in the table; the API lists and
+hashes with them like any device, but cannot disable them, and a stanza never takes over a
+device enabled over the API at an overlapping path (an error line; the stanza is skipped).
+
 Fail closed: when at least one device is enabled and none of them stores an entry,
 `log_request` / `log_response` raise `AuditFailed` (the API answers 500 "internal error").
 With no devices nothing is logged and nothing fails. Writes are synchronous (Vault's file
@@ -61,13 +69,17 @@ class AuditEntry:
     description: str = ""
     options: dict[str, str] = field(default_factory=dict)
     local: bool = False
+    declared: bool = False  # managed by an `audit` stanza of the server config
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "table": "audit", "path": self.path, "type": self.type, "uuid": self.uuid,
             "accessor": self.accessor, "description": self.description,
             "options": self.options, "local": self.local,
         }
+        if self.declared:
+            out["declared"] = True
+        return out
 
     def describe(self) -> dict[str, Any]:
         """As `GET sys/audit` shows it."""
@@ -97,6 +109,11 @@ class AuditBroker:
         # request id -> (device snapshot, request entry per device): log_response reuses the
         # hashed auth/request blocks of log_request. Bounded; a miss just rebuilds them.
         self._pending: dict[str, tuple[tuple[_Device, ...], list[Any]]] = {}
+        # the server config's `audit` stanzas (transit.config.AuditDeviceConfig), applied
+        # by the active node at every load; OpenBao's two switches (Vault's behaviour: on)
+        self.declared: tuple[Any, ...] = ()
+        self.allow_api_creation = True
+        self.allow_prefixing = True
 
     # -- lifecycle --------------------------------------------------------------------------
     async def setup(self, *, create: bool = True) -> None:
@@ -108,24 +125,98 @@ class AuditBroker:
         StorageError — the replica has not received it yet — and nothing is opened."""
         self.teardown()
         raw = await self._storage.get(AUDIT_TABLE_KEY)
-        if raw is None:
-            return
-        table = orjson.loads(raw)
         devices: list[_Device] = []
-        for item in table.get("entries") or []:
+        items = (orjson.loads(raw).get("entries") or []) if raw is not None else []
+        for item in items:
             entry = AuditEntry(
                 path=item["path"], type=item["type"], uuid=item["uuid"],
                 accessor=item.get("accessor", ""), description=item.get("description", ""),
                 options=dict(item.get("options") or {}), local=bool(item.get("local", False)),
+                declared=bool(item.get("declared", False)),
             )
             salt = await self._salt(entry.uuid, create=create)
-            try:
-                device, fmt = create_device(entry.type, entry.options, strict=False)
-            except UserError as exc:
-                log.error("audit device %s could not be set up: %s", entry.path, exc)
-                device, fmt = _broken_device(entry)
-            devices.append(_Device(entry, device, fmt, _hasher(salt, fmt)))
+            devices.append(self._open(entry, salt))
         self._devices = tuple(devices)
+        if create and (self.declared or any(d.entry.declared for d in devices)):
+            await self._apply_declared()
+
+    @staticmethod
+    def _open(entry: AuditEntry, salt: str) -> _Device:
+        try:
+            device, fmt = create_device(entry.type, entry.options, strict=False)
+        except UserError as exc:
+            log.error("audit device %s could not be set up: %s", entry.path, exc)
+            device, fmt = _broken_device(entry)
+        return _Device(entry, device, fmt, _hasher(salt, fmt))
+
+    async def _apply_declared(self) -> None:
+        """Make the table match the config's `audit` stanzas (active node only): enable the
+        missing ones, update the changed ones in place, disable those no longer declared.
+        One write, and none when nothing changed."""
+        current = list(self._devices)
+        wanted = {d.path: d for d in self.declared}
+        changed = False
+        closing: list[_Device] = []
+        forget: list[str] = []
+        kept: list[_Device] = []
+        for d in current:
+            if d.entry.declared and d.entry.path not in wanted:
+                closing.append(d)
+                forget.append(d.entry.uuid)
+                changed = True
+                log.info("audit device %s disabled: its stanza left the configuration",
+                         d.entry.path)
+                continue
+            kept.append(d)
+        current = kept
+        for decl in self.declared:
+            index = next((i for i, d in enumerate(current) if d.entry.path == decl.path), None)
+            clash = next((d for d in current if d.entry.path != decl.path and (
+                d.entry.path.startswith(decl.path) or decl.path.startswith(d.entry.path))),
+                None)
+            if index is not None and not current[index].entry.declared:
+                clash = current[index]
+            if clash is not None:
+                log.error('audit "%s" "%s" in the configuration is not applied: the path is '
+                          "in use by the device %s enabled through the API (disable it "
+                          "there, or rename the stanza)", decl.type, decl.path.rstrip("/"),
+                          clash.entry.path)
+                continue
+            entry = AuditEntry(
+                path=decl.path, type=decl.type, uuid=str(uuid.uuid4()),
+                accessor=f"audit_{decl.type}_{secrets.token_hex(4)}",
+                description=decl.description, options=dict(decl.options), local=decl.local,
+                declared=True,
+            )
+            if index is not None:
+                old = current[index].entry
+                if (old.type, old.options, old.description, old.local) == (
+                        entry.type, entry.options, entry.description, entry.local):
+                    continue
+                entry.uuid, entry.accessor = old.uuid, old.accessor  # same salt, same HMACs
+                closing.append(current[index])
+                current[index] = self._open(entry, await self._salt(entry.uuid))
+                log.info("audit device %s updated from the configuration", entry.path)
+            else:
+                current.append(self._open(entry, await self._salt(entry.uuid)))
+                log.info("enabled audit device %s (type %s) from the configuration",
+                         entry.path, entry.type)
+            changed = True
+        if not changed:
+            return
+        new = tuple(current)
+        try:
+            await self._persist(new)
+        except BaseException:
+            for d in new:
+                if d not in self._devices:
+                    d.device.close()
+            raise
+        self._devices = new
+        for d in closing:
+            d.device.close()
+        for entry_uuid in forget:
+            await self._forget_salt(entry_uuid)
 
     def teardown(self) -> None:
         """Close every device (seal / step-down); the table stays in storage."""
@@ -148,9 +239,15 @@ class AuditBroker:
     # -- table changes ----------------------------------------------------------------------
     async def enable(self, path: str, type: str, options: dict[str, str] | None = None,
                      description: str = "", local: bool = False) -> None:
+        if not self.allow_api_creation:
+            raise UserError("cannot enable audit device via API; use declarative, "
+                            "config-based audit device management instead")
         path = normalize(path)
         if not path:
             raise UserError("backend path must be specified")
+        if (options or {}).get("prefix") and not self.allow_prefixing:
+            raise UserError('the "prefix" option is not allowed '
+                            "(allow_audit_log_prefixing = false)")
         for d in self._devices:
             if d.entry.path.startswith(path) or path.startswith(d.entry.path):
                 raise UserError("path already in use")
@@ -178,6 +275,8 @@ class AuditBroker:
         found = next((d for d in self._devices if d.entry.path == path), None)
         if found is None:
             return False
+        if found.entry.declared:
+            raise UserError("cannot disable configuration-managed audit device")
         new = tuple(d for d in self._devices if d is not found)
         await self._persist(new)
         self._devices = new
@@ -281,6 +380,27 @@ class AuditBroker:
     async def _persist(self, devices: tuple[_Device, ...]) -> None:
         table = {"type": "audit", "entries": [d.entry.to_json() for d in devices]}
         await self._storage.put(AUDIT_TABLE_KEY, orjson.dumps(table))
+
+
+def check_declared(declared: tuple[Any, ...], *, allow_prefixing: bool = True) -> None:
+    """Validate the config's `audit` stanzas as `sys/audit` would, without opening any file
+    (ConfigError naming the stanza)."""
+    from transit.audit.devices import DEVICE_TYPES, parse_format, parse_mode
+    from transit.errors import ConfigError
+
+    for decl in declared:
+        where = f'audit "{decl.type}" "{decl.path.rstrip("/")}"'
+        try:
+            if decl.type not in DEVICE_TYPES:
+                raise UserError(f'unknown backend type: "{decl.type}"')
+            parse_format(decl.options)
+            parse_mode(decl.options.get("mode"))
+            if not (decl.options.get("file_path") or decl.options.get("path") or "").strip():
+                raise UserError('"file_path" is required')
+            if decl.options.get("prefix") and not allow_prefixing:
+                raise UserError('the "prefix" option needs allow_audit_log_prefixing = true')
+        except UserError as exc:
+            raise ConfigError(f"{where}: {exc.message}") from None
 
 
 _Built = tuple[dict[str, Any] | None, bytes | Exception]

@@ -40,6 +40,7 @@ from transit.storage.update import get_or_create, update
 from transit.tokens.cache import TOKEN_CACHE_SIZE, make_room
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
+from transit.tokens.ttl import DEFAULT_LEASE_TTL, MAX_LEASE_TTL
 
 log = logging.getLogger("transit.tokens")
 
@@ -85,6 +86,10 @@ class TokenStore:
         self._by_token: dict[str, TokenEntry] = {}
         self._by_hash: dict[str, TokenEntry] = {}
         self.cache_size = cache_size
+        # the server config's default_lease_ttl / max_lease_ttl (seconds; 768h unless set):
+        # a token created without a TTL gets the default, and none outlives the max
+        self.default_lease_ttl = DEFAULT_LEASE_TTL
+        self.max_lease_ttl = MAX_LEASE_TTL
         self.expiry: ExpiryWatcher | None = None  # set by the expiration manager
         self._epoch = 0  # bumped by every revoke/invalidate: a racing load must not cache
         # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
@@ -378,6 +383,7 @@ class TokenStore:
         ttl, warnings = calculate_ttl(
             increment=increment, backend_ttl=entry.ttl, period=period,
             explicit_max_ttl=explicit_max, start=entry.issue_time or entry.creation_time, now=now,
+            default_ttl=self.default_lease_ttl, max_ttl=self.max_lease_ttl,
         )
         if entry.parent and not period:  # a child never outlives its parent (whose revoke
             parent = await self.lookup_hash(entry.parent)  # would take it down anyway)

@@ -1,16 +1,25 @@
 """`sys/internal/ui/mounts[/<path>]`: what the vault CLI's `kv` commands use to find a mount
-and its KV version (options.version), answered for every mount the caller can see."""
+and its KV version (options.version) — spec operations-api §9.
+
+Both paths are unauthenticated in Vault's router: the core does not check the token's ACL
+for them (transit/core.py, `SELF_CHECKED`); these handlers do, as Vault's do. A mount is
+shown to a token that has any capability on any path under it (Vault's `hasMountAccess`),
+so a least-privilege token with only `secret/data/app/*` passes `vault kv get`'s preflight
+for `secret/`.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from transit.acl.policy import DENY
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.system.mounts import SYS_ENTRY
 from transit.errors import PermissionDenied
 
 if TYPE_CHECKING:
+    from transit.acl.acl import ACL
     from transit.engines.system.backend import SystemBackend
 
 UI_MOUNT_FIELDS: dict[str, Field] = {"path": Field(FieldType.STRING, "")}
@@ -31,21 +40,96 @@ def _ui(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# -- Vault's hasMountAccess ----------------------------------------------------------------
+
+
+def _grants(perms: Any) -> bool:
+    bits = perms.bits
+    return bool(bits) and not bits & DENY
+
+
+def _wildcard_reaches(parts: list[str], is_prefix: bool, mount: list[str]) -> bool:
+    """Whether a `+` pattern (its segments, minus a trailing `*`) can match a path under
+    the mount whose segments are `mount`."""
+    for i, seg in enumerate(mount):
+        if i >= len(parts):
+            return False
+        part, last = parts[i], i == len(parts) - 1
+        if last and is_prefix and seg.startswith(part):
+            return True
+        if part != "+" and part != seg:
+            return False
+        if last:  # the pattern ends inside the mount's own path
+            return not is_prefix and i == len(mount) - 1
+    return True  # the pattern goes on below the mount path
+
+
+def has_mount_access(acl: ACL, mount_path: str) -> bool:
+    """Vault's `hasMountAccess`: any capability (not deny) on the mount path or on any path
+    under it, by an exact, a prefix (`*`) or a segment-wildcard (`+`) rule."""
+    if acl.root:
+        return True
+    if "deny" not in acl.capabilities(mount_path):
+        return True
+    for table in (acl._exact, acl._prefix):
+        for pattern, perms in table.items():
+            if pattern.startswith(mount_path) and _grants(perms):
+                return True
+    segments = mount_path.rstrip("/").split("/")
+    return any(_grants(w.perms) and _wildcard_reaches(w.parts, w.is_prefix, segments)
+               for w in acl._wildcards)
+
+
+async def _acl(b: SystemBackend, req: Request) -> ACL | None:
+    """The caller's ACL; None without a token; PermissionDenied for an unknown token."""
+    if req.token is None:
+        if req.client_token:
+            raise PermissionDenied()
+        return None
+    return await b.core.policies.acl_for(req.token.policies)
+
+
+def _unauth_view(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"description": entry.get("description", ""), "options": entry.get("options"),
+            "type": entry.get("type", "")}
+
+
 async def list_ui_mounts(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    secret: dict[str, Any] = {e.path: _ui(e.describe()) for e in b.mounts.entries()}
-    secret["sys/"] = _ui(SYS_ENTRY)
-    return Response(data={"secret": secret, "auth": {"token/": dict(TOKEN_AUTH_ENTRY)}})
+    acl = await _acl(b, req)
+    secret: dict[str, Any] = {}
+    auth: dict[str, Any] = {}
+    if acl is None:  # no token: the mounts tuned listing_visibility="unauth" only
+        for e in b.mounts.entries():
+            if e.config.get("listing_visibility") == "unauth":
+                secret[e.path] = _unauth_view(e.describe())
+        return Response(data={"secret": secret, "auth": auth})
+    for e in b.mounts.entries():
+        if has_mount_access(acl, e.path):
+            secret[e.path] = _ui(e.describe())
+    if has_mount_access(acl, "sys/"):
+        secret["sys/"] = _ui(SYS_ENTRY)
+    if has_mount_access(acl, "auth/token/"):
+        auth["token/"] = dict(TOKEN_AUTH_ENTRY)
+    return Response(data={"secret": secret, "auth": auth})
 
 
 async def read_ui_mount(b: SystemBackend, req: Request, d: FieldData) -> Response:
     path = d.get("path").strip("/")
+    denied = PermissionDenied(
+        "preflight capability check returned 403, please ensure client's policies grant "
+        f'access to path "{path}/"'
+    )
     if path == "sys" or path.startswith("sys/"):
-        return Response(data={**_ui(SYS_ENTRY), "path": "sys/"})
-    routed = b.mounts.route(path) if path else None
-    if routed is None:
-        raise PermissionDenied(
-            "preflight capability check returned 403, please ensure client's policies grant "
-            f'access to path "{path}/"'
-        )
-    entry = routed[0]
-    return Response(data={**_ui(entry.describe()), "path": entry.path})
+        data, mount = {**_ui(SYS_ENTRY), "path": "sys/"}, "sys/"
+    else:
+        routed = b.mounts.route(path) if path else None
+        if routed is None:
+            raise denied  # no such mount: the same answer, so mounts cannot be enumerated
+        entry = routed[0]
+        data, mount = {**_ui(entry.describe()), "path": entry.path}, entry.path
+    acl = await _acl(b, req)
+    if acl is None:
+        raise PermissionDenied()
+    if not has_mount_access(acl, mount):
+        raise denied
+    return Response(data=data)

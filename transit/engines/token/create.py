@@ -242,7 +242,8 @@ async def _create(
     if period > 0 or ttl > 0 or "root" not in policies:
         ttl, warnings = calculate_ttl(
             increment=0, backend_ttl=ttl, period=period, explicit_max_ttl=explicit_max,
-            start=now, now=now,
+            start=now, now=now, default_ttl=b.tokens.default_lease_ttl,
+            max_ttl=b.tokens.max_lease_ttl,
         )
         for w in warnings:
             resp.add_warning(w)

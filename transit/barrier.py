@@ -25,6 +25,14 @@ the same root key, so a standby follows a rotation by re-reading `core/keyring`
 automatically when a read meets a term this node does not know yet). The `core/upgrade/*`
 and `core/master` records keep the storage layout Vault's.
 
+Rekey (`rekey`, after `sys/rekey` with the current unseal shares) replaces the root key: the
+keyring is re-encrypted under the new root key and `core/master` rewritten, in one guarded
+commit with the seal's own records; the terms do not change. Every other process that holds
+the old root key in memory (sibling workers, standbys) follows it the way Vault's standbys do:
+when `core/keyring` no longer opens with the root key it has, it reads the new one from
+`core/master` (encrypted under a term key it knows, following `core/upgrade/<N>` to newer
+terms) and opens the keyring with that.
+
 Sealing drops every key from memory (the bytearrays are zeroed first; best effort in Python).
 """
 
@@ -34,7 +42,7 @@ import asyncio
 import base64
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -172,37 +180,74 @@ class Barrier:
             assert self._root is not None
             root = bytes(self._root)
 
-            def change(values: dict[str, bytes | None]) -> tuple[list[Write], dict[int, _Key]]:
-                keys = self._open_keyring(root, values[KEYRING_PATH])
+            async def change(
+                values: dict[str, bytes | None],
+            ) -> tuple[list[Write], tuple[bytes, dict[int, _Key]]]:
+                current, keys = await self._open_following(root, values[KEYRING_PATH])
                 prev = max(keys)
                 new = _Key(prev + 1, bytearray(os.urandom(KEY_SIZE)), _now())
                 keys[new.term] = new
                 upgrade = UPGRADE_PREFIX + str(prev)
                 blob = orjson.dumps(new.to_json())
                 writes = [
-                    *self._keyring_writes(root, keys, new.term),
+                    *self._keyring_writes(current, keys, new.term),
                     Write(upgrade, _encrypt(AESGCM(bytes(keys[prev].value)), prev, upgrade,
                                             blob)),
                 ]
-                return writes, keys
+                return writes, (current, keys)
 
-            keys = await update(self.physical, [KEYRING_PATH], change, durable=True)
-            for term, key in keys.items():  # keep this node's counters for known terms
-                if term in self._keys:
-                    key.encryptions = max(key.encryptions, self._keys[term].encryptions)
-            self._install(self._root, keys)
+            current, keys = await update(self.physical, [KEYRING_PATH], change, durable=True)
+            self._keep_counters(keys)
+            self._install(self._root if current == root else bytearray(current), keys)
             return self._active
 
-    async def reload_keyring(self) -> None:
-        """Re-read `core/keyring` with the root key in memory (follow another node's rotate)."""
+    async def rekey(
+        self, new_root: bytes, *, guard: Sequence[str] = (),
+        extra: Callable[[dict[str, bytes | None]], list[Write]] | None = None,
+        inside: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Replace the root key (`sys/rekey`): `core/keyring` re-encrypted under `new_root`
+        and `core/master` rewritten — terms unchanged — in one commit, durable, guarded on
+        the stored keyring and on `guard` (physical paths). `extra(values)` (the stored
+        values of `guard`; may raise to abort: nothing written) returns more physical writes
+        for that commit (the seal's records); `inside` values are written in it too,
+        through the barrier under the active term."""
+        if self.read_only:
+            raise ForwardToActive("barrier rekey on a performance standby")
+        if len(new_root) != KEY_SIZE:
+            raise UserError(f"root key must be {KEY_SIZE} bytes")
         self._check()
         async with self._lock:
             assert self._root is not None
-            keys = await self._read_keyring(bytes(self._root))
-            for term, key in keys.items():  # keep this node's counters for known terms
-                if term in self._keys:
-                    key.encryptions = max(key.encryptions, self._keys[term].encryptions)
-            self._install(self._root, keys)
+            root = bytes(self._root)
+
+            async def change(values: dict[str, bytes | None]) -> tuple[list[Write], dict[int, _Key]]:
+                _, keys = await self._open_following(root, values[KEYRING_PATH])
+                active = max(keys)
+                writes = list(extra(values)) if extra is not None else []
+                aead = AESGCM(bytes(keys[active].value))
+                for path, value in (inside or {}).items():
+                    writes.append(Write(path, _encrypt(aead, active, path, bytes(value))))
+                return [*self._keyring_writes(new_root, keys, active), *writes], keys
+
+            keys = await update(self.physical, [KEYRING_PATH, *guard], change, durable=True)
+            self._keep_counters(keys)
+            old = self._root
+            self._install(bytearray(new_root), keys)
+            old[:] = bytes(len(old))
+
+    async def reload_keyring(self) -> None:
+        """Re-read `core/keyring` with the root key in memory (follow another node's rotate),
+        or with the root key `core/master` holds when it no longer opens (another process
+        rekeyed)."""
+        self._check()
+        async with self._lock:
+            assert self._root is not None
+            root = bytes(self._root)
+            current, keys = await self._open_following(
+                root, await self.physical.get(KEYRING_PATH))
+            self._keep_counters(keys)
+            self._install(self._root if current == root else bytearray(current), keys)
 
     def key_status(self) -> dict[str, object]:
         self._check()
@@ -316,6 +361,57 @@ class Barrier:
         raise AttributeError(name)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _keep_counters(self, keys: dict[int, _Key]) -> None:
+        """Keep this node's encryption counters for the terms it knows."""
+        for term, key in keys.items():
+            if term in self._keys:
+                key.encryptions = max(key.encryptions, self._keys[term].encryptions)
+
+    async def _open_following(
+        self, root: bytes, blob: bytes | None, attempts: int = 3,
+    ) -> tuple[bytes, dict[int, _Key]]:
+        """(root key, keys) of the stored keyring `blob`: opened with `root`, or — when it no
+        longer opens with it (a rekey elsewhere) — with the root key from `core/master`."""
+        for _ in range(attempts):
+            try:
+                return root, self._open_keyring(root, blob)
+            except InvalidKey:
+                pass
+            followed = await self._root_from_master()
+            try:
+                return followed, self._open_keyring(followed, blob)
+            except InvalidKey:  # rekeyed again between the two reads: read both again
+                root = followed
+                blob = await self.physical.get(KEYRING_PATH)
+        raise StorageError("the keyring does not open with the root key in core/master")
+
+    async def _root_from_master(self) -> bytes:
+        """The root key stored at `core/master`, decrypted with the term keys this node holds
+        (following `core/upgrade/<N>` up to the term it was written under)."""
+        blob = await self.physical.get(MASTER_PATH)
+        if blob is None or len(blob) < _OVERHEAD:
+            raise StorageError(f"{MASTER_PATH} is missing or corrupt")
+        term = int.from_bytes(blob[:4], "big")
+        aeads = dict(self._aeads)
+        while term not in aeads:
+            prev = max(aeads)
+            if prev >= term:
+                raise StorageError(f"no key for term {term} of {MASTER_PATH}")
+            path = UPGRADE_PREFIX + str(prev)
+            up = await self.physical.get(path)
+            if up is None:
+                raise StorageError(f"{path} is missing: cannot follow the keyring")
+            try:
+                key = _Key.from_json(orjson.loads(_open(aeads[prev], path, up)))
+            except (InvalidTag, KeyError, TypeError, ValueError) as exc:
+                raise StorageError(f"{path} is corrupt: {exc!r}") from None
+            aeads[key.term] = AESGCM(bytes(key.value))
+        try:
+            raw = orjson.loads(_open(aeads[term], MASTER_PATH, blob))
+            return base64.b64decode(raw["Key"])
+        except (InvalidTag, KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"{MASTER_PATH} is corrupt: {exc!r}") from None
 
     def _check(self) -> None:
         if self.sealed:

@@ -20,6 +20,14 @@ and kept inside the barrier at `core/recovery-key`, its config in plaintext at
 - the hex or base64 text itself.
 
 A store initialised under one seal type is not opened with the other (no seal migration).
+
+**Rekey** (`sys/rekey`, `transit/rekey.py`) replaces the KEK and the root key (`rekey`): the
+new root key, wrapped under the new KEK, the new seal configuration, the keyring re-encrypted
+under the new root key and the KEK (inside the barrier, `core/shamir-kek`, as Vault) are one
+guarded commit. Other processes notice on their own: a sealed node re-reads the seal
+configuration and the wrapped root key for every unseal attempt, an unsealed one re-reads the
+configuration at most every `CONFIG_TTL` seconds (`sys/seal-status`), and the barrier follows
+the new root key through `core/master`.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import binascii
 import hmac
 import logging
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,7 +51,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from transit.barrier import KEY_SIZE, NONCE_SIZE, Barrier
 from transit.crypto import shamir
 from transit.errors import ConfigError, InvalidKey, StorageError, UserError
-from transit.storage.base import Backend
+from transit.storage.base import Backend, Write, version_of
 
 log = logging.getLogger("transit.seal")
 
@@ -50,6 +59,9 @@ SEAL_CONFIG_PATH = "core/seal-config"
 RECOVERY_CONFIG_PATH = "core/recovery-config"
 UNSEAL_KEYS_PATH = "core/hsm/barrier-unseal-keys"
 RECOVERY_KEY_PATH = "core/recovery-key"  # inside the barrier
+SHAMIR_KEK_PATH = "core/shamir-kek"  # inside the barrier (written by a rekey, as Vault)
+KEYRING_CANARY_PATH = "core/keyring-canary"  # inside the barrier: the last rekey's nonce
+CONFIG_TTL = 1.0  # an unsealed node re-reads core/seal-config at most this often
 MIN_KEY_SIZE = 16
 MAX_SHARE_SIZE = KEY_SIZE + shamir.SHARE_OVERHEAD
 _BLOB_VERSION = b"\x02"
@@ -63,12 +75,16 @@ class SealConfig:
     secret_shares: int
     secret_threshold: int
     stored_shares: int = 1
+    pgp_keys: tuple[str, ...] = ()
+    nonce: str = ""
+    backup: bool = False
 
     def to_json(self) -> bytes:
         return orjson.dumps({
             "type": self.type, "secret_shares": self.secret_shares,
-            "secret_threshold": self.secret_threshold, "pgp_keys": None, "nonce": "",
-            "backup": False, "stored_shares": self.stored_shares,
+            "secret_threshold": self.secret_threshold,
+            "pgp_keys": list(self.pgp_keys) or None, "nonce": self.nonce,
+            "backup": self.backup, "stored_shares": self.stored_shares,
         })
 
     @classmethod
@@ -78,6 +94,8 @@ class SealConfig:
             return cls(
                 str(raw["type"]), int(raw["secret_shares"]), int(raw["secret_threshold"]),
                 int(raw.get("stored_shares") or 1),
+                tuple(str(k) for k in raw.get("pgp_keys") or ()),
+                str(raw.get("nonce") or ""), bool(raw.get("backup", False)),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise StorageError(f"seal configuration is corrupt: {exc}") from None
@@ -131,11 +149,17 @@ class SealManager:
         self.physical = physical
         self.barrier = barrier
         self._static_key = static_key
-        self._config: SealConfig | None = None  # cached once found (init is permanent)
+        # Cached once found; re-read when sealed, and every CONFIG_TTL s (a rekey elsewhere).
+        self._config: SealConfig | None = None
+        self._config_read = 0.0
         self._recovery: SealConfig | None = None
         self._parts: list[bytes] = []
         self._nonce = ""
         self._lock = asyncio.Lock()
+        # In-progress operator attempts (`transit/rekey.py`: "rekey", "generate-root"): in
+        # memory only, dropped on seal, as in Vault.
+        self.attempts: dict[str, Any] = {}
+        self.attempts_lock = asyncio.Lock()  # one operator step at a time in this process
 
     @property
     def auto(self) -> bool:
@@ -149,17 +173,33 @@ class SealManager:
     # -- state ---------------------------------------------------------------------------
 
     async def config(self) -> SealConfig | None:
-        """The stored seal config once the store is initialised (keyring present too)."""
-        if self._config is None:
+        """The stored seal config once the store is initialised (keyring present too).
+
+        Read from storage while sealed (a rekey may have changed it: the unseal threshold
+        must be the current one) and at most every `CONFIG_TTL` seconds while unsealed —
+        then a storage error keeps the cached one (health must not flap on a Redis blip)."""
+        cached = self._config
+        if cached is not None and not self.barrier.sealed and (
+                time.monotonic() - self._config_read < CONFIG_TTL):
+            return cached
+        try:
             blob = await self.physical.get(SEAL_CONFIG_PATH)
             if blob is None or not await self.barrier.initialized():
-                return None
+                return cached if cached is not None and not self.barrier.sealed else None
             config = SealConfig.from_json(blob)
             if config.type == "static":
                 rec = await self.physical.get(RECOVERY_CONFIG_PATH)
                 self._recovery = SealConfig.from_json(rec) if rec is not None else None
-            self._config = config
-        return self._config
+        except StorageError:
+            if cached is None or self.barrier.sealed:
+                raise
+            return cached
+        self._config, self._config_read = config, time.monotonic()
+        return config
+
+    def forget_config(self) -> None:
+        """Re-read the seal configuration next time (another process rekeyed)."""
+        self._config_read = 0.0
 
     async def initialized(self) -> bool:
         return await self.config() is not None
@@ -220,7 +260,7 @@ class SealManager:
                 self._recovery = recovery
             else:
                 out = shamir.split(kek, shares, threshold)
-            self._config = config
+            self._config, self._config_read = config, time.monotonic()
             self._reset()
             return out, root_key
 
@@ -302,9 +342,59 @@ class SealManager:
             return True
 
     def seal(self) -> None:
-        """Seal the barrier (drops the keys) and discard any unseal progress."""
+        """Seal the barrier (drops the keys) and discard any unseal progress and any rekey or
+        root generation in progress."""
         self.barrier.seal()
         self._reset()
+        self.attempts.clear()
+
+    # -- rekey ---------------------------------------------------------------------------
+
+    async def share_config(self) -> SealConfig | None:
+        """The configuration of the shares operators hold: the seal's (Shamir) or the
+        recovery key's (static)."""
+        config = await self.config()
+        if config is None or config.type != "static":
+            return config
+        return self._recovery
+
+    async def check_recovery_key(self, key: bytes) -> bool:
+        """Static seal: whether `key` (combined from recovery shares) is the recovery key."""
+        stored = await self.barrier.get(RECOVERY_KEY_PATH)
+        return stored is not None and hmac.compare_digest(stored, key)
+
+    async def open_root(self, kek: bytes) -> tuple[bytes, str]:
+        """(root key, version of the stored blob) for an unseal key combined from shares;
+        `InvalidKey` when it does not open `core/hsm/barrier-unseal-keys`."""
+        blob = await self.physical.get(UNSEAL_KEYS_PATH)
+        if blob is None:
+            raise StorageError("stored unseal keys are missing")
+        return _unwrap(kek, blob), version_of(blob)
+
+    async def rekey(self, new_kek: bytes, config: SealConfig, *, expect: str) -> None:
+        """Apply a rekey: a new root key wrapped under `new_kek`, the barrier rekeyed, `config`
+        stored — one durable commit, only if the stored wrapped root key is still the one
+        whose version (`expect`, from `open_root`) the current shares opened (else
+        `UserError`, nothing written)."""
+        if len(new_kek) != KEY_SIZE:
+            raise UserError(f"unseal key must be {KEY_SIZE} bytes")
+        new_root = os.urandom(KEY_SIZE)
+
+        def extra(values: dict[str, bytes | None]) -> list[Write]:
+            if version_of(values[UNSEAL_KEYS_PATH]) != expect:
+                raise UserError("the unseal keys changed while this rekey was in progress; "
+                                "cancel it and start again")
+            return [Write(UNSEAL_KEYS_PATH, _wrap(new_kek, new_root)),
+                    Write(SEAL_CONFIG_PATH, config.to_json())]
+
+        async with self._lock:
+            await self.barrier.rekey(
+                new_root, guard=[UNSEAL_KEYS_PATH], extra=extra,
+                inside={SHAMIR_KEK_PATH: new_kek, KEYRING_CANARY_PATH: config.nonce.encode()},
+            )
+            self._config, self._config_read = config, time.monotonic()
+        log.info("security barrier rekeyed: shares=%d threshold=%d", config.secret_shares,
+                 config.secret_threshold)
 
     def _reset(self) -> None:
         self._parts = []

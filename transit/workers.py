@@ -30,6 +30,9 @@ process memory and these pipes, never in files or logs:
     supervisor → origin   ("done", id)                   when every live sibling acked
     worker → supervisor   ("sync-request", id)           a restarted worker asks a sibling for
     sibling → requester   ("sync-reply", id, root|None)  the root key (Shamir: it came up sealed)
+    worker → supervisor   ("call", id, kind, payload)    run something on worker 0 (a rekey or
+    worker 0 → requester  ("call-reply", id, answer)     root generation step: its attempt lives
+                                                         there); answer None if worker 0 is gone
 
 Events: `unseal` (a share or a reset; `sys/unseal` answers only once every worker applied it),
 `init`, `seal`, `step-down` (a follower asks worker 0), `echo` (a standby's heartbeat, so
@@ -37,7 +40,8 @@ Events: `unseal` (a share or a reset; `sys/unseal` answers only once every worke
 (write index n), the worker answers only once every sibling's invalidation feed has applied n
 (bounded by `core.index_wait`), so a client's next request sees its write whichever worker it
 reaches (a new mount, a rotated key, a revoked token). With a static seal every worker unseals
-itself.
+itself. `rekeyed`: worker 0 applied a rekey (sys/rekey): the others re-read the seal
+configuration and follow the new root key (`Barrier.reload_keyring`).
 
 The supervisor forwards SIGTERM/SIGINT (as SIGTERM) and SIGHUP/SIGUSR1 to the workers, restarts
 a worker that exits while it is not stopping (giving up with exit 1 after `MAX_RESTARTS` within
@@ -156,6 +160,7 @@ class Supervisor:
         self.crashes: list[float] = []
         self.pending: dict[Any, tuple[int, set[int]]] = {}  # event id -> (origin, waiting)
         self.syncs: dict[Any, int] = {}  # sync id -> requester
+        self.calls: dict[Any, int] = {}  # call id -> requester (calls go to worker 0)
         self.pid = os.getpid()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -282,6 +287,12 @@ class Supervisor:
         for sid, requester in list(self.syncs.items()):
             if requester == w.index:
                 del self.syncs[sid]
+        for cid, requester in list(self.calls.items()):
+            if requester == w.index:
+                del self.calls[cid]
+            elif w.index == 0:  # it will not answer: tell the caller now
+                del self.calls[cid]
+                self._send(requester, ("call-reply", cid, None))
 
     # -- message routing --------------------------------------------------------------------------
     def _send(self, index: int, msg: tuple[Any, ...]) -> bool:
@@ -326,6 +337,15 @@ class Supervisor:
             self._send(sender, ("sync-reply", sid, None))
         elif kind == "sync-reply":
             requester = self.syncs.pop(msg[1], None)
+            if requester is not None:
+                self._send(requester, msg)
+        elif kind == "call":
+            if sender != 0 and self._send(0, msg):
+                self.calls[msg[1]] = sender
+            else:
+                self._send(sender, ("call-reply", msg[1], None))
+        elif kind == "call-reply":
+            requester = self.calls.pop(msg[1], None)
             if requester is not None:
                 self._send(requester, msg)
 
@@ -425,6 +445,11 @@ class WorkerLink:
         """Tell every sibling worker; returns once they all applied it (or a timeout)."""
         await self._request(("event", self._new_id(), kind, payload), kind)
 
+    async def call(self, kind: str, payload: dict[str, Any]) -> Any:
+        """Run `kind` on worker 0 (`answer_call`); its answer, or None if it did not answer
+        (gone, restarting, or not within RELAY_TIMEOUT)."""
+        return await self._request(("call", self._new_id(), kind, payload), kind)
+
     async def sync_unseal(self) -> bool:
         """A (re)started worker of an unsealed Shamir node unseals with a sibling's root key."""
         core = self.core
@@ -453,10 +478,14 @@ class WorkerLink:
 
     def _dispatch(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
-        if kind in ("done", "sync-reply"):
+        if kind in ("done", "sync-reply", "call-reply"):
             fut = self._waiting.get(msg[1])
             if fut is not None and not fut.done():
-                fut.set_result(msg[2] if kind == "sync-reply" else True)
+                fut.set_result(True if kind == "done" else msg[2])
+        elif kind == "call":
+            task = asyncio.ensure_future(self._answer_call(msg[1], msg[2], msg[3]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif kind == "event" and msg[2] == "index":  # waits only on our feed: no queueing
             task = asyncio.ensure_future(self._applied_index(msg[1], msg[3]["index"]))
             self._tasks.add(task)
@@ -467,6 +496,19 @@ class WorkerLink:
             barrier = self.core.barrier
             root = None if barrier.sealed else bytes(barrier._root)
             self._send(("sync-reply", msg[1], root))
+
+    async def _answer_call(self, cid: Any, kind: str, payload: dict[str, Any]) -> None:
+        """Worker 0: run a sibling's call and send the answer back (None: unknown kind)."""
+        answer = None
+        try:
+            if kind == "operator":
+                from transit.engines.system.operator import answer_call
+
+                answer = await answer_call(self.core, payload)
+            else:
+                log.warning("unknown call %r from a sibling worker", kind)
+        finally:
+            self._send(("call-reply", cid, answer))
 
     async def _applied_index(self, eid: Any, index: int) -> None:
         """A sibling wrote up to `index`: ack once our invalidation feed has applied it."""
@@ -527,6 +569,10 @@ async def apply_event(core: Any, kind: str, payload: dict[str, Any],
         core.record_echo(payload["info"], payload["now"], relayed=True)
     elif kind == "storage-back":
         core.storage_back()
+    elif kind == "rekeyed":
+        seal.forget_config()
+        if not core.sealed:
+            await core.barrier.reload_keyring()
     else:
         log.warning("unknown event %r from a sibling worker", kind)
 

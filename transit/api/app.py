@@ -91,7 +91,8 @@ class VaultApp:
 
         status_handler = STATUS_HANDLERS.get(rel.rstrip("/"))
         if status_handler is not None:  # unauthenticated, raw JSON, never audited
-            if method not in ("GET", "HEAD", "PUT", "POST"):
+            if method not in ("GET", "HEAD", "PUT", "POST") and not (
+                    method == "DELETE" and getattr(status_handler, "accepts_delete", False)):
                 raise errors.UnsupportedOperation()
             payload = (self._decode(await self._read_body(receive))
                        if method in ("PUT", "POST") else {})

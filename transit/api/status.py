@@ -1,5 +1,6 @@
 """Unauthenticated raw endpoints: `sys/health`, `sys/seal-status`, `sys/leader`, `sys/init`,
-`sys/unseal` (spec ha-and-sys-api §4.1-4.5).
+`sys/unseal` (spec ha-and-sys-api §4.1-4.5), and those of `transit/api/operator.py`
+(`sys/rekey/*`, `sys/generate-root/*`).
 
 Every handler is ``async def handler(core, method, query, body) -> (status, body bytes)``:
 `method` is the HTTP verb, `query` the first value of each query parameter, `body` the decoded
@@ -10,8 +11,6 @@ exceptions (UserError -> 400); the app renders them. `STATUS_HANDLERS` maps the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,13 @@ import orjson
 
 from transit.api.wire import error_body
 from transit.engines.fields import parse_bool, parse_int
+from transit.engines.system import operator
+from transit.engines.system.rawjson import bool_field as _bool
+from transit.engines.system.rawjson import decode_share
+from transit.engines.system.rawjson import fields as _fields
+from transit.engines.system.rawjson import int_field as _int
+from transit.engines.system.rawjson import str_field as _str
+from transit.engines.system.rawjson import strings_field as _strings
 from transit.errors import StorageError, UserError
 
 if TYPE_CHECKING:
@@ -33,7 +39,6 @@ _CODE_DEFAULTS = {
     "haunhealthycode": 474, "removedcode": 530,
 }
 _NOT_ALLOWED = (405, error_body([]))
-_KEY_MIN, _KEY_MAX = 16, 33  # barrier key length bounds, + 1 byte of Shamir overhead
 
 
 async def health(
@@ -140,58 +145,6 @@ async def leader(
 # -- sys/init ---------------------------------------------------------------------------
 
 
-def _fields(body: dict[str, Any]) -> dict[str, Any]:
-    """Go's encoding/json matches field names case-insensitively."""
-    return {str(k).lower(): v for k, v in body.items()}
-
-
-def _go_type_error(value: Any, struct: str, name: str, go_type: str) -> UserError:
-    kinds = {bool: "bool", str: "string", int: "number", float: "number", list: "array",
-             dict: "object"}
-    kind = kinds.get(type(value), "value")
-    if kind == "number":
-        kind = f"number {value}"
-    return UserError(
-        f"json: cannot unmarshal {kind} into Go struct field {struct}.{name} of type {go_type}"
-    )
-
-
-def _int(fields: dict[str, Any], name: str, struct: str) -> int:
-    value = fields.get(name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise _go_type_error(value, struct, name, "int")
-    return int(value)
-
-
-def _strings(fields: dict[str, Any], name: str, struct: str) -> list[str]:
-    value = fields.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _go_type_error(value, struct, name, "[]string")
-    return value
-
-
-def _str(fields: dict[str, Any], name: str, struct: str) -> str:
-    value = fields.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _go_type_error(value, struct, name, "string")
-    return value
-
-
-def _bool(fields: dict[str, Any], name: str, struct: str) -> bool:
-    value = fields.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _go_type_error(value, struct, name, "bool")
-    return value
-
-
 async def init(
     core: Core, method: str, query: dict[str, str], body: dict[str, Any]
 ) -> tuple[int, bytes]:
@@ -242,20 +195,6 @@ async def init(
 # -- sys/unseal -------------------------------------------------------------------------
 
 
-def decode_share(text: str) -> bytes:
-    """Vault's order: hex when it decodes to 16..33 bytes, otherwise standard base64."""
-    try:
-        key = bytes.fromhex(text) if len(text) % 2 == 0 else b""
-    except ValueError:
-        key = b""
-    if _KEY_MIN <= len(key) <= _KEY_MAX:
-        return key
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise UserError("'key' must be a valid hex or base64 string") from None
-
-
 async def unseal(
     core: Core, method: str, query: dict[str, str], body: dict[str, Any]
 ) -> tuple[int, bytes]:
@@ -286,4 +225,8 @@ STATUS_HANDLERS: dict[str, StatusHandler] = {
     "sys/leader": leader,
     "sys/init": init,
     "sys/unseal": unseal,
+    # sys/rekey/* and sys/generate-root/* (operations-api §1-2); their DELETEs are logical
+    # routes (transit/engines/system/rekey.py): the app hands raw handlers GET/PUT/POST only
+    **operator.HANDLERS,
 }
+__all__ = ["STATUS_HANDLERS", "decode_share"]

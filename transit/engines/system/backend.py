@@ -16,6 +16,7 @@ from transit.engines.system import (
     ha,
     internal,
     mounts,
+    operator,
     policies,
     quotas,
     seal,
@@ -76,6 +77,10 @@ class SystemBackend(Engine):
                 Route(r"seal", {UPDATE: h(seal.seal)}, {}),
                 Route(r"rotate", {UPDATE: h(seal.rotate)}, {}),
                 Route(r"key-status", {READ: h(seal.key_status)}, {}),
+                # rekey backup (operations-api §1.6); sys/rekey/{init,update,verify} and
+                # sys/generate-root/* are raw handlers (transit/engines/system/operator.py)
+                Route(r"rekey/backup",
+                      {READ: h(operator.read_backup), DELETE: h(operator.delete_backup)}, {}),
                 # high availability (§1.6, §4.13)
                 Route(r"step-down", {UPDATE: h(ha.step_down)}, {}),
                 Route(r"ha-status", {READ: h(ha.ha_status)}, {}),

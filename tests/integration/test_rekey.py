@@ -308,7 +308,7 @@ def gpg(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A GnuPG home with an RSA key (encryption subkey), a Curve25519 one, and a sign-only
     RSA key; their base64 public keys and fingerprints."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed")
+        pytest.fail("gpg is not installed (run `make deps`)")
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     base = ["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--pinentry-mode",

@@ -253,6 +253,18 @@ def test_v1_crud(client: hvac.Client, server: ServerProcess, kv1: str) -> None:
     assert server.request("GET", f"{kv1}/e").status_code == 404
 
 
+@pytest.mark.parametrize("ttl", [10**20, 1e308, "9" * 400 + "h", "2562048h"])
+def test_v1_ttl_beyond_go_duration_is_the_default(server: ServerProcess, kv1: str, ttl) -> None:
+    """A `ttl` no Go duration can hold reads back with the default lease, as in Vault (whose
+    parse fails); a Go duration string past 1.8e308 seconds used to be a 500 (found by
+    tests/fuzz)."""
+    r = server.request("POST", f"{kv1}/t", json={"ttl": ttl, "v": 1})
+    assert r.status_code == 204, r.text
+    r = server.request("GET", f"{kv1}/t")
+    assert r.status_code == 200, r.text
+    assert r.json()["lease_duration"] == 768 * 3600
+
+
 # -- sys: tune, remount, ui mounts ----------------------------------------------------------
 
 

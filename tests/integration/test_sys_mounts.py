@@ -71,3 +71,20 @@ def test_sys_tools(server: ServerProcess) -> None:
     r = server.request("POST", "sys/tools/hash/sha2-256", json={"input": "aGVsbG8="})
     assert r.json()["data"]["sum"] == (
         "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+
+
+@pytest.mark.parametrize("ttl", [10**20, "9" * 400 + "h", "2562048h", "99999999999999999999"])
+@pytest.mark.parametrize("name", ["default_lease_ttl", "max_lease_ttl"])
+def test_ttls_beyond_go_duration_are_400(server: ServerProcess, name: str, ttl) -> None:
+    """Found by tests/fuzz: a TTL no Go duration can hold, in a mount's `config` or in a tune,
+    is Vault's `invalid duration` 400 (it used to be a 500: the mount table could not be
+    serialised, or the duration parse overflowed), and nothing changes."""
+    r = server.request("POST", "sys/mounts/ttl-huge", json={"type": "kv", "config": {name: ttl}})
+    assert r.status_code == 400, r.text
+    assert "invalid duration" in r.json()["errors"][0]
+    assert server.request("GET", "sys/mounts/ttl-huge").status_code == 400
+    before = server.request("GET", "sys/mounts/transit/tune").json()["data"]
+    r = server.request("POST", "sys/mounts/transit/tune", json={name: ttl})
+    assert r.status_code == 400, r.text
+    assert "invalid duration" in r.json()["errors"][0]
+    assert server.request("GET", "sys/mounts/transit/tune").json()["data"] == before

@@ -74,6 +74,7 @@ def parse_int(value: Any) -> int:
 
 # The longest duration Go can hold (int64 nanoseconds): ~292 years.
 MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
+_MAX_DURATION_FLOAT = 2**63 / 1e9  # the same bound for a parsed Go duration (a float)
 
 
 def parse_duration(value: Any) -> int:
@@ -89,7 +90,9 @@ def parse_duration(value: Any) -> int:
         if re.fullmatch(r"[+-]?\d+", s):
             return int(s)
         total = sum_duration(s[1:] if s[0] in "+-" else s, _DURATION_RE)
-        if total is not None:
+        # Go's time.ParseDuration refuses what overflows int64 nanoseconds (and a float
+        # past 1.8e308 is infinite here: int() of it would raise OverflowError, a 500)
+        if total is not None and total <= _MAX_DURATION_FLOAT:
             return -int(total) if s[0] == "-" else int(total)
     raise ValueError(f"time: invalid duration {value!r}")
 

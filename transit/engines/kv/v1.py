@@ -5,7 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType, parse_duration
+from transit.engines.fields import (
+    MAX_DURATION_SECONDS,
+    Field,
+    FieldData,
+    FieldType,
+    parse_duration,
+)
 from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Request, Response, Route
 from transit.engines.kv.common import SYSTEM_DEFAULT_TTL, dumps, loads
 from transit.errors import UserError
@@ -43,9 +49,12 @@ def _ttl(data: dict[str, Any]) -> int:
     for name in ("ttl", "lease"):
         if name in data:
             try:
-                return max(parse_duration(data[name]), 0)
+                seconds = parse_duration(data[name])
             except ValueError:
                 break
+            if seconds > MAX_DURATION_SECONDS:  # no Go duration: Vault's parse fails too
+                break
+            return max(seconds, 0)
     return SYSTEM_DEFAULT_TTL
 
 

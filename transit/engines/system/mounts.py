@@ -5,7 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.fields import Field, FieldData, FieldType, parse_bool, parse_duration
+from transit.engines.fields import (
+    MAX_DURATION_SECONDS,
+    Field,
+    FieldData,
+    FieldType,
+    parse_bool,
+    parse_duration,
+)
 from transit.engines.framework import Request, Response
 from transit.engines.mounts import OPTIONAL_CONFIG, MountEntry
 from transit.errors import UserError
@@ -85,8 +92,10 @@ def _ttl(name: str, value: Any) -> int | None:
         return 0
     try:
         seconds = parse_duration(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UserError(f'time: invalid duration "{value}"') from None
+    if seconds > MAX_DURATION_SECONDS:  # Go's time.Duration (int64 nanoseconds) overflows
+        raise UserError(f'time: invalid duration "{value}"')
     if seconds < 0:
         raise UserError(f"{_TTL_NAMES[name]} lease TTL cannot be negative")
     return seconds

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from transit import hcl
@@ -71,7 +71,7 @@ SUPPORTED_KEYS = frozenset(
     log_rotate_max_files default_lease_ttl max_lease_ttl default_max_request_duration
     disable_clustering disable_performance_standby pid_file workers
     performance_standby_max_staleness unsafe_allow_api_audit_creation
-    allow_audit_log_prefixing
+    allow_audit_log_prefixing telemetry
     """.split()
 )
 # Switches that turn off something transit does not have (Enterprise seal wrapping,
@@ -85,7 +85,6 @@ _NOT_IMPLEMENTED = "is not implemented by transit"
 REFUSED_KEYS: dict[str, str] = {
     "ha_storage": 'a separate HA backend is not supported: HA comes from storage "redis"',
     "ha_backend": 'a separate HA backend is not supported: HA comes from storage "redis"',
-    "telemetry": f"metrics export (sys/metrics, statsd, prometheus) {_NOT_IMPLEMENTED}",
     "replication": f"replication (Vault Enterprise) {_NOT_IMPLEMENTED}",
     "entropy": f"entropy augmentation (Vault Enterprise) {_NOT_IMPLEMENTED}",
     "license_path": "transit has no license (a Vault Enterprise setting)",
@@ -152,7 +151,21 @@ class ListenerConfig:
     max_json_string_value_length: int = DEFAULT_MAX_JSON_STRING_VALUE_LENGTH
     max_json_object_entry_count: int = DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT
     max_json_array_element_count: int = DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT
+    # `telemetry { unauthenticated_metrics_access = true }`: sys/metrics without a token
+    unauthenticated_metrics_access: bool = False
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """The server's `telemetry` stanza: the keys transit implements (others are refused)."""
+
+    # seconds; 0 disables ?format=prometheus. Vault's "24h" default applies only when the
+    # stanza is present (no stanza at all: prometheus is not enabled), as in Vault.
+    prometheus_retention_time: float = 0.0
+    disable_hostname: bool = False
+    # ours at this level: applies to every listener (Vault has it in the listener's block)
+    unauthenticated_metrics_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,6 +215,7 @@ class ServerConfig:
     # many seconds behind the primary (transit/cluster/invalidation.py); else it forwards
     performance_standby_max_staleness: float = 5.0
     workers: int | None = None  # processes per node; None = unset (see `resolve_workers`)
+    telemetry: TelemetryConfig = TelemetryConfig()
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     warnings: tuple[str, ...] = ()
 
@@ -375,6 +389,46 @@ def _listener_durations(body: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+TELEMETRY_KEYS = ("prometheus_retention_time", "disable_hostname",
+                  "unauthenticated_metrics_access")
+_LISTENER_TELEMETRY_KEYS = ("unauthenticated_metrics_access",)
+
+
+def _telemetry_body(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+    """The body of a `telemetry { ... }` block (HCL gives a list of one), or None; a key
+    transit does not implement stops the server rather than being ignored."""
+    if value is None:
+        return None
+    bodies = value if isinstance(value, list) else [value]
+    if len(bodies) != 1 or not isinstance(bodies[0], dict):
+        raise ConfigError(f"{where}: expected one block like telemetry {{ ... }}")
+    body = bodies[0]
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: {', '.join(unknown)} not supported by transit (it implements "
+            f"{', '.join(allowed)}); remove it")
+    return body
+
+
+def _telemetry(raw: dict[str, Any]) -> TelemetryConfig:
+    body = _telemetry_body(raw.get("telemetry"), "telemetry", TELEMETRY_KEYS)
+    if body is None:
+        return TelemetryConfig()
+    retention = parse_duration(body.get("prometheus_retention_time", "24h"),
+                               "telemetry prometheus_retention_time")
+    if retention < 0:
+        raise ConfigError("telemetry prometheus_retention_time must not be negative")
+    return TelemetryConfig(
+        prometheus_retention_time=retention,
+        disable_hostname=parse_bool(body.get("disable_hostname", False),
+                                    "telemetry disable_hostname"),
+        unauthenticated_metrics_access=parse_bool(
+            body.get("unauthenticated_metrics_access", False),
+            "telemetry unauthenticated_metrics_access"),
+    )
+
+
 def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
     if kind != "tcp":
         raise ConfigError(f'unsupported listener type "{kind}" (only "tcp")')
@@ -410,8 +464,17 @@ def _listener(kind: str, body: dict[str, Any]) -> ListenerConfig:
         **_listener_durations(body, where),
         max_request_size=max_size if max_size != 0 else DEFAULT_MAX_REQUEST_SIZE,
         **json_limits,
+        unauthenticated_metrics_access=_listener_metrics_access(body, where),
         raw=body,
     )
+
+
+def _listener_metrics_access(body: dict[str, Any], where: str) -> bool:
+    tel = _telemetry_body(body.get("telemetry"), f"{where} telemetry", _LISTENER_TELEMETRY_KEYS)
+    if tel is None:
+        return False
+    return parse_bool(tel.get("unauthenticated_metrics_access", False),
+                      f"{where} telemetry unauthenticated_metrics_access")
 
 
 WORKERS_NEED_REDIS = 'workers > 1 needs storage "redis" (inmem and file storage live in one process)'
@@ -609,6 +672,9 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
     prefixing = parse_bool(raw.get("allow_audit_log_prefixing", True),
                            "allow_audit_log_prefixing")
     default_ttl, max_ttl = _lease_ttls(raw)
+    telemetry = _telemetry(raw)
+    if telemetry.unauthenticated_metrics_access:
+        listeners = tuple(replace(lst, unauthenticated_metrics_access=True) for lst in listeners)
     return ServerConfig(
         listeners=listeners,
         storage=storage,
@@ -635,6 +701,7 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         performance_standby_max_staleness=_max_staleness(
             raw.get("performance_standby_max_staleness", 5.0)),
         workers=_workers(raw.get("workers"), storage.type),
+        telemetry=telemetry,
         raw=raw,
         warnings=tuple(warnings),
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from transit import pools
+from transit import metrics, pools
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
 from transit.api.jsonlimits import JSONLimits
@@ -23,7 +23,7 @@ from transit.api.protocol import VaultHttpToolsProtocol
 from transit.api.quota_gate import QuotaGate
 from transit.api.tls import server_context
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
-from transit.config import ListenerConfig, ServerConfig, StorageConfig
+from transit.config import ListenerConfig, ServerConfig, StorageConfig, TelemetryConfig
 from transit.core import Core
 from transit.errors import ConfigError
 from transit.logs import uvicorn_level
@@ -56,6 +56,7 @@ def dev_config(listen_address: str) -> ServerConfig:
                                   cluster_address=f"{host}:{port + 1}"),),
         storage=StorageConfig(type="inmem"),
         api_addr=f"http://{listen_address}",
+        telemetry=TelemetryConfig(prometheus_retention_time=24 * 3600.0),  # as Vault's -dev
     )
 
 
@@ -160,7 +161,17 @@ async def run(
     config: ServerConfig, dev: DevOptions | None = None, *, worker: WorkerInfo | None = None,
 ) -> None:
     """Serve one process: the whole node, or one worker of it (`worker`, transit/workers.py,
-    whose listener sockets were bound by the supervisor)."""
+    whose listener sockets were bound by the supervisor, which also made the node's metrics
+    directory; a one-process node makes its own here)."""
+    if worker is not None:
+        await _run(config, dev, worker=worker)
+        return
+    with metrics.private_dir():
+        await _run(config, dev, worker=None)
+
+
+async def _run(config: ServerConfig, dev: DevOptions | None, *, worker: WorkerInfo | None,
+               ) -> None:
     multi = worker is not None and worker.count > 1
     physical = create_backend(config.storage)
     core = Core(
@@ -168,6 +179,9 @@ async def run(
         static_seal_key=load_static_seal_key(config),
     )
     configure_core(core, config)
+    metrics.configure(config.telemetry.prometheus_retention_time,
+                      config.telemetry.disable_hostname)
+    metrics.bind(core)
     link = None
     if multi:
         from transit.workers import RelayedSeal, WorkerLink
@@ -200,7 +214,7 @@ async def run(
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, core.audit.reload)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # diagnostics: where is it waiting?
-    tasks = []
+    tasks = [asyncio.create_task(metrics.run_flusher())]  # every process
     if worker is None or worker.elector:  # once per node: auto-rotation, echo heartbeats
         tasks.append(asyncio.create_task(core.run_periodic()))
         if core.ha is not None:
@@ -296,7 +310,9 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
 def _front(core: Core, listener: ListenerConfig, gated: bool, buckets: Buckets) -> Any:
     """The ASGI app of one listener, with that listener's request-size and JSON limits,
     behind the rate-limit quotas (checked first, on the node the client reached)."""
-    app = VaultApp(core, max_request_size=listener.max_request_size, json_limits=JSONLimits(
+    app = VaultApp(core, max_request_size=listener.max_request_size,
+                   unauthenticated_metrics_access=listener.unauthenticated_metrics_access,
+                   json_limits=JSONLimits(
         max_depth=listener.max_json_depth,
         max_string_value_length=listener.max_json_string_value_length,
         max_object_entry_count=listener.max_json_object_entry_count,

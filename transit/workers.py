@@ -182,13 +182,18 @@ class Supervisor:
         sys.stdout.write(f"==> transit node {self.node_id}: {self.count} worker processes "
                          f"(supervisor pid {self.pid}, lock owner {self.owner})\n")
         sys.stdout.flush()
-        for i in range(self.count):
-            self._spawn(i, restarted=False)
-        try:
-            self._loop()
-        finally:
-            for sock in {id(s): s for row in self.sockets for s in row}.values():
-                sock.close()
+        from transit import metrics
+
+        # the node's metrics directory (0700): every worker writes its own files there, a
+        # scrape adds them up (transit/metrics.py); removed when the node stops
+        with metrics.private_dir():
+            for i in range(self.count):
+                self._spawn(i, restarted=False)
+            try:
+                self._loop()
+            finally:
+                for sock in {id(s): s for row in self.sockets for s in row}.values():
+                    sock.close()
         return self.exit_code
 
     def _spawn(self, index: int, *, restarted: bool) -> None:

@@ -111,7 +111,6 @@ def test_pid_file_and_ui() -> None:
 
 
 @pytest.mark.parametrize("extra, key", [
-    ("telemetry { disable_hostname = true }\n", "telemetry"),
     ('ha_storage "redis" { address = "x" }\n', "ha_storage"),
     ('plugin_directory = "/plugins"\n', "plugin_directory"),
     ("cache_size = 1000\n", "cache_size"),

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-from transit import errors
+from transit import errors, metrics, monitor
 from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
-from transit.api.status import STATUS_HANDLERS
+from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_monitor
 from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, request_id
 from transit.core import Core
 from transit.engines.fields import parse_bool
@@ -42,14 +43,31 @@ DEFAULT_MAX_BATCH_ITEMS = 10_000
 _BAD_PATH = 400, JSON_HEADERS, error_body([])
 # The client left before its body was complete: the answer goes nowhere, but nothing runs.
 _GONE = "client disconnected before the request body was complete"
+# The request the core handled (for telemetry), set in the ASGI scope by `_handle`.
+REQUEST_KEY = "transit.request"
+_HANDLE_REQUEST = "vault.core.handle_request"
+_STATUS_TEXT = {c: str(c) for c in range(100, 600)}
+_TEXT_PLAIN = [(b"content-type", b"text/plain; charset=utf-8")]
+_PROMETHEUS = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+
+
+class _Stream(bytes):
+    """The type of `_STREAM` (a distinct object: `b""` itself is a shared singleton)."""
+
+
+_STREAM = _Stream()  # `_handle`'s body for sys/monitor: `__call__` streams (identity-compared)
+_MONITOR_KEY = "transit.monitor"
+_APP_ANSWERED = (sys_metrics, sys_monitor)
 
 
 class VaultApp:
     def __init__(
         self, core: Core, *, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
         max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS, json_limits: JSONLimits = DEFAULT_LIMITS,
+        unauthenticated_metrics_access: bool = False,
     ) -> None:
         self.core = core
+        self.unauthenticated_metrics_access = unauthenticated_metrics_access
         self.json_limits = json_limits
         # Vault: a negative max_request_size means no limit
         self.max_request_size = max_request_size if max_request_size >= 0 else sys.maxsize
@@ -60,8 +78,13 @@ class VaultApp:
             if scope["type"] == "lifespan":
                 await _lifespan(receive, send)
             return
+        started = perf_counter()
         try:
             status_code, headers, body = await self._handle(scope, receive)
+            if body is _STREAM and _MONITOR_KEY in scope:
+                level, fmt = scope[_MONITOR_KEY]
+                await monitor.stream(self.core, level, fmt, receive, send)
+                return
         except errors.ForwardToActive:
             if scope.get(LOCAL_ATTEMPT):
                 raise  # the forwarding gate sends the whole request to the active node
@@ -78,6 +101,8 @@ class VaultApp:
             body = b""  # e.g. a sys/health code override of 204: HTTP forbids a body
         await send({"type": "http.response.start", "status": status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if metrics.enabled:
+            _count(scope, status_code, started)
 
     async def _handle(self, scope: Scope, receive: Any) -> tuple[int, list[Any], bytes]:
         path: str = scope["path"]  # percent-decoded by the HTTP parser
@@ -90,7 +115,15 @@ class VaultApp:
         query = scope["query_string"]
 
         status_handler = STATUS_HANDLERS.get(rel.rstrip("/"))
-        if status_handler is not None:  # unauthenticated, raw JSON, never audited
+        if status_handler is None:
+            status_handler = APP_ANSWERED.get(rel)  # sys/metrics, sys/monitor (no "/")
+        if status_handler is sys_metrics and (
+                self.unauthenticated_metrics_access or method != "GET"):
+            if method != "GET":  # a logical read only: other verbs as Vault's raw handler
+                return 405, JSON_HEADERS, error_body([])
+            return _metrics_answer(scope, _query(query))  # unauthenticated_metrics_access
+        if status_handler is not None and status_handler not in _APP_ANSWERED:
+            # unauthenticated, raw JSON, never audited
             if method not in ("GET", "HEAD", "PUT", "POST") and not (
                     method == "DELETE" and getattr(status_handler, "accepts_delete", False)):
                 raise errors.UnsupportedOperation()
@@ -172,7 +205,17 @@ class VaultApp:
         )
         if preauth is not None:
             req.token = preauth
+        scope[REQUEST_KEY] = req
         resp = await self.core.handle(req, rel)
+        if status_handler is not None:  # passed the token, ACL and audit: answer raw
+            if status_handler is sys_metrics:
+                return _metrics_answer(scope, params)
+            if status_handler is sys_monitor:
+                try:
+                    scope[_MONITOR_KEY] = monitor.parse_query(params)
+                except ValueError as exc:
+                    return 400, JSON_HEADERS, error_body([str(exc)])
+                return 200, [], _STREAM
         status, out_headers, body = _render(req.operation, resp, req.mount_type, req.id)
         if req.index_header:
             out_headers = [*out_headers, (b"x-vault-index", req.index_header.encode())]
@@ -206,6 +249,45 @@ class VaultApp:
                 raise errors.RequestTooLarge()
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _count(scope: Scope, status: int, started: float) -> None:
+    """Telemetry of one answered request (plain per-process counters: transit/metrics.py)."""
+    req = scope.get(REQUEST_KEY)
+    code = _STATUS_TEXT.get(status) or str(status)
+    if req is None:  # answered before routing (status endpoints, malformed requests)
+        method = scope["method"]
+        metrics.observe((_HANDLE_REQUEST, "", _METHOD_OPS.get(method) or method.lower(), code),
+                        (perf_counter() - started) * 1000)
+        return
+    metrics.observe((_HANDLE_REQUEST, req.mount_path, req.operation, code),
+                    (perf_counter() - started) * 1000)
+    if req.mount_type == "transit" and status < 400:
+        path = req.path
+        op = "encrypt" if path.startswith("encrypt/") else (
+            "decrypt" if path.startswith("decrypt/") else None)
+        if op is not None:
+            batch = req.data.get("batch_input")
+            metrics.incr(("vault.transit.items", op),
+                         len(batch) if isinstance(batch, list) else 1)
+
+
+def _metrics_answer(scope: Scope, params: dict[str, str]) -> tuple[int, list[Any], bytes]:
+    """The raw body of sys/metrics (operations-api §4.2-4.3)."""
+    fmt = params.get("format", "")
+    if not fmt:
+        for k, v in scope["headers"]:
+            if k == b"accept" and (v.startswith(b"application/openmetrics-text")
+                                   or b"prometheus/telemetry" in v):
+                fmt = "prometheus"
+                break
+    if fmt == "prometheus":
+        if metrics.settings.prometheus_retention_time <= 0:
+            return 400, _TEXT_PLAIN, b"prometheus is not enabled"
+        return 200, _PROMETHEUS, metrics.prometheus_text()
+    if fmt and fmt != "json":
+        return 400, _TEXT_PLAIN, f'metric response format "{fmt}" unknown'.encode()
+    return 200, JSON_HEADERS, orjson.dumps(metrics.display_metrics())
 
 
 def _render(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from transit import metrics
 from transit.api.app import DEFAULT_MAX_REQUEST_SIZE, LOCAL_ATTEMPT
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import ForwardingError
@@ -36,6 +37,7 @@ log = logging.getLogger("transit.forwarding")
 NEVER_FORWARDED = frozenset({
     "/v1/sys/init", "/v1/sys/seal-status", "/v1/sys/seal", "/v1/sys/unseal", "/v1/sys/leader",
     "/v1/sys/health", "/v1/sys/host-info", "/v1/sys/metrics", "/v1/sys/in-flight-req",
+    "/v1/sys/monitor",
 })
 ECHO_PATH = CORE_ECHO_PATH
 # Updates that compute without writing (transit crypto, lookups, capabilities, tools).
@@ -46,6 +48,8 @@ _LOCAL_UPDATE = re.compile(
     r"|sys/wrapping/lookup)\Z"
 )
 FORWARDED_SCOPE_KEY = "transit.forwarded"
+_FORWARD = "vault.ha.rpc.client.forward"  # telemetry (transit/metrics.py)
+_FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
 
 class ForwardingGate:
@@ -136,6 +140,7 @@ class ForwardingGate:
         return 412, error_body(["required index state not present"])
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
         leader = await self.core.ha.leader()
         if leader is None:
             # The cached view may predate a new term, or its holder is still activating:
@@ -187,12 +192,14 @@ class ForwardingGate:
                 return
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": out_body})
+        metrics.observe((_FORWARD, str(status)), (time.perf_counter() - started) * 1000)
 
     async def _failed(self, send: Any, method: str, api_addr: str, path_qs: str,
                       exc: ForwardingError) -> None:
         """A forward failed. A write that may have reached the active node is answered 503
         "outcome unknown": a 307 would make the client send it again (DESIGN §4, §7). Reads,
         and writes that certainly never left, are redirected to the active node."""
+        metrics.incr(_FORWARD_ERRORS)
         if method not in _SAFE_METHODS and exc.maybe_sent:
             log.warning("forwarded %s %s: no answer from the active node (%s); outcome "
                         "unknown, not redirecting", method, path_qs.split("?", 1)[0], exc)

@@ -219,6 +219,28 @@ async def unseal(
     return 200, await _seal_status_body(core)
 
 
+async def sys_metrics(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    """A marker: `sys/metrics` (operations-api §4) is answered by the app itself, raw, either
+    without a token (listener `telemetry { unauthenticated_metrics_access = true }`) or after
+    the core's pipeline (token, ACL, audit) has passed the logical read of `sys/metrics`."""
+    raise AssertionError("sys/metrics is answered by VaultApp")
+
+
+async def sys_monitor(
+    core: Core, method: str, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    """A marker: `sys/monitor` (operations-api §5.1) streams from the app once the core's
+    pipeline has passed the logical read (transit/monitor.py)."""
+    raise AssertionError("sys/monitor is answered by VaultApp")
+
+
+# Answered by VaultApp itself after the core's pipeline (token, ACL, audit) passed their
+# logical read (or, for metrics, without a token on a listener that allows it). Not status
+# endpoints: not in STATUS_HANDLERS.
+APP_ANSWERED: dict[str, StatusHandler] = {"sys/metrics": sys_metrics, "sys/monitor": sys_monitor}
+
 STATUS_HANDLERS: dict[str, StatusHandler] = {
     "sys/health": health,
     "sys/seal-status": seal_status,
@@ -229,4 +251,4 @@ STATUS_HANDLERS: dict[str, StatusHandler] = {
     # routes (transit/engines/system/rekey.py): the app hands raw handlers GET/PUT/POST only
     **operator.HANDLERS,
 }
-__all__ = ["STATUS_HANDLERS", "decode_share"]
+__all__ = ["APP_ANSWERED", "STATUS_HANDLERS", "decode_share"]

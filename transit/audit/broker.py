@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from transit import pools
+from transit import metrics, pools
 from transit.audit.devices import AuditDevice, FormatConfig, create_device
 from transit.audit.format import request_entry, response_entry, rfc3339_nano
 from transit.audit.hashing import EMPTY, Hasher, small
@@ -48,6 +48,8 @@ AUDIT_BARRIER_PREFIX = "audit/"
 SALT_KEY = "salt"
 
 _PENDING_MAX = 1024
+_REQUEST_FAILURE = ("vault.audit.log_request_failure",)  # telemetry keys
+_RESPONSE_FAILURE = ("vault.audit.log_response_failure",)
 
 NON_HMAC_REQUEST_KEYS = "audit_non_hmac_request_keys"
 NON_HMAC_RESPONSE_KEYS = "audit_non_hmac_response_keys"
@@ -314,6 +316,7 @@ class AuditBroker:
                 logged = True
             written.append(entry)
         if not logged:
+            metrics.incr(_REQUEST_FAILURE)
             raise AuditFailed("no audit backend succeeded in logging the request")
         if req.id:
             pending = self._pending
@@ -347,6 +350,7 @@ class AuditBroker:
             if _write(d, line, "response", req.id):
                 logged = True
         if not logged:
+            metrics.incr(_RESPONSE_FAILURE)
             raise AuditFailed("no audit backend succeeded in logging the response")
 
     # -- internals --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from transit import metrics
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.identity import node_of
 from transit.errors import TransitError
@@ -60,6 +61,11 @@ FENCE_CLOSED = -1
 ACTIVATION_WAIT = 10.0
 
 log = logging.getLogger("transit.cluster.ha")
+# telemetry keys (transit/metrics.py): lock renewals by outcome
+_RENEW_OK = ("vault.ha.lock_renewals", "ok")
+_RENEW_REFUSED = ("vault.ha.lock_renewals", "refused")
+_RENEW_ERROR = ("vault.ha.lock_renewals", "error")
+_RENEW_TIMEOUT = ("vault.ha.lock_renewals", "timeout")
 
 State = Literal["standby", "active"]
 _Reason = Literal["lost", "overdue", "step-down", "release", "stop", "ready", "failed"]
@@ -461,11 +467,14 @@ class HAController:
                 ok = await asyncio.wait_for(self.backend.renew_lock(self.owner, epoch),
                                             max(0.001, deadline - sent))
             except TimeoutError:
+                metrics.incr(_RENEW_TIMEOUT)
                 return  # past ttl − margin: the watchdog steps down
             except Exception as exc:
+                metrics.incr(_RENEW_ERROR)
                 log.warning("renewing the HA lock failed: %s", exc)
                 next_at = sent + min(self.retry, self.renew_interval)
                 continue
+            metrics.incr(_RENEW_OK if ok else _RENEW_REFUSED)
             if not ok:
                 self._serve_until = float("-inf")
                 self._signal_lost()

@@ -33,6 +33,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -44,6 +45,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from transit import metrics
 from transit.errors import (
     Conflict,
     Fenced,
@@ -357,8 +359,22 @@ class RedisBackend:
     def _errors(self, op: str, *, write: bool = False) -> Iterator[None]:
         """Redis errors as storage errors. A connection failure is `Unavailable` (503, safe to
         retry), except for a `write` that may have reached Redis: its outcome is unknown
-        (503 too, but never retried: the writer client has no retry either)."""
+        (503 too, but never retried: the writer client has no retry either). Timed for
+        telemetry (`vault.redis.command`, `vault.redis.command.errors`, by `op`)."""
         self._used = True
+        command = "commit" if write else op  # a write's `op` names its keys
+        started = perf_counter()
+        try:
+            with self._translated(op, write):
+                yield
+        except BaseException:
+            metrics.incr(("vault.redis.command.errors", command))
+            raise
+        finally:
+            metrics.observe(("vault.redis.command", command), (perf_counter() - started) * 1000)
+
+    @contextlib.contextmanager
+    def _translated(self, op: str, write: bool) -> Iterator[None]:
         try:
             yield
         except AuthenticationError as exc:

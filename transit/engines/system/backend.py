@@ -81,6 +81,10 @@ class SystemBackend(Engine):
                 # sys/generate-root/* are raw handlers (transit/engines/system/operator.py)
                 Route(r"rekey/backup",
                       {READ: h(operator.read_backup), DELETE: h(operator.delete_backup)}, {}),
+                # telemetry (operations-api §4): the app renders the raw body once the
+                # pipeline has passed the read (transit/api/app.py, transit/metrics.py)
+                Route(r"metrics", {READ: h(_metrics_read)}, {}),
+                Route(r"monitor", {READ: h(_metrics_read)}, {}),  # streamed by the app
                 # high availability (§1.6, §4.13)
                 Route(r"step-down", {UPDATE: h(ha.step_down)}, {}),
                 Route(r"ha-status", {READ: h(ha.ha_status)}, {}),
@@ -166,3 +170,9 @@ class SystemBackend(Engine):
                 Route(r"tools/hash(?:/(?P<urlalgorithm>.+))?", {UPDATE: h(tools.hash)}, tools.HASH_FIELDS),
             ]
         )
+
+
+async def _metrics_read(b: SystemBackend, req: Any, fields: Any) -> None:
+    """`sys/metrics` and `sys/monitor` as logical reads: only their ACL and audit matter
+    here; the app answers them (transit/api/app.py)."""
+    return None

@@ -152,6 +152,7 @@ class SealManager:
         # Cached once found; re-read when sealed, and every CONFIG_TTL s (a rekey elsewhere).
         self._config: SealConfig | None = None
         self._config_read = 0.0
+        self._refresh: asyncio.Future[SealConfig | None] | None = None  # background re-read
         self._recovery: SealConfig | None = None
         self._parts: list[bytes] = []
         self._nonce = ""
@@ -176,12 +177,27 @@ class SealManager:
         """The stored seal config once the store is initialised (keyring present too).
 
         Read from storage while sealed (a rekey may have changed it: the unseal threshold
-        must be the current one) and at most every `CONFIG_TTL` seconds while unsealed —
-        then a storage error keeps the cached one (health must not flap on a Redis blip)."""
+        must be the current one). While unsealed, the cached one is answered at once and,
+        when older than `CONFIG_TTL`, re-read in the background: `sys/health` and
+        `sys/seal-status` must never wait on storage (a standby's replica may be paused or
+        gone), and a storage error keeps the cached one (no flapping on a Redis blip)."""
         cached = self._config
-        if cached is not None and not self.barrier.sealed and (
-                time.monotonic() - self._config_read < CONFIG_TTL):
+        if cached is not None and not self.barrier.sealed:
+            if time.monotonic() - self._config_read >= CONFIG_TTL and (
+                    self._refresh is None or self._refresh.done()):
+                self._config_read = time.monotonic()  # one refresh at a time
+                self._refresh = asyncio.ensure_future(self._refresh_config(cached))
             return cached
+        return await self._read_config(cached)
+
+    async def _refresh_config(self, cached: SealConfig) -> SealConfig | None:
+        try:
+            return await self._read_config(cached)
+        except Exception as exc:  # sealed meanwhile, or storage away: next time
+            log.debug("seal configuration not re-read: %s", exc)
+            return cached
+
+    async def _read_config(self, cached: SealConfig | None) -> SealConfig | None:
         try:
             blob = await self.physical.get(SEAL_CONFIG_PATH)
             if blob is None or not await self.barrier.initialized():

@@ -918,7 +918,7 @@ def test_policy_baseline(fuzz_env: FuzzEnv) -> None:
 
 
 @pytest.mark.timeout(300 * SCALE)  # generation ~1 min; shrinking a failure takes longer
-@settings(FUZZ, max_examples=4000 * SCALE)
+@settings(FUZZ, max_examples=2000 * SCALE)
 @given(case=cases(TEMPLATES))
 def test_fuzz_every_route(fuzz_env: FuzzEnv, case: Case) -> None:
     """Any method, path, headers and body on any route of any engine."""
@@ -955,7 +955,7 @@ def denied_cases(draw: st.DrawFn) -> Case:
 
 
 @pytest.mark.timeout(300 * SCALE)  # generation ~1 min; shrinking a failure takes longer
-@settings(FUZZ, max_examples=1600 * SCALE)
+@settings(FUZZ, max_examples=800 * SCALE)
 @given(case=denied_cases())
 def test_fuzz_denied_paths(fuzz_env: FuzzEnv, case: Case) -> None:
     run_case(fuzz_env, case)
@@ -976,7 +976,7 @@ raw_header_values = st.one_of(
 
 
 @pytest.mark.timeout(300 * SCALE)  # generation ~1 min; shrinking a failure takes longer
-@settings(FUZZ, max_examples=700 * SCALE)
+@settings(FUZZ, max_examples=350 * SCALE)
 @given(method=raw_methods, path=st.sampled_from(["/v1/sys/health", "/v1/transit/keys/prod",
                                                   "/v1/secret/data/denied", "/v1/sys/mounts"]),
        version=st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/1.1 x", "", "http/1.1"]),

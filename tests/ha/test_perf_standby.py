@@ -567,9 +567,12 @@ def test_served_locally(pc: PerfCluster, tmp_path: Path) -> None:
 
     # Nothing reached the active: its cluster port got at most echo heartbeats, and nobody
     # read or wrote storage on the primary (only the lock loop ran there).
+    # (The active node's token expiration manager scans and re-reads `sys/token/` entries
+    # in the background, whatever the requests: not counted.)
     for t in (all_ops, hot):
         assert t.forwarded_nothing(), report
-        assert t.primary.data() == [], report
+        assert [(n, c) for n, c in t.primary.data()
+                if not (n.startswith(aname) and "sys/token/" in c)] == [], report
     # The hot path did not touch the replica either: only the feed's ~1/s index poll and
     # replication status (INFO, counted as "ha"); on the primary, the freshness probe.
     assert hot.local.by(sname) == Counter(), report

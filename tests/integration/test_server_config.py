@@ -170,7 +170,6 @@ def test_dev_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("telemetry { disable_hostname = true }\n", '"telemetry" in .* is not supported'),
     ('plugin_directory = "/p"\n', '"plugin_directory" in .* is not supported'),
     ("raw_storage_endpoint = true\n", '"raw_storage_endpoint" in .* is not supported'),
     ('log_format = "xml"\n', 'log_format: unknown log format "xml"'),

@@ -153,6 +153,7 @@ class SealManager:
         self._config: SealConfig | None = None
         self._config_read = 0.0
         self._refresh: asyncio.Future[SealConfig | None] | None = None  # background re-read
+        self._reread = False  # forget_config(): the next config() reads before answering
         self._recovery: SealConfig | None = None
         self._parts: list[bytes] = []
         self._nonce = ""
@@ -182,7 +183,7 @@ class SealManager:
         `sys/seal-status` must never wait on storage (a standby's replica may be paused or
         gone), and a storage error keeps the cached one (no flapping on a Redis blip)."""
         cached = self._config
-        if cached is not None and not self.barrier.sealed:
+        if cached is not None and not self.barrier.sealed and not self._reread:
             if time.monotonic() - self._config_read >= CONFIG_TTL and (
                     self._refresh is None or self._refresh.done()):
                 self._config_read = time.monotonic()  # one refresh at a time
@@ -210,12 +211,14 @@ class SealManager:
             if cached is None or self.barrier.sealed:
                 raise
             return cached
-        self._config, self._config_read = config, time.monotonic()
+        self._config, self._config_read, self._reread = config, time.monotonic(), False
         return config
 
     def forget_config(self) -> None:
-        """Re-read the seal configuration next time (another process rekeyed)."""
+        """Re-read the seal configuration next time, before answering (another process of
+        this node rekeyed: its primary has the new one)."""
         self._config_read = 0.0
+        self._reread = True
 
     async def initialized(self) -> bool:
         return await self.config() is not None

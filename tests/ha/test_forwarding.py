@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -123,14 +124,20 @@ def test_no_active_node_gives_503(cluster: HACluster) -> None:
         poll(lambda: all(
             (h := cluster.health(n.index)) is not None and h[0] == 429 for n in cluster.nodes
         ), 10, "every node to be a standby")
-        for n in cluster.nodes:
-            r = poll(lambda n=n: (r := cluster.request(n.index, "GET", "sys/mounts"))
-                     .status_code == 503 and r, 10, f"503 from node {n.index}")
+        # Each answer takes up to ACTIVATION_WAIT (a holder that has not advertised itself
+        # may be activating): ask the nodes at the same time.
+        def no_leader(i: int) -> None:
+            r = poll(lambda: (r := cluster.request(i, "GET", "sys/mounts", timeout=30))
+                     .status_code == 503 and r, 30, f"503 from node {i}")
             assert r.json() == {"errors": ["no active Vault instance found"]}
             hdr = {"X-Vault-No-Request-Forwarding": "1"}
-            r = cluster.request(n.index, "PUT", "sys/mounts/x", json={"type": "kv"}, headers=hdr)
+            r = cluster.request(i, "PUT", "sys/mounts/x", json={"type": "kv"}, headers=hdr,
+                                timeout=30)
             assert r.status_code == 503
             assert r.json() == {"errors": ["no active Vault instance found"]}
+
+        with ThreadPoolExecutor(len(cluster.nodes)) as pool:
+            list(pool.map(no_leader, [n.index for n in cluster.nodes]))
         # Still nobody: the holder is alive as far as Redis can tell.
         time.sleep(cluster.lock_ttl / 2)
         assert cluster.active_index() is None

@@ -61,8 +61,6 @@ from transit.tokens.expiration import ExpirationManager
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper
 
-_METHOD_OPERATIONS = {"GET": "read", "HEAD": "read", "LIST": "list", "DELETE": "delete",
-                      "PATCH": "patch"}  # anything else: update
 log = logging.getLogger("transit.core")
 
 ENGINE_FACTORIES: dict[str, EngineFactory] = {
@@ -722,13 +720,13 @@ class Core:
             raise PermissionDenied()
         return token
 
-    async def audit_refused(self, req: Request) -> None:
-        """Audit a request refused for its token (missing, unknown, expired, revoked or used
-        up), as Vault does: a request and a response entry, both with the error "permission
-        denied", an empty auth block and the mount the path routes to. `req.path` is the
-        whole path. Unlike Vault, the data is empty when the body came with a bad token: it
-        is never decoded. A failing audit device is logged, not raised: the answer is 403
-        either way."""
+    async def audit_refused(self, req: Request, error: str = "permission denied") -> None:
+        """Audit a request refused before the ACL: for its token (missing, unknown, expired,
+        revoked or used up) or by a rate-limit quota (`error` is then the quota's), as Vault
+        does: a request and a response entry, both with `error`, an empty auth block and the
+        mount the path routes to. `req.path` is the whole path. Unlike Vault, the data is
+        empty: such a body is never decoded. A failing audit device is logged, not raised:
+        the answer is a refusal either way."""
         if not self.audit.enabled:
             return
         with contextlib.suppress(NoHandler):
@@ -736,29 +734,11 @@ class Core:
             req.path, req.mount_path = inner, mount_path
             req.mount_type, req.mount_accessor = mount_type, accessor
         try:
-            await self.audit.log_request(req, None, "permission denied")
-            await self.audit.log_response(req, None, None, "permission denied")
+            await self.audit.log_request(req, None, error)
+            await self.audit.log_response(req, None, None, error)
         except AuditFailed as exc:
             log.error("failed to audit a refused request to %s: %s",
                       req.mount_path + req.path, exc)
-
-    async def audit_rate_limited(self, scope: dict[str, Any], path: str, message: str) -> None:
-        """`enable_rate_limit_audit_logging`: a request refused by a quota is audited with
-        the quota's error (before authentication: no token, no data)."""
-        if not self.audit.enabled:
-            return
-        client = scope.get("client") or ("", 0)
-        req = Request(_METHOD_OPERATIONS.get(scope["method"], "update"), path, {}, None,
-                      id=str(uuid.uuid4()), remote_addr=client[0], remote_port=client[1])
-        with contextlib.suppress(NoHandler):
-            _, inner, _, mount_path, mount_type, accessor = self.route(path)
-            req.path, req.mount_path = inner, mount_path
-            req.mount_type, req.mount_accessor = mount_type, accessor
-        try:
-            await self.audit.log_request(req, None, message)
-            await self.audit.log_response(req, None, None, message)
-        except AuditFailed as exc:
-            log.error("failed to audit a rate-limited request to %s: %s", path, exc)
 
     async def handle(self, req: Request, path: str) -> Response | None:
         """Run one logical request (`path` is everything after /v1/).

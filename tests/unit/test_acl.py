@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.loop import ticks_while
 from transit.acl import ACL, AclPolicyStore, Decision, parse_policy, requires_sudo
 from transit.acl.policy import CREATE, DENY, LIST, READ, SUDO, UPDATE
 from transit.acl.store import DEFAULT_POLICY
@@ -507,20 +508,7 @@ def test_store_parses_a_large_policy_in_a_process_and_keeps_the_loop_turning():
         s, backend = store()
         await s.setup()
         pools.shutdown()
-        ticks, done = 0, False
-
-        async def tick():
-            nonlocal ticks
-            while not done:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        ticker = asyncio.create_task(tick())
-        try:
-            stored = await s.put("big", text)
-        finally:
-            done = True
-            await ticker
+        stored, ticks = await ticks_while(s.put("big", text))
         assert pools._processes is not None and ticks > 0
         assert stored == parse_policy("big", text)
         other = AclPolicyStore(StorageView(backend, "sys/policy/"))

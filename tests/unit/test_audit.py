@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.loop import ticks_while
 from transit import pools
 from transit.audit import AuditBroker
 from transit.audit.broker import AUDIT_TABLE_KEY
@@ -320,23 +321,6 @@ def test_large_entries_are_built_off_the_loop_and_hash_the_same(tmp_path: Path) 
     """A 3,000-item batch: its entries are built on the thread pool (the loop keeps turning)
     and are exactly what hashing on the loop gives; a small request never leaves the loop."""
 
-    async def ticks_while(coro: Any) -> int:
-        ticks, done = 0, False
-
-        async def tick() -> None:
-            nonlocal ticks
-            while not done:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        ticker = asyncio.create_task(tick())
-        try:
-            await coro
-        finally:
-            done = True
-            await ticker
-        return ticks
-
     async def run() -> None:
         broker, storage = new_broker()
         log = tmp_path / "audit.log"
@@ -345,11 +329,11 @@ def test_large_entries_are_built_off_the_loop_and_hash_the_same(tmp_path: Path) 
         items = [{"plaintext": f"item {i}"} for i in range(3000)]
         results = [{"ciphertext": f"vault:v1:{i}", "key_version": 1} for i in range(3000)]
         req = make_req({"batch_input": items})
-        assert await ticks_while(broker.log_request(req, Decision())) > 0
+        assert (await ticks_while(broker.log_request(req, Decision())))[1] > 0
         resp = Response(data={"batch_results": results})
-        assert await ticks_while(broker.log_response(req, Decision(), resp, "")) > 0
+        assert (await ticks_while(broker.log_response(req, Decision(), resp, "")))[1] > 0
         small_req = make_req()
-        assert await ticks_while(broker.log_request(small_req, Decision())) == 0
+        assert (await ticks_while(broker.log_request(small_req, Decision())))[1] == 0
         first, second, third = lines(log)
         h = Hasher(salt)
         assert first["request"]["data"] == h.data({"batch_input": items})

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from tests.loop import ticks_while
 from transit import pools
 from transit.errors import UserError
 
@@ -32,33 +33,14 @@ def _spin(seconds: float) -> int:
     return n
 
 
-async def _ticks_while(coro: object) -> tuple[object, int]:
-    ticks = 0
-    done = False
-
-    async def tick() -> None:
-        nonlocal ticks
-        while not done:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    ticker = asyncio.create_task(tick())
-    try:
-        result = await coro  # type: ignore[misc]
-    finally:
-        done = True
-        await ticker
-    return result, ticks
-
-
 def test_in_process_returns_results_and_raises_the_callers_errors() -> None:
     async def go() -> None:
-        (pid, square), ticks = await _ticks_while(pools.in_process(_pid_and_square, 12))
+        (pid, square), ticks = await ticks_while(pools.in_process(_pid_and_square, 12))
         assert square == 144 and pid != os.getpid()
         assert ticks > 0  # the loop kept turning while the pool worked
         with pytest.raises(UserError, match="^bad policy$"):
             await pools.in_process(_fail, "bad policy")
-        n, ticks = await _ticks_while(pools.in_process(_spin, 0.3))
+        n, ticks = await ticks_while(pools.in_process(_spin, 0.3))
         assert n > 0 and ticks > 100
 
     try:

@@ -27,7 +27,8 @@ log = logging.getLogger("transit.api")
 
 Scope = dict[str, Any]
 
-_METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST,
+# HTTP method -> logical operation (HEAD is answered by the status handlers only)
+METHOD_OPS = {"GET": READ, "POST": UPDATE, "PUT": UPDATE, "DELETE": DELETE, "LIST": LIST,
                "PATCH": PATCH}
 
 _NO_DATA_OPS = (READ, LIST)
@@ -132,7 +133,7 @@ class VaultApp:
             code, body = await status_handler(self.core, method, _query(query), payload)
             return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
 
-        op = _METHOD_OPS.get(method)
+        op = METHOD_OPS.get(method)
         if op is None:
             return 405, JSON_HEADERS, error_body([f"unsupported method {method}"])
 
@@ -257,7 +258,7 @@ def _count(scope: Scope, status: int, started: float) -> None:
     code = _STATUS_TEXT.get(status) or str(status)
     if req is None:  # answered before routing (status endpoints, malformed requests)
         method = scope["method"]
-        metrics.observe((_HANDLE_REQUEST, "", _METHOD_OPS.get(method) or method.lower(), code),
+        metrics.observe((_HANDLE_REQUEST, "", METHOD_OPS.get(method) or method.lower(), code),
                         (perf_counter() - started) * 1000)
         return
     metrics.observe((_HANDLE_REQUEST, req.mount_path, req.operation, code),

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from transit.api.app import METHOD_OPS
 from transit.api.forwarding import FORWARDED_SCOPE_KEY
-from transit.api.wire import JSON_HEADERS, error_body
+from transit.api.wire import JSON_HEADERS, error_body, request_id
+from transit.engines.framework import READ, UPDATE, Request
 from transit.errors import NoHandler
 from transit.ratelimit import Buckets
 
@@ -69,7 +71,12 @@ class QuotaGate:
             return
         message = f'request path "{path}": rate limit quota exceeded'
         if table.config.enable_rate_limit_audit_logging:
-            await core.audit_rate_limited(scope, path, message)
+            client = scope.get("client") or ("", 0)
+            await core.audit_refused(Request(
+                METHOD_OPS.get(scope["method"]) or (READ if scope["method"] == "HEAD" else UPDATE),
+                path, {}, None,
+                id=request_id().decode(), remote_addr=client[0], remote_port=client[1]),
+                message)
         if headers:
             headers.append((b"retry-after", str(math.ceil(verdict.reset)).encode()))
         body = error_body([message])

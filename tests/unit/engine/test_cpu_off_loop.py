@@ -8,6 +8,7 @@ import asyncio
 import base64
 import threading
 
+from tests.loop import Ticker
 from tests.unit.engine.tx import Env, atest
 from transit import pools
 from transit.crypto.keytypes import KeyType
@@ -17,27 +18,6 @@ from transit.engines.transit.batch import PRIVATE, PUBLIC, REWRAP, gil_free, ite
 
 def b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
-
-
-class Ticker:
-    """Counts event-loop turns while some other coroutine runs."""
-
-    def __init__(self) -> None:
-        self.ticks = 0
-        self._stop = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while not self._stop:
-            self.ticks += 1
-            await asyncio.sleep(0)
-
-    def __enter__(self) -> Ticker:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop = True
 
 
 def test_costs_rank_asymmetric_work_above_symmetric() -> None:

@@ -92,10 +92,8 @@ async def _authenticate(seal: SealManager, kek: bytes) -> None:
 
 
 def current(seal: SealManager, term: int) -> RootAttempt | None:
-    attempt = seal.attempts.get(GENERATE_ROOT)
-    if attempt is not None and attempt.term != term:
-        seal.attempts.pop(GENERATE_ROOT, None)
-        return None
+    """The attempt in progress, unless it was started in another term of activity."""
+    attempt: RootAttempt | None = seal.attempt(GENERATE_ROOT, term)
     return attempt
 
 

@@ -124,10 +124,7 @@ class RekeyAttempt:
 
 def current(seal: SealManager, term: int) -> RekeyAttempt | None:
     """The attempt in progress, unless it was started in another term of activity."""
-    attempt = seal.attempts.get(REKEY)
-    if attempt is not None and attempt.term != term:
-        seal.attempts.pop(REKEY, None)
-        return None
+    attempt: RekeyAttempt | None = seal.attempt(REKEY, term)
     return attempt
 
 

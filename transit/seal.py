@@ -174,6 +174,15 @@ class SealManager:
 
     # -- state ---------------------------------------------------------------------------
 
+    def attempt(self, kind: str, term: int) -> Any:
+        """The `kind` attempt in progress, unless it began in another term of activity (then
+        it is dropped)."""
+        attempt = self.attempts.get(kind)
+        if attempt is not None and attempt.term != term:
+            self.attempts.pop(kind, None)
+            return None
+        return attempt
+
     async def config(self) -> SealConfig | None:
         """The stored seal config once the store is initialised (keyring present too).
 

@@ -35,7 +35,7 @@ from transit.cluster.ha import FENCE_CLOSED, HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.cluster.invalidation import DEFAULT_MAX_STALENESS, InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
-from transit.engines.framework import CREATE, UPDATE, Engine, Request, Response
+from transit.engines.framework import CREATE, MOUNT_DEFAULT_TTL, UPDATE, Engine, Request, Response
 from transit.engines.kv import kv_factory
 from transit.engines.mounts import EngineFactory, MountTable
 from transit.engines.system.backend import SystemBackend
@@ -693,6 +693,12 @@ class Core:
         finally:
             expiration.cancel()
 
+    def default_lease_ttl(self, mount_path: str) -> int:
+        """The mount's tuned default_lease_ttl, else the server's (config `default_lease_ttl`)."""
+        entry = self.mounts.get(mount_path)
+        tuned = entry.config.get("default_lease_ttl") if entry is not None else 0
+        return int(tuned or self.tokens.default_lease_ttl)
+
     # -- the request pipeline ---------------------------------------------------------------
     def route(self, path: str) -> tuple[Engine, str, Any, str, str, str]:
         """(engine, path inside it, storage, mount path, mount type, mount accessor)."""
@@ -829,6 +835,8 @@ class Core:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
         try:
             resp = await engine.handle(req)
+            if resp is not None and resp.lease_duration == MOUNT_DEFAULT_TTL:
+                resp.lease_duration = self.default_lease_ttl(mount_path)
         except ForwardToActive:
             raise  # not an outcome here: the active node handles and audits the request
         except TransitError as exc:

@@ -55,6 +55,10 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
                                             "(ok, refused, error, timeout)"),
     "vault.audit.log_request_failure": ((), "requests no audit device could log"),
     "vault.audit.log_response_failure": ((), "responses no audit device could log"),
+    "vault.cache.hit": (("cache",), "lookups answered from a cache over storage, by cache "
+                                    "(transit_key, token, policy, acl)"),
+    "vault.cache.miss": (("cache",), "lookups that missed a cache over storage, by cache "
+                                     "(transit_key, token, policy, acl)"),
 }
 # name -> (prometheus_client multiprocess mode, help). Stored without labels (a node's workers
 # share one cluster); a scrape labels them with `cluster`, as Vault does.

@@ -124,6 +124,32 @@ def test_prometheus_parses_and_counts_requests(dev: ServerProcess) -> None:
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
 
 
+def test_cache_hits_and_misses(dev: ServerProcess) -> None:
+    """A new token and a new key are read from storage once (a miss), then served from the
+    caches (hits): counted per cache."""
+    before = dev.request("GET", "sys/metrics", params={"format": "prometheus"}).text
+    r = dev.request("POST", "auth/token/create", json={"policies": ["default"]})
+    token = r.json()["auth"]["client_token"]
+    assert dev.request("POST", "transit/keys/mcache").status_code in (200, 204)
+    for _ in range(4):
+        assert dev.request("POST", "transit/encrypt/mcache",
+                           json={"plaintext": "aGk="}).status_code == 200
+    for _ in range(3):
+        r = requests.get(f"{dev.addr}/v1/auth/token/lookup-self",
+                         headers={"X-Vault-Token": token}, timeout=10)
+        assert r.status_code == 200, r.text
+    after = dev.request("GET", "sys/metrics", params={"format": "prometheus"}).text
+
+    def moved(name: str, cache: str) -> float:
+        return (_counter(after, name, cache=cache) - _counter(before, name, cache=cache))
+
+    assert moved("vault_cache_hit", "transit_key") >= 4
+    assert moved("vault_cache_miss", "transit_key") >= 1
+    # the created token is cached by its creator's write; its three uses are hits
+    assert moved("vault_cache_hit", "token") >= 3
+    assert moved("vault_cache_hit", "policy") + moved("vault_cache_hit", "acl") >= 1
+
+
 def test_access_needs_a_token_with_read_and_bad_format(dev: ServerProcess) -> None:
     r = requests.get(f"{dev.addr}/v1/sys/metrics", timeout=10)
     assert r.status_code == 403 and r.json() == {"errors": ["permission denied"]}

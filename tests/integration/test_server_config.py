@@ -104,6 +104,27 @@ def test_token_ttls_follow_default_and_max_lease_ttl(
     assert root_child["auth"]["lease_duration"] == 0
 
 
+def test_mount_views_and_kv_leases_follow_the_server_ttls(
+        configured: tuple[ServerProcess, Path]) -> None:
+    """The server's default/max_lease_ttl are what a mount without its own shows (tune
+    view) and the lease a KV v1 read reports; a tuned mount's own value wins."""
+    srv, _ = configured
+    client = srv.client()
+    client.sys.enable_secrets_engine("kv", path="kv1", options={"version": "1"})
+    tune = client.sys.read_mount_configuration("kv1")["data"]
+    assert (tune["default_lease_ttl"], tune["max_lease_ttl"]) == (3600, 7200)
+    sys_tune = srv.request("GET", "sys/mounts/sys/tune").json()["data"]
+    assert (sys_tune["default_lease_ttl"], sys_tune["max_lease_ttl"]) == (3600, 7200)
+    client.secrets.kv.v1.create_or_update_secret("a", {"x": "1"}, mount_point="kv1")
+    assert client.secrets.kv.v1.read_secret("a", mount_point="kv1")["lease_duration"] == 3600
+    client.secrets.kv.v1.create_or_update_secret("b", {"x": "1", "ttl": "5m"},
+                                                 mount_point="kv1")
+    assert client.secrets.kv.v1.read_secret("b", mount_point="kv1")["lease_duration"] == 300
+    client.sys.tune_mount_configuration("kv1", default_lease_ttl="30m")
+    assert client.secrets.kv.v1.read_secret("a", mount_point="kv1")["lease_duration"] == 1800
+    assert client.sys.read_mount_configuration("kv1")["data"]["default_lease_ttl"] == 1800
+
+
 def test_declarative_audit_device(configured: tuple[ServerProcess, Path]) -> None:
     srv, tmp = configured
     devices = srv.request("GET", "sys/audit").json()["data"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from transit import pools
+from transit import metrics, pools
 from transit.acl.acl import ACL
 from transit.acl.policy import AclPolicy, parse_policy
 from transit.errors import StorageError, UserError
@@ -28,6 +28,10 @@ CONTROL_GROUP = "control-group"
 IMMUTABLE = frozenset({ROOT, RESPONSE_WRAPPING, CONTROL_GROUP})
 NON_ASSIGNABLE = frozenset({RESPONSE_WRAPPING, CONTROL_GROUP})
 _ACL_CACHE_LIMIT = 1024
+_POLICY_HIT = ("vault.cache.hit", "policy")
+_POLICY_MISS = ("vault.cache.miss", "policy")
+_ACL_HIT = ("vault.cache.hit", "acl")
+_ACL_MISS = ("vault.cache.miss", "acl")
 INLINE_PARSE_BYTES = 8 * 1024  # about 60 path blocks: a few ms of parsing at most
 
 # Vault's built-in "default" policy text (vault/policy_store.go, Vault 1.10+), verbatim.
@@ -218,7 +222,9 @@ class AclPolicyStore:
         key = names if isinstance(names, frozenset) else frozenset(names)
         acl = self._acls.get(key)
         if acl is not None:
+            metrics.incr(_ACL_HIT)
             return acl
+        metrics.incr(_ACL_MISS)
         generation = self._generation
         policies: list[AclPolicy] = []
         for name in key:
@@ -253,9 +259,12 @@ class AclPolicyStore:
         if name == ROOT:
             return _ROOT_POLICY
         try:
-            return self._policies[name]
+            cached = self._policies[name]
         except KeyError:
-            pass
+            metrics.incr(_POLICY_MISS)
+        else:
+            metrics.incr(_POLICY_HIT)
+            return cached
         generation = self._generation
         raw = await self._storage.get(name) if name else None
         policy: AclPolicy | None = None

@@ -63,6 +63,11 @@ class Request:
     fields: tuple[FieldData, list[str]] | None = None  # set by Engine.exists, reused by handle
 
 
+# `Response.lease_duration` meaning "the mount's default_lease_ttl, else the server's" (Vault's
+# SystemView.DefaultLeaseTTL), which only the core knows.
+MOUNT_DEFAULT_TTL = -1
+
+
 @dataclass(slots=True)
 class Response:
     data: dict[str, Any] | None = None
@@ -75,7 +80,7 @@ class Response:
     auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
     wrap_info: dict[str, Any] | None = None
     lease_id: str = ""
-    lease_duration: int = 0
+    lease_duration: int = 0  # MOUNT_DEFAULT_TTL: the core fills in the mount's default
     renewable: bool = False
     # Set by handlers whose write standbys must see before the client is told it happened
     # (key rotation): the core waits for the storage replicas (Redis WAIT) first.

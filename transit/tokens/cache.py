@@ -1,6 +1,6 @@
 """Size bounds for the in-memory caches over storage (tokens, token roles).
 
-A cache here is a plain dict, so a hit stays one dict probe: nothing is recorded on a hit.
+A cache here is a plain dict, so a hit stays one dict probe (plus a `metrics.incr`).
 The bound is enforced on insert only, by dropping the oldest insertions (FIFO, not LRU): an
 entry that is still in use is simply read from storage again and re-inserted. Evicting a
 batch (an eighth of the bound) at a time keeps the amortised cost per insert O(1) even though

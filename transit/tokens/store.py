@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from transit import metrics
 from transit.errors import InternalError, PermissionDenied, StorageError, UserError
 from transit.storage.base import Write
 from transit.storage.update import get_or_create, update
@@ -44,6 +45,8 @@ from transit.tokens.ttl import DEFAULT_LEASE_TTL, MAX_LEASE_TTL
 
 log = logging.getLogger("transit.tokens")
 
+_HIT = ("vault.cache.hit", "token")
+_MISS = ("vault.cache.miss", "token")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 WRAPPING_POLICY = "response-wrapping"
 
@@ -126,6 +129,8 @@ class TokenStore:
             entry = await self._load(token)
             if entry is None:
                 return None
+        else:
+            metrics.incr(_HIT)
         exp = entry.expire_time
         if exp and exp <= self.clock():
             await self._expire(entry)
@@ -141,6 +146,8 @@ class TokenStore:
             entry = await self._load_hash(token_hash)
             if entry is None:
                 return None
+        else:
+            metrics.incr(_HIT)
         return await self._live(entry)
 
     async def lookup_accessor(self, accessor: str) -> TokenEntry | None:
@@ -172,6 +179,7 @@ class TokenStore:
         token_hash = self.salt_id(token)
         cached = self._by_hash.get(token_hash)
         if cached is not None:  # known by hash (accessor lookup) but not by token yet
+            metrics.incr(_HIT)
             if cached.id and not hmac.compare_digest(cached.id, token):
                 return None
             cached.id = token
@@ -181,6 +189,7 @@ class TokenStore:
         return entry
 
     async def _load_hash(self, token_hash: str, token: str = "") -> TokenEntry | None:
+        metrics.incr(_MISS)
         for _ in range(3):
             epoch = self._epoch
             raw = await self.storage.get("id/" + token_hash)

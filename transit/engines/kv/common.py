@@ -15,9 +15,6 @@ import orjson
 
 from transit.errors import UserError
 
-# Vault's system default lease TTL (768h); reported when a mount sets none.
-SYSTEM_DEFAULT_TTL = 768 * 3600
-
 _LOCK_STRIPES = 64
 
 

@@ -12,8 +12,18 @@ from transit.engines.fields import (
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Request, Response, Route
-from transit.engines.kv.common import SYSTEM_DEFAULT_TTL, dumps, loads
+from transit.engines.framework import (
+    DELETE,
+    LIST,
+    MOUNT_DEFAULT_TTL,
+    READ,
+    UPDATE,
+    Engine,
+    Request,
+    Response,
+    Route,
+)
+from transit.engines.kv.common import dumps, loads
 from transit.errors import UserError
 
 PATH_FIELDS = {"path": Field(FieldType.STRING, "")}
@@ -55,7 +65,7 @@ def _ttl(data: dict[str, Any]) -> int:
             if seconds > MAX_DURATION_SECONDS:  # no Go duration: Vault's parse fails too
                 break
             return max(seconds, 0)
-    return SYSTEM_DEFAULT_TTL
+    return MOUNT_DEFAULT_TTL
 
 
 async def exists(b: KVv1Backend, req: Request, d: FieldData) -> bool:

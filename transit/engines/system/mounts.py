@@ -78,7 +78,6 @@ async def delete_mount(b: SystemBackend, req: Request, d: FieldData) -> None:
 
 # -- config values ------------------------------------------------------------------------
 
-SYSTEM_DEFAULT_TTL = 768 * 3600  # Vault's default_lease_ttl / max_lease_ttl when unset
 _TTL_NAMES = {"default_lease_ttl": "default", "max_lease_ttl": "max"}
 _LIST_KEYS = ("audit_non_hmac_request_keys", "audit_non_hmac_response_keys",
               "passthrough_request_headers", "allowed_response_headers")
@@ -163,10 +162,12 @@ UPGRADE_WARNING = (
 
 
 def tune_view(entry_config: dict[str, Any], description: str,
-              options: dict[str, Any] | None) -> dict[str, Any]:
+              options: dict[str, Any] | None, system: tuple[int, int]) -> dict[str, Any]:
+    """`system`: the server's (default_lease_ttl, max_lease_ttl), shown where the mount
+    sets none."""
     data: dict[str, Any] = {
-        "default_lease_ttl": entry_config.get("default_lease_ttl") or SYSTEM_DEFAULT_TTL,
-        "max_lease_ttl": entry_config.get("max_lease_ttl") or SYSTEM_DEFAULT_TTL,
+        "default_lease_ttl": entry_config.get("default_lease_ttl") or system[0],
+        "max_lease_ttl": entry_config.get("max_lease_ttl") or system[1],
         "force_no_cache": bool(entry_config.get("force_no_cache", False)),
         "description": description,
     }
@@ -180,12 +181,14 @@ def tune_view(entry_config: dict[str, Any], description: str,
 
 async def read_tune(b: SystemBackend, req: Request, d: FieldData) -> Response:
     path = d.get("path").strip("/")
+    system = (b.core.tokens.default_lease_ttl, b.core.tokens.max_lease_ttl)
     if path == "sys":
-        return Response(data=tune_view({}, SYS_ENTRY["description"], None), mirror_data=True)
+        return Response(data=tune_view({}, SYS_ENTRY["description"], None, system),
+                        mirror_data=True)
     entry = b.mounts.get(path)
     if entry is None:
         raise UserError(f'cannot fetch sysview for path "{path}/"')
-    return Response(data=tune_view(entry.config, entry.description, entry.options),
+    return Response(data=tune_view(entry.config, entry.description, entry.options, system),
                     mirror_data=True)
 
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any, TypeVar
 
+from transit import metrics
 from transit.crypto.policy import Policy
 from transit.errors import ForwardToActive, StorageError
 from transit.storage.base import Write
@@ -40,6 +41,8 @@ ARCHIVE_PREFIX = "archive/"
 POLICY_CACHE_SIZE = 4096  # keys per mount held in memory (a parsed key: ~2 KiB + ~0.3 KiB/version)
 
 _V = TypeVar("_V")
+_HIT = ("vault.cache.hit", "transit_key")
+_MISS = ("vault.cache.miss", "transit_key")
 
 
 def _put(cache: dict[str, _V], name: str, value: _V, limit: int) -> None:
@@ -107,7 +110,9 @@ class PolicyStore:
     async def get(self, name: str) -> Policy | None:
         p = self._cache.get(name)
         if p is not None:
+            metrics.incr(_HIT)
             return p
+        metrics.incr(_MISS)
         return await self._load(name)
 
     async def get_for(

@@ -218,6 +218,7 @@ class ServerConfig:
     telemetry: TelemetryConfig = TelemetryConfig()
     raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     warnings: tuple[str, ...] = ()
+    path: str = ""  # the file it was read from (SIGHUP re-reads it); "" for -dev
 
 
 # -- lenient scalars (Vault's parseutil) ---------------------------------------------------
@@ -782,4 +783,6 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"error loading configuration from {p}: {exc}") from None
     fmt = "json" if p.endswith(".json") else "hcl"
-    return parse_config(text, fmt, source=p, env=env)
+    from dataclasses import replace
+
+    return replace(parse_config(text, fmt, source=p, env=env), path=p)

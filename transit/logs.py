@@ -332,8 +332,16 @@ def setup_logging(level: str = "info", fmt: str = "standard", *, log_file: str =
             old.close()
     for h in handlers:
         root.addHandler(h)
-    root.setLevel(LEVELS[level])
     _route_uvicorn()
-    for noisy in ("httpx", "httpcore"):  # one line per forwarded request otherwise
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, LEVELS[level]))
+    set_level(level)
     return handlers
+
+
+def set_level(level: str) -> None:
+    """Log at canonical `level` from now on (start-up, and a SIGHUP that changes it)."""
+    n = LEVELS[level]
+    logging.getLogger().setLevel(n)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logging.getLogger(name).setLevel(n)
+    for noisy in ("httpx", "httpcore"):  # one line per forwarded request otherwise
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, n))

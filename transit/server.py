@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from transit.core import Core
 from transit.errors import ConfigError
 from transit.logs import uvicorn_level
 from transit.ratelimit import Buckets
+from transit.reload import Reloader
 from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
 
@@ -210,17 +212,18 @@ async def _run(config: ServerConfig, dev: DevOptions | None, *, worker: WorkerIn
     if worker is None or worker.elector:
         _announce(config, dev, token, unseal_key, core)
 
-    # SIGHUP reopens audit files (log rotation), as in Vault.
+    contexts: dict[str, ssl.SSLContext] = {}
+    servers = [uvicorn.Server(_uvicorn_config(f, lst, config, contexts))
+               for f, lst in zip(fronts, config.listeners, strict=True)]
+    # SIGHUP reopens audit files and reloads the log level and TLS certificates, as in Vault.
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, core.audit.reload)
+    loop.add_signal_handler(signal.SIGHUP, Reloader(config, contexts, core.audit.reload))
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # diagnostics: where is it waiting?
     tasks = [asyncio.create_task(metrics.run_flusher())]  # every process
     if worker is None or worker.elector:  # once per node: auto-rotation, echo heartbeats
         tasks.append(asyncio.create_task(core.run_periodic()))
         if core.ha is not None:
             tasks.append(asyncio.create_task(core.run_echo()))
-    servers = [uvicorn.Server(_uvicorn_config(f, lst, config))
-               for f, lst in zip(fronts, config.listeners, strict=True)]
     # uvicorn re-raises the signal that stopped it once it has drained; with the default
     # disposition that would kill us before the HA lock is released below.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -324,14 +327,15 @@ def _front(core: Core, listener: ListenerConfig, gated: bool, buckets: Buckets) 
                      core, buckets)
 
 
-def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig) -> uvicorn.Config:
+def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig,
+                    contexts: dict[str, ssl.SSLContext]) -> uvicorn.Config:
     """uvicorn's config for one listener: its limits (enforced by VaultHttpToolsProtocol)
     and, for TLS, the SSL context built from its `tls_*` keys (ConfigError if its files
-    cannot be read)."""
+    cannot be read), also put in `contexts` by address (a SIGHUP reloads its certificate)."""
     host, port = split_address(listener.address)
     kwargs: dict[str, Any] = {}
     if not listener.tls_disable:
-        context = server_context(listener)
+        context = contexts[listener.address] = server_context(listener)
         kwargs["ssl_context_factory"] = lambda _config, _default: context
     return LimitedConfig(
         app, host=host, port=port, loop="uvloop", http=VaultHttpToolsProtocol, lifespan="off",

@@ -68,7 +68,8 @@ def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "cluster",
         help="run a local HA cluster (Redis + several nodes) for development and tests",
         description="Start or stop a local HA cluster on 127.0.0.1: a Redis primary and "
-        "replicas, N transit nodes with a static seal, initialised, one of them active.",
+        "replicas, N transit nodes with a static seal, initialised, one of them active; with "
+        "--sentinels 3 --haproxy, the topology of docker/compose.yml (docs/deploy.md).",
     )
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION")
     up = csub.add_parser("up", help="start a local cluster (detached)")
@@ -87,6 +88,19 @@ def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(--no-perf-standby: plain standbys that forward every request)")
     up.add_argument("--workers", type=int, default=None,
                     help="worker processes per node (default: the server's default)")
+    up.add_argument("--sentinels", type=int, default=0,
+                    help="Redis Sentinels watching the primary (default 0: none); with "
+                    "Sentinels the nodes find the primary through them and node i reads from "
+                    "Redis server i (the primary counts), as in docker/compose.yml")
+    up.add_argument("--sentinel-port", type=int, default=None,
+                    help="port of the first Sentinel, the next ones follow (default: "
+                    "redis-port + 20000)")
+    up.add_argument("--haproxy", action="store_true",
+                    help="start HAProxy in front of the nodes (haproxy from /usr/sbin): writes "
+                    "to the active node on --haproxy-port, encrypt/decrypt/reads over every "
+                    "unsealed node on the next port, stats page on the one after")
+    up.add_argument("--haproxy-port", type=int, default=8300,
+                    help="HAProxy's writes frontend; reads +1, stats +2 (default 8300)")
     down = csub.add_parser("down", help="stop a cluster started by `cluster up`")
     down.add_argument("--dir", default=DEFAULT_WORKDIR,
                       help=f"work folder given to `up` (default {DEFAULT_WORKDIR})")
@@ -185,7 +199,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
             cluster = LocalCluster(args.dir, nodes=args.nodes, replicas=args.replicas,
                                    base_port=args.base_port, redis_port=args.redis_port,
                                    lock_ttl=args.lock_ttl, perf_standby=args.perf_standby,
-                                   workers=args.workers)
+                                   workers=args.workers, sentinels=args.sentinels,
+                                   sentinel_port=args.sentinel_port,
+                                   haproxy_port=args.haproxy_port if args.haproxy else None)
             cluster.up()
             active = cluster.active_index()
         except (ClusterError, ValueError) as exc:

@@ -30,6 +30,13 @@ Node i listens on `base_port + 10*i` (plain HTTP on 127.0.0.1) with its cluster 
 above; Redis uses `redis_port` (primary) and `redis_port + 1 ...` (replicas). Node i's storage
 stanza points `address` at the primary and `read_address` at replica `i % replicas`.
 Processes are started in their own session, so they outlive the `transit cluster up` command.
+
+The deployment topology (docs/deploy.md; `docker/compose.yml` without containers):
+`sentinels=3` (`--sentinels 3`) adds three Sentinels on `sentinel_port`, `+1`, ... watching the
+primary; nodes then find the primary through them, and node i reads from Redis server
+`i % (replicas + 1)` (the one "next to it", the primary included). `haproxy_port=P`
+(`--haproxy`) adds HAProxy: writes on P (→ the active node), reads on P+1 (→ every unsealed
+node), stats on P+2. Their configurations come from `transit.deploy.render`, as docker/'s do.
 """
 
 from __future__ import annotations
@@ -49,6 +56,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from transit.deploy.local import (
+    DeployError,
+    ProcHandle,
+    find_haproxy,
+    haproxy_handle,
+    sentinel_handles,
+    start_haproxy,
+    start_sentinels,
+)
+from transit.deploy.render import hcl_str, layout_node_hcl, node_hcl, redis_args
+from transit.deploy.topology import (
+    REDIS_PERSISTENCE,
+    Checks,
+    Layout,
+    SentinelTimings,
+    local_layout,
+)
 
 # re-exported: tests and the CLI use them
 from transit.processes import (
@@ -120,8 +145,7 @@ class RedisHandle:
         (the AOF is the durable copy), never evict keys, everything in this server's own
         folder."""
         args = [redis_server, "--port", str(self.port), "--bind", HOST,
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                "--maxmemory-policy", "noeviction",
+                *redis_args("", REDIS_PERSISTENCE)[1:],  # docs/ha.md, as in docker/
                 "--dir", str(self.dir), "--logfile", str(self.log_path),
                 "--repl-diskless-sync-delay", "0", "--daemonize", "no"]
         if self.replica_of is not None:
@@ -188,11 +212,16 @@ class LocalCluster:
         base_port: int = 8200, redis_port: int = 6379, lock_ttl: float | str = 10.0,
         *, perf_standby: bool = False, workers: int | None = None, python: str | None = None,
         redis_server: str | None = None, start_timeout: float = 30.0, seal: str = "static",
+        sentinels: int = 0, sentinel_port: int | None = None, haproxy_port: int | None = None,
+        checks: Checks | None = None, sentinel_timings: SentinelTimings | None = None,
+        haproxy: str | None = None,
     ) -> None:
         if nodes < 1:
             raise ClusterError("--nodes must be at least 1")
         if replicas < 0:
             raise ClusterError("--replicas must be 0 or more")
+        if sentinels < 0:
+            raise ClusterError("--sentinels must be 0 or more")
         if seal not in ("static", "shamir"):
             raise ClusterError(f"seal must be 'static' or 'shamir', not {seal!r}")
         self.seal = seal
@@ -218,7 +247,27 @@ class LocalCluster:
         self.nodes: list[NodeHandle] = [
             NodeHandle(i, base_port + 10 * i, self.workdir, f"node-{i}") for i in range(nodes)
         ]
+        self.haproxy_bin = haproxy
+        self.layout = self._make_layout(sentinels, sentinel_port, haproxy_port, checks,
+                                        sentinel_timings)
+        self.sentinels: list[ProcHandle] = (sentinel_handles(self.layout, self.workdir)
+                                            if sentinels else [])
+        self.haproxy: ProcHandle | None = (haproxy_handle(self.layout, self.workdir)
+                                           if haproxy_port is not None else None)
         self._http = httpx.Client(timeout=2.0)
+
+    def _make_layout(self, sentinels: int, sentinel_port: int | None,
+                     haproxy_port: int | None, checks: Checks | None,
+                     timings: SentinelTimings | None) -> Layout:
+        """The deployment topology of this cluster (transit/deploy/topology.py)."""
+        first = sentinel_port if sentinel_port is not None else self.redis_port + 20000
+        return local_layout(
+            host=HOST, api_ports=[n.api_port for n in self.nodes],
+            redis_ports=[r.port for r in self.redis],
+            sentinel_ports=[first + j for j in range(sentinels)],
+            haproxy_port=haproxy_port if haproxy_port is not None else 0,
+            lock_ttl=_fmt_ttl(self.lock_ttl), checks=checks,
+            sentinel=timings or SentinelTimings(quorum=sentinels // 2 + 1))
 
     # -- addresses and state ----------------------------------------------------------------
     @property
@@ -242,6 +291,10 @@ class LocalCluster:
         out = [r.port for r in self.redis]
         for n in self.nodes:
             out += [n.api_port, n.cluster_port]
+        out += [s.port for s in self.sentinels]
+        if self.haproxy is not None:
+            f = self.layout.frontends
+            out += [f.write, f.read, f.stats]
         return out
 
     def state(self) -> dict[str, Any]:
@@ -253,6 +306,10 @@ class LocalCluster:
             "nodes": [{"index": n.index, "node_id": n.node_id, "api_addr": n.addr,
                        "cluster_addr": n.cluster_addr, "pid": n.pid} for n in self.nodes],
             "root_token_file": str(self.workdir / "root-token"),
+            "sentinels": [{"port": s.port, "pid": s.pid} for s in self.sentinels],
+            "haproxy": None if self.haproxy is None else {
+                "writes": self.layout.frontends.write, "reads": self.layout.frontends.read,
+                "stats": self.layout.frontends.stats, "pid": self.haproxy.pid},
         }
 
     def _save_state(self) -> None:
@@ -269,6 +326,11 @@ class LocalCluster:
         if self.redis_server is None or not os.access(self.redis_server, os.X_OK):
             raise ClusterError("redis-server not found on PATH (install Redis, e.g. "
                                "`apt-get install redis-server`, or run `make deps`)")
+        if self.haproxy is not None:
+            self.haproxy_bin = self.haproxy_bin or find_haproxy()
+            if self.haproxy_bin is None or not os.access(self.haproxy_bin, os.X_OK):
+                raise ClusterError("haproxy not found (install it, e.g. `apt-get install "
+                                   "haproxy`, or run `make deps`)")
         if self.state_path.exists():
             running = running_pids(load_state(self.workdir))
             if running:
@@ -297,6 +359,11 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_redis()
+            if self.sentinels:
+                assert self.redis_server is not None
+                start_sentinels(self.layout, self.sentinels, self.redis_server,
+                                self.start_timeout)
+                self._save_state()
             self._write_configs()
             self._save_state()
             for node in self.nodes:
@@ -308,6 +375,14 @@ class LocalCluster:
             if self.seal == "shamir":
                 self.unseal_all()
             self.wait_ready()
+            if self.haproxy is not None:
+                assert self.haproxy_bin is not None
+                start_haproxy(self.layout, self.haproxy, self.haproxy_bin, self.start_timeout)
+                self._save_state()
+                self.wait_haproxy()
+        except DeployError as exc:
+            self.down()
+            raise ClusterError(str(exc)) from None
         except BaseException:
             self.down()
             raise
@@ -368,31 +443,22 @@ class LocalCluster:
                     time.sleep(0.02)
 
     def node_config(self, node: NodeHandle) -> str:
-        read = ""
+        header = f"generated by `transit cluster up`: node {node.index} of {len(self.nodes)}"
+        if self.sentinels:  # the deployment topology: the same renderer as docker/'s
+            return layout_node_hcl(self.layout, node.index, header=header,
+                                   seal=self.seal_stanza(), perf_standby=self.perf_standby,
+                                   workers=self.workers, extra=self.extra_config)
+        storage = [("address", hcl_str(self.primary.address))]
         if self.replicas:
             replica = self.replicas[node.index % len(self.replicas)]
-            read = f'  read_address = "{replica.address}"\n'
-        return (
-            f"# generated by `transit cluster up`: node {node.index} of {len(self.nodes)}\n"
-            'storage "redis" {\n'
-            f'  address      = "{self.primary.address}"\n'
-            f"{read}"
-            f'  node_id      = "{node.node_id}"\n'
-            f'  lock_ttl     = "{_fmt_ttl(self.lock_ttl)}"\n'
-            "}\n\n"
-            'listener "tcp" {\n'
-            f'  address     = "{HOST}:{node.api_port}"\n'
-            "  tls_disable = true\n"
-            "}\n\n"
-            + self.seal_stanza()
-            + f'api_addr      = "{node.addr}"\n'
-            f'cluster_addr  = "{node.cluster_addr}"\n'
-            'cluster_name  = "transit-local"\n'
-            "disable_mlock = true\n"
-            f"disable_performance_standby = {'false' if self.perf_standby else 'true'}\n"
-            + (f"workers = {self.workers}\n" if self.workers is not None else "")
-            + self.extra_config
-        )
+            storage.append(("read_address", hcl_str(replica.address)))
+        storage += [("node_id", hcl_str(node.node_id)),
+                    ("lock_ttl", hcl_str(_fmt_ttl(self.lock_ttl)))]
+        return node_hcl(header=header, storage=storage, listen=f"{HOST}:{node.api_port}",
+                        seal=self.seal_stanza(), api_addr=node.addr,
+                        cluster_addr=node.cluster_addr, cluster_name="transit-local",
+                        perf_standby=self.perf_standby, workers=self.workers,
+                        extra=self.extra_config)
 
     def seal_stanza(self) -> str:
         """The `seal` block of every node's configuration ("" for Shamir: the default)."""
@@ -530,15 +596,44 @@ class LocalCluster:
             self._wait_listening(node)
             self.wait_ready()
 
+    def haproxy_url(self, frontend: str = "write") -> str:
+        """The base URL of HAProxy's `write` or `read` frontend."""
+        f = self.layout.frontends
+        return f"http://{f.bind_host}:{f.write if frontend == 'write' else f.read}"
+
+    def wait_haproxy(self, timeout: float | None = None) -> None:
+        """Wait until HAProxy routes: its writes frontend reaches the active node and its
+        reads frontend an unsealed node."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        codes: list[int | None] = []
+        while time.monotonic() < deadline:
+            codes = []
+            for frontend in ("write", "read"):
+                try:
+                    codes.append(self._http.get(self.haproxy_url(frontend) + "/v1/sys/health",
+                                                timeout=1.0).status_code)
+                except httpx.HTTPError:
+                    codes.append(None)
+            if codes[0] == 200 and codes[1] in (200, 429, 473):
+                return
+            time.sleep(0.05)
+        raise ClusterError(f"haproxy does not route to the nodes (health through its "
+                           f"frontends: {codes})")
+
     # -- down -------------------------------------------------------------------------------
     def down(self, timeout: float = 20.0) -> dict[str, int]:
-        """Stop every node, then every Redis server: SIGTERM, SIGKILL after `timeout`."""
+        """Stop HAProxy, every node, the Sentinels, then every Redis server: SIGTERM, SIGKILL
+        after `timeout`."""
+        front = [(self.haproxy.pid, self.haproxy.proc)] if self.haproxy is not None else []
         nodes = [(n.pid, n.proc) for n in self.nodes if n.pid is not None]
+        sentinels = [(s.pid, s.proc) for s in self.sentinels]
         redis_ = [(r.pid, r.proc) for r in reversed(self.redis) if r.pid is not None]
-        report = _terminate(nodes, timeout)
-        for k, v in _terminate(redis_, timeout).items():
-            report[k] += v
-        for handle in [*self.nodes, *self.redis]:
+        report = {"terminated": 0, "killed": 0}
+        for group in (front, nodes, sentinels, redis_):
+            for k, v in _terminate(group, timeout).items():
+                report[k] += v
+        extra: list[Any] = [*self.sentinels, *([self.haproxy] if self.haproxy else [])]
+        for handle in [*self.nodes, *self.redis, *extra]:
             handle.pid, handle.proc = None, None
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
@@ -569,13 +664,23 @@ def _ours(pid: int, kind: str) -> bool:
     if not _alive(pid):
         return False
     cmd = _cmdline(pid)
-    return not cmd or ("redis" in cmd if kind == "redis" else "transit" in cmd)
+    needle = {"redis": "redis", "sentinel": "redis", "haproxy": "haproxy"}.get(kind, "transit")
+    return not cmd or needle in cmd
+
+
+_STOP_ORDER = ("haproxy", "node", "sentinel", "redis")
 
 
 def _state_pids(state: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """(kind, pid) of every process `state.json` records, in the order to stop them."""
+    if (state.get("haproxy") or {}).get("pid"):
+        yield "haproxy", int(state["haproxy"]["pid"])
     for n in state.get("nodes", []):
         if n.get("pid"):
             yield "node", int(n["pid"])
+    for s in state.get("sentinels", []):
+        if s.get("pid"):
+            yield "sentinel", int(s["pid"])
     for r in reversed(state.get("redis", [])):
         if r.get("pid"):
             yield "redis", int(r["pid"])
@@ -586,15 +691,18 @@ def running_pids(state: dict[str, Any]) -> list[int]:
 
 
 def down_from_state(workdir: str | Path, timeout: float = 20.0) -> dict[str, int]:
-    """Stop what `state.json` in `workdir` records (nodes first, then Redis)."""
+    """Stop what `state.json` in `workdir` records (HAProxy, nodes, Sentinels, then Redis)."""
     state = load_state(workdir)
     pids = list(_state_pids(state))
-    nodes = [(pid, None) for kind, pid in pids if kind == "node" and _ours(pid, kind)]
-    redis_ = [(pid, None) for kind, pid in pids if kind == "redis" and _ours(pid, kind)]
-    report = _terminate(nodes, timeout)
-    for k, v in _terminate(redis_, timeout).items():
-        report[k] += v
-    report["already_gone"] = len(pids) - len(nodes) - len(redis_)
+    report = {"terminated": 0, "killed": 0}
+    stopped = 0
+    for kind in _STOP_ORDER:
+        group: list[tuple[int | None, Any]] = [(pid, None) for k, pid in pids
+                                               if k == kind and _ours(pid, k)]
+        stopped += len(group)
+        for k, v in _terminate(group, timeout).items():
+            report[k] += v
+    report["already_gone"] = len(pids) - stopped
     (Path(workdir).resolve() / STATE_FILE).unlink(missing_ok=True)
     return report
 
@@ -610,12 +718,21 @@ def describe(cluster: LocalCluster, active: int | None) -> str:
     lines.append(f"  redis primary   {p.address}  pid {p.pid}")
     for r in cluster.replicas:
         lines.append(f"  redis replica   {r.address}  pid {r.pid}")
+    for s in cluster.sentinels:
+        lines.append(f"  sentinel        {HOST}:{s.port}  pid {s.pid}")
+    addr = cluster.nodes[active if active is not None else 0].addr
+    if cluster.haproxy is not None:
+        f = cluster.layout.frontends
+        lines.append(f"  haproxy         writes http://{HOST}:{f.write}  reads "
+                     f"http://{HOST}:{f.read}  stats http://{HOST}:{f.stats}/stats  "
+                     f"pid {cluster.haproxy.pid}")
+        addr = cluster.haproxy_url("write")
     lines += [
         "",
         f"  lock_ttl {_fmt_ttl(cluster.lock_ttl)}; logs and configs in {cluster.workdir}",
         f"Root Token: {cluster.root_token}  (saved in {cluster.workdir / 'root-token'})",
         "",
-        f"    $ export VAULT_ADDR='{cluster.nodes[active if active is not None else 0].addr}'",
+        f"    $ export VAULT_ADDR='{addr}'",
         f"    $ export VAULT_TOKEN=$(cat {cluster.workdir / 'root-token'})",
         "",
         f"Stop it with: transit cluster down --dir {cluster.workdir}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl
@@ -223,11 +224,8 @@ class VaultApp:
         return status, out_headers, body
 
     def _decode(self, body: bytes) -> dict[str, Any]:
-        """The JSON body, after the listener's JSON limits (checked on the raw bytes)."""
-        problem = self.json_limits.check(body)
-        if problem is not None:
-            raise errors.UserError(problem)
-        return _decode_json(body)
+        """The JSON body, within the listener's JSON limits (transit/api/jsonlimits.py)."""
+        return _decode_json(body, self.json_limits.decode)
 
     async def _read_body(self, receive: Any) -> bytes:
         message = await receive()
@@ -308,11 +306,11 @@ def _render(
     return resp.status or 200, JSON_HEADERS, envelope(resp, mount_type, rid)
 
 
-def _decode_json(body: bytes) -> dict[str, Any]:
+def _decode_json(body: bytes, loads: Callable[[bytes], Any]) -> dict[str, Any]:
     if not body or body.isspace():
         return {}
     try:
-        data = orjson.loads(body)
+        data = loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.UserError(f"failed to parse JSON input: {exc}") from None
     if data is None:

@@ -7,12 +7,24 @@ the tree, so an oversized body is refused before orjson allocates anything for i
 
 Small bodies (the hot path: a single encrypt is ~100 bytes) skip the scan when two
 `bytes.count` calls prove that no limit can be exceeded (see `JSONLimits.check`).
+
+`JSONLimits.decode` is what the API calls: the same answers, cheaper for the bodies most
+worth it (batches). A body that cannot hold too long a string (it is shorter than the limit)
+nor too big a container (it has fewer commas than the entry limits) decodes to about its own
+size, so it is decoded first (orjson: ~0.1 µs per batch item, where the scan costs ~1.6 µs)
+and only its depth is checked afterwards, on the tree, when its bracket count allows it to be
+too deep. A decode error still yields to a limit error: the body is then scanned.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from transit.errors import UserError
 
 # Vault's defaults (vault/http: CustomMaxJSON*; the listener reports max_json_depth 300).
 DEFAULT_MAX_JSON_DEPTH = 300
@@ -53,6 +65,33 @@ class JSONLimits:
             2 * self.max_array_element_count + 1,
             2 * self.max_object_entry_count + 1,
         ))
+        # fewer commas than this in the whole body: no container can exceed its entry limit
+        object.__setattr__(self, "_commas", min(self.max_array_element_count,
+                                                self.max_object_entry_count))
+
+    def decode(self, body: bytes) -> Any:
+        """`orjson.loads(body)` for a body within the limits; UserError with Vault's message
+        for the first limit it exceeds, before any decode error (orjson.JSONDecodeError)."""
+        opening = body.count(b"[") + body.count(b"{")
+        size = len(body)
+        if size < self._small and opening <= self.max_depth:  # type: ignore[attr-defined]
+            return orjson.loads(body)
+        if (size > self.max_string_value_length
+                or body.count(b",") >= self._commas):  # type: ignore[attr-defined]
+            problem = self._scan(body)
+            if problem is not None:
+                raise UserError(problem)
+            return orjson.loads(body)
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            problem = self._scan(body)
+            if problem is not None:
+                raise UserError(problem) from None
+            raise
+        if opening > self.max_depth and _too_deep(value, self.max_depth):
+            raise UserError(DEPTH_ERROR)
+        return value
 
     def check(self, body: bytes) -> str | None:
         """Vault's error message for the first limit `body` exceeds, or None.
@@ -94,6 +133,24 @@ class JSONLimits:
                 stack.pop()
                 top = stack[-1] if stack else None
         return None
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` deep in a decoded value (level by level,
+    each container visited once)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for container in level:
+            for v in container.values() if isinstance(container, dict) else container:
+                if isinstance(v, dict | list):
+                    below.append(v)
+        level = below
+    return False
 
 
 DEFAULT_LIMITS = JSONLimits()

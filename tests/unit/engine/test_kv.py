@@ -9,7 +9,7 @@ from unittest.mock import patch
 import pytest
 
 from tests.unit.engine.tx import CREATE, DELETE, LIST, READ, UPDATE, atest
-from transit.engines.framework import Request, Response
+from transit.engines.framework import MOUNT_DEFAULT_TTL, Request, Response
 from transit.engines.kv import PATCH, KVv1Backend, KVv2Backend, kv_factory
 from transit.engines.kv.common import format_time, now_ns
 from transit.engines.mounts import MountTable
@@ -423,7 +423,8 @@ async def test_v1_crud_and_list() -> None:
     assert r is not None and r.data == {"x": 1, "path": "p", "ttl": "1h"}
     assert r.lease_duration == 3600
     await kv.call(UPDATE, "c", {"y": "z"})
-    assert (await kv.call(READ, "c")).lease_duration == 768 * 3600  # type: ignore[union-attr]
+    # no ttl in the data: the mount's default, filled in by the core (MOUNT_DEFAULT_TTL)
+    assert (await kv.call(READ, "c")).lease_duration == MOUNT_DEFAULT_TTL  # type: ignore[union-attr]
     assert data_of(await kv.call(LIST, "")) == {"keys": ["a/", "c"]}
     assert data_of(await kv.call(LIST, "a/")) == {"keys": ["b"]}
     assert await kv.call(LIST, "zz/") is None

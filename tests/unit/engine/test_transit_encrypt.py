@@ -591,3 +591,80 @@ async def test_key_exists_and_datakey_associated_data() -> None:
         await e.write("decrypt/k", {"ciphertext": resp.data["ciphertext"]})
     dec = await e.write("decrypt/k", {"ciphertext": resp.data["ciphertext"], "associated_data": ad})
     assert dec.data["plaintext"] == resp.data["plaintext"]
+
+
+# --- the plain batch path answers as the per-item path ------------------------------------------
+
+_BAD_B64 = ["aGVsbG8", "a===", "!!!!", "aGVs\nbG8=", "aGVsbG8=\n", "ab=c"]
+
+
+def _without_ciphertexts(results: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "ciphertext"} for r in results]
+
+
+@pytest.mark.parametrize("key_type", ["aes256-gcm96", "aes128-gcm96", "chacha20-poly1305"])
+@atest
+async def test_plain_batches_answer_as_the_per_item_path(key_type: str) -> None:
+    """Items holding only plaintext/ciphertext (+ reference) take the plain path; the same
+    items with an empty `nonce` (a no-op) take the per-item path. Both answer alike: the same
+    statuses, errors, references and versions, for good and bad items mixed."""
+    e = await env()
+    await e.write("keys/k", {"type": key_type})
+    await e.write("keys/k/rotate", {})
+    await e.write("keys/k/rotate", {})
+    plain = [{"plaintext": HELLO, "reference": "a"}, {"plaintext": ""}]
+    plain += [{"plaintext": b, "reference": f"bad{i}"} for i, b in enumerate(_BAD_B64)]
+    slow = [{**item, "nonce": ""} for item in plain]
+    for code in (None, 207):
+        extra = {} if code is None else {"partial_failure_response_code": code}
+        fast_resp = await e.write("encrypt/k", {"batch_input": plain, **extra})
+        slow_resp = await e.write("encrypt/k", {"batch_input": slow, **extra})
+        assert fast_resp.status == slow_resp.status == (400 if code is None else 207)
+        fast, slowr = fast_resp.data["batch_results"], slow_resp.data["batch_results"]
+        assert _without_ciphertexts(fast) == _without_ciphertexts(slowr)
+        assert fast[0]["ciphertext"].startswith("vault:v3:") and fast[0]["key_version"] == 3
+    good = (await e.write("encrypt/k", {"batch_input": plain[:2]})).data["batch_results"]
+    v1 = (await e.write("encrypt/k", {"batch_input": [{"plaintext": HELLO, "key_version": 1}]})
+          ).data["batch_results"][0]["ciphertext"]
+    await e.write("keys/k/config", {"min_decryption_version": 2})
+    tampered = good[0]["ciphertext"][:-4] + ("AAAA" if not good[0]["ciphertext"].endswith(
+        "AAAA") else "BBBB")
+    cts = [good[0]["ciphertext"], good[1]["ciphertext"], v1, tampered, "vault:v9:AAAA",
+           "vault:v0:" + good[0]["ciphertext"][9:], "vault:v3:", "vault:v3:AAAA",
+           "vault:v3:!!!!", "vault:vx:AAAA", "nope", "vault:v3" , "vault:v03:" +
+           good[0]["ciphertext"][9:], "vault:v3:" + good[0]["ciphertext"][9:] + "\n"]
+    plain_d = [{"ciphertext": c, "reference": str(i)} for i, c in enumerate(cts)]
+    slow_d = [{**item, "nonce": ""} for item in plain_d]
+    fast_resp = await e.write("decrypt/k", {"batch_input": plain_d})
+    slow_resp = await e.write("decrypt/k", {"batch_input": slow_d})
+    assert fast_resp.status == slow_resp.status == 400
+    assert fast_resp.data == slow_resp.data
+    results = fast_resp.data["batch_results"]
+    assert [r["plaintext"] for r in results[:2]] == [HELLO, ""]
+    assert results[2]["error"] and results[3]["error"] and results[12]["plaintext"] == HELLO
+    # all good: 200 on both paths
+    ok = await e.write("decrypt/k", {"batch_input": plain_d[:2]})
+    assert ok.status is None and [r["plaintext"] for r in ok.data["batch_results"]] == [
+        HELLO, ""]
+
+
+@atest
+async def test_plain_batches_span_slices() -> None:
+    """More items than one slice of the plain path (it yields between slices): order and
+    references hold."""
+    from transit.engines.transit.encrypt import _PLAIN_SLICE
+
+    e = await env()
+    n = _PLAIN_SLICE * 2 + 3
+    items = [{"plaintext": base64.b64encode(str(i).encode()).decode(), "reference": str(i)}
+             for i in range(n)]
+    items[_PLAIN_SLICE + 1]["plaintext"] = "!!"
+    resp = await e.write("encrypt/k", {"batch_input": items})
+    results = resp.data["batch_results"]
+    assert resp.status == 400 and [r["reference"] for r in results] == [str(i) for i in range(n)]
+    assert "error" in results[_PLAIN_SLICE + 1]
+    good = [{"ciphertext": r["ciphertext"], "reference": r["reference"]}
+            for r in results if "ciphertext" in r]
+    dec = (await e.write("decrypt/k", {"batch_input": good})).data["batch_results"]
+    assert [b64decode(r["plaintext"]).decode() for r in dec] == [
+        r["reference"] for r in good]

@@ -20,6 +20,7 @@ rewrap and the RSA key generation of an upsert. Small AEAD requests stay inline.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from transit.crypto.encoding import b64decode, b64encode
@@ -293,10 +294,63 @@ async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
     return resp
 
 
+def _plain_items(raw: Any, field: str) -> bool:
+    """Whether every item of `batch_input` is an object holding a string `field` and at most
+    a string `reference` besides: nothing to decode strictly (`decode_items` would only add
+    the defaults) and no per-item option, so the batch may take the plain path."""
+    if type(raw) is not list or not raw:
+        return False
+    for item in raw:
+        if type(item) is not dict or type(item.get(field)) is not str:
+            return False
+        if len(item) != 1 and (len(item) != 2 or type(item.get("reference")) is not str):
+            return False
+    return True
+
+
+# Items per slice of the plain path between two yields to the event loop (~2 ms of work).
+_PLAIN_SLICE = 1024
+
+
+async def _encrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
+                         ) -> list[dict[str, Any]]:
+    """The batch of `_plain_items` with a `plain_batches` key: what the per-item path
+    answers, from base64 decoding, one AEAD call and one base64 encoding per item."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(raw), _PLAIN_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        chunk = raw[start:start + _PLAIN_SLICE]
+        plaintexts: list[bytes] = []
+        failed: dict[int, str] = {}
+        for i, item in enumerate(chunk):
+            try:
+                plaintexts.append(b64decode(item["plaintext"]))
+            except UserError as exc:
+                failed[i] = outcome.fail(exc)
+        ciphertexts, version = p.encrypt_many(plaintexts)
+        if ciphertexts:
+            outcome.ok()
+        it = iter(ciphertexts)
+        for i, item in enumerate(chunk):
+            ref = item.get("reference", "")
+            error = failed.get(i) if failed else None
+            if error is not None:
+                results.append({"error": error, "reference": ref})
+            else:
+                results.append({"ciphertext": next(it), "key_version": version,
+                                "reference": ref})
+    return results
+
+
 async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
     name = d.get("name")
-    items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
-    derived = context_set(items)
+    raw = d.raw["batch_input"]
+    plain = _plain_items(raw, "plaintext")
+    items: list[dict[str, Any]] = []
+    if not plain:
+        items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
+    derived = False if plain else context_set(items)
 
     p = await b.policies.get(name)
     existed = op == CREATE
@@ -304,6 +358,13 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
         p, existed = await _upsert(b, d, name, derived)
 
     outcome = Outcome()
+    if plain and p.plain_batches():
+        resp = Response(data={"batch_results": await _encrypt_plain(p, raw, outcome)})
+        if existed:
+            resp.add_warning(CREATED_BEFOREHAND)
+        return outcome.finish(resp, d)
+    if plain:
+        items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
     results: list[dict[str, Any]] = []
 
     def step(i: int) -> None:
@@ -360,7 +421,38 @@ def _decrypt_single(p: Policy, item: dict[str, Any]) -> bytes:
     return _decrypt_one(p, 0, item, x)
 
 
+async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
+                         ) -> list[dict[str, Any]]:
+    """The batch of `_plain_items` with a `plain_batches` key (see `_encrypt_plain`)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(raw), _PLAIN_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        chunk = raw[start:start + _PLAIN_SLICE]
+        opened = p.decrypt_many([item["ciphertext"] for item in chunk])
+        for item, plaintext in zip(chunk, opened, strict=True):
+            ref = item.get("reference", "")
+            if isinstance(plaintext, bytes):
+                outcome.ok()
+                results.append({"plaintext": b64encode(plaintext), "reference": ref})
+            else:
+                results.append({"plaintext": "", "error": outcome.fail(plaintext),
+                                "reference": ref})
+    return results
+
+
 async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
+    raw = d.raw.get("batch_input")
+    if raw is not None and _plain_items(raw, "ciphertext") and all(
+            item["ciphertext"] for item in raw):
+        p = await b.policies.get_for(d.get("name"), (item["ciphertext"] for item in raw),
+                                     forward=req.perf_standby)
+        if p is None:
+            raise UserError(KEY_NOT_FOUND)
+        if p.plain_batches():
+            outcome = Outcome()
+            results = await _decrypt_plain(p, raw, outcome)
+            return outcome.finish(Response(data={"batch_results": results}), d)
     batch, items, p = await _ciphertext_items(
         b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )

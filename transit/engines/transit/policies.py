@@ -56,10 +56,11 @@ def _put(cache: dict[str, _V], name: str, value: _V, limit: int) -> None:
 
 def max_version(tagged: Iterable[Any]) -> int:
     """The highest N among `vault:vN:…` strings (anything else counts as 0)."""
-    best = 0
-    for value in tagged:
-        if isinstance(value, str) and value.startswith("vault:v"):
-            digits = value[7:value.find(":", 7)] if value.find(":", 7) > 0 else ""
+    prefixes = {value[:value.find(":", 7) + 1] for value in tagged if isinstance(value, str)}
+    best = 0  # (a batch shares a handful of prefixes: parse each once)
+    for prefix in prefixes:
+        if prefix.startswith("vault:v"):
+            digits = prefix[7:-1]
             if digits.isdigit() and int(digits) > best:
                 best = int(digits)
     return best

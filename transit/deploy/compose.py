@@ -15,7 +15,7 @@ from transit.deploy.render import (
     redis_conf,
     sentinel_conf,
 )
-from transit.deploy.topology import HEALTH_READ, Layout, compose_layout
+from transit.deploy.topology import HEALTH_UNSEALED, Layout, compose_layout
 
 # The same major versions as the Debian packages `make deps` installs, which the local
 # topology's tests run.
@@ -50,7 +50,7 @@ def _list(items: list[str]) -> str:
 
 def compose_yml(layout: Layout) -> str:
     nodes_csv = ",".join(n.api_addr for n in layout.nodes)
-    health_url = f"http://127.0.0.1:{layout.nodes[0].api_port}{HEALTH_READ}"
+    health_url = f"http://127.0.0.1:{layout.nodes[0].api_port}{HEALTH_UNSEALED}"
     out = [HEADER, "name: transit", "",
            "x-transit: &transit",
            f"  image: {TRANSIT_IMAGE}",

@@ -129,8 +129,9 @@ def layout_node_hcl(layout: Layout, i: int, *, header: str, seal: str, perf_stan
 def _check_line(layout: Layout) -> str:
     c = layout.checks
     line = (f"default-server check inter {c.inter_ms}ms fastinter {c.fastinter_ms}ms "
-            f"downinter {c.downinter_ms}ms rise {c.rise} fall {c.fall} "
-            "on-marked-down shutdown-sessions")
+            f"downinter {c.downinter_ms}ms rise {c.rise} fall {c.fall}")
+    # (no `on-marked-down shutdown-sessions`: a standby leaving the pool with 429 still
+    # answers what it was sent; a dead node's connections are gone anyway)
     if layout.announce_hostnames:
         # a recreated container has a new address: follow Docker's DNS, and start even
         # while a node's name does not resolve yet
@@ -141,9 +142,11 @@ def _check_line(layout: Layout) -> str:
 def haproxy_cfg(layout: Layout, *, log: str = "stdout format raw local0 info") -> str:
     """Two frontends. `writes` sends everything to the one node answering 200 on plain
     `sys/health` (the active node); `reads` balances over every node answering 200 with
-    `perfstandbyok=true&standbyok=true` (the active node and the standbys: performance
-    standbys serve encrypt/decrypt and reads themselves and forward the rest). HTTP headers
-    pass through untouched, `X-Vault-Index` and `X-Vault-Token` included."""
+    `perfstandbyok=true`: the active node and the performance standbys (473 without the
+    parameter), which serve encrypt/decrypt and reads themselves and forward the rest. A
+    standby that cannot serve locally (feed or replica link down) answers 429 and leaves the
+    pool until it can. HTTP headers pass through untouched, `X-Vault-Index` and
+    `X-Vault-Token` included."""
     f, c = layout.frontends, layout.checks
 
     def backend(name: str, uri: str, comment: str, balance: str) -> list[str]:
@@ -166,7 +169,7 @@ def haproxy_cfg(layout: Layout, *, log: str = "stdout format raw local0 info") -
         "    mode http",
         "    log global",
         "    option httplog",
-        "    option redispatch",  # a connection refused by a dead node is retried on another
+        "    option redispatch 1",  # a connection a dead node refused: retried on another
         "    retries 3",
         "    timeout connect 1s",
         "    timeout client 60s",
@@ -180,7 +183,7 @@ def haproxy_cfg(layout: Layout, *, log: str = "stdout format raw local0 info") -
         "",
         "frontend reads",
         f"    bind {f.bind_host}:{f.read}",
-        "    default_backend unsealed",
+        "    default_backend serving",
         "",
         "frontend stats",
         f"    bind {f.bind_host}:{f.stats}",
@@ -190,8 +193,11 @@ def haproxy_cfg(layout: Layout, *, log: str = "stdout format raw local0 info") -
         "",
         *backend("active", HEALTH_WRITE, "writes: the active node only (200; standbys "
                  "answer 429 or 473)", "first"),
-        *backend("unsealed", HEALTH_READ, "encrypt, decrypt and reads: every unsealed node "
-                 "(200 for the active node and for standbys)", "roundrobin"),
+        # leastconn, not roundrobin: a node that holds requests (a standby taking over waits
+        # for its activation) gets no more of them while the others answer
+        *backend("serving", HEALTH_READ, "encrypt, decrypt and reads: the active node and "
+                 "the performance standbys serving locally (200; 429 while a standby cannot)",
+                 "leastconn"),
     ]
     return "\n".join(lines)
 

@@ -21,9 +21,14 @@ REDIS_PERSISTENCE: tuple[tuple[str, str], ...] = (
     ("save", ""),
     ("maxmemory-policy", "noeviction"),
 )
-# The two health checks a load balancer needs (docs/ha.md#load-balancers).
-HEALTH_WRITE = "/v1/sys/health"  # 200 on the active node only
-HEALTH_READ = "/v1/sys/health?perfstandbyok=true&standbyok=true"  # 200 on every unsealed node
+# Health checks (docs/ha.md#load-balancers). Writes: the active node only. Reads and
+# encrypt/decrypt: the active node and the performance standbys that serve locally now (a
+# standby whose feed or replica link is down answers 429 instead of 473 and forwards
+# everything: out of the pool while it cannot serve by itself). A container is healthy when it
+# is unsealed at all (standbyok too): a degraded standby is not restarted.
+HEALTH_WRITE = "/v1/sys/health"  # 200: active; 429 standby, 473 perf standby, 503 sealed
+HEALTH_READ = "/v1/sys/health?perfstandbyok=true"  # 200: active or serving perf standby
+HEALTH_UNSEALED = "/v1/sys/health?perfstandbyok=true&standbyok=true"  # 200: any unsealed node
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Checks:
     fastinter_ms: int = 250
     downinter_ms: int = 250
     rise: int = 1
-    fall: int = 2
+    fall: int = 1
     timeout_ms: int = 1000
 
 

@@ -102,3 +102,49 @@ def test_kill_restart_and_active_index(tmp_path: Path) -> None:
         report = c.down()
     assert report["killed"] == 0 and report["terminated"] == 3
     assert not c.state_path.exists()
+
+
+def test_cli_up_with_sentinel_and_haproxy(tmp_path: Path) -> None:
+    """`--sentinels N --haproxy`: the deployment topology (docs/deploy.md) from the CLI;
+    `down` stops HAProxy and the Sentinels too."""
+    from tests.deploy.cluster import free_ports
+
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
+    ports = free_ports(1, 2)
+    work = tmp_path / "work"
+    up = cli("up", "--dir", str(work), "--nodes", "1", "--replicas", "1", "--sentinels", "1",
+             "--haproxy", "--base-port", str(ports["base_port"]),
+             "--redis-port", str(ports["redis_port"]),
+             "--sentinel-port", str(ports["sentinel_port"]),
+             "--haproxy-port", str(ports["haproxy_port"]), "--lock-ttl", "3s")
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        h = ports["haproxy_port"]
+        assert f"writes http://127.0.0.1:{h}  reads http://127.0.0.1:{h + 1}" in up.stdout
+        assert f"sentinel        127.0.0.1:{ports['sentinel_port']}" in up.stdout
+        assert f"VAULT_ADDR='http://127.0.0.1:{h}'" in up.stdout
+        config = (work / "node-0.hcl").read_text()
+        assert f'sentinel_addresses = "127.0.0.1:{ports["sentinel_port"]}"' in config
+        assert f'read_address       = "127.0.0.1:{ports["redis_port"]}"' in config  # its own
+        assert "http-check send meth GET uri /v1/sys/health\n" in (
+            work / "haproxy" / "haproxy.cfg").read_text()
+        for frontend in (h, h + 1):
+            assert requests.get(f"http://127.0.0.1:{frontend}/v1/sys/health",
+                                timeout=5).status_code == 200
+    finally:
+        down = cli("down", "--dir", str(work))
+    assert down.returncode == 0, down.stderr
+    assert "5 process(es) terminated, 0 killed" in down.stdout  # haproxy, node, sentinel, 2 redis
+
+
+def test_refuses_without_haproxy(tmp_path: Path) -> None:
+    base, redis_port = free_layout(1, 0)
+    c = LocalCluster(tmp_path / "w", nodes=1, replicas=0, base_port=base,
+                     redis_port=redis_port, haproxy_port=base + 5,
+                     haproxy=str(tmp_path / "no-haproxy"))
+    with pytest.raises(ClusterError, match="haproxy not found"):
+        c.up()
+    assert not (tmp_path / "w" / "state.json").exists()
+    r = cli("up", "--help")
+    assert "--sentinels" in r.stdout and "--haproxy-port" in r.stdout

@@ -21,6 +21,7 @@ rewrap and the RSA key generation of an upsert. Small AEAD requests stay inline.
 from __future__ import annotations
 
 import asyncio
+from binascii import b2a_base64 as _b2a
 from typing import Any
 
 from transit.crypto.encoding import b64decode, b64encode
@@ -430,14 +431,18 @@ async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
             await asyncio.sleep(0)
         chunk = raw[start:start + _PLAIN_SLICE]
         opened = p.decrypt_many([item["ciphertext"] for item in chunk])
+        succeeded = False
         for item, plaintext in zip(chunk, opened, strict=True):
             ref = item.get("reference", "")
-            if isinstance(plaintext, bytes):
-                outcome.ok()
-                results.append({"plaintext": b64encode(plaintext), "reference": ref})
+            if type(plaintext) is bytes:
+                succeeded = True
+                results.append({"plaintext": _b2a(plaintext, newline=False).decode(),
+                                "reference": ref})
             else:
                 results.append({"plaintext": "", "error": outcome.fail(plaintext),
                                 "reference": ref})
+        if succeeded:
+            outcome.ok()
     return results
 
 

@@ -86,3 +86,17 @@ def test_compose_file_describes_the_deployment() -> None:
     job = prom["scrape_configs"][0]
     assert job["metrics_path"] == "/v1/sys/metrics" and job["params"] == {"format": ["prometheus"]}
     assert job["static_configs"][0]["targets"] == [f"{n.name}:8200" for n in layout.nodes]
+
+
+def test_haproxy_accepts_the_compose_configuration() -> None:
+    """`haproxy -c` (Debian's, the same 2.6 branch as the image): valid; the only warnings are
+    the service names that resolve only inside the compose network (init-addr none)."""
+    from transit.deploy.local import find_haproxy
+
+    haproxy = find_haproxy()
+    assert haproxy is not None, "haproxy is not installed (run `make deps`)"
+    r = subprocess.run([haproxy, "-c", "-f", str(DOCKER / "haproxy" / "haproxy.cfg")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    warnings = [line for line in (r.stdout + r.stderr).splitlines() if "[WARNING]" in line]
+    assert all("could not resolve address 'transit-" in w for w in warnings), warnings

@@ -1,4 +1,6 @@
-"""Go-compatible base64, compact JSON, `vault:vN:` prefixes and Go time strings.
+"""Go-compatible base64, compact JSON, Go integers and Go time strings.
+
+(The `vault:vN:` format is `transit.crypto.ciphertext`'s.)
 
 `b64decode` behaves like Go's `base64.StdEncoding.DecodeString`: padding is required, `\\r` and
 `\\n` are skipped anywhere, non-zero trailing bits are accepted, and errors carry Go's exact text
@@ -124,7 +126,7 @@ def dump_json(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-# --- "vault:v<N>:<payload>" -----------------------------------------------------------------
+# --- Go integers ---------------------------------------------------------------------------
 
 _GO_ATOI = re.compile(r"[+-]?[0-9]+")
 _INT64_MAX = 2**63 - 1
@@ -138,23 +140,6 @@ def go_atoi(s: str) -> int | None:
     if v > _INT64_MAX or v < -_INT64_MAX - 1:
         return None
     return v
-
-
-def split_versioned(value: str, what: str) -> tuple[int, str]:
-    """Split `vault:v<N>:<rest>`; `what` is "ciphertext" or "signature" (Vault's wording)."""
-    if not value.startswith("vault:v"):
-        raise CryptoError(f"invalid {what}: no prefix")
-    ver_s, sep, rest = value[7:].partition(":")
-    if not sep:
-        raise CryptoError(f"invalid {what}: wrong number of fields")
-    ver = go_atoi(ver_s)
-    if ver is None:
-        raise CryptoError(f"invalid {what}: version number could not be decoded")
-    return ver, rest
-
-
-def version_prefix(ver: int) -> str:
-    return f"vault:v{ver}:"
 
 
 # --- Go time.Time JSON (RFC 3339 with nanoseconds, trailing zeros trimmed) -------------------

@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from transit.crypto import aead as _aead
 from transit.crypto import rsa_cipher, signing
+from transit.crypto.ciphertext import header, open_many, split
 from transit.crypto.encoding import (
     b64decode,
     b64decode_rawurl,
     b64encode,
     b64encode_rawurl,
-    split_versioned,
 )
 from transit.crypto.hashing import (
     HMAC_ALGORITHMS,
@@ -38,13 +38,8 @@ if TYPE_CHECKING:
     from transit.crypto.keyentry import KeyEntry
 
 ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
-_PREFIXES = [f"vault:v{i}:" for i in range(64)]
 _urandom = os.urandom
 _b2a = binascii.b2a_base64
-
-
-def _prefix(ver: int) -> str:
-    return _PREFIXES[ver] if ver < 64 else f"vault:v{ver}:"
 
 
 class Operations:
@@ -139,11 +134,11 @@ class Operations:
         if not self.derived:
             if t.is_rsa:
                 ct = rsa_cipher.encrypt(entry.rsa_public(), plaintext, padding_scheme)
-                return _prefix(ver) + b64encode(ct), ver
+                return header(ver) + b64encode(ct), ver
             aead = entry._cache.get("aead") or self._base_aead(entry)
             n = _urandom(12)
             ct = n + aead.encrypt(n, plaintext, associated_data or None)
-            return _prefix(ver) + _b2a(ct, newline=False).decode(), ver
+            return header(ver) + _b2a(ct, newline=False).decode(), ver
 
         cv = self._convergent_ver(ver)
         aead, mac = self._derived_aead(entry, context, cv >= 3)
@@ -162,7 +157,7 @@ class Operations:
         else:
             raise InternalError(f"unhandled convergent version {cv}")
         ct = _aead.seal(aead, n, plaintext, associated_data, include_nonce)
-        return _prefix(ver) + b64encode(ct), ver
+        return header(ver) + b64encode(ct), ver
 
     # --- batches of plain items (the batch fast path) ----------------------------------------
     def plain_batches(self) -> bool:
@@ -177,7 +172,7 @@ class Operations:
         ver = self.latest_version
         entry = self._entry(ver)
         aead = entry._cache.get("aead") or self._base_aead(entry)
-        seal, b2a, prefix = aead.encrypt, _b2a, _prefix(ver)
+        seal, b2a, prefix = aead.encrypt, _b2a, header(ver)
         nonces = _urandom(12 * len(plaintexts))
         out: list[str] = []
         append = out.append
@@ -193,32 +188,19 @@ class Operations:
         associated data. A well-formed ciphertext of a usable version takes a short path;
         anything else goes through `decrypt` itself, so errors are word for word the same.
         Only for `plain_batches` keys."""
-        usable: dict[str, object] = {}
+        usable: dict[int, _aead.AEADCipher] = {}
         for ver in range(max(1, self.min_decryption_version), self.latest_version + 1):
             entry = self.keys.get(ver)
             if entry is not None:
-                usable[_prefix(ver)] = entry._cache.get("aead") or self._base_aead(entry)
-        out: list[bytes | TransitError] = []
-        append, a2b = out.append, binascii.a2b_base64
-        for ct in ciphertexts:
-            colon = ct.find(":", 7)
-            aead = usable.get(ct[:colon + 1]) if colon > 0 else None
-            if aead is not None:
-                b64 = ct[colon + 1:]
-                # `b64decode`'s own fast-path condition: where strict mode agrees with Go
-                if not len(b64) & 3 and b64[-3:-2] != "=":
-                    try:
-                        payload = a2b(b64, strict_mode=True)
-                        if len(payload) >= 12:
-                            append(aead.decrypt(payload[:12], payload[12:], None))  # type: ignore[attr-defined]
-                            continue
-                    except Exception:  # noqa: BLE001, S110 - `decrypt` words the error
-                        pass
+                usable[ver] = entry._cache.get("aead") or self._base_aead(entry)
+
+        def slow(ct: str) -> bytes | TransitError:
             try:
-                append(self.decrypt(ct))
+                return self.decrypt(ct)
             except TransitError as exc:
-                append(exc)
-        return out
+                return exc
+
+        return open_many(ciphertexts, usable, slow)
 
     def decrypt(self, ciphertext: str, *, context: bytes | None = None,
                 nonce: bytes | None = None, associated_data: bytes | None = None,
@@ -229,7 +211,7 @@ class Operations:
             self._precheck(associated_data, padding_scheme, index)
         if not t.supports_decryption:
             raise UserError(f"message decryption not supported for key type {t}")
-        ver, b64 = split_versioned(ciphertext, "ciphertext")
+        ver, b64 = split(ciphertext, "ciphertext")
         if ver == 0:
             ver = 1
         if ver > self.latest_version:
@@ -277,12 +259,10 @@ class Operations:
         key = self._hmac_key(ver)
         if algorithm not in HMAC_ALGORITHMS:
             raise UserError("unsupported algorithm '\\x00'")
-        return _prefix(ver) + b64encode(hmac_digest(key, data, algorithm))
+        return header(ver) + b64encode(hmac_digest(key, data, algorithm))
 
     def verify_hmac(self, data: bytes, mac: str, *, algorithm: str = "sha2-256") -> bool:
-        if not mac.startswith("vault:v"):
-            raise CryptoError("invalid HMAC to verify: no prefix")
-        ver, b64 = split_versioned(mac, "HMAC")
+        ver, b64 = split(mac, "HMAC", no_prefix="invalid HMAC to verify: no prefix")
         try:
             expected = b64decode(b64)
         except TransitError as e:
@@ -362,7 +342,7 @@ class Operations:
             sig = signing.rsa_sign(entry.rsa_private(), msg, hash_algorithm,
                                    signature_algorithm or "pss", salt)
         enc = b64encode(sig) if marshaling_algorithm == "asn1" else b64encode_rawurl(sig)
-        return SignResult(_prefix(ver) + enc, ver, pub)
+        return SignResult(header(ver) + enc, ver, pub)
 
     def verify(self, data: bytes, signature: str, *, context: bytes | None = None,
                hash_algorithm: str = "sha2-256", prehashed: bool = False,
@@ -372,7 +352,7 @@ class Operations:
         marshaling_algorithm = marshaling_algorithm or "asn1"
         salt = self._sign_checks(hash_algorithm, prehashed, signature_algorithm,
                                  marshaling_algorithm, salt_length, "verification")
-        ver, b64 = split_versioned(signature, "signature")
+        ver, b64 = split(signature, "signature")
         if ver > self.latest_version:
             raise CryptoError("invalid signature: version is too new")
         if ver < self.min_decryption_version:

@@ -11,7 +11,6 @@ from transit.crypto.encoding import (
     format_time,
     go_atoi,
     parse_time,
-    split_versioned,
 )
 from transit.errors import CryptoError
 
@@ -64,20 +63,6 @@ def test_go_atoi():
     assert go_atoi("01") == 1 and go_atoi("+3") == 3 and go_atoi("-2") == -2
     for bad in ("", " 1", "1_0", "١", "1.0", "99999999999999999999"):
         assert go_atoi(bad) is None
-
-
-@pytest.mark.parametrize("value,msg", [
-    ("vault:1:abc", "invalid ciphertext: no prefix"),
-    ("vault:v1", "invalid ciphertext: wrong number of fields"),
-    ("vault:vx:abc", "invalid ciphertext: version number could not be decoded"),
-])
-def test_split_versioned_errors(value, msg):
-    with pytest.raises(CryptoError, match=msg):
-        split_versioned(value, "ciphertext")
-
-
-def test_split_versioned_ok():
-    assert split_versioned("vault:v12:a:b", "ciphertext") == (12, "a:b")
 
 
 def test_time_roundtrip():

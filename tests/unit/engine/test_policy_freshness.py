@@ -9,15 +9,10 @@ import pytest
 
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
-from transit.engines.transit.policies import PolicyStore, max_version
+from transit.engines.transit.policies import PolicyStore
 from transit.errors import ForwardToActive
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
-
-
-def test_max_version() -> None:
-    assert max_version(["vault:v3:abc", "vault:v12:x", None, "junk", "vault:vx:y"]) == 12
-    assert max_version([]) == 0
 
 
 def test_stale_cache_reloads_then_forwards() -> None:

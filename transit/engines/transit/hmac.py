@@ -13,13 +13,13 @@ import base64
 import hmac as _hmac
 from typing import Any
 
+from transit.crypto.ciphertext import header, split
 from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
 from transit.crypto.keytypes import KeyType
 from transit.engines.fields import Field, FieldData, FieldType, go_type
 from transit.engines.framework import Request, Response
 from transit.engines.transit.batch import item_cost, not_a_slice, run_items
-from transit.engines.transit.tools import go_atoi
 from transit.errors import CryptoError, InternalError, UserError
 
 HMAC_FIELDS: dict[str, Field] = {
@@ -145,7 +145,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     if batch_raw is None:
         data = decode_input(items[0], "missing input for HMAC")
         mac = base64.b64encode(_sum(key, algorithm, data)).decode()
-        return Response(data={"hmac": f"vault:v{version}:{mac}"})
+        return Response(data={"hmac": header(version) + mac})
 
     results: list[dict[str, Any]] = []
 
@@ -158,7 +158,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
             entry["error"] = exc.message
         else:
             mac = base64.b64encode(_sum(key, algorithm, data)).decode()
-            entry["hmac"] = f"vault:v{version}:{mac}"
+            entry["hmac"] = header(version) + mac
         entry["reference"] = item.get("reference", "")
         results.append(entry)
 
@@ -171,17 +171,9 @@ def _verify_one(p: Any, algorithm: str, item: dict[str, str]) -> bool:
     if "hmac" not in item:
         raise UserError("missing hmac")
     mac = item["hmac"]
-    if not mac.startswith("vault:v"):
-        raise UserError("invalid HMAC to verify: no prefix")
-    parts = mac[len("vault:v"):].split(":", 1)
-    if len(parts) != 2:
-        raise UserError("invalid HMAC: wrong number of fields")
+    ver, b64 = split(mac, "HMAC", no_prefix="invalid HMAC to verify: no prefix")
     try:
-        ver = go_atoi(parts[0])
-    except ValueError:
-        raise UserError("invalid HMAC: version number could not be decoded") from None
-    try:
-        expected = b64decode(parts[1])
+        expected = b64decode(b64)
     except CryptoError as exc:
         raise UserError(f"unable to decode verification HMAC as base64: {exc.message}") from None
     if ver > p.latest_version:

@@ -31,6 +31,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from transit import metrics
+from transit.crypto.ciphertext import max_version
 from transit.crypto.policy import Policy
 from transit.errors import ForwardToActive, StorageError
 from transit.storage.base import Write
@@ -52,18 +53,6 @@ def _put(cache: dict[str, _V], name: str, value: _V, limit: int) -> None:
         for old in list(islice(cache, max(1, limit // 8))):
             del cache[old]
     cache[name] = value
-
-
-def max_version(tagged: Iterable[Any]) -> int:
-    """The highest N among `vault:vN:…` strings (anything else counts as 0)."""
-    prefixes = {value[:value.find(":", 7) + 1] for value in tagged if isinstance(value, str)}
-    best = 0  # (a batch shares a handful of prefixes: parse each once)
-    for prefix in prefixes:
-        if prefix.startswith("vault:v"):
-            digits = prefix[7:-1]
-            if digits.isdigit() and int(digits) > best:
-                best = int(digits)
-    return best
 
 
 class _Action:

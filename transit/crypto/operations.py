@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import hmac as _hmac
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -237,44 +238,62 @@ class Operations:
         return _aead.open_payload(aead, payload, associated_data, nonce if cv == 1 else None)
 
     # --- HMAC ---------------------------------------------------------------------------------
-    def _hmac_key(self, ver: int) -> bytes:
+    # The one HMAC implementation (Vault's path_hmac.go order); the engine calls it. Each
+    # request's checks run once, in `hmac_signer` / `hmac_verifier`, whose function is then
+    # applied to every item of a batch.
+    def hmac_key(self, ver: int) -> bytes:
+        """keysutil Policy.HMACKey: the version's `hmac_key` (the key itself for type hmac)."""
         if ver < 0:
             raise UserError("key version does not exist (cannot be negative)")
         if ver > self.latest_version:
             raise UserError(
                 f"key version does not exist; latest key version is {self.latest_version}")
         e = self._entry(ver)
-        if self.type is KeyType.HMAC:
-            return e.key or b""
-        if e.hmac_key is None:
+        key = e.key if self.type is KeyType.HMAC else e.hmac_key
+        if not key:
             raise UserError("no HMAC key exists for that key version")
-        return e.hmac_key
+        return bytes(key)
 
-    def hmac(self, data: bytes, *, version: int = 0, algorithm: str = "sha2-256") -> str:
+    def hmac_signer(self, version: int = 0,
+                    algorithm: str = "sha2-256") -> Callable[[bytes], str]:
+        """Check the version, key and algorithm; returns data -> `vault:vN:` HMAC."""
         ver = version
         if ver == 0:
             ver = self.latest_version
         elif ver != self.latest_version and 0 < self.min_encryption_version > ver:
             raise UserError("cannot generate HMAC: version is too old (disallowed by policy)")
-        key = self._hmac_key(ver)
-        if algorithm not in HMAC_ALGORITHMS:
-            raise UserError("unsupported algorithm '\\x00'")
-        return header(ver) + b64encode(hmac_digest(key, data, algorithm))
+        key = self.hmac_key(ver)
+        _check_hmac_algorithm(algorithm)
+        prefix = header(ver)
+
+        def sign(data: bytes) -> str:
+            return prefix + b64encode(hmac_digest(key, data, algorithm))
+        return sign
+
+    def hmac(self, data: bytes, *, version: int = 0, algorithm: str = "sha2-256") -> str:
+        return self.hmac_signer(version, algorithm)(data)
+
+    def hmac_verifier(self, algorithm: str = "sha2-256") -> Callable[[bytes, str], bool]:
+        """Check the algorithm; returns (data, `vault:vN:` HMAC) -> whether it matches, raising
+        CryptoError/UserError for a malformed HMAC or an unusable version."""
+        _check_hmac_algorithm(algorithm)
+
+        def verify(data: bytes, mac: str) -> bool:
+            ver, b64 = split(mac, "HMAC", no_prefix="invalid HMAC to verify: no prefix")
+            try:
+                expected = b64decode(b64)
+            except TransitError as e:
+                raise CryptoError(f"unable to decode verification HMAC as base64: {e}") from None
+            if ver > self.latest_version:
+                raise CryptoError("invalid HMAC: version is too new")
+            if 0 < self.min_decryption_version > ver:
+                raise CryptoError("cannot verify HMAC: version is too old (disallowed by policy)")
+            key = self.hmac_key(ver)
+            return _hmac.compare_digest(hmac_digest(key, data, algorithm), expected)
+        return verify
 
     def verify_hmac(self, data: bytes, mac: str, *, algorithm: str = "sha2-256") -> bool:
-        ver, b64 = split(mac, "HMAC", no_prefix="invalid HMAC to verify: no prefix")
-        try:
-            expected = b64decode(b64)
-        except TransitError as e:
-            raise CryptoError(f"unable to decode verification HMAC as base64: {e}") from None
-        if ver > self.latest_version:
-            raise CryptoError("invalid HMAC: version is too new")
-        if ver < self.min_decryption_version:
-            raise CryptoError("cannot verify HMAC: version is too old (disallowed by policy)")
-        key = self._hmac_key(ver)
-        if algorithm not in HMAC_ALGORITHMS:
-            raise UserError("unsupported algorithm")
-        return _hmac.compare_digest(hmac_digest(key, data, algorithm), expected)
+        return self.hmac_verifier(algorithm)(data, mac)
 
     # --- sign / verify ------------------------------------------------------------------------
     def _sign_checks(self, hash_algorithm: str, prehashed: bool, signature_algorithm: str,
@@ -375,6 +394,12 @@ class Operations:
             return signing.ed25519_verify(pubkey, msg, sig)
         return signing.rsa_verify(entry.rsa_public(), msg, sig, hash_algorithm,
                                   signature_algorithm or "pss", salt)
+
+
+def _check_hmac_algorithm(algorithm: str) -> None:
+    if algorithm not in HMAC_ALGORITHMS:
+        # Vault formats the zero HashType with %q, which Go renders as '\x00'.
+        raise UserError("unsupported algorithm '\\x00'")
 
 
 def _derive_ed25519(kdf: int, key: bytes, context: bytes | None):

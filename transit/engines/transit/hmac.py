@@ -1,7 +1,9 @@
 """`hmac/:name[/:algorithm]` and HMAC verification for `verify` (spec §3.4, §4.14, §4.16).
 
-The checks follow Vault's path_hmac.go order: key, version rules, HMAC key lookup,
-algorithm, then the batch. Request-wide failures fail the whole request; per-item
+The HMAC itself and its checks are the crypto core's (`Policy.hmac_signer`,
+`Policy.hmac_verifier`), in Vault's path_hmac.go order: key, version rules, HMAC key lookup,
+algorithm, then the batch; this module reads the request and shapes the answer. Request-wide
+failures fail the whole request; per-item
 failures become item `error`s and a batch always answers 200. HMAC items are cheap and
 GIL-bound: a large batch runs on the loop in chunks with yields between them
 (`batch.run_items`), a single request inline.
@@ -9,13 +11,10 @@ GIL-bound: a large batch runs on the loop in chunks with yields between them
 
 from __future__ import annotations
 
-import base64
-import hmac as _hmac
+from collections.abc import Callable
 from typing import Any
 
-from transit.crypto.ciphertext import header, split
 from transit.crypto.encoding import b64decode
-from transit.crypto.hashing import HMAC_ALGORITHMS, hmac_digest
 from transit.crypto.keytypes import KeyType
 from transit.engines.fields import Field, FieldData, FieldType, go_type
 from transit.engines.framework import Request, Response
@@ -32,10 +31,6 @@ HMAC_FIELDS: dict[str, Field] = {
 }
 
 _HMAC_COST = item_cost(KeyType.HMAC, "hmac")  # a few µs of Python per item
-
-# Vault formats the zero HashType with %q, which Go renders as '\x00'.
-_UNSUPPORTED_ALGORITHM = "unsupported algorithm '\\x00'"
-
 
 def decode_string_maps(raw: Any) -> list[dict[str, str]]:
     """mapstructure.Decode into Go's `[]map[string]string` (sign, verify and hmac batches).
@@ -98,25 +93,6 @@ def _go_value(v: Any) -> str:
     return str(v)
 
 
-def hmac_key(p: Any, version: int) -> bytes:
-    """keysutil Policy.HMACKey: the version's `hmac_key` (the key itself for type hmac)."""
-    if version < 0:
-        raise UserError("key version does not exist (cannot be negative)")
-    if version > p.latest_version:
-        raise UserError(f"key version does not exist; latest key version is {p.latest_version}")
-    entry = p.keys.get(version)
-    if entry is None:
-        raise UserError("no such key version")
-    key = entry.key if p.type == "hmac" else entry.hmac_key
-    if not key:
-        raise UserError("no HMAC key exists for that key version")
-    return bytes(key)
-
-
-def _sum(key: bytes, algorithm: str, data: bytes) -> bytes:
-    return hmac_digest(key, data, algorithm)
-
-
 async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     version = d.get("key_version")
     algorithm = d.get("urlalgorithm") or d.get("algorithm")
@@ -124,15 +100,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     p = await b.policies.get_for(d.get("name"), forward=req.perf_standby, version=version)
     if p is None:
         raise UserError("encryption key not found")
-    if version == 0:
-        version = p.latest_version
-    elif version != p.latest_version and 0 < p.min_encryption_version and version < (
-        p.min_encryption_version
-    ):
-        raise UserError("cannot generate HMAC: version is too old (disallowed by policy)")
-    key = hmac_key(p, version)
-    if algorithm not in HMAC_ALGORITHMS:
-        raise UserError(_UNSUPPORTED_ALGORITHM)
+    sign = p.hmac_signer(version, algorithm)
 
     batch_raw = d.raw.get("batch_input")
     if batch_raw is not None:
@@ -143,9 +111,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
         items = [{"input": d.get("input")}]
 
     if batch_raw is None:
-        data = decode_input(items[0], "missing input for HMAC")
-        mac = base64.b64encode(_sum(key, algorithm, data)).decode()
-        return Response(data={"hmac": header(version) + mac})
+        return Response(data={"hmac": sign(decode_input(items[0], "missing input for HMAC"))})
 
     results: list[dict[str, Any]] = []
 
@@ -157,8 +123,7 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
         except UserError as exc:
             entry["error"] = exc.message
         else:
-            mac = base64.b64encode(_sum(key, algorithm, data)).decode()
-            entry["hmac"] = header(version) + mac
+            entry["hmac"] = sign(data)
         entry["reference"] = item.get("reference", "")
         results.append(entry)
 
@@ -166,22 +131,11 @@ async def hmac(b: Any, req: Request, d: FieldData) -> Response:
     return Response(data={"batch_results": results})
 
 
-def _verify_one(p: Any, algorithm: str, item: dict[str, str]) -> bool:
+def _verify_one(verify: Callable[[bytes, str], bool], item: dict[str, str]) -> bool:
     data = decode_input(item)
     if "hmac" not in item:
         raise UserError("missing hmac")
-    mac = item["hmac"]
-    ver, b64 = split(mac, "HMAC", no_prefix="invalid HMAC to verify: no prefix")
-    try:
-        expected = b64decode(b64)
-    except CryptoError as exc:
-        raise UserError(f"unable to decode verification HMAC as base64: {exc.message}") from None
-    if ver > p.latest_version:
-        raise UserError("invalid HMAC: version is too new")
-    if p.min_decryption_version > 0 and ver < p.min_decryption_version:
-        raise UserError("cannot verify HMAC: version is too old (disallowed by policy)")
-    key = hmac_key(p, ver)
-    return _hmac.compare_digest(_sum(key, algorithm, data), expected)
+    return verify(data, item["hmac"])
 
 
 async def verify_hmac_items(
@@ -196,18 +150,17 @@ async def verify_hmac_items(
     p = await b.policies.get_for(name, (item.get("hmac") for item in items), forward=forward)
     if p is None:
         raise UserError("encryption key not found")
-    if algorithm not in HMAC_ALGORITHMS:
-        raise UserError(_UNSUPPORTED_ALGORITHM)
+    verify = p.hmac_verifier(algorithm)
 
     if not batch:
-        return Response(data={"valid": _verify_one(p, algorithm, items[0])})
+        return Response(data={"valid": _verify_one(verify, items[0])})
 
     results: list[dict[str, Any]] = []
 
     def step(i: int) -> None:
         item = items[i]
         try:
-            valid = _verify_one(p, algorithm, item)
+            valid = _verify_one(verify, item)
         except UserError as exc:
             results.append({"error": exc.message, "reference": item.get("reference", "")})
             return

@@ -86,3 +86,54 @@ def test_forwarded_write_answer_lost(make_cluster: Callable[..., FaultCluster]) 
     report.emit()
     assert len(fired_ops) >= WRITES // 3, f"the fault fired only {len(fired_ops)} times"
     assert report.clean, report.details()
+
+
+def test_forwarded_put_answer_lost_is_not_replayed(
+        make_cluster: Callable[..., FaultCluster]) -> None:
+    """PUT is idempotent in HTTP terms, and an HTTP client may resend it on a new connection
+    when the one it used dies (aiohttp does, once). For Vault a PUT is a write like POST:
+    rotate a key with PUT through a plain standby while the proxy destroys the answer after
+    the active ran it, and every rotation must be applied exactly once, the ones whose answer
+    was lost answered 503 (outcome unknown). The same with DELETE of a KV secret's metadata
+    (a lost answer is a 503; the secret is gone afterwards, deleted once)."""
+    cluster = make_cluster(nodes=2, workers=1, cluster_proxies=True)
+    cluster.setup(kv="secret")
+    active = cluster.wait_active()
+    standby = cluster.standbys(active)[0]
+    proxy = cluster.cluster_proxies[active]
+    history = History()
+    assert Client(cluster, history, active).create(ROTATED).ok
+    c = Client(cluster, history, standby, timeout=30)
+    fired: list[int] = []
+    puts = 0
+    for _ in bounded(8, 30.0):
+        c.read(ROTATED)  # the standby holds an idle pooled connection to the active
+        time.sleep(proxy.idle * 2)
+        before = proxy.stats.resets_after_request
+        proxy.reset_after_request(1)
+        op = c.call("rotate", ROTATED, "PUT", f"{c.mount}/keys/{ROTATED}/rotate")
+        proxy.heal()
+        puts += 1
+        if proxy.stats.resets_after_request > before:
+            fired.append(op.status)
+    r = cluster.request(active, "GET", f"transit/keys/{ROTATED}")
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["latest_version"] == 1 + puts, (
+        f"{puts} PUT rotations sent, {r.json()['data']['latest_version'] - 1} applied")
+    assert len(fired) >= 3, f"the fault fired only {len(fired)} times"
+    assert fired == [503] * len(fired), f"answers to PUTs whose answer was lost: {fired}"
+
+    deleted: list[int] = []
+    for i in bounded(4, 20.0):
+        assert cluster.request(active, "POST", f"secret/data/d{i}",
+                               json={"data": {"v": "1"}}).status_code == 200
+        c.read(ROTATED)
+        time.sleep(proxy.idle * 2)
+        before = proxy.stats.resets_after_request
+        proxy.reset_after_request(1)
+        op = c.call("delete", f"d{i}", "DELETE", f"secret/metadata/d{i}")
+        proxy.heal()
+        if proxy.stats.resets_after_request > before:
+            deleted.append(op.status)
+        assert cluster.request(active, "GET", f"secret/metadata/d{i}").status_code == 404
+    assert deleted and deleted == [503] * len(deleted), f"lost DELETE answers: {deleted}"

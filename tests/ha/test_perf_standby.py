@@ -583,8 +583,10 @@ def test_served_locally(pc: PerfCluster, tmp_path: Path) -> None:
     # Mixed reads may read the replica (KV is not cached), never the primary; the feed only
     # polled.
     assert set(all_ops.local.by(sname + "-inval")) <= {"index", "ha"}, report
-    # The probes work: forwarded requests are seen on both.
-    assert control.cluster_bytes > n_control * 200 + control.echo_allowance(), report
+    # The probes work: forwarded requests are seen on both. (Each forwarded config write is
+    # over 300 bytes on the wire, and more than echoes alone could send; echoes reuse a
+    # pooled connection, so they no longer cost a handshake each.)
+    assert control.cluster_bytes > max(n_control * 300, control.echo_allowance()), report
     assert control.primary.by(aname)["data"] >= n_control, report
     assert control.primary.by(sname)["data"] == 0, report
 

@@ -3,8 +3,28 @@ mutual TLS and hands back the answer verbatim (spec §2.1, §2.3; DESIGN §4).
 
 The TLS identity is the advertisement's own certificate and key (every unsealed node can read
 it), and the only trusted certificate is that same one, checked under the name
-`fw-<node_id>`. One pooled HTTP/1.1 client per leader record; a new record (a new term, so a
-new certificate) gets a new client and the old one is closed.
+`fw-<node_id>`. One client per leader record; a new record (a new term, so a new certificate)
+gets a new client, and the old one is closed once the requests still running on it are done.
+
+Transport: HTTP/1.1 keep-alive connections over that mutual TLS, pooled by an aiohttp client
+(its C HTTP parser, and a pool that hands out an idle connection in O(1)); the active's
+listener (`listener.py`) is unchanged, uvicorn with httptools. Chosen by measurement
+(bench/results/2026-12-07-forwarding.md): per forwarded request the httpx client cost the
+standby 1.1-2.4 ms of CPU (httpcore's pool re-checks every pooled connection, a poll(2) each,
+on every request), httpx over HTTP/2 to hypercorn 1.1 ms (plus 0.6 ms on the active: h2 is
+pure Python), grpcio 0.2 ms (0.25-0.3 ms on the active, and its BoringSSL refuses the P-521
+certificate), aiohttp 0.11-0.13 ms (0.05 ms on the active).
+
+What the client must not do on its own, and how it is kept from it:
+- replay: aiohttp retries a PUT or DELETE once when a reused connection turns out dead, which
+  would apply a write twice; `_no_replay` (a client middleware) turns that error into one it
+  does not retry, so the caller answers 503 "outcome unknown";
+- add or keep state: no cookie jar, no automatic User-Agent/Accept/Accept-Encoding/
+  Content-Type, no decompression, no redirects, no proxy from the environment; the path and
+  query are sent as they arrived (no re-quoting).
+`ForwardingError.maybe_sent` is False only for failures before a connection was available
+(connect, TLS handshake, pool wait, an unusable certificate): anything later may have reached
+the active node.
 """
 
 from __future__ import annotations
@@ -12,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from transit.cluster.advert import LeaderRecord, ssl_client_context
 from transit.errors import TransitError
@@ -29,6 +50,10 @@ _HOP_BY_HOP = frozenset({
 _REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", FORWARDED_BY}
 # The local ASGI server adds its own Date (and Server, if enabled): don't send two.
 _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
+# Headers aiohttp would otherwise invent; Host and Content-Length it must compute.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# Failures before any byte of the request could have been written.
+_UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -41,6 +66,23 @@ class ForwardingError(TransitError):
     def __init__(self, message: str = "", *, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.maybe_sent = maybe_sent
+
+
+class _AnswerLost(aiohttp.ClientError):
+    """The connection failed after the request was handed to it (never retried)."""
+
+
+async def _no_replay(req: aiohttp.ClientRequest,
+                     handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    """Client middleware: aiohttp resends an idempotent method (PUT, DELETE...) once when a
+    reused connection fails (RFC 9112 §9.3.1). For us a PUT is a write whose outcome is then
+    unknown, so the failure is re-raised as an error that aiohttp does not retry."""
+    try:
+        return await handler(req)
+    except _UNSENT:
+        raise
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _AnswerLost(f"{type(exc).__name__}: {exc}") from exc
 
 
 def cluster_base_url(cluster_addr: str) -> str:
@@ -62,34 +104,57 @@ def _filter(headers: Headers, drop: frozenset[bytes]) -> Headers:
     return [(n, v) for n, v in headers if n.lower() not in drop and n.lower() not in extra]
 
 
+class _Client:
+    """The aiohttp session of one leader record, with its requests in flight."""
+
+    def __init__(self, record: LeaderRecord, timeout: aiohttp.ClientTimeout,
+                 max_connections: int) -> None:
+        self.record = record
+        self.base = cluster_base_url(record.cluster_addr)
+        ctx = ssl_client_context(record)  # OSError / ValueError: unusable cert or key
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=max_connections, limit_per_host=0,
+                                           keepalive_timeout=15),
+            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            skip_auto_headers=_NO_AUTO_HEADERS, trust_env=False, raise_for_status=False,
+            requote_redirect_url=False, middlewares=(_no_replay,),
+        )
+        self.inflight = 0
+        self.retired = False
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 class Forwarder:
     def __init__(
         self, node_id: str, *, connect_timeout: float = 5.0, timeout: float = 90.0,
         max_connections: int = 100,
     ) -> None:
         self.node_id = node_id
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
-        self._limits = httpx.Limits(max_connections=max_connections,
-                                    max_keepalive_connections=max_connections)
-        self._record: LeaderRecord | None = None
-        self._client: httpx.AsyncClient | None = None
+        # connect: TCP + TLS handshake of a new connection; sock_read: each wait for the
+        # answer; `connect` (the pool wait plus the above) as long as a read may take.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout,
+                                              sock_connect=connect_timeout, sock_read=timeout)
+        self._max_connections = max_connections
+        self._client: _Client | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
-    def _client_for(self, record: LeaderRecord) -> httpx.AsyncClient:
-        if self._client is not None and self._record == record:
-            return self._client
-        old = self._client
-        self._client = httpx.AsyncClient(
-            verify=ssl_client_context(record), http1=True, http2=False,
-            timeout=self._timeout, limits=self._limits, trust_env=False,
-            base_url=cluster_base_url(record.cluster_addr), follow_redirects=False,
-        )
-        self._record = record
-        if old is not None:  # requests still running on it finish first
-            task = asyncio.create_task(old.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+    def _client_for(self, record: LeaderRecord) -> _Client:
+        client = self._client
+        if client is not None and client.record == record:
+            return client
+        self._client = _Client(record, self._timeout, self._max_connections)
+        if client is not None:
+            client.retired = True
+            if client.inflight == 0:
+                self._close_later(client)
         return self._client
+
+    def _close_later(self, client: _Client) -> None:
+        task = asyncio.get_running_loop().create_task(client.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def forward(
         self, record: LeaderRecord, method: str, path_qs: str, headers: Headers, body: bytes,
@@ -99,34 +164,44 @@ class Forwarder:
             client = self._client_for(record)
         except (OSError, ValueError) as exc:  # unusable cert/key in the record
             raise ForwardingError(f"cannot build the cluster TLS client: {exc}") from exc
-        out = _filter(headers, _REQUEST_DROP)
-        out.append((FORWARDED_BY, self.node_id.encode()))
+        out = [(n.decode("latin-1"), v.decode("latin-1"))
+               for n, v in _filter(headers, _REQUEST_DROP)]
+        out.append(("X-Vault-Forwarded-By", self.node_id))
         if not path_qs.startswith("/"):
             path_qs = "/" + path_qs
+        client.inflight += 1
         try:
-            request = client.build_request(
-                method, path_qs, headers=out, content=body,
-                extensions={"sni_hostname": record.tls_name},
-            )
-            response = await client.send(request, stream=True)
             try:
-                chunks = [chunk async for chunk in response.aiter_raw()]
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                url = URL(client.base + path_qs, encoded=True)
+            except ValueError as exc:
+                raise ForwardingError(f"cannot forward to {path_qs!r}: {exc}") from exc
+            async with client.session.request(
+                method, url, headers=out, data=body or None, allow_redirects=False,
+                server_hostname=record.tls_name,
+            ) as response:
+                data = await response.read()
+                status, raw = response.status, list(response.raw_headers)
+        except ForwardingError:
+            raise
+        except _UNSENT as exc:
             raise ForwardingError(
                 f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
-                maybe_sent=not unsent,
-            ) from exc
-        except OSError as exc:
-            raise ForwardingError(f"forwarding to {record.cluster_addr} failed: {exc}",
-                                  maybe_sent=True) from exc
-        return response.status_code, _filter(response.headers.raw, _RESPONSE_DROP), b"".join(chunks)
+                maybe_sent=False) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ForwardingError(
+                f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
+                maybe_sent=True) from exc
+        except ValueError as exc:  # a header aiohttp refuses to send: nothing was sent
+            raise ForwardingError(f"cannot forward the request: {exc}") from exc
+        finally:
+            client.inflight -= 1
+            if client.retired and client.inflight == 0:
+                self._close_later(client)
+        return status, _filter(raw, _RESPONSE_DROP), data
 
     async def close(self) -> None:
-        client, self._client, self._record = self._client, None, None
+        client, self._client = self._client, None
         if client is not None:
-            await client.aclose()
+            await client.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -44,6 +44,12 @@ class CryptoError(UserError):
     """Ciphertext, signature, HMAC, base64 or version problems in the crypto core."""
 
 
+class OptionError(UserError):
+    """A per-item option the key cannot take: a padding scheme (unknown, or a non-RSA key),
+    associated data for a non-AEAD key. Vault's encrypt/decrypt batch loops record it without
+    flagging a user error, so on its own it leaves a batch at 200; a single request is a 400."""
+
+
 class InternalError(TransitError):
     """A plain error from a handler; Vault wraps these as a 500 multierror."""
 

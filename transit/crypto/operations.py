@@ -33,12 +33,13 @@ from transit.crypto.hashing import (
 from transit.crypto.kdf import KDF_HKDF_SHA256, derive
 from transit.crypto.keytypes import KeyType
 from transit.crypto.signing import SignResult
-from transit.errors import CryptoError, InternalError, TransitError, UserError
+from transit.errors import CryptoError, InternalError, OptionError, TransitError, UserError
 
 if TYPE_CHECKING:
     from transit.crypto.keyentry import KeyEntry
 
 ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
+NONCE_NOT_ALLOWED = "provided nonce not allowed for this key"
 _urandom = os.urandom
 _b2a = binascii.b2a_base64
 
@@ -72,9 +73,33 @@ class Operations:
             cv = e.convergent_version
         return cv
 
+    # --- per-item request checks (Vault's messages; the engine calls them in Vault's order) ---
     def nonce_allowed(self) -> bool:
         """Vault's nonceAllowed: a user nonce is only used by convergent v1 keys."""
         return self.type.is_aead and self.convergent_encryption and self.convergent_version == 1
+
+    def check_nonce(self) -> None:
+        """The caller sent a nonce: UserError unless the key takes one."""
+        if not self.nonce_allowed():
+            raise UserError(NONCE_NOT_ALLOWED)
+
+    def check_padding(self, scheme: str | None, index: int = 0,
+                      field: str = "padding_scheme") -> str | None:
+        """Vault's parsePaddingSchemeArg: the scheme (None when not given), or OptionError."""
+        if not scheme:
+            return None
+        if scheme not in rsa_cipher.PADDING_SCHEMES:
+            raise OptionError(f"'[{index}].{field}' invalid: unknown padding scheme: {scheme}")
+        if not self.type.is_rsa:
+            raise OptionError(f"'[{index}].{field}' invalid: unsupported key type {self.type} "
+                              "for padding scheme")
+        return scheme
+
+    def check_associated_data(self, index: int = 0) -> None:
+        """Associated data was given: OptionError unless the key is an AEAD cipher."""
+        if not self.type.is_aead:
+            raise OptionError(
+                f"'[{index}].associated_data' provided for non-AEAD cipher suite {self.type}")
 
     def _derived_aead(self, entry: KeyEntry, context: bytes | None, with_mac: bool):
         """(AEAD, mac key or None) for a derived key; cached per (kdf, context, with_mac)."""
@@ -100,11 +125,9 @@ class Operations:
 
     def _precheck(self, associated_data: bytes | None, padding_scheme: str | None,
                   index: int) -> None:
-        t = self.type
-        if associated_data and not t.is_aead:
-            raise UserError(f"'[{index}].associated_data' provided for non-AEAD cipher suite {t}")
-        if padding_scheme:
-            rsa_cipher.check_padding_scheme(padding_scheme, t.is_rsa, str(t), index)
+        self.check_padding(padding_scheme, index)
+        if associated_data:
+            self.check_associated_data(index)
 
     # --- encrypt / decrypt --------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, *, version: int = 0, context: bytes | None = None,
@@ -112,8 +135,8 @@ class Operations:
                 padding_scheme: str | None = None, index: int = 0) -> tuple[str, int]:
         """Encrypt; returns (ciphertext "vault:vN:…", version). `index` only formats messages."""
         t = self.type
-        if nonce and not self.nonce_allowed():
-            raise UserError("provided nonce not allowed for this key")
+        if nonce:  # (an empty nonce counts as absent)
+            self.check_nonce()
         if associated_data or padding_scheme:
             self._precheck(associated_data, padding_scheme, index)
         if not t.supports_encryption:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from transit import pools
-from transit.errors import InternalError, UserError
+from transit.errors import InternalError
 
 PADDING_SCHEMES = ("oaep", "pkcs1v15")
 
@@ -23,15 +23,6 @@ def _padding(scheme: str | None) -> padding.AsymmetricPadding:
     if scheme == "pkcs1v15":
         return padding.PKCS1v15()
     return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-
-
-def check_padding_scheme(scheme: str, is_rsa: bool, key_type: str, index: int = 0) -> None:
-    """Vault's `'[i].padding_scheme' invalid: …` checks."""
-    if scheme not in PADDING_SCHEMES:
-        raise UserError(f"'[{index}].padding_scheme' invalid: unknown padding scheme: {scheme}")
-    if not is_rsa:
-        raise UserError(f"'[{index}].padding_scheme' invalid: unsupported key type {key_type} "
-                        "for padding scheme")
 
 
 def encrypt(pub: rsa.RSAPublicKey, plaintext: bytes, scheme: str | None) -> bytes:

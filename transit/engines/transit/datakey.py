@@ -12,8 +12,8 @@ from typing import Any
 from transit.crypto.encoding import b64decode, b64encode
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.transit.encrypt import KEY_NOT_FOUND
-from transit.errors import CryptoError, InternalError, UserError
+from transit.engines.transit.encrypt import KEY_NOT_FOUND, decode_associated_data
+from transit.errors import CryptoError, UserError
 
 DATAKEY_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),
@@ -57,12 +57,7 @@ async def datakey(b: Any, req: Request, d: FieldData) -> Response:
     ad_raw = d.get("associated_data")
     ad = None
     if ad_raw and p.type.is_aead:
-        try:
-            ad = b64decode(ad_raw)
-        except UserError as exc:  # decoded lazily by Vault's AssocDataFactory: a 500
-            raise InternalError(
-                f"unable to get associated_data/additional_data from factory[0]: {exc.message}"
-            ) from None
+        ad = decode_associated_data(ad_raw)
     ciphertext, version = p.encrypt(
         key, version=d.get("key_version"), context=context, nonce=nonce, associated_data=ad
     )

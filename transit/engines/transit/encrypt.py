@@ -47,7 +47,7 @@ from transit.engines.transit.batch import (
     run_items,
 )
 from transit.engines.transit.policies import KEEP
-from transit.errors import InternalError, TransitError, UserError
+from transit.errors import InternalError, OptionError, TransitError, UserError
 
 
 def _f(t: FieldType, default: Any, desc: str) -> Field:
@@ -107,7 +107,6 @@ _REWRAP_ITEM = {
 }
 
 MISSING_CIPHERTEXT = "missing ciphertext to decrypt"
-NONCE_NOT_ALLOWED = "provided nonce not allowed for this key"
 KEY_NOT_FOUND = "encryption key not found"
 CREATED_BEFOREHAND = (
     "Attempted creation of the key during the encrypt operation, but it was created beforehand"
@@ -117,7 +116,6 @@ CREATED_BEFOREHAND = (
 _UPSERT_TYPES = frozenset({"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
                            "rsa-2048", "rsa-3072", "rsa-4096"})
 _NO_UPSERT_TYPES = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521"})
-_PADDING_SCHEMES = frozenset({"oaep", "pkcs1v15"})
 
 
 async def key_exists(b: Any, req: Request, d: FieldData) -> bool:
@@ -131,57 +129,36 @@ def _decode_opt(s: str) -> bytes | None:
     return b64decode(s) if s else None
 
 
-def _nonce_allowed(p: Policy) -> bool:
-    """Vault's nonceAllowed: a user nonce is only for convergent v1 AEAD keys."""
-    return p.type.is_aead and p.convergent_encryption and p.convergent_version == 1
-
-
-class _UnflaggedError(UserError):
-    """An item error that Vault's encrypt/decrypt loops record *without* setting
-    userErrorInBatch (padding_scheme and associated_data checks): on its own it leaves a
-    batch at 200. A single request still gets a 400."""
-
-
-def _padding(p: Policy, i: int, field: str, scheme: str) -> str | None:
-    """Vault's parsePaddingSchemeArg, with its per-item message."""
-    if not scheme:
-        return None
-    if scheme not in _PADDING_SCHEMES:
-        raise _UnflaggedError(f"'[{i}].{field}' invalid: unknown padding scheme: {scheme}")
-    if not p.type.is_rsa:
-        raise _UnflaggedError(
-            f"'[{i}].{field}' invalid: unsupported key type {p.type} for padding scheme"
-        )
-    return scheme
-
-
-def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
-    if not ad:
-        return None
-    if not p.type.is_aead:
-        raise _UnflaggedError(
-            f"'[{i}].associated_data' provided for non-AEAD cipher suite {p.type}"
-        )
+def decode_associated_data(ad: str) -> bytes:
+    """Base64 `associated_data`; Vault decodes it lazily in the policy's AssocDataFactory,
+    so a bad one is an InternalError (500)."""
     try:
         return b64decode(ad)
     except UserError as exc:
-        # Vault decodes it lazily in the policy's AssocDataFactory: an InternalError (500).
         raise InternalError(
             f"unable to get associated_data/additional_data from factory[0]: {exc.message}"
         ) from None
 
 
+def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
+    if not ad:
+        return None
+    p.check_associated_data(i)
+    return decode_associated_data(ad)
+
+
 def _fail(outcome: Outcome, exc: BaseException) -> str:
-    if isinstance(exc, _UnflaggedError):
+    """An item's error message; an `OptionError` leaves the batch's status alone."""
+    if isinstance(exc, OptionError):
         return exc.message
     return outcome.fail(exc)
 
 
 def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
     plaintext, context, nonce = pre
-    if nonce is not None and not _nonce_allowed(p):
-        raise UserError(NONCE_NOT_ALLOWED)
-    scheme = _padding(p, i, "padding_scheme", item["padding_scheme"])
+    if nonce is not None:
+        p.check_nonce()
+    scheme = p.check_padding(item["padding_scheme"], i)
     ad = _associated_data(p, i, item["associated_data"])
     return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
                      associated_data=ad, padding_scheme=scheme)
@@ -189,7 +166,7 @@ def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[s
 
 def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
     context, nonce = pre
-    scheme = _padding(p, i, "padding_scheme", item["padding_scheme"])
+    scheme = p.check_padding(item["padding_scheme"], i)
     ad = _associated_data(p, i, item["associated_data"])
     return p.decrypt(item["ciphertext"], context=context, nonce=nonce, associated_data=ad,
                      padding_scheme=scheme)
@@ -495,11 +472,11 @@ async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
 
 def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
     context, nonce = pre
-    dscheme = _padding(p, i, "decrypt_padding_scheme", item["decrypt_padding_scheme"])
-    if nonce is not None and not _nonce_allowed(p):
-        raise UserError(NONCE_NOT_ALLOWED)
+    dscheme = p.check_padding(item["decrypt_padding_scheme"], i, "decrypt_padding_scheme")
+    if nonce is not None:
+        p.check_nonce()
     plaintext = p.decrypt(item["ciphertext"], context=context, nonce=nonce, padding_scheme=dscheme)
-    escheme = _padding(p, i, "encrypt_padding_scheme", item["encrypt_padding_scheme"])
+    escheme = p.check_padding(item["encrypt_padding_scheme"], i, "encrypt_padding_scheme")
     return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
                      padding_scheme=escheme)
 

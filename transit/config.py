@@ -1,6 +1,6 @@
 """Server configuration: Vault's HCL (or JSON) config file -> frozen dataclasses.
 
-Layer L0: imports only the stdlib and the other L0 modules (errors, goparse, hcl, and the
+Layer L0: imports only the stdlib and the other L0 modules (errors, gocompat, hcl, and the
 stdlib-only api.jsonlimits and api.tls). Values are
 lenient the way Vault's are: booleans accept true/"true"/1, durations accept "90s"/"1h30m"/plain
 seconds. Every problem is a ConfigError with a readable message, never a parser traceback.
@@ -24,7 +24,7 @@ from transit.api.jsonlimits import (
     DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
 )
 from transit.errors import ConfigError
-from transit.goparse import GO_FALSE, GO_TRUE, sum_duration
+from transit.gocompat import GO_FALSE, GO_TRUE, sum_duration
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 JSON_LIMIT_DEFAULTS = {
@@ -318,7 +318,16 @@ def _storage(raw: dict[str, Any], keys: tuple[str, ...]) -> StorageConfig | None
     return StorageConfig(type=kind, options=options)
 
 
+def split_host_port(address: str) -> tuple[str, int]:
+    """'127.0.0.1:8200' / '[::1]:8200' / ':8200' -> (host, port): the listener and cluster
+    addresses' one splitter. Brackets are dropped, an empty host is "0.0.0.0"; ValueError
+    when the port is not a number."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 def _cluster_address(address: str) -> str:
+    """The default cluster address: the API address's port + 1 (host kept as written)."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f'listener address "{address}": expected host:port')

@@ -30,6 +30,8 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
+from transit.gocompat import time_string
+
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 FLUSH_INTERVAL = 1.0
 # Upper bounds (ms) of the latency histograms' buckets (+Inf implied).
@@ -362,10 +364,6 @@ def _gauge_labels(labels: dict[str, str]) -> dict[str, str]:
     return {**labels, "cluster": str(cluster or "")}
 
 
-def _go_time(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(t))
-
-
 def display_metrics() -> dict[str, Any]:
     """go-metrics' `InmemSink.DisplayMetrics` shape. Unlike Vault's (the last 10-second
     interval), the values are cumulative since the node started; `Rate` is `Sum` / 10 s as
@@ -404,5 +402,5 @@ def display_metrics() -> dict[str, Any]:
                                 "Mean": total / count if count else 0, "Stddev": 0,
                                 "Labels": dict(labels)})
     now = time.time()
-    return {"Timestamp": _go_time(now - now % 10), "Gauges": gauges, "Points": [],
+    return {"Timestamp": time_string(now - now % 10), "Gauges": gauges, "Points": [],
             "Counters": counters, "Samples": samples}

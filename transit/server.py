@@ -24,7 +24,13 @@ from transit.api.protocol import VaultHttpToolsProtocol
 from transit.api.quota_gate import QuotaGate
 from transit.api.tls import server_context
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
-from transit.config import ListenerConfig, ServerConfig, StorageConfig, TelemetryConfig
+from transit.config import (
+    ListenerConfig,
+    ServerConfig,
+    StorageConfig,
+    TelemetryConfig,
+    split_host_port,
+)
 from transit.core import Core
 from transit.errors import ConfigError
 from transit.logs import uvicorn_level
@@ -52,7 +58,7 @@ def load_static_seal_key(config: ServerConfig) -> bytes | None:
 
 def dev_config(listen_address: str) -> ServerConfig:
     """What `-dev` means: in-memory storage, one plain-HTTP listener."""
-    host, port = split_address(listen_address)
+    host, port = split_host_port(listen_address)
     return ServerConfig(
         listeners=(ListenerConfig(address=listen_address, tls_disable=True,
                                   cluster_address=f"{host}:{port + 1}"),),
@@ -62,15 +68,8 @@ def dev_config(listen_address: str) -> ServerConfig:
     )
 
 
-def split_address(address: str) -> tuple[str, int]:
-    """'127.0.0.1:8200' / '[::1]:8200' / ':8200' → (host, port)."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 def listener_url(listener: ListenerConfig) -> str:
-    host, port = split_address(listener.address)
+    host, port = split_host_port(listener.address)
     scheme = "http" if listener.tls_disable else "https"
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
@@ -295,7 +294,7 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
     (getattr(physical, "set_owner", None) or physical.set_node_id)(owner)
     standby_feed, primary_feed = invalidation_addresses(config)
     api_addr = config.api_addr or listener_url(listener)
-    host, port = split_address(listener.cluster_address)
+    host, port = split_host_port(listener.cluster_address)
     shown = f"[{host}]" if ":" in host else host
     cluster_addr = config.cluster_addr or f"https://{shown}:{port}"
     core.enable_ha(
@@ -332,7 +331,7 @@ def _uvicorn_config(app: Any, listener: ListenerConfig, config: ServerConfig,
     """uvicorn's config for one listener: its limits (enforced by VaultHttpToolsProtocol)
     and, for TLS, the SSL context built from its `tls_*` keys (ConfigError if its files
     cannot be read), also put in `contexts` by address (a SIGHUP reloads its certificate)."""
-    host, port = split_address(listener.address)
+    host, port = split_host_port(listener.address)
     kwargs: dict[str, Any] = {}
     if not listener.tls_disable:
         context = contexts[listener.address] = server_context(listener)

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from transit.config import ServerConfig
+from transit.config import ServerConfig, split_host_port
 from transit.ratelimit import Buckets
 
 log = logging.getLogger("transit.workers")
@@ -107,12 +107,10 @@ class WorkerInfo:
 
 def bind_listeners(config: ServerConfig, reuse_port: bool) -> list[socket.socket]:
     """One listening socket per configured listener."""
-    from transit.server import split_address
-
     out: list[socket.socket] = []
     try:
         for listener in config.listeners:
-            host, port = split_address(listener.address)
+            host, port = split_host_port(listener.address)
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             out.append(sock)

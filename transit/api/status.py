@@ -27,6 +27,7 @@ from transit.engines.system.rawjson import int_field as _int
 from transit.engines.system.rawjson import str_field as _str
 from transit.engines.system.rawjson import strings_field as _strings
 from transit.errors import StorageError, UserError
+from transit.gocompat import isoformat_z
 
 if TYPE_CHECKING:
     from transit.core import Core
@@ -138,7 +139,7 @@ async def leader(
         if ha.is_active:
             out["is_self"] = True
             if ha.active_since is not None:
-                out["active_time"] = ha.active_since.isoformat().replace("+00:00", "Z")
+                out["active_time"] = isoformat_z(ha.active_since)
     return 200, orjson.dumps(out)
 
 

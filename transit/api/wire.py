@@ -13,6 +13,7 @@ import orjson
 
 from transit import errors
 from transit.engines.framework import Response
+from transit.gocompat import multierror
 
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
@@ -55,11 +56,6 @@ def error_body(messages: list[str]) -> bytes:
     return orjson.dumps({"errors": messages})
 
 
-def multierror(message: str) -> str:
-    """Go's hashicorp/go-multierror rendering of a single plain error."""
-    return f"1 error occurred:\n\t* {message}\n\n"
-
-
 # The one error table: exception class -> (status, how to render the message).
 _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     # (class, status, wrap as multierror)
@@ -91,5 +87,5 @@ def error_response(exc: errors.TransitError) -> tuple[int, bytes]:
             if cls is errors.AuditFailed:
                 return status, error_body(["internal error"])
             msg = exc.message
-            return status, error_body([multierror(msg) if wrap else msg])
-    return 500, error_body([multierror(exc.message)])
+            return status, error_body([multierror([msg]) if wrap else msg])
+    return 500, error_body([multierror([exc.message])])

@@ -35,10 +35,11 @@ import orjson
 
 from transit import metrics, pools
 from transit.audit.devices import AuditDevice, FormatConfig, create_device
-from transit.audit.format import request_entry, response_entry, rfc3339_nano
+from transit.audit.format import request_entry, response_entry
 from transit.audit.hashing import EMPTY, Hasher, small
 from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, StorageError, UserError
+from transit.gocompat import format_time_ns
 from transit.storage.update import get_or_create
 
 log = logging.getLogger("transit.audit")
@@ -303,7 +304,7 @@ class AuditBroker:
         if not devices:
             return
         exempt = self._exempt(req, NON_HMAC_REQUEST_KEYS)
-        now = rfc3339_nano()
+        now = format_time_ns()
 
         def build(_: int, d: _Device) -> dict[str, Any]:
             return request_entry(d.hasher, req, decision, error, now, exempt)
@@ -332,7 +333,7 @@ class AuditBroker:
             return
         req_exempt = self._exempt(req, NON_HMAC_REQUEST_KEYS)
         resp_exempt = self._exempt(req, NON_HMAC_RESPONSE_KEYS)
-        now = rfc3339_nano()
+        now = format_time_ns()
         pending = self._pending.pop(req.id, None) if req.id else None
         reuse = pending[1] if pending is not None and pending[0] is devices else None
 

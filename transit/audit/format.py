@@ -7,39 +7,14 @@ device's `Hasher`; non-secret auth fields (policies, display_name, metadata) sta
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from transit.audit.hashing import EMPTY, Hasher, elide_list_data
 from transit.engines.fields import parse_duration
 from transit.engines.framework import Request, Response
+from transit.gocompat import format_time_s
 
 NAMESPACE = {"id": "root"}
-
-
-_last_second: list[Any] = [-1, ""]
-
-
-def rfc3339_nano(ns: int | None = None) -> str:
-    """Go's `time.RFC3339Nano` in UTC: trailing zeros of the fraction trimmed."""
-    if ns is None:
-        ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    last = _last_second
-    if last[0] == secs:
-        base = last[1]
-    else:
-        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        last[0], last[1] = secs, base
-    if frac:
-        return f"{base}.{frac:09d}".rstrip("0") + "Z"
-    return base + "Z"
-
-
-def rfc3339(secs: float | int) -> str:
-    if not secs:
-        return ""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(secs)))
 
 
 def auth_block(h: Hasher, req: Request, decision: Any) -> dict[str, Any]:
@@ -56,7 +31,7 @@ def auth_block(h: Hasher, req: Request, decision: Any) -> dict[str, Any]:
             "entity_id": tok.entity_id,
             "token_type": tok.type or "service",
             "token_ttl": tok.ttl,
-            "token_issue_time": rfc3339(tok.creation_time),
+            "token_issue_time": format_time_s(int(tok.creation_time)) if tok.creation_time else "",
         }
     else:
         auth = {

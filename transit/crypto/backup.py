@@ -10,8 +10,9 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from transit.crypto.encoding import b64decode, b64encode, dump_json, format_time, now_utc
+from transit.crypto.encoding import b64decode, b64encode, dump_json, now_utc
 from transit.errors import InternalError, TransitError
+from transit.gocompat import format_time
 
 if TYPE_CHECKING:
     from transit.crypto.policy import Policy

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from transit.crypto.aead import NONCE_SIZE, AEADCipher
-from transit.crypto.encoding import go_atoi
 from transit.errors import CryptoError
+from transit.gocompat import atoi
 
 PREFIX = "vault:v"
 _AT = len(PREFIX)  # where N starts
@@ -45,10 +45,10 @@ def split(value: str, what: str, *, no_prefix: str = "") -> tuple[int, str]:
     ver_s, sep, rest = value[_AT:].partition(":")
     if not sep:
         raise CryptoError(f"invalid {what}: wrong number of fields")
-    ver = go_atoi(ver_s)
-    if ver is None:
-        raise CryptoError(f"invalid {what}: version number could not be decoded")
-    return ver, rest
+    try:
+        return atoi(ver_s), rest
+    except ValueError:
+        raise CryptoError(f"invalid {what}: version number could not be decoded") from None
 
 
 def max_version(values: Iterable[Any]) -> int:

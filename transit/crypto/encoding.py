@@ -1,6 +1,7 @@
-"""Go-compatible base64, compact JSON, Go integers and Go time strings.
+"""Go-compatible base64 and compact JSON.
 
-(The `vault:vN:` format is `transit.crypto.ciphertext`'s.)
+(The `vault:vN:` format is `transit.crypto.ciphertext`'s; Go integers and times are
+`transit.gocompat`'s.)
 
 `b64decode` behaves like Go's `base64.StdEncoding.DecodeString`: padding is required, `\\r` and
 `\\n` are skipped anywhere, non-zero trailing bits are accepted, and errors carry Go's exact text
@@ -14,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from datetime import UTC, datetime
 
 from transit.errors import CryptoError
@@ -124,53 +124,6 @@ def dump_json(obj: object) -> bytes:
     """Compact JSON bytes for stored policies and backups. Stdlib json, not orjson: RSA/EC
     integers exceed 64 bits, which orjson refuses."""
     return json.dumps(obj, separators=(",", ":")).encode()
-
-
-# --- Go integers ---------------------------------------------------------------------------
-
-_GO_ATOI = re.compile(r"[+-]?[0-9]+")
-_INT64_MAX = 2**63 - 1
-
-
-def go_atoi(s: str) -> int | None:
-    """Go `strconv.Atoi` (64-bit): optional sign, ASCII digits, no spaces; None on error."""
-    if not _GO_ATOI.fullmatch(s):
-        return None
-    v = int(s)
-    if v > _INT64_MAX or v < -_INT64_MAX - 1:
-        return None
-    return v
-
-
-# --- Go time.Time JSON (RFC 3339 with nanoseconds, trailing zeros trimmed) -------------------
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def format_time(dt: datetime) -> str:
-    """Go's `time.Time.MarshalJSON` layout (RFC3339Nano) for an aware datetime, UTC as "Z"."""
-    dt = dt.astimezone(UTC)
-    s = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if dt.microsecond:
-        s += f".{dt.microsecond:06d}".rstrip("0")
-    return s + "Z"
-
-
-_TIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})"
-)
-
-
-def parse_time(s: str) -> datetime:
-    """Parse a Go RFC 3339 time (nanoseconds truncated to microseconds)."""
-    m = _TIME_RE.fullmatch(s)
-    if not m:
-        raise ValueError(f"cannot parse time {s!r}")
-    frac = (m.group(7) or "").ljust(6, "0")[:6]
-    tz = m.group(8)
-    iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
-    iso += f".{frac}" + ("+00:00" if tz == "Z" else tz)
-    return datetime.fromisoformat(iso)
 
 
 def now_utc() -> datetime:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from transit.crypto.encoding import b64encode, format_time, now_utc
+from transit.crypto.encoding import b64encode, now_utc
 from transit.crypto.kdf import KDF_HKDF_SHA256
 from transit.crypto.keyentry import CURVES, KeyEntry, set_ec_private, set_ec_public, set_ed_private
 from transit.crypto.keytypes import (
@@ -23,6 +23,7 @@ from transit.crypto.keytypes import (
     check_auto_rotate,
 )
 from transit.errors import InternalError, UserError
+from transit.gocompat import format_time
 
 if TYPE_CHECKING:
     from transit.crypto.policy import Policy

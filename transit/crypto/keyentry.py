@@ -15,8 +15,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from transit.crypto.encoding import ZERO_TIME, b64decode, b64encode, format_time, parse_time
+from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
+from transit.gocompat import ZERO_TIME, format_time, parse_time
 
 CURVES: dict[KeyType, type[ec.EllipticCurve]] = {
     KeyType.ECDSA_P256: ec.SECP256R1,

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 
-from transit.crypto.encoding import b64encode, format_time, go_atoi
+from transit.crypto.encoding import b64encode
 from transit.crypto.keytypes import KeyType
 from transit.errors import InternalError, UserError
+from transit.gocompat import atoi, format_time
 
 if TYPE_CHECKING:
     from transit.crypto.keyentry import KeyEntry
@@ -151,10 +152,10 @@ class KeyInfoMixin:
             if version == "latest":
                 v = self.latest_version
             else:
-                n = go_atoi(version.removeprefix("v"))
-                if n is None:
-                    raise UserError("invalid key version")
-                v = n
+                try:
+                    v = atoi(version.removeprefix("v"))
+                except ValueError:
+                    raise UserError("invalid key version") from None
             if v < self.min_decryption_version:
                 raise UserError("version for export is below minimum decryption version")
             e = self.keys.get(v)

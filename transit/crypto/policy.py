@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from transit.crypto.backup import BackupMixin
-from transit.crypto.encoding import b64decode, dump_json, format_time, now_utc
+from transit.crypto.encoding import b64decode, dump_json, now_utc
 from transit.crypto.importing import ImportMixin
 from transit.crypto.kdf import KDF_HKDF_SHA256
 from transit.crypto.keyentry import KeyEntry
@@ -36,6 +36,7 @@ from transit.crypto.keytypes import (
 from transit.crypto.operations import Operations
 from transit.crypto.signing import SignResult
 from transit.errors import InternalError, TransitError, UserError
+from transit.gocompat import format_time
 
 __all__ = ["KeyEntry", "Policy", "SignResult"]
 

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from transit.crypto import rsa_cipher
-from transit.crypto.encoding import go_atoi
 from transit.crypto.hashing import crypto_hash
 from transit.errors import CryptoError, InternalError, UserError
+from transit.gocompat import atoi
 
 MARSHALING = ("asn1", "jws")
 SALT_AUTO = 0  # Go rsa.PSSSaltLengthAuto
@@ -45,10 +45,10 @@ def parse_salt_length(raw: str | int | None) -> int:
             return SALT_AUTO
         if low == "hash":
             return SALT_EQUALS_HASH
-        v = go_atoi(low)
-        if v is None:
-            raise UserError(f"salt length neither 'auto', 'hash', nor an int: {raw}")
-        n = v
+        try:
+            n = atoi(low)
+        except ValueError:
+            raise UserError(f"salt length neither 'auto', 'hash', nor an int: {raw}") from None
     if n < SALT_EQUALS_HASH:
         raise UserError(f"salt length is invalid: {n}")
     return n

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from transit.errors import UserError
-from transit.goparse import GO_FALSE, GO_TRUE, sum_duration
+from transit.gocompat import GO_FALSE, GO_TRUE, sum_duration
 
 
 class FieldType(Enum):

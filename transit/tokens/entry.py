@@ -13,16 +13,15 @@ from typing import Any
 
 import orjson
 
+from transit.gocompat import format_time
+
 SERVICE = "service"
 BATCH = "batch"
 
 
 def rfc3339(ts: float) -> str:
-    """Go's `time.Time` JSON form (RFC3339Nano, UTC, trailing fraction zeros trimmed)."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{dt.microsecond:06d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
+    """Go's `time.Time` JSON form of a unix timestamp (µs precision)."""
+    return format_time(datetime.fromtimestamp(ts, UTC))
 
 
 @dataclass(slots=True)

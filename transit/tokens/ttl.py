@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transit.errors import InternalError
-from transit.goparse import format_duration
+from transit.gocompat import format_duration
 
 # The system defaults (`default_lease_ttl` / `max_lease_ttl`): 768h, i.e. 32 days.
 DEFAULT_LEASE_TTL = 768 * 3600

@@ -14,7 +14,7 @@ from transit.engines.kv import PATCH, KVv1Backend, KVv2Backend, kv_factory
 from transit.engines.kv.common import format_time, now_ns
 from transit.engines.mounts import MountTable
 from transit.errors import NotFound, UnsupportedOperation, UserError
-from transit.goparse import format_duration
+from transit.gocompat import format_duration
 from transit.storage.base import StorageView
 from transit.storage.inmem import InmemBackend
 

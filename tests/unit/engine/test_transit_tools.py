@@ -12,7 +12,6 @@ from transit.engines.framework import READ
 from transit.engines.transit.tools import (
     HASH_FIELDS,
     RANDOM_FIELDS,
-    go_atoi,
     hash_response,
     random_bytes_response,
 )
@@ -145,5 +144,3 @@ def test_go_helpers() -> None:
             assert str(exc) == f"illegal base64 data at input byte {off}"
         else:
             raise AssertionError(bad)
-    assert go_atoi("+7") == 7
-    assert go_atoi("-3") == -3

@@ -1,6 +1,6 @@
-"""Shared KV helpers: Go-style time rendering, JSON storage, per-path locks.
+"""Shared KV helpers: time fields, JSON storage, per-path locks.
 
-(Go-style durations: `transit.goparse.format_duration`.)
+(Go's text forms: `transit.gocompat`.)
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from transit.errors import UserError
+from transit.gocompat import format_time_ns
 
 _LOCK_STRIPES = 64
 
@@ -23,14 +23,8 @@ def now_ns() -> int:
 
 
 def format_time(ns: int) -> str:
-    """Go's RFC3339Nano in UTC ("2026-01-02T03:04:05.123456789Z"); "" for 0."""
-    if not ns:
-        return ""
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
+    """A KV time field: Go's RFC3339Nano in UTC; "" for 0 (unset)."""
+    return format_time_ns(ns) if ns else ""
 
 
 def uint32(value: int) -> int:
@@ -48,12 +42,6 @@ def loads(raw: bytes | None) -> Any:
 
 def path_hash(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def multierror(messages: list[str]) -> str:
-    """hashicorp/go-multierror's rendering."""
-    head = "1 error occurred:" if len(messages) == 1 else f"{len(messages)} errors occurred:"
-    return head + "".join(f"\n\t* {m}" for m in messages) + "\n\n"
 
 
 def parse_int_list(value: Any, field: str) -> list[int]:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from transit.engines.kv.common import dumps, format_time, loads, now_ns, path_hash
-from transit.goparse import format_duration
+from transit.gocompat import format_duration
 from transit.storage.base import Write
 from transit.storage.update import update
 

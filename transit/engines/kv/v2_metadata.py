@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
-from transit.engines.kv.common import multierror, now_ns, uint32
+from transit.engines.kv.common import now_ns, uint32
 from transit.engines.kv.store import Config, KeyMetadata, Staged
 from transit.errors import UserError
+from transit.gocompat import multierror
 
 if TYPE_CHECKING:
     from transit.engines.kv.backend import KVv2Backend

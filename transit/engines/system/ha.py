@@ -10,6 +10,7 @@ from transit import __version__
 from transit.engines.fields import FieldData
 from transit.engines.framework import Request, Response
 from transit.errors import ForwardToActive
+from transit.gocompat import isoformat_z
 
 ECHO_STALE_SECONDS = 30.0  # standbys silent for longer drop out of the list
 
@@ -24,7 +25,7 @@ async def step_down(b: Any, req: Request, d: FieldData) -> None:
 
 
 def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+    return isoformat_z(dt.datetime.fromtimestamp(ts, dt.UTC))
 
 
 async def ha_status(b: Any, req: Request, d: FieldData) -> Response:

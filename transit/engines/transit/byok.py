@@ -21,8 +21,8 @@ from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.transit.policies import KEEP
-from transit.engines.transit.tools import go_atoi
 from transit.errors import InternalError, TransitError, UserError
+from transit.gocompat import atoi
 
 WRAPPING_KEY_NAME = "import/wrapping-key"
 HASH_FUNCTIONS = ("SHA1", "SHA224", "SHA256", "SHA384", "SHA512")
@@ -204,7 +204,7 @@ def _export_versions(src: Policy, version: str) -> list[int]:
         ver = src.latest_version
     else:
         try:
-            ver = go_atoi(version.removeprefix("v"))
+            ver = atoi(version.removeprefix("v"))
         except ValueError:
             raise UserError("invalid key version") from None
     if ver < src.min_decryption_version:

@@ -16,6 +16,7 @@ from transit.crypto.encoding import Base64Error, b64decode
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.errors import UserError
+from transit.gocompat import atoi
 
 RANDOM_MAX_BYTES = 128 * 1024  # Vault's APIMaxBytes
 
@@ -48,19 +49,6 @@ HASH_FUNCS: dict[str, Callable[[], Any]] = {
 }
 
 
-# --- Go-compatible helpers -------------------------------------------------------------
-
-def go_atoi(s: str) -> int:
-    """Go's strconv.Atoi (raises ValueError carrying Go's error text)."""
-    body = s[1:] if s[:1] in ("+", "-") else s
-    if not body or not body.isascii() or not body.isdigit():
-        raise ValueError(f'strconv.Atoi: parsing "{s}": invalid syntax')
-    value = int(s)
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f'strconv.Atoi: parsing "{s}": value out of range')
-    return value
-
-
 # --- random ------------------------------------------------------------------------------
 
 
@@ -84,10 +72,10 @@ def random_bytes_response(d: FieldData, params: Mapping[str, str] | None = None)
             source = url_source
             count = d.get("bytes")
         elif not url_bytes:
-            count = go_atoi(url_source)
+            count = atoi(url_source)
         else:
             source = url_source
-            count = go_atoi(url_bytes)
+            count = atoi(url_bytes)
     except ValueError as exc:
         raise UserError(f"error parsing url-set byte count: {exc}") from None
     fmt = d.get("format")

@@ -57,7 +57,6 @@ _REFUSED_LISTENER_PREFIXES = (
 )
 _REFUSED_LISTENER_KEYS = frozenset(
     {"require_request_header", "disable_replication_status_endpoints", "chroot_namespace"})
-LOG_LEVELS = ("trace", "debug", "info", "notice", "warn", "warning", "err", "error")
 DEFAULT_LEASE_TTL = 768 * 3600  # Vault's default_lease_ttl and max_lease_ttl: 32 days
 
 # The top-level keys of Vault's (and OpenBao's) server configuration, by what transit does

@@ -59,7 +59,7 @@ from transit.storage import Backend, StorageView
 from transit.storage.update import get_or_create
 from transit.tokens.expiration import ExpirationManager
 from transit.tokens.store import TokenStore
-from transit.tokens.wrapping import Wrapper
+from transit.tokens.wrapping import Wrapper, parse_wrap_ttl
 
 log = logging.getLogger("transit.core")
 
@@ -811,7 +811,7 @@ class Core:
             req.operation = CREATE
 
         wrap_header = req.headers.get("x-vault-wrap-ttl")
-        wrap_ttl = _wrap_ttl(wrap_header) if wrap_header else 0
+        wrap_ttl = parse_wrap_ttl(wrap_header) if wrap_header else 0
         if token is None or self_checked:  # an unauthenticated path
             decision = OPEN_DECISION
         else:
@@ -855,15 +855,3 @@ class Core:
         if audit:
             await self.audit.log_response(req, decision, resp, "")
         return resp
-
-
-def _wrap_ttl(value: str) -> int:
-    from transit.engines.fields import parse_duration
-
-    try:
-        ttl = parse_duration(value)
-    except ValueError:
-        raise UserError(f"error parsing X-Vault-Wrap-TTL: invalid duration {value!r}") from None
-    if ttl <= 0:
-        raise UserError("wrap ttl must be greater than zero")
-    return ttl

@@ -1,25 +1,41 @@
-"""The exception tree. Layers raise these; `transit/api/errors.py` maps them to HTTP once.
+"""The exception tree. Layers raise these; `transit/api/wire.py` (`_TABLE`, `error_response`)
+maps them to HTTP, in that one place.
 
-No HTTP status codes live here: each class names *what went wrong*, the API layer decides
-how that looks on the wire (Vault's conventions, see spec §1.4).
+No HTTP status codes live here: each class names *what went wrong*; the API layer decides how
+that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with the status
+`error_response` gives each (a subclass answers like its parent unless listed itself;
+"multierror": the message wrapped as Go's go-multierror text):
 
-    TransitError
-    ├── UserError              the request is wrong (Vault: logical.ErrorResponse)      -> 400
-    │   └── CryptoError        bad ciphertext / signature / base64 / version / tag       -> 400
-    ├── InternalError          plain handler error (Go multierror-wrapped text)          -> 500
-    ├── PermissionDenied       missing/unknown token, missing capability                 -> 403
-    ├── UnsupportedPath        no route inside a mount                                   -> 404
-    ├── NoHandler              no mount for the path                                     -> 404
-    ├── UnsupportedOperation   route exists, not for this verb                           -> 405
-    ├── RequestTooLarge        body over max_request_size                                -> 413
-    ├── Sealed                 the barrier is sealed                                     -> 503
-    ├── StorageError           the backend failed                                        -> 500
-    │   ├── Fenced             this node no longer holds the HA lock; nothing written    -> 503
-    │   ├── Conflict           a compare-and-set lost to another writer; nothing written -> 503
-    │   ├── OutcomeUnknown     the write was sent but its reply was lost                 -> 503
-    │   └── Unavailable        storage could not be reached; nothing was sent            -> 503
-    ├── ReplicationUnconfirmed applied on the primary, replicas did not confirm in time -> 503
-    └── ConfigError            invalid server configuration (start-up only)
+    TransitError                 base of every error raised on purpose (unlisted: 500, multierror)
+    ├── UserError                the request is wrong (Vault: logical.ErrorResponse)        400
+    │   ├── CryptoError          bad ciphertext / signature / HMAC / base64 / version / tag  400
+    │   │   └── Base64Error      Go's "illegal base64 data at input byte N" (crypto/encoding) 400
+    │   ├── OptionError          a per-item option the key cannot take; leaves a batch at 200 400
+    │   └── InvalidKey           unseal: the combined key does not open the stored keys      400
+    ├── InternalError            plain handler error                              500, multierror
+    │   └── AuditFailed          audit devices enabled, none recorded the entry; the body says
+    │                            only "internal error" (fail closed)                         500
+    ├── PermissionDenied         missing/unknown token, missing capability                   403
+    ├── UnsupportedPath          no route inside a mount                          404, multierror
+    ├── NoHandler                no mount for the path                                       404
+    ├── NotFound                 nothing at this path: 404 with `{"errors":[]}`              404
+    ├── UnsupportedOperation     route exists, not for this verb                  405, multierror
+    ├── RequestTooLarge          body over max_request_size                                  413
+    ├── Sealed                   the barrier is sealed                                       503
+    ├── StandbyError             an active-node-only operation asked of a standby            500
+    ├── StorageError             the backend failed                               500, multierror
+    │   ├── Fenced               this node no longer holds the HA lock; nothing written      503
+    │   ├── Conflict             a compare-and-set lost to another writer; nothing written   503
+    │   ├── OutcomeUnknown       the write was sent but its reply was lost                   503
+    │   └── Unavailable          storage could not be reached; nothing was sent              503
+    ├── ReplicationUnconfirmed   applied on the primary, replicas did not confirm in time    503
+    ├── ForwardToActive          a performance standby hands the request to the active node;
+    │                            caught by the API layer, never rendered
+    ├── ConfigError              invalid server configuration (start-up)          500, multierror
+    ├── OperatorError            rekey / generate-root, carrying Vault's status (transit/rekey.py;
+    │                            answered by engines/system/operator.py)
+    └── ForwardingError          forwarding to the active node failed (transit/cluster/forward.py;
+                                 answered by the forwarding gate, api/forwarding.py)
 """
 
 from __future__ import annotations

@@ -343,9 +343,12 @@ def test_helpers() -> None:
     assert ttl == 768 * 3600 and w == []
     with pytest.raises(InternalError):
         calculate_ttl(increment=0, backend_ttl=10, period=0, explicit_max_ttl=10, start=1, now=20)
-    assert parse_wrap_ttl("5m") == 300
-    with pytest.raises(UserError):
+    assert parse_wrap_ttl("5m") == 300 and parse_wrap_ttl("60") == 60
+    with pytest.raises(UserError, match="^error parsing X-Vault-Wrap-TTL: invalid duration 'nope'$"):
         parse_wrap_ttl("nope")
+    for bad in ("0", "-5"):
+        with pytest.raises(UserError, match="^wrap ttl must be greater than zero$"):
+            parse_wrap_ttl(bad)
 
 
 # --- wrapping --------------------------------------------------------------------------

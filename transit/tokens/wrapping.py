@@ -27,13 +27,14 @@ WRAPPING_PATHS = ("sys/wrapping/lookup", "sys/wrapping/rewrap", "sys/wrapping/un
 
 
 def parse_wrap_ttl(value: str) -> int:
-    """Seconds from an `X-Vault-Wrap-TTL` header ("60", "5m"); UserError when invalid."""
+    """Seconds from an `X-Vault-Wrap-TTL` header ("60", "5m"); UserError when invalid or
+    not positive."""
     try:
         ttl = parse_duration(value)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if ttl < 0:
-        raise UserError("requested wrap ttl cannot be negative")
+    except ValueError:
+        raise UserError(f"error parsing X-Vault-Wrap-TTL: invalid duration {value!r}") from None
+    if ttl <= 0:
+        raise UserError("wrap ttl must be greater than zero")
     return ttl
 
 

@@ -23,6 +23,7 @@ from transit.gocompat import atoi
 
 PREFIX = "vault:v"
 _AT = len(PREFIX)  # where N starts
+assert _AT == 7
 _HEADERS = [f"{PREFIX}{i}:" for i in range(64)]
 
 _R = TypeVar("_R")
@@ -53,7 +54,8 @@ def split(value: str, what: str, *, no_prefix: str = "") -> tuple[int, str]:
 
 def max_version(values: Iterable[Any]) -> int:
     """The highest N among `vault:vN:…` strings (anything else counts as 0)."""
-    prefixes = {value[:value.find(":", _AT) + 1] for value in values if isinstance(value, str)}
+    # (7 is `_AT` spelled as a constant: this runs once per batch item)
+    prefixes = {value[:value.find(":", 7) + 1] for value in values if isinstance(value, str)}
     best = 0  # (a batch shares a handful of prefixes: parse each once)
     for prefix in prefixes:
         if prefix.startswith(PREFIX):

@@ -144,25 +144,27 @@ class KeyInfoMixin:
             raise UserError("signing not supported for the key")
         if export_type == "certificate-chain" and not t.supports_signing:
             raise UserError("certificate chain not supported for keys that do not support signing")
-        keys: dict[str, str] = {}
-        if not version:
-            for v, e in sorted(self.keys.items()):
-                keys[str(v)] = self._export_one(e, export_type)
-        else:
-            if version == "latest":
-                v = self.latest_version
-            else:
-                try:
-                    v = atoi(version.removeprefix("v"))
-                except ValueError:
-                    raise UserError("invalid key version") from None
-            if v < self.min_decryption_version:
-                raise UserError("version for export is below minimum decryption version")
-            e = self.keys.get(v)
-            if e is None:
-                raise UserError("version does not exist or cannot be found")
-            keys[str(v)] = self._export_one(e, export_type)
+        keys = {str(v): self._export_one(self.keys[v], export_type)
+                for v in self.export_versions(version)}
         return {"name": self.name, "type": str(t), "keys": keys}
+
+    def export_versions(self, version: str | None) -> list[int]:
+        """The versions an export (plain or BYOK) covers: every one when `version` is empty,
+        else the one it names ("latest", "3", "v3"), with Vault's errors."""
+        if not version:
+            return sorted(self.keys)
+        if version == "latest":
+            v = self.latest_version
+        else:
+            try:
+                v = atoi(version.removeprefix("v"))
+            except ValueError:
+                raise UserError("invalid key version") from None
+        if v < self.min_decryption_version:
+            raise UserError("version for export is below minimum decryption version")
+        if v not in self.keys:
+            raise UserError("version does not exist or cannot be found")
+        return [v]
 
     def _export_one(self, e: KeyEntry, export_type: str) -> str:
         t = self.type

@@ -22,7 +22,6 @@ from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Request, Response
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
-from transit.gocompat import atoi
 
 WRAPPING_KEY_NAME = "import/wrapping-key"
 HASH_FUNCTIONS = ("SHA1", "SHA224", "SHA256", "SHA384", "SHA512")
@@ -197,23 +196,6 @@ async def import_version(b: Any, req: Request, d: FieldData) -> None:
 # --- byok-export -----------------------------------------------------------------------------
 
 
-def _export_versions(src: Policy, version: str) -> list[int]:
-    if not version:
-        return sorted(src.keys)
-    if version == "latest":
-        ver = src.latest_version
-    else:
-        try:
-            ver = atoi(version.removeprefix("v"))
-        except ValueError:
-            raise UserError("invalid key version") from None
-    if ver < src.min_decryption_version:
-        raise UserError("version for export is below minimum decryption version")
-    if ver not in src.keys:
-        raise UserError("version does not exist or cannot be found")
-    return [ver]
-
-
 def _destination_public_key(dst: Policy) -> rsa.RSAPublicKey:
     """keysutil Policy.WrapKey's checks on the destination (plain errors, so 500s)."""
     if not dst.type.supports_signing:
@@ -238,7 +220,7 @@ async def byok_export(b: Any, req: Request, d: FieldData) -> Response:
         raise UserError("key is not exportable")
 
     keys: dict[str, str] = {}
-    for ver in _export_versions(src, d.get("version")):
+    for ver in src.export_versions(d.get("version")):
         material = wrapping.key_material_for_wrap(src, ver)
         hash_name = d.get("hash").upper()
         if hash_name not in HASH_FUNCTIONS:

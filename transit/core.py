@@ -35,7 +35,7 @@ from transit.cluster.ha import FENCE_CLOSED, HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.cluster.invalidation import DEFAULT_MAX_STALENESS, InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
-from transit.engines.framework import CREATE, MOUNT_DEFAULT_TTL, UPDATE, Engine, Request, Response
+from transit.engines.framework import Engine
 from transit.engines.kv import kv_factory
 from transit.engines.mounts import EngineFactory, MountTable
 from transit.engines.system.backend import SystemBackend
@@ -53,6 +53,7 @@ from transit.errors import (
     TransitError,
     UserError,
 )
+from transit.logical import CREATE, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
 from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView

@@ -610,7 +610,7 @@ def _backend() -> Any:
 
 def _call(b: Any, fn: Any, path: str, raw: dict[str, Any], fields: Any, token: Any = None):
     from transit.engines.fields import FieldData
-    from transit.engines.framework import Request
+    from transit.logical import Request
 
     req = Request("update", path, raw, None, token=token)
     fd = FieldData(raw, fields)

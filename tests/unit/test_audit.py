@@ -21,8 +21,8 @@ from transit.audit import AuditBroker
 from transit.audit.broker import AUDIT_TABLE_KEY
 from transit.audit.devices import FileDevice, create_device
 from transit.audit.hashing import SMALL_BYTES, Hasher, identified_hmac, small
-from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, InternalError, UserError
+from transit.logical import Request, Response
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
 

@@ -14,8 +14,8 @@ from typing import Any
 from tests.unit.engine.tx import atest
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.core import Core
-from transit.engines.framework import READ, UPDATE, Request
 from transit.engines.transit.backend import TransitBackend
+from transit.logical import READ, UPDATE, Request
 from transit.storage.inmem import InmemBackend
 
 

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from transit.engines.fields import Field, FieldData, FieldType, parse_bool, parse_duration
-from transit.engines.framework import READ, UPDATE, Engine, Request, Response, Route, name
+from transit.engines.framework import Engine, Route, name
 from transit.errors import UnsupportedOperation, UnsupportedPath, UserError
+from transit.logical import READ, UPDATE, Request, Response
 
 
 @pytest.mark.parametrize("raw", [True, "1", "t", "T", "TRUE", "true", "True", 1])

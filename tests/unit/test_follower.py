@@ -342,8 +342,8 @@ def test_the_controller_serves_only_within_ttl_minus_margin() -> None:
 
 def test_core_refuses_as_a_deposed_active_and_deposes_on_a_fence_error() -> None:
     from transit.core import Core
-    from transit.engines.framework import UPDATE, Request
     from transit.errors import Fenced
+    from transit.logical import UPDATE, Request
     from transit.storage.inmem import InmemBackend
 
     class Ha:

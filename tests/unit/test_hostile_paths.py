@@ -11,8 +11,9 @@ import pytest
 
 from transit.acl import ACL, parse_policy, requires_sudo
 from transit.api.app import VaultApp
-from transit.engines.framework import READ, UPDATE, Engine, Route, name, opt
+from transit.engines.framework import Engine, Route, name, opt
 from transit.errors import UnsupportedPath
+from transit.logical import READ, UPDATE
 
 CONTROL = [chr(c) for c in (*range(0x20), 0x7F)]
 IDS = [f"{ord(c):02X}" for c in CONTROL]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from transit.engines.framework import UPDATE, Request, Response
 from transit.errors import StorageError
+from transit.logical import UPDATE, Request, Response
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
 from transit.tokens import TokenEntry, TokenStore

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from transit.engines.framework import LIST, READ, UPDATE, Request, Response
 from transit.engines.token import TokenBackend
 from transit.errors import InternalError, PermissionDenied, UserError
+from transit.logical import LIST, READ, UPDATE, Request, Response
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
 from transit.tokens import TokenEntry, TokenStore

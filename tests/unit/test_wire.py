@@ -6,7 +6,7 @@ import orjson
 
 from transit import errors
 from transit.api.wire import envelope, error_response
-from transit.engines.framework import Response
+from transit.logical import Response
 
 
 def test_envelope_order_and_sorted_data() -> None:

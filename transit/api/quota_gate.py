@@ -16,8 +16,8 @@ from typing import Any
 from transit.api.app import METHOD_OPS
 from transit.api.forwarding import FORWARDED_SCOPE_KEY
 from transit.api.wire import JSON_HEADERS, error_body, request_id
-from transit.engines.framework import READ, UPDATE, Request
 from transit.errors import NoHandler
+from transit.logical import READ, UPDATE, Request
 from transit.ratelimit import Buckets
 
 PREFIX = "/v1/"

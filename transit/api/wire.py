@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from transit import errors
-from transit.engines.framework import Response
 from transit.gocompat import multierror
+from transit.logical import Response
 
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 

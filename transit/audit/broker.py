@@ -37,9 +37,9 @@ from transit import metrics, pools
 from transit.audit.devices import AuditDevice, FormatConfig, create_device
 from transit.audit.format import request_entry, response_entry
 from transit.audit.hashing import EMPTY, Hasher, small
-from transit.engines.framework import Request, Response
 from transit.errors import AuditFailed, StorageError, UserError
 from transit.gocompat import format_time_ns
+from transit.logical import Request, Response
 from transit.storage.update import get_or_create
 
 log = logging.getLogger("transit.audit")

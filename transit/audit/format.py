@@ -11,8 +11,8 @@ from typing import Any
 
 from transit.audit.hashing import EMPTY, Hasher, elide_list_data
 from transit.engines.fields import parse_duration
-from transit.engines.framework import Request, Response
 from transit.gocompat import format_time_s
+from transit.logical import Request, Response
 
 NAMESPACE = {"id": "root"}
 

@@ -1,8 +1,9 @@
-"""The logical request/response model and the per-engine route table machinery.
+"""The per-engine route table machinery (Vault's `sdk/framework`).
 
-An engine declares one visible table of `Route`s. The API layer turns an HTTP request into a
-`Request` (path relative to the mount, operation, raw data), calls `Engine.handle`, and
-turns the `Response` (or an exception from `transit.errors`) into Vault's wire format.
+An engine declares one visible table of `Route`s. The core hands it a `Request` (path
+relative to the mount, operation, raw data; the vocabulary lives in `transit/logical.py`),
+`Engine.handle` matches the route and runs its handler, and the `Response` (or an exception
+from `transit.errors`) goes back up to be turned into Vault's wire format.
 
 Handlers are `async def handler(req: Request, d: FieldData) -> Response | None`.
 Returning None means "nothing to say": a write answers 204, a read answers 404.
@@ -17,15 +18,7 @@ from typing import Any
 
 from transit.engines.fields import VALIDATION_PREFIX, Field, FieldData
 from transit.errors import UnsupportedOperation, UnsupportedPath, UserError
-
-# Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
-# check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
-READ = "read"
-UPDATE = "update"
-CREATE = "create"
-DELETE = "delete"
-LIST = "list"
-PATCH = "patch"
+from transit.logical import CREATE, UPDATE, Request, Response
 
 # Vault's key-name pattern and optional trailing segment (spec §1.1).
 NAME = r"\w(([\w\-.]+)?\w)?"
@@ -39,56 +32,6 @@ def name(group: str) -> str:
 def opt(group: str) -> str:
     """An optional trailing `/<anything>` captured as `group`."""
     return rf"(?:/(?P<{group}>.+))?"
-
-
-@dataclass(slots=True)
-class Request:
-    operation: str
-    path: str  # relative to the mount, e.g. "encrypt/my-key"
-    data: dict[str, Any]
-    storage: Any  # the mount's StorageView (Backend protocol)
-    mount_path: str = ""  # e.g. "transit/"
-    params: dict[str, str] = field(default_factory=dict)  # captured from the path
-    client_token: str = ""
-    token: Any = None  # the caller's TokenEntry (None only on unauthenticated paths)
-    id: str = ""  # request id (UUID), also in the response envelope and audit log
-    remote_addr: str = ""
-    remote_port: int = 0
-    mount_type: str = ""
-    mount_accessor: str = ""
-    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-    perf_standby: bool = False  # served by a performance standby (read-only storage)
-    index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
-    matched: tuple[Route, dict[str, str]] | None = None  # set by Engine.resolve
-    fields: tuple[FieldData, list[str]] | None = None  # set by Engine.exists, reused by handle
-
-
-# `Response.lease_duration` meaning "the mount's default_lease_ttl, else the server's" (Vault's
-# SystemView.DefaultLeaseTTL), which only the core knows.
-MOUNT_DEFAULT_TTL = -1
-
-
-@dataclass(slots=True)
-class Response:
-    data: dict[str, Any] | None = None
-    warnings: list[str] | None = None
-    # An explicit HTTP status for a response whose body is still the full envelope
-    # (batch partial failures, spec §5). None means: the usual 200/204.
-    status: int | None = None
-    # Older sys/* reads repeat the data keys at the top level of the body (sys/mounts).
-    mirror_data: bool = False
-    auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
-    wrap_info: dict[str, Any] | None = None
-    lease_id: str = ""
-    lease_duration: int = 0  # MOUNT_DEFAULT_TTL: the core fills in the mount's default
-    renewable: bool = False
-    # Set by handlers whose write standbys must see before the client is told it happened
-    # (key rotation): the core waits for the storage replicas (Redis WAIT) first.
-
-    def add_warning(self, message: str) -> None:
-        if self.warnings is None:
-            self.warnings = []
-        self.warnings.append(message)
 
 
 Handler = Callable[[Request, FieldData], Awaitable[Response | None]]

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from transit.engines.fields import parse_duration
-from transit.engines.framework import LIST, Request, Response
 from transit.errors import UnsupportedPath, UserError
+from transit.logical import LIST, Request, Response
 from transit.tokens.entry import TokenEntry, rfc3339
 from transit.tokens.store import WRAPPING_POLICY, TokenStore
 from transit.tokens.ttl import MAX_LEASE_TTL

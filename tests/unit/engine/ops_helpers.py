@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from transit.engines.framework import READ, UPDATE, Request, Response
 from transit.engines.transit.backend import TransitBackend
 from transit.errors import TransitError
+from transit.logical import READ, UPDATE, Request, Response
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
 

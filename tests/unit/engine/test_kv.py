@@ -9,12 +9,12 @@ from unittest.mock import patch
 import pytest
 
 from tests.unit.engine.tx import CREATE, DELETE, LIST, READ, UPDATE, atest
-from transit.engines.framework import MOUNT_DEFAULT_TTL, Request, Response
 from transit.engines.kv import PATCH, KVv1Backend, KVv2Backend, kv_factory
 from transit.engines.kv.common import format_time, now_ns
 from transit.engines.mounts import MountTable
 from transit.errors import NotFound, UnsupportedOperation, UserError
 from transit.gocompat import format_duration
+from transit.logical import MOUNT_DEFAULT_TTL, Request, Response
 from transit.storage.base import StorageView
 from transit.storage.inmem import InmemBackend
 

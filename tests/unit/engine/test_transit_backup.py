@@ -9,8 +9,8 @@ import pytest
 
 from tests.unit.engine import vectors as v
 from tests.unit.engine.ops_helpers import call, fails, read, run, snapshot, write
-from transit.engines.framework import READ
 from transit.errors import InternalError, UserError
+from transit.logical import READ
 
 
 def test_export_types_versions_and_errors() -> None:

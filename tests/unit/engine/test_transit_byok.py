@@ -22,9 +22,9 @@ from tests.unit.engine import vectors as v
 from tests.unit.engine.ops_helpers import b64, call, fails, new_backend, read, run, snapshot, write
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
-from transit.engines.framework import LIST, READ
 from transit.engines.transit.byok import WRAPPING_KEY_NAME
 from transit.errors import InternalError, UserError
+from transit.logical import LIST, READ
 
 _WRAPPING: list[Policy] = []
 _HASHES = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256, "SHA512": hashes.SHA512}

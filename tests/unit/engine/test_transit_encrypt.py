@@ -12,10 +12,10 @@ from tests.unit.engine.tx import Env, atest
 from transit.crypto.encoding import b64decode
 from transit.crypto.policy import Policy
 from transit.engines.fields import FieldData
-from transit.engines.framework import CREATE, UPDATE, Request
 from transit.engines.transit.batch import decode_items
 from transit.engines.transit.policies import PolicyStore
 from transit.errors import CryptoError, InternalError, UserError
+from transit.logical import CREATE, UPDATE, Request
 
 HELLO = "aGVsbG8gd29ybGQ="  # "hello world"
 CTX = "bXktY29udGV4dA=="  # "my-context"

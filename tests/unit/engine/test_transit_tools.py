@@ -8,7 +8,6 @@ import hashlib
 from tests.unit.engine.ops_helpers import b64, call, fails, run, snapshot, write
 from transit.crypto.encoding import b64decode as go_b64decode
 from transit.engines.fields import FieldData
-from transit.engines.framework import READ
 from transit.engines.transit.tools import (
     HASH_FIELDS,
     RANDOM_FIELDS,
@@ -16,6 +15,7 @@ from transit.engines.transit.tools import (
     random_bytes_response,
 )
 from transit.errors import UnsupportedOperation, UserError
+from transit.logical import READ
 
 
 def test_random_default_is_32_base64_bytes() -> None:

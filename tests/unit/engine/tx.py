@@ -7,8 +7,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from transit.engines.framework import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.engines.transit.backend import TransitBackend
+from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import StorageView
 from transit.storage.inmem import InmemBackend
 

@@ -6,20 +6,11 @@ from functools import partial
 from typing import Any
 
 from transit.engines.fields import FieldData
-from transit.engines.framework import (
-    CREATE,
-    DELETE,
-    LIST,
-    READ,
-    UPDATE,
-    Engine,
-    Request,
-    Response,
-    Route,
-)
+from transit.engines.framework import Engine, Route
 from transit.engines.kv import upgrade, v2_data, v2_metadata
 from transit.engines.kv.common import PathLocks
 from transit.engines.kv.store import KVStore
+from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 
 # Vault's logical.PatchOperation (HTTP PATCH with application/merge-patch+json).
 PATCH = "patch"

@@ -12,19 +12,10 @@ from transit.engines.fields import (
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import (
-    DELETE,
-    LIST,
-    MOUNT_DEFAULT_TTL,
-    READ,
-    UPDATE,
-    Engine,
-    Request,
-    Response,
-    Route,
-)
+from transit.engines.framework import Engine, Route
 from transit.engines.kv.common import dumps, loads
 from transit.errors import UserError
+from transit.logical import DELETE, LIST, MOUNT_DEFAULT_TTL, READ, UPDATE, Request, Response
 
 PATH_FIELDS = {"path": Field(FieldType.STRING, "")}
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.kv.common import now_ns, parse_int_list
 from transit.engines.kv.store import Config, KeyMetadata, Staged, VersionMeta
 from transit.errors import NotFound, UserError
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.engines.kv.backend import KVv2Backend

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.kv.common import now_ns, uint32
 from transit.engines.kv.store import Config, KeyMetadata, Staged
 from transit.errors import UserError
 from transit.gocompat import multierror
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.engines.kv.backend import KVv2Backend

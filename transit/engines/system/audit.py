@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import UserError
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.engines.system.backend import SystemBackend

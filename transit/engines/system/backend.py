@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Route
+from transit.engines.framework import Engine, Route
 from transit.engines.system import (
     audit,
     ha,
@@ -23,6 +23,7 @@ from transit.engines.system import (
     wrapping,
 )
 from transit.engines.transit import tools
+from transit.logical import DELETE, LIST, READ, UPDATE
 
 if TYPE_CHECKING:
     from transit.core import Core

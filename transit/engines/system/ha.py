@@ -8,9 +8,9 @@ from typing import Any
 
 from transit import __version__
 from transit.engines.fields import FieldData
-from transit.engines.framework import Request, Response
 from transit.errors import ForwardToActive
 from transit.gocompat import isoformat_z
+from transit.logical import Request, Response
 
 ECHO_STALE_SECONDS = 30.0  # standbys silent for longer drop out of the list
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from transit.acl.policy import DENY
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.system.mounts import SYS_ENTRY
 from transit.errors import PermissionDenied
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.acl.acl import ACL

@@ -13,9 +13,9 @@ from transit.engines.fields import (
     parse_bool,
     parse_duration,
 )
-from transit.engines.framework import Request, Response
 from transit.engines.mounts import OPTIONAL_CONFIG, MountEntry
 from transit.errors import UserError
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.engines.system.backend import SystemBackend

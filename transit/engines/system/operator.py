@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
-from transit.engines.framework import Request, Response
 from transit.engines.system import generate_root, rekey
 from transit.errors import ForwardToActive, InternalError, StorageError, TransitError, UserError
+from transit.logical import Request, Response
 from transit.rekey import BACKUP_PATH, OperatorError
 
 log = logging.getLogger("transit.operator")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from transit.acl.store import ROOT
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import InternalError, UserError
+from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.engines.system.backend import SystemBackend

@@ -14,8 +14,8 @@ from transit.engines.fields import (
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import Request, Response
 from transit.errors import NoHandler, UserError
+from transit.logical import Request, Response
 from transit.quotas import QuotaConfig, RateLimitQuota
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ import inspect
 from typing import Any
 
 from transit.engines.fields import FieldData
-from transit.engines.framework import Request, Response
 from transit.errors import InternalError
+from transit.logical import Request, Response
 
 
 async def seal(b: Any, req: Request, d: FieldData) -> None:

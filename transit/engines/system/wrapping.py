@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import UserError
+from transit.logical import Request, Response
 
 TOKEN_FIELDS: dict[str, Field] = {"token": Field(FieldType.STRING, "")}
 

@@ -10,8 +10,9 @@ import asyncio
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.framework import DELETE, LIST, READ, UPDATE, Engine, Route, name
+from transit.engines.framework import Engine, Route, name
 from transit.engines.token import create, manage, roles
+from transit.logical import DELETE, LIST, READ, UPDATE
 
 if TYPE_CHECKING:
     from transit.core import Core

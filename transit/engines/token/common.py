@@ -8,8 +8,8 @@ from transit.errors import UserError
 from transit.tokens.entry import TokenEntry
 
 if TYPE_CHECKING:
-    from transit.engines.framework import Request
     from transit.engines.token.backend import TokenBackend
+    from transit.logical import Request
 
 
 def string_list(value: Any, field: str) -> list[str]:

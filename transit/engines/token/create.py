@@ -6,9 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.token.common import is_sudo, string_list, string_map
 from transit.errors import UserError
+from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, SERVICE
 from transit.tokens.roles import (
     TokenRole,

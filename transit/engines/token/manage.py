@@ -7,9 +7,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.token.common import caller, is_sudo
 from transit.errors import PermissionDenied, UserError
+from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, TokenEntry
 
 if TYPE_CHECKING:

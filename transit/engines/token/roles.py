@@ -6,9 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.token.common import string_list
 from transit.errors import UserError
+from transit.logical import Request, Response
 from transit.tokens.roles import TOKEN_TYPES, TokenRole, remove_duplicates
 
 if TYPE_CHECKING:

@@ -12,16 +12,7 @@ from functools import partial
 from typing import Any
 
 from transit.crypto.policy import Policy
-from transit.engines.framework import (
-    DELETE,
-    LIST,
-    READ,
-    UPDATE,
-    Engine,
-    Route,
-    name,
-    opt,
-)
+from transit.engines.framework import Engine, Route, name, opt
 from transit.engines.transit import (
     backup,
     byok,
@@ -35,6 +26,7 @@ from transit.engines.transit import (
     tools,
 )
 from transit.engines.transit.policies import ARCHIVE_PREFIX, KEEP, POLICY_PREFIX, PolicyStore
+from transit.logical import DELETE, LIST, READ, UPDATE
 
 log = logging.getLogger("transit.engines.transit")
 

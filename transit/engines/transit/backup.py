@@ -10,8 +10,8 @@ from typing import Any
 
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import InternalError, TransitError, UserError
+from transit.logical import Request, Response
 
 BACKUP_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),

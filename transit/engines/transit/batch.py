@@ -42,8 +42,8 @@ from typing import Any, TypeVar
 from transit import pools
 from transit.crypto.keytypes import KeyType
 from transit.engines.fields import FieldData, go_type
-from transit.engines.framework import Response
 from transit.errors import InternalError, UserError
+from transit.logical import Response
 
 T = TypeVar("T")
 

@@ -19,9 +19,9 @@ from transit.crypto.encoding import Base64Error, b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
+from transit.logical import Request, Response
 
 WRAPPING_KEY_NAME = "import/wrapping-key"
 HASH_FUNCTIONS = ("SHA1", "SHA224", "SHA256", "SHA384", "SHA512")

@@ -11,9 +11,9 @@ from typing import Any
 
 from transit.crypto.encoding import b64decode, b64encode
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.transit.encrypt import KEY_NOT_FOUND, decode_associated_data
 from transit.errors import CryptoError, UserError
+from transit.logical import Request, Response
 
 DATAKEY_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),

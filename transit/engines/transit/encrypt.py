@@ -28,7 +28,6 @@ from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import CREATE, Request, Response
 from transit.engines.transit.batch import (
     INLINE_BUDGET,
     INT,
@@ -48,6 +47,7 @@ from transit.engines.transit.batch import (
 )
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, OptionError, TransitError, UserError
+from transit.logical import CREATE, Request, Response
 
 
 def _f(t: FieldType, default: Any, desc: str) -> Field:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import UserError
+from transit.logical import Request, Response
 
 EXPORT_TYPES = frozenset(
     {"encryption-key", "signing-key", "hmac-key", "public-key", "certificate-chain"}

@@ -17,9 +17,9 @@ from typing import Any
 from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import KeyType
 from transit.engines.fields import Field, FieldData, FieldType, go_type
-from transit.engines.framework import Request, Response
 from transit.engines.transit.batch import item_cost, not_a_slice, run_items
 from transit.errors import CryptoError, InternalError, UserError
+from transit.logical import Request, Response
 
 HMAC_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "The key to use for the HMAC function"),

@@ -17,9 +17,9 @@ from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.engines.transit.policies import DELETE, KEEP
 from transit.errors import CryptoError, UserError
+from transit.logical import Request, Response
 
 HOUR = 3600
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import StorageError, UserError
+from transit.logical import Request, Response
 
 KEYS_CONFIG_PATH = "config/keys"
 CACHE_CONFIG_PATH = "config/cache"

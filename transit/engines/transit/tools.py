@@ -14,9 +14,9 @@ from typing import Any
 
 from transit.crypto.encoding import Base64Error, b64decode
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.framework import Request, Response
 from transit.errors import UserError
 from transit.gocompat import atoi
+from transit.logical import Request, Response
 
 RANDOM_MAX_BYTES = 128 * 1024  # Vault's APIMaxBytes
 

@@ -118,7 +118,7 @@ class Core:
         self.quotas = QuotaStore(StorageView(self.barrier, ""))
         self.wrapping = Wrapper(self.tokens, StorageView(self.barrier, "sys/wrapping/"))
         self.system = SystemBackend(self)
-        self.token_backend = TokenBackend(self)
+        self.token_backend = TokenBackend(self.tokens, self.policies)
         self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
         self.initialized = False
         self.ha: HAController | None = None

@@ -141,7 +141,7 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
         ("kv-v2", KV2_MOUNTS, kv2),
         ("kv-v1", KV1_MOUNTS, kv1),
         ("system", ("sys/",), SystemBackend(None)),  # type: ignore[arg-type]
-        ("token", (TOKEN_MOUNT,), TokenBackend(None)),  # type: ignore[arg-type]
+        ("token", (TOKEN_MOUNT,), TokenBackend(None, None)),  # type: ignore[arg-type]
     ]
 
 

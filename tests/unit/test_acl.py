@@ -605,7 +605,7 @@ def _backend() -> Any:
     asyncio.run(s.setup())
     tok = SimpleNamespace(policies=["default", "app"], accessor="acc1")
     core = SimpleNamespace(policies=s, tokens=_FakeTokens({"t1": tok}))
-    return SimpleNamespace(core=core), tok
+    return core, tok  # the node's NodeControl port, as far as these handlers use it
 
 
 def _call(b: Any, fn: Any, path: str, raw: dict[str, Any], fields: Any, token: Any = None):
@@ -669,7 +669,7 @@ def test_handlers_capabilities():
 
     b, tok = _backend()
     asyncio.run(
-        b.core.policies.put("app", 'path "transit/keys/*" { capabilities = ["read", "list"] }')
+        b.policies.put("app", 'path "transit/keys/*" { capabilities = ["read", "list"] }')
     )
     F = h.CAPABILITIES_FIELDS
     r = _call(

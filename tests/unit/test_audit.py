@@ -497,7 +497,7 @@ def test_sys_audit_handlers(tmp_path: Path) -> None:
 
     async def run() -> None:
         broker, _ = new_broker()
-        b: Any = SimpleNamespace(core=SimpleNamespace(audit=broker))
+        b: Any = SimpleNamespace(audit=broker)  # the node's NodeControl port
         req = make_req({})
 
         def fd(schema: dict[str, Any], **raw: Any) -> FieldData:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -460,9 +459,9 @@ class Policies:
 
 async def backend(clock: Clock | None = None) -> tuple[TokenBackend, TokenStore, TokenEntry]:
     store = await make(clock)
-    core = SimpleNamespace(tokens=store, policies=Policies({"default", "dev", "ops"}))
     root = await store.create_root()
-    return TokenBackend(core), store, root  # type: ignore[arg-type]
+    policies = Policies({"default", "dev", "ops"})
+    return TokenBackend(store, policies), store, root  # type: ignore[arg-type]
 
 
 async def call(

@@ -1,6 +1,6 @@
 """`sys/audit`, `sys/audit/:path` and `sys/audit-hash/:path` (spec ha-and-sys-api §4.11).
 
-The routes need sudo (enforced by the ACL layer). Handlers reach the broker as `b.core.audit`.
+The routes need sudo (enforced by the ACL layer). Handlers reach the broker as `node.audit`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from transit.errors import UserError
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:
-    from transit.engines.system.backend import SystemBackend
+    from transit.engines.system.ports import NodeControl
 
 ENABLE_FIELDS: dict[str, Field] = {
     "path": Field(FieldType.STRING),
@@ -52,27 +52,27 @@ def kv_pairs(options: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-async def list_devices(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    data = {e.path: e.describe() for e in b.core.audit.entries()}
+async def list_devices(node: NodeControl, req: Request, d: FieldData) -> Response:
+    data = {e.path: e.describe() for e in node.audit.entries()}
     return Response(data=data, mirror_data=True)
 
 
-async def enable_device(b: SystemBackend, req: Request, d: FieldData) -> None:
-    await b.core.audit.enable(
+async def enable_device(node: NodeControl, req: Request, d: FieldData) -> None:
+    await node.audit.enable(
         d.get("path"), d.get("type") or "", kv_pairs(d.get("options") or {}),
         description=d.get("description") or "", local=d.get("local"),
     )
     return None
 
 
-async def disable_device(b: SystemBackend, req: Request, d: FieldData) -> None:
-    await b.core.audit.disable(d.get("path"))
+async def disable_device(node: NodeControl, req: Request, d: FieldData) -> None:
+    await node.audit.disable(d.get("path"))
     return None
 
 
-async def audit_hash(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def audit_hash(node: NodeControl, req: Request, d: FieldData) -> Response:
     value = d.get("input")
     if not value:
         raise UserError('the "input" parameter is empty')
-    hashed = await b.core.audit.hash(d.get("path"), value)
+    hashed = await node.audit.hash(d.get("path"), value)
     return Response(data={"hash": hashed}, mirror_data=True)

@@ -2,15 +2,18 @@
 
 Unauthenticated status endpoints that answer raw JSON (health, seal-status, leader, init,
 unseal) are served by `transit/api/status.py`; everything here passes the core's pipeline
-(token, ACL, audit). Handlers take this backend first and reach the core through `b.core`.
+(token, ACL, audit). Handlers take the node first, as its narrow `NodeControl` port
+(`transit/engines/system/ports.py`): this engine never sees the node's class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from transit.engines.framework import Engine, Route
+from transit.engines.fields import FieldData
+from transit.engines.framework import Engine, Handler, Route
 from transit.engines.system import (
     audit,
     ha,
@@ -23,11 +26,14 @@ from transit.engines.system import (
     wrapping,
 )
 from transit.engines.transit import tools
-from transit.logical import DELETE, LIST, READ, UPDATE
+from transit.logical import DELETE, LIST, READ, UPDATE, Request, Response
 
 if TYPE_CHECKING:
-    from transit.core import Core
     from transit.engines.mounts import MountTable
+    from transit.engines.system.ports import NodeControl
+
+# A system handler: the node's port first, then the request and its fields.
+SystemHandler = Callable[["NodeControl", Request, FieldData], Awaitable[Response | None]]
 
 
 class SystemBackend(Engine):
@@ -35,14 +41,13 @@ class SystemBackend(Engine):
 
     @property
     def mounts(self) -> MountTable:
-        return self.core.mounts  # replaced on seal, so never cached here
+        return self.node.mounts  # replaced on seal, so never cached here
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        b = self
+    def __init__(self, node: NodeControl) -> None:
+        self.node = node
 
-        def h(fn: Any) -> Any:
-            return partial(fn, b)
+        def h(fn: SystemHandler) -> Handler:
+            return partial(fn, node)
 
         super().__init__(
             [
@@ -173,7 +178,7 @@ class SystemBackend(Engine):
         )
 
 
-async def _metrics_read(b: SystemBackend, req: Any, fields: Any) -> None:
+async def _metrics_read(node: NodeControl, req: Request, d: FieldData) -> None:
     """`sys/metrics` and `sys/monitor` as logical reads: only their ACL and audit matter
     here; the app answers them (transit/api/app.py)."""
     return None

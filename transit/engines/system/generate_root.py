@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from transit import generate_root as roots
+from transit.engines.system.ports import NodeControl
 from transit.engines.system.rawjson import decode_share, fields, str_field
 from transit.engines.system.rekey import (
     KEY_REQUIRED,
@@ -19,7 +20,7 @@ from transit.engines.system.rekey import (
 from transit.rekey import OperatorError, check_length
 
 
-async def _status(core: Any, otp: str = "") -> tuple[int, bytes]:
+async def _status(core: NodeControl, otp: str = "") -> tuple[int, bytes]:
     config = await inner_seal(core).share_config()
     if config is None:
         raise OperatorError(400, "server is not yet initialized")
@@ -28,7 +29,7 @@ async def _status(core: Any, otp: str = "") -> tuple[int, bytes]:
                                           term(core), otp))
 
 
-async def attempt(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def attempt(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                   ) -> tuple[int, bytes]:
     """GET: status. PUT/POST: start (with `otp`, `pgp_key`, or neither: a generated OTP is
     returned once). DELETE: cancel (204)."""
@@ -53,7 +54,7 @@ async def attempt(core: Any, method: str, query: dict[str, str], body: dict[str,
     return await _status(core, otp if generated else "")
 
 
-async def update(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def update(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                  ) -> tuple[int, bytes]:
     """Submit a share (any verb, as Vault); at the threshold, the new root token, encoded."""
     f, s = fields(body), "GenerateRootUpdateRequest"

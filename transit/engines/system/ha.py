@@ -8,6 +8,7 @@ from typing import Any
 
 from transit import __version__
 from transit.engines.fields import FieldData
+from transit.engines.system.ports import NodeControl
 from transit.errors import ForwardToActive
 from transit.gocompat import isoformat_z
 from transit.logical import Request, Response
@@ -15,9 +16,9 @@ from transit.logical import Request, Response
 ECHO_STALE_SECONDS = 30.0  # standbys silent for longer drop out of the list
 
 
-async def step_down(b: Any, req: Request, d: FieldData) -> None:
+async def step_down(node: NodeControl, req: Request, d: FieldData) -> None:
     """The active node gives up the lock and sits out a cooldown; a no-op without HA."""
-    ha = b.core.ha
+    ha = node.ha
     if ha is not None:
         # This request runs on the node being stepped down: don't wait for our own teardown.
         await ha.step_down(wait=False)
@@ -28,19 +29,18 @@ def _rfc3339(ts: float) -> str:
     return isoformat_z(dt.datetime.fromtimestamp(ts, dt.UTC))
 
 
-async def ha_status(b: Any, req: Request, d: FieldData) -> Response:
+async def ha_status(node: NodeControl, req: Request, d: FieldData) -> Response:
     """Every node of the cluster, as the active node knows them (their echoes): asked of a
     performance standby, the request goes to the active node, as in Vault."""
-    core = b.core
-    if core.ha is not None and not core.ha.is_active:
+    if node.ha is not None and not node.ha.is_active:
         raise ForwardToActive("sys/ha-status is answered by the active node")
     nodes: list[dict[str, Any]] = [{
-        "hostname": socket.gethostname(), "api_address": core.api_addr,
-        "cluster_address": core.cluster_addr, "active_node": True, "last_echo": None,
-        "version": __version__, "node_id": core.node_id,
+        "hostname": socket.gethostname(), "api_address": node.api_addr,
+        "cluster_address": node.cluster_addr, "active_node": True, "last_echo": None,
+        "version": __version__, "node_id": node.node_id,
     }]
     now = dt.datetime.now(dt.UTC).timestamp()
-    for node_id, echo in sorted(core.echoes.items()):
+    for node_id, echo in sorted(node.echoes.items()):
         if now - echo["last_echo"] > ECHO_STALE_SECONDS:
             continue
         nodes.append({

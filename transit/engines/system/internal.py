@@ -20,7 +20,7 @@ from transit.logical import Request, Response
 
 if TYPE_CHECKING:
     from transit.acl.acl import ACL
-    from transit.engines.system.backend import SystemBackend
+    from transit.engines.system.ports import NodeControl
 
 UI_MOUNT_FIELDS: dict[str, Field] = {"path": Field(FieldType.STRING, "")}
 
@@ -80,13 +80,13 @@ def has_mount_access(acl: ACL, mount_path: str) -> bool:
                for w in acl._wildcards)
 
 
-async def _acl(b: SystemBackend, req: Request) -> ACL | None:
+async def _acl(node: NodeControl, req: Request) -> ACL | None:
     """The caller's ACL; None without a token; PermissionDenied for an unknown token."""
     if req.token is None:
         if req.client_token:
             raise PermissionDenied()
         return None
-    return await b.core.policies.acl_for(req.token.policies)
+    return await node.policies.acl_for(req.token.policies)
 
 
 def _unauth_view(entry: dict[str, Any]) -> dict[str, Any]:
@@ -94,16 +94,16 @@ def _unauth_view(entry: dict[str, Any]) -> dict[str, Any]:
             "type": entry.get("type", "")}
 
 
-async def list_ui_mounts(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    acl = await _acl(b, req)
+async def list_ui_mounts(node: NodeControl, req: Request, d: FieldData) -> Response:
+    acl = await _acl(node, req)
     secret: dict[str, Any] = {}
     auth: dict[str, Any] = {}
     if acl is None:  # no token: the mounts tuned listing_visibility="unauth" only
-        for e in b.mounts.entries():
+        for e in node.mounts.entries():
             if e.config.get("listing_visibility") == "unauth":
                 secret[e.path] = _unauth_view(e.describe())
         return Response(data={"secret": secret, "auth": auth})
-    for e in b.mounts.entries():
+    for e in node.mounts.entries():
         if has_mount_access(acl, e.path):
             secret[e.path] = _ui(e.describe())
     if has_mount_access(acl, "sys/"):
@@ -113,7 +113,7 @@ async def list_ui_mounts(b: SystemBackend, req: Request, d: FieldData) -> Respon
     return Response(data={"secret": secret, "auth": auth})
 
 
-async def read_ui_mount(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def read_ui_mount(node: NodeControl, req: Request, d: FieldData) -> Response:
     path = d.get("path").strip("/")
     denied = PermissionDenied(
         "preflight capability check returned 403, please ensure client's policies grant "
@@ -122,12 +122,12 @@ async def read_ui_mount(b: SystemBackend, req: Request, d: FieldData) -> Respons
     if path == "sys" or path.startswith("sys/"):
         data, mount = {**_ui(SYS_ENTRY), "path": "sys/"}, "sys/"
     else:
-        routed = b.mounts.route(path) if path else None
+        routed = node.mounts.route(path) if path else None
         if routed is None:
             raise denied  # no such mount: the same answer, so mounts cannot be enumerated
         entry = routed[0]
         data, mount = {**_ui(entry.describe()), "path": entry.path}, entry.path
-    acl = await _acl(b, req)
+    acl = await _acl(node, req)
     if acl is None:
         raise PermissionDenied()
     if not has_mount_access(acl, mount):

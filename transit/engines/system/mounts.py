@@ -18,7 +18,7 @@ from transit.errors import UserError
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:
-    from transit.engines.system.backend import SystemBackend
+    from transit.engines.system.ports import NodeControl
 
 MOUNT_FIELDS = {
     "path": Field(FieldType.STRING),
@@ -43,15 +43,15 @@ SYS_ENTRY = {
 }
 
 
-async def list_mounts(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    data: dict[str, Any] = {e.path: e.describe() for e in b.mounts.entries()}
+async def list_mounts(node: NodeControl, req: Request, d: FieldData) -> Response:
+    data: dict[str, Any] = {e.path: e.describe() for e in node.mounts.entries()}
     data["sys/"] = SYS_ENTRY
     return Response(data=data, mirror_data=True)
 
 
-async def read_mount(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def read_mount(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     path = d.get("path")
-    entry = b.mounts.get(path)
+    entry = node.mounts.get(path)
     if entry is None:
         if path.strip("/") == "sys":
             return Response(data=dict(SYS_ENTRY))
@@ -59,20 +59,20 @@ async def read_mount(b: SystemBackend, req: Request, d: FieldData) -> Response |
     return Response(data=entry.describe())
 
 
-async def create_mount(b: SystemBackend, req: Request, d: FieldData) -> None:
+async def create_mount(node: NodeControl, req: Request, d: FieldData) -> None:
     typ = d.get("type") or ""
     if not typ:
         raise UserError("backend type must be specified as a string")
     options = d.get("options")
-    await b.mounts.mount(
+    await node.mounts.mount(
         d.get("path"), typ, description=d.get("description"), config=_mount_config(d.get("config")),
         options=options, local=d.get("local"), seal_wrap=d.get("seal_wrap"),
     )
     return None
 
 
-async def delete_mount(b: SystemBackend, req: Request, d: FieldData) -> None:
-    await b.mounts.unmount(d.get("path"))
+async def delete_mount(node: NodeControl, req: Request, d: FieldData) -> None:
+    await node.mounts.unmount(d.get("path"))
     return None
 
 
@@ -179,13 +179,13 @@ def tune_view(entry_config: dict[str, Any], description: str,
     return data
 
 
-async def read_tune(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def read_tune(node: NodeControl, req: Request, d: FieldData) -> Response:
     path = d.get("path").strip("/")
-    system = (b.core.tokens.default_lease_ttl, b.core.tokens.max_lease_ttl)
+    system = (node.tokens.default_lease_ttl, node.tokens.max_lease_ttl)
     if path == "sys":
         return Response(data=tune_view({}, SYS_ENTRY["description"], None, system),
                         mirror_data=True)
-    entry = b.mounts.get(path)
+    entry = node.mounts.get(path)
     if entry is None:
         raise UserError(f'cannot fetch sysview for path "{path}/"')
     return Response(data=tune_view(entry.config, entry.description, entry.options, system),
@@ -223,9 +223,9 @@ def _tune_options(entry: MountEntry, raw: dict[str, Any], warnings: list[str]) -
     return new, True
 
 
-async def write_tune(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def write_tune(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     path = d.get("path").strip("/")
-    entry = b.mounts.get(path)
+    entry = node.mounts.get(path)
     if entry is None:
         raise UserError(f'tune of path "{path}/" failed: no mount entry found')
     raw = {k: d.raw[k] for k in TUNE_FIELDS if k not in ("path", "options", "description")
@@ -244,7 +244,7 @@ async def write_tune(b: SystemBackend, req: Request, d: FieldData) -> Response |
     if d.present("options"):
         options, reload = _tune_options(entry, d.get("options"), warnings)
     description = d.get("description") if "description" in d.raw else None
-    await b.mounts.tune(path, description=description, config=config, options=options,
+    await node.mounts.tune(path, description=description, config=config, options=options,
                         reload=reload)
     if not warnings:
         return None
@@ -260,16 +260,16 @@ REMOUNT_FIELDS: dict[str, Field] = {
 _PROTECTED = ("sys/", "cubbyhole/", "identity/", "auth/token/")
 
 
-async def remount(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def remount(node: NodeControl, req: Request, d: FieldData) -> Response:
     src, dst = d.get("from").strip("/"), d.get("to").strip("/")
     if not src or not dst:
         raise UserError("both 'from' and 'to' path must be specified as a string")
     for protected in _PROTECTED:
         if (src + "/").startswith(protected):
             raise UserError(f'cannot remount "{src}/"')
-    await b.mounts.remount(src, dst)
+    await node.mounts.remount(src, dst)
     migration_id = str(uuid.uuid4())
-    b.mounts.migrations[migration_id] = {
+    node.mounts.migrations[migration_id] = {
         "source_mount": src + "/", "target_mount": dst + "/", "status": "success",
         "source_namespace": "", "target_namespace": "",
     }
@@ -284,10 +284,10 @@ async def remount(b: SystemBackend, req: Request, d: FieldData) -> Response:
 REMOUNT_STATUS_FIELDS: dict[str, Field] = {"migration_id": Field(FieldType.STRING, "")}
 
 
-async def remount_status(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def remount_status(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     """`GET sys/remount/status/<migration_id>` (polled by `vault secrets move`)."""
     migration_id = d.get("migration_id")
-    info = b.mounts.migrations.get(migration_id)
+    info = node.mounts.migrations.get(migration_id)
     if info is None:
         return None
     return Response(data={"migration_id": migration_id, "migration_info": dict(info)})

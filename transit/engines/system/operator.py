@@ -25,14 +25,16 @@ from typing import Any
 
 import orjson
 
+from transit.engines.fields import FieldData
 from transit.engines.system import generate_root, rekey
+from transit.engines.system.ports import NodeControl
 from transit.errors import ForwardToActive, InternalError, StorageError, TransitError, UserError
 from transit.logical import Request, Response
 from transit.rekey import BACKUP_PATH, OperatorError
 
 log = logging.getLogger("transit.operator")
 
-RawHandler = Callable[[Any, str, dict[str, str], dict[str, Any]], Awaitable[tuple[int, bytes]]]
+RawHandler = Callable[[NodeControl, str, dict[str, str], dict[str, Any]], Awaitable[tuple[int, bytes]]]
 CALL = "operator"  # the WorkerLink call kind (transit/workers.py)
 
 LOCAL: dict[str, RawHandler] = {
@@ -51,7 +53,7 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
     return status, orjson.dumps({"errors": [message]})
 
 
-async def run_local(core: Any, path: str, method: str, query: dict[str, str],
+async def run_local(core: NodeControl, path: str, method: str, query: dict[str, str],
                     body: dict[str, Any]) -> tuple[int, bytes]:
     """Run the handler in this process. `OperatorError`s become their answer; other
     `TransitError`s are raised for the app's error table."""
@@ -61,7 +63,7 @@ async def run_local(core: Any, path: str, method: str, query: dict[str, str],
         return _error(exc.status, exc.message)
 
 
-async def dispatch(core: Any, path: str, method: str, query: dict[str, str],
+async def dispatch(core: NodeControl, path: str, method: str, query: dict[str, str],
                    body: dict[str, Any]) -> tuple[int, bytes]:
     """Run `path` where the attempts live: here, or on worker 0 of this node."""
     if not core.sealed and getattr(core, "standby", False):
@@ -81,7 +83,7 @@ async def dispatch(core: Any, path: str, method: str, query: dict[str, str],
     return answer[1], answer[2]
 
 
-async def answer_call(core: Any, payload: dict[str, Any]) -> tuple[Any, ...]:
+async def answer_call(core: NodeControl, payload: dict[str, Any]) -> tuple[Any, ...]:
     """Worker 0's side of `dispatch`: ("ok", status, body) or ("raise", TransitError)."""
     try:
         status, body = await run_local(core, payload["path"], payload["method"],
@@ -95,7 +97,7 @@ async def answer_call(core: Any, payload: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _routed(path: str) -> RawHandler:
-    async def handler(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+    async def handler(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                       ) -> tuple[int, bytes]:
         return await dispatch(core, path, method, query, body)
 
@@ -110,9 +112,9 @@ HANDLERS: dict[str, RawHandler] = {path: _routed(path) for path in LOCAL}
 # -- the logical routes (system backend) ------------------------------------------------------
 
 
-async def read_backup(b: Any, req: Request, d: Any) -> Response:
+async def read_backup(node: NodeControl, req: Request, d: FieldData) -> Response:
     """GET sys/rekey/backup: the PGP-encrypted shares a `backup` rekey stored (§1.6)."""
-    raw = await b.core.physical.get(BACKUP_PATH)
+    raw = await node.physical.get(BACKUP_PATH)
     if raw is None:
         raise UserError("no backed-up keys found")
     try:
@@ -128,7 +130,7 @@ async def read_backup(b: Any, req: Request, d: Any) -> Response:
     return Response(data=data, mirror_data=True)
 
 
-async def delete_backup(b: Any, req: Request, d: Any) -> None:
+async def delete_backup(node: NodeControl, req: Request, d: FieldData) -> None:
     """DELETE sys/rekey/backup (204, also when there is none)."""
-    await b.core.physical.delete(BACKUP_PATH)
+    await node.physical.delete(BACKUP_PATH)
     return None

@@ -17,7 +17,7 @@ from transit.errors import InternalError, UserError
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:
-    from transit.engines.system.backend import SystemBackend
+    from transit.engines.system.ports import NodeControl
 
 POLICY_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, ""),
@@ -48,68 +48,68 @@ def _decode_policy(raw: str) -> str:
     return decoded.decode("utf-8", errors="replace")
 
 
-async def _policy_names(b: SystemBackend) -> list[str]:
-    return [*await b.core.policies.list(), ROOT]
+async def _policy_names(node: NodeControl) -> list[str]:
+    return [*await node.policies.list(), ROOT]
 
 
 # -- sys/policies/acl ------------------------------------------------------------------------
 
 
-async def list_policies(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    names = await _policy_names(b)
+async def list_policies(node: NodeControl, req: Request, d: FieldData) -> Response:
+    names = await _policy_names(node)
     if req.path.startswith("policy"):  # LIST sys/policy: the legacy shape
         return Response(data={"keys": names, "policies": names}, mirror_data=True)
     return Response(data={"keys": names})
 
 
-async def read_policy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    policy = await b.core.policies.get(d.get("name"))
+async def read_policy(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    policy = await node.policies.get(d.get("name"))
     if policy is None:
         return None
     return Response(data={"name": policy.name, "policy": policy.raw})
 
 
-async def _write(b: SystemBackend, name: str, text: str, resp: Response | None) -> Response | None:
+async def _write(node: NodeControl, name: str, text: str, resp: Response | None) -> Response | None:
     if not name.strip():
         raise UserError("policy name must be provided in the URL")
     if not text:
         raise UserError("'policy' parameter not supplied or empty")
-    await b.core.policies.put(name, _decode_policy(text))
+    await node.policies.put(name, _decode_policy(text))
     return resp
 
 
-async def write_policy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    return await _write(b, d.get("name"), d.get("policy"), None)
+async def write_policy(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    return await _write(node, d.get("name"), d.get("policy"), None)
 
 
-async def delete_policy(b: SystemBackend, req: Request, d: FieldData) -> None:
-    await b.core.policies.delete(d.get("name"))
+async def delete_policy(node: NodeControl, req: Request, d: FieldData) -> None:
+    await node.policies.delete(d.get("name"))
     return None
 
 
 # -- legacy sys/policy -----------------------------------------------------------------------
 
 
-async def list_policies_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    names = await _policy_names(b)
+async def list_policies_legacy(node: NodeControl, req: Request, d: FieldData) -> Response:
+    names = await _policy_names(node)
     return Response(data={"keys": names, "policies": names}, mirror_data=True)
 
 
-async def read_policy_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    policy = await b.core.policies.get(d.get("name"))
+async def read_policy_legacy(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    policy = await node.policies.get(d.get("name"))
     if policy is None:
         return None
     return Response(data={"name": policy.name, "rules": policy.raw}, mirror_data=True)
 
 
-async def write_policy_legacy(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def write_policy_legacy(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     text = d.get("policy")
     resp = None
     if not text:
         text = d.get("rules")
         resp = Response()
         resp.add_warning("'rules' is deprecated, please use 'policy' instead")
-    return await _write(b, d.get("name"), text, resp)
+    return await _write(node, d.get("name"), text, resp)
 
 
 # -- sys/capabilities* -----------------------------------------------------------------------
@@ -124,11 +124,11 @@ def _paths(d: FieldData) -> list[str]:
     return paths
 
 
-async def _capabilities_for(b: SystemBackend, token: Any, paths: list[str]) -> Response:
+async def _capabilities_for(node: NodeControl, token: Any, paths: list[str]) -> Response:
     """Vault's Core.Capabilities for each path, plus `capabilities` when there is one path."""
     policies = list(getattr(token, "policies", None) or [])
     data: dict[str, Any] = {}
-    acl = await b.core.policies.acl_for(policies) if policies else None
+    acl = await node.policies.acl_for(policies) if policies else None
     for path in paths:
         if not path:
             raise UserError("missing path")
@@ -138,29 +138,29 @@ async def _capabilities_for(b: SystemBackend, token: Any, paths: list[str]) -> R
     return Response(data=data)
 
 
-async def capabilities_self(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def capabilities_self(node: NodeControl, req: Request, d: FieldData) -> Response:
     paths = _paths(d)
     if req.token is None:
         raise InternalError("no token found")
-    return await _capabilities_for(b, req.token, paths)
+    return await _capabilities_for(node, req.token, paths)
 
 
-async def capabilities(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def capabilities(node: NodeControl, req: Request, d: FieldData) -> Response:
     token_id = d.get("token")
     if not token_id:
         raise InternalError("no token found")
     paths = _paths(d)
-    entry = await b.core.tokens.lookup(token_id)
+    entry = await node.tokens.lookup(token_id)
     if entry is None:
         raise UserError("invalid token")
-    return await _capabilities_for(b, entry, paths)
+    return await _capabilities_for(node, entry, paths)
 
 
-async def capabilities_accessor(b: SystemBackend, req: Request, d: FieldData) -> Response:
+async def capabilities_accessor(node: NodeControl, req: Request, d: FieldData) -> Response:
     accessor = d.get("accessor")
     if not accessor:
         raise UserError("missing accessor")
-    entry = await b.core.tokens.lookup_accessor(accessor)
+    entry = await node.tokens.lookup_accessor(accessor)
     if entry is None:
         raise UserError("invalid accessor")
-    return await _capabilities_for(b, entry, _paths(d))
+    return await _capabilities_for(node, entry, _paths(d))

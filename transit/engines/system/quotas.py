@@ -19,7 +19,7 @@ from transit.logical import Request, Response
 from transit.quotas import QuotaConfig, RateLimitQuota
 
 if TYPE_CHECKING:
-    from transit.engines.system.backend import SystemBackend
+    from transit.engines.system.ports import NodeControl
 
 RATE_LIMIT_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, ""),
@@ -63,7 +63,7 @@ def _sanitize(path: str) -> str:
     return path if path.endswith("/") else path + "/"
 
 
-async def write_rate_limit(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def write_rate_limit(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     name = req.params.get("name", "").strip()
     if not name:
         raise UserError("'name' is invalid")
@@ -79,7 +79,7 @@ async def write_rate_limit(b: SystemBackend, req: Request, d: FieldData) -> Resp
     mount_path = suffix = ""
     if path != "/":
         try:
-            _, inner, _, mount_path, _, _ = b.core.route(path)
+            _, inner, _, mount_path, _, _ = node.route(path)
         except NoHandler:
             raise UserError(f'invalid mount path "{path}"') from None
         suffix = inner.rstrip("/")
@@ -91,39 +91,39 @@ async def write_rate_limit(b: SystemBackend, req: Request, d: FieldData) -> Resp
     quota = RateLimitQuota(name=name, mount_path=mount_path, path_suffix=suffix, rate=rate,
                            interval=int(interval), block_interval=int(block), role=role,
                            inheritable=bool(inheritable))
-    clash = await b.core.quotas.put_rule(quota)
+    clash = await node.quotas.put_rule(quota)
     if clash is not None:
         raise UserError(f'quota rule with similar properties exists under the name "{clash.name}"')
     return None
 
 
-async def read_rate_limit(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    quota = b.core.quotas.table.rules.get(req.params.get("name", "").strip())
+async def read_rate_limit(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    quota = node.quotas.table.rules.get(req.params.get("name", "").strip())
     return Response(data=quota.describe()) if quota is not None else None
 
 
-async def list_rate_limits(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    names = sorted(b.core.quotas.table.rules)
+async def list_rate_limits(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    names = sorted(node.quotas.table.rules)
     return Response(data={"keys": names}) if names else None
 
 
-async def delete_rate_limit(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
-    await b.core.quotas.delete_rule(req.params.get("name", "").strip())
+async def delete_rate_limit(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    await node.quotas.delete_rule(req.params.get("name", "").strip())
     return None
 
 
-async def read_config(b: SystemBackend, req: Request, d: FieldData) -> Response:
-    return Response(data=b.core.quotas.table.config.describe())
+async def read_config(node: NodeControl, req: Request, d: FieldData) -> Response:
+    return Response(data=node.quotas.table.config.describe())
 
 
-async def write_config(b: SystemBackend, req: Request, d: FieldData) -> Response | None:
+async def write_config(node: NodeControl, req: Request, d: FieldData) -> Response | None:
     """Replaces all three settings (an omitted list becomes empty), as Vault does."""
     paths = d.get("rate_limit_exempt_paths")
     if isinstance(paths, str):
         paths = [p for p in paths.split(",") if p]
     if not all(isinstance(p, str) for p in paths):
         raise UserError("'rate_limit_exempt_paths' must be a list of strings")
-    await b.core.quotas.set_config(QuotaConfig(
+    await node.quotas.set_config(QuotaConfig(
         bool(d.get("enable_rate_limit_audit_logging")),
         bool(d.get("enable_rate_limit_response_headers")),
         tuple(p.strip().lstrip("/") for p in paths if p.strip()),

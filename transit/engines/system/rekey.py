@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from transit import rekey as rekeys
+from transit.engines.system.ports import NodeControl
 from transit.engines.system.rawjson import (
     bool_field,
     decode_share,
@@ -27,18 +28,18 @@ NOT_ALLOWED = (405, b'{"errors":[]}')
 KEY_REQUIRED = "'key' must be specified in request body as JSON"
 
 
-def inner_seal(core: Any) -> Any:
+def inner_seal(core: NodeControl) -> Any:
     """The node's SealManager (a worker's `core.seal` wraps it)."""
     return getattr(core.seal, "inner", core.seal)
 
 
-def term(core: Any) -> int:
+def term(core: NodeControl) -> int:
     """This node's term of activity (HA epoch; 0 without HA): attempts do not outlive it."""
     ha = getattr(core, "ha", None)
     return int(getattr(ha, "epoch", 0) or 0) if ha is not None else 0
 
 
-def ready(core: Any) -> None:
+def ready(core: NodeControl) -> None:
     """Vault's checks before touching an attempt: sealed 503, standby 400."""
     if core.sealed:
         raise Sealed()
@@ -46,14 +47,14 @@ def ready(core: Any) -> None:
         raise OperatorError(400, "Vault is in standby mode")
 
 
-async def _required(core: Any) -> int:
+async def _required(core: NodeControl) -> int:
     config = await inner_seal(core).config()
     if config is None:
         raise OperatorError(400, "server is not yet initialized")
     return int(config.secret_threshold)
 
 
-async def after_rekey(core: Any) -> None:
+async def after_rekey(core: NodeControl) -> None:
     """A rekey was applied here: the node's other worker processes follow it now (the
     invalidation feed would tell them too, a little later)."""
     relay = getattr(core, "relay", None)
@@ -61,7 +62,7 @@ async def after_rekey(core: Any) -> None:
         await relay("rekeyed", {})
 
 
-async def init_status(core: Any) -> tuple[int, bytes]:
+async def init_status(core: NodeControl) -> tuple[int, bytes]:
     required = await _required(core)
     ready(core)
     if core.seal.auto:
@@ -70,7 +71,7 @@ async def init_status(core: Any) -> tuple[int, bytes]:
     return 200, orjson.dumps(rekeys.status(inner_seal(core), required, term(core)))
 
 
-async def init(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def init(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                ) -> tuple[int, bytes]:
     """GET: status. PUT/POST: start an attempt. DELETE: cancel it (204)."""
     if method in ("GET", "HEAD"):
@@ -116,7 +117,7 @@ def _key(body: dict[str, Any], struct: str, prefix: str = "") -> tuple[bytes, st
     return key, nonce
 
 
-async def update(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def update(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                  ) -> tuple[int, bytes]:
     """Submit a current share (any verb, as Vault)."""
     key, nonce = _key(body, "RekeyUpdateRequest")
@@ -131,13 +132,13 @@ async def update(core: Any, method: str, query: dict[str, str], body: dict[str, 
     return 200, orjson.dumps(result)
 
 
-async def _verify_status(core: Any) -> tuple[int, bytes]:
+async def _verify_status(core: NodeControl) -> tuple[int, bytes]:
     await _required(core)
     ready(core)
     return 200, orjson.dumps(rekeys.verify_status(inner_seal(core), term(core)))
 
 
-async def verify(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def verify(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                  ) -> tuple[int, bytes]:
     """GET: verification status. PUT/POST: submit a NEW share. DELETE: restart (200)."""
     if method in ("GET", "HEAD"):
@@ -160,7 +161,7 @@ async def verify(core: Any, method: str, query: dict[str, str], body: dict[str, 
     return 200, orjson.dumps(result)
 
 
-async def recovery(core: Any, method: str, query: dict[str, str], body: dict[str, Any]
+async def recovery(core: NodeControl, method: str, query: dict[str, str], body: dict[str, Any]
                    ) -> tuple[int, bytes]:
     """`sys/rekey-recovery-key/*`: there is no recovery key to rekey (OpenBao's answer with a
     Shamir seal; a static seal's recovery key cannot be rekeyed here either)."""

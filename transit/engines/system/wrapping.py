@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from transit.engines.fields import Field, FieldData, FieldType
+from transit.engines.system.ports import NodeControl
 from transit.errors import UserError
 from transit.logical import Request, Response
 
@@ -15,7 +14,7 @@ def _token(req: Request, d: FieldData) -> str:
     return d.get("token") or req.client_token
 
 
-async def wrap(b: Any, req: Request, d: FieldData) -> Response:
+async def wrap(node: NodeControl, req: Request, d: FieldData) -> Response:
     """Wrap the request body itself; only meaningful with `X-Vault-Wrap-TTL`."""
     ttl = req.headers.get("x-vault-wrap-ttl", "").strip()
     if ttl in ("", "0", "0s"):
@@ -23,16 +22,16 @@ async def wrap(b: Any, req: Request, d: FieldData) -> Response:
     return Response(data=dict(req.data))
 
 
-async def unwrap(b: Any, req: Request, d: FieldData) -> Response | None:
-    resp: Response | None = await b.core.wrapping.unwrap(_token(req, d))
+async def unwrap(node: NodeControl, req: Request, d: FieldData) -> Response | None:
+    resp: Response | None = await node.wrapping.unwrap(_token(req, d))
     return resp
 
 
-async def lookup(b: Any, req: Request, d: FieldData) -> Response:
-    resp: Response = await b.core.wrapping.lookup(_token(req, d))
+async def lookup(node: NodeControl, req: Request, d: FieldData) -> Response:
+    resp: Response = await node.wrapping.lookup(_token(req, d))
     return resp
 
 
-async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
-    resp: Response = await b.core.wrapping.rewrap(_token(req, d))
+async def rewrap(node: NodeControl, req: Request, d: FieldData) -> Response:
+    resp: Response = await node.wrapping.rewrap(_token(req, d))
     return resp

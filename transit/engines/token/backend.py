@@ -1,32 +1,42 @@
 """The token auth method, always mounted at `auth/token/` (spec ha-and-sys-api §4.10).
 
 This is the one visible route table of the token engine; handlers live in `create.py`,
-`manage.py` and `roles.py` and take this backend first. State is the core's `TokenStore`.
+`manage.py` and `roles.py` and take this backend first, as its `TokenPort`
+(`common.py`). The engine gets exactly its narrow ports: the node's `TokenStore` and its ACL
+policy store (for sudo checks), never the node.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.framework import Engine, Route, name
+from transit.engines.fields import FieldData
+from transit.engines.framework import Engine, Handler, Route, name
 from transit.engines.token import create, manage, roles
-from transit.logical import DELETE, LIST, READ, UPDATE
+from transit.engines.token.common import TokenPort
+from transit.logical import DELETE, LIST, READ, UPDATE, Request
 
 if TYPE_CHECKING:
-    from transit.core import Core
+    from transit.acl.store import AclPolicyStore
+    from transit.tokens.store import TokenStore
+
+# A token handler (or existence check): the backend's port first, then request and fields.
+TokenHandler = Callable[[TokenPort, Request, FieldData], Awaitable[Any]]
 
 
 class TokenBackend(Engine):
     mount_type = "token"
 
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, tokens: TokenStore, policies: AclPolicyStore) -> None:
+        self.tokens = tokens
+        self.policies = policies
         self.background: set[asyncio.Task[None]] = set()
-        b = self
+        b: TokenPort = self
 
-        def h(fn: Any) -> Any:
+        def h(fn: TokenHandler) -> Handler:
             return partial(fn, b)
 
         super().__init__(
@@ -62,8 +72,3 @@ class TokenBackend(Engine):
                 Route(r"tidy", {UPDATE: h(manage.tidy)}, {}),
             ]
         )
-
-    @property
-    def tokens(self) -> Any:
-        """The core's TokenStore."""
-        return self.core.tokens

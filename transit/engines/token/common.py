@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
 
 from transit.errors import UserError
 from transit.tokens.entry import TokenEntry
 
 if TYPE_CHECKING:
-    from transit.engines.token.backend import TokenBackend
+    from transit.acl.store import AclPolicyStore
     from transit.logical import Request
+    from transit.tokens.store import TokenStore
+
+
+class TokenPort(Protocol):
+    """What the `auth/token/` handlers use of their backend (`TokenBackend` satisfies it;
+    tests pass a namespace): the token store, the ACL policies for sudo checks, and a set
+    that keeps background tasks (tidy) alive."""
+
+    @property
+    def tokens(self) -> TokenStore: ...
+
+    @property
+    def policies(self) -> AclPolicyStore: ...
+
+    @property
+    def background(self) -> set[asyncio.Task[None]]: ...
 
 
 def string_list(value: Any, field: str) -> list[str]:
@@ -44,14 +61,14 @@ def string_map(value: Any, field: str) -> dict[str, str] | None:
     return out
 
 
-async def is_sudo(b: TokenBackend, req: Request) -> bool:
+async def is_sudo(b: TokenPort, req: Request) -> bool:
     """Root, or `sudo` on this path through the caller's ACL policies."""
     tok: TokenEntry | None = req.token
     if tok is None:
         return False
     if tok.is_root():
         return True
-    policies = getattr(b.core, "policies", None)
+    policies = getattr(b, "policies", None)
     if policies is None or not hasattr(policies, "acl_for"):
         return False
     acl = await policies.acl_for(tok.policies)
@@ -61,7 +78,7 @@ async def is_sudo(b: TokenBackend, req: Request) -> bool:
     return bool(getattr(acl.allowed(path, req.operation), "sudo", False))
 
 
-async def caller(b: TokenBackend, req: Request) -> TokenEntry | None:
+async def caller(b: TokenPort, req: Request) -> TokenEntry | None:
     """The caller's own entry: the one the pipeline looked up, else a fresh lookup."""
     tok: TokenEntry | None = req.token
     if tok is not None and not tok.revoked:

@@ -20,7 +20,7 @@ from transit.tokens.roles import (
 from transit.tokens.ttl import calculate_ttl
 
 if TYPE_CHECKING:
-    from transit.engines.token.backend import TokenBackend
+    from transit.engines.token.common import TokenPort
 
 CREATE_FIELDS: dict[str, Field] = {
     "id": Field(FieldType.STRING, ""),
@@ -49,15 +49,15 @@ CUSTOM_ID_WARNING = (
 )
 
 
-async def create(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def create(b: TokenPort, req: Request, d: FieldData) -> Response:
     return await _create(b, req, d, orphan=False, role=None)
 
 
-async def create_orphan(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def create_orphan(b: TokenPort, req: Request, d: FieldData) -> Response:
     return await _create(b, req, d, orphan=True, role=None)
 
 
-async def create_with_role(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def create_with_role(b: TokenPort, req: Request, d: FieldData) -> Response:
     name = d.get("role_name")
     role = await b.tokens.roles.get(name)
     if role is None:
@@ -112,7 +112,7 @@ def _role_policies(requested: list[str], role: TokenRole, parent: list[str], no_
 
 
 async def _create(
-    b: TokenBackend, req: Request, d: FieldData, *, orphan: bool, role: TokenRole | None
+    b: TokenPort, req: Request, d: FieldData, *, orphan: bool, role: TokenRole | None
 ) -> Response:
     parent = req.token
     if parent is None:
@@ -266,7 +266,7 @@ async def _create(
         type=token_type, id=token_id, entity_id="" if orphan else parent.entity_id,
     )
     resp.auth = entry.auth_block()
-    store = getattr(b.core, "policies", None)
+    store = getattr(b, "policies", None)
     if store is not None and hasattr(store, "get"):
         for p in policies:
             if p != "root" and await store.get(p) is None:

@@ -13,7 +13,7 @@ from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, TokenEntry
 
 if TYPE_CHECKING:
-    from transit.engines.token.backend import TokenBackend
+    from transit.engines.token.common import TokenPort
 
 log = logging.getLogger("transit.tokens")
 
@@ -41,7 +41,7 @@ def _token_arg(d: FieldData) -> str:
     return str(token)
 
 
-async def _by_accessor(b: TokenBackend, d: FieldData) -> TokenEntry:
+async def _by_accessor(b: TokenPort, d: FieldData) -> TokenEntry:
     accessor = d.get("accessor")
     if not accessor:
         raise UserError("missing accessor")
@@ -54,7 +54,7 @@ async def _by_accessor(b: TokenBackend, d: FieldData) -> TokenEntry:
 # --- lookup ----------------------------------------------------------------------
 
 
-async def lookup(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def lookup(b: TokenPort, req: Request, d: FieldData) -> Response:
     token = d.get("token") or req.client_token
     if not token:
         raise UserError("missing token ID")
@@ -69,7 +69,7 @@ async def lookup(b: TokenBackend, req: Request, d: FieldData) -> Response:
     return Response(data=data)
 
 
-async def lookup_self(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def lookup_self(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await caller(b, req)
     if entry is None:
         raise PermissionDenied("bad token")
@@ -78,40 +78,40 @@ async def lookup_self(b: TokenBackend, req: Request, d: FieldData) -> Response:
     return Response(data=data)
 
 
-async def lookup_accessor(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def lookup_accessor(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await _by_accessor(b, d)
     data = entry.lookup_data(b.tokens.clock())
     data["id"] = ""
     return Response(data=data)
 
 
-async def list_accessors(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def list_accessors(b: TokenPort, req: Request, d: FieldData) -> Response:
     return Response(data={"keys": await b.tokens.list_accessors()})
 
 
 # --- renew -----------------------------------------------------------------------
 
 
-async def _renew(b: TokenBackend, entry: TokenEntry, increment: int) -> Response:
+async def _renew(b: TokenPort, entry: TokenEntry, increment: int) -> Response:
     warnings = await b.tokens.renew(entry, increment)
     return Response(auth=entry.auth_block(), warnings=warnings or None)
 
 
-async def renew(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def renew(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await b.tokens.lookup(_token_arg(d))
     if entry is None:
         raise UserError("token not found")
     return await _renew(b, entry, d.get("increment"))
 
 
-async def renew_self(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def renew_self(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await caller(b, req)
     if entry is None:
         raise UserError("token not found")
     return await _renew(b, entry, d.get("increment"))
 
 
-async def renew_accessor(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def renew_accessor(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await _by_accessor(b, d)
     resp = await _renew(b, entry, d.get("increment"))
     assert resp.auth is not None
@@ -122,7 +122,7 @@ async def renew_accessor(b: TokenBackend, req: Request, d: FieldData) -> Respons
 # --- revoke ----------------------------------------------------------------------
 
 
-async def _revoke(b: TokenBackend, entry: TokenEntry | None) -> None:
+async def _revoke(b: TokenPort, entry: TokenEntry | None) -> None:
     if entry is None:
         return None
     if entry.type == BATCH:
@@ -131,19 +131,19 @@ async def _revoke(b: TokenBackend, entry: TokenEntry | None) -> None:
     return None
 
 
-async def revoke(b: TokenBackend, req: Request, d: FieldData) -> None:
+async def revoke(b: TokenPort, req: Request, d: FieldData) -> None:
     return await _revoke(b, await b.tokens.lookup(_token_arg(d)))
 
 
-async def revoke_self(b: TokenBackend, req: Request, d: FieldData) -> None:
+async def revoke_self(b: TokenPort, req: Request, d: FieldData) -> None:
     return await _revoke(b, await caller(b, req))
 
 
-async def revoke_accessor(b: TokenBackend, req: Request, d: FieldData) -> None:
+async def revoke_accessor(b: TokenPort, req: Request, d: FieldData) -> None:
     return await _revoke(b, await _by_accessor(b, d))
 
 
-async def revoke_orphan(b: TokenBackend, req: Request, d: FieldData) -> None:
+async def revoke_orphan(b: TokenPort, req: Request, d: FieldData) -> None:
     token = _token_arg(d)
     if not await is_sudo(b, req):
         raise UserError("root or sudo privileges required to revoke and orphan")
@@ -159,7 +159,7 @@ async def revoke_orphan(b: TokenBackend, req: Request, d: FieldData) -> None:
 # --- tidy ------------------------------------------------------------------------
 
 
-async def tidy(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def tidy(b: TokenPort, req: Request, d: FieldData) -> Response:
     async def run() -> None:
         try:
             n = await b.tokens.tidy()

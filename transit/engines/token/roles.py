@@ -12,7 +12,7 @@ from transit.logical import Request, Response
 from transit.tokens.roles import TOKEN_TYPES, TokenRole, remove_duplicates
 
 if TYPE_CHECKING:
-    from transit.engines.token.backend import TokenBackend
+    from transit.engines.token.common import TokenPort
 
 ROLE_FIELDS: dict[str, Field] = {
     "role_name": Field(FieldType.STRING, ""),
@@ -38,25 +38,25 @@ LIST_FIELDS: dict[str, Field] = {}
 _PATH_SUFFIX = re.compile(r"[a-zA-Z0-9_.\-/]+\Z")
 
 
-async def list_roles(b: TokenBackend, req: Request, d: FieldData) -> Response:
+async def list_roles(b: TokenPort, req: Request, d: FieldData) -> Response:
     return Response(data={"keys": await b.tokens.roles.list()})
 
 
-async def role_exists(b: TokenBackend, req: Request, d: FieldData) -> bool:
+async def role_exists(b: TokenPort, req: Request, d: FieldData) -> bool:
     return await b.tokens.roles.get(d.get("role_name")) is not None
 
 
-async def read_role(b: TokenBackend, req: Request, d: FieldData) -> Response | None:
+async def read_role(b: TokenPort, req: Request, d: FieldData) -> Response | None:
     role = await b.tokens.roles.get(d.get("role_name"))
     return Response(data=role.read_data()) if role is not None else None
 
 
-async def delete_role(b: TokenBackend, req: Request, d: FieldData) -> None:
+async def delete_role(b: TokenPort, req: Request, d: FieldData) -> None:
     await b.tokens.roles.delete(d.get("role_name"))
     return None
 
 
-async def write_role(b: TokenBackend, req: Request, d: FieldData) -> Response | None:
+async def write_role(b: TokenPort, req: Request, d: FieldData) -> Response | None:
     name = d.get("role_name").lower()
     existing = await b.tokens.roles.get(name)
     role = TokenRole(name=name) if existing is None else TokenRole.from_json(existing.to_json())

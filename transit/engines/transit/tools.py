@@ -130,9 +130,9 @@ def hash_response(d: FieldData) -> Response:
 # --- handlers ----------------------------------------------------------------------------
 
 
-async def random(b: Any, req: Request, d: FieldData) -> Response:
+async def random(b: object, req: Request, d: FieldData) -> Response:
     return random_bytes_response(d, req.params)
 
 
-async def hash(b: Any, req: Request, d: FieldData) -> Response:
+async def hash(b: object, req: Request, d: FieldData) -> Response:
     return hash_response(d)

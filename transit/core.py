@@ -1,46 +1,39 @@
-"""The Vault core of one node: barrier and seal, mounts, tokens, ACL policies, audit, and
-the request pipeline every logical request goes through (`Core.handle`).
+"""The Vault core of one node, and the request pipeline every logical request goes through
+(`Core.handle`).
 
 The HTTP layer builds a `Request` and calls `handle`; nothing here knows HTTP. The order of
-the pipeline is Vault's: sealed check, token lookup, existence check (UPDATE → CREATE), ACL
-(with sudo for root-protected paths), audit request, handler, token use, response wrapping,
-audit response.
+the pipeline is Vault's: sealed check, token lookup, route (once), existence check
+(UPDATE → CREATE), ACL on the full path (with sudo for root-protected paths), audit request,
+handler, token use, response wrapping, audit response.
+
+The node's other concerns live beside it, as mixins of `Core` over its one set of state:
+its lifecycle (start, init, unseal, seal, load/unload, periodic tasks) in
+`transit/lifecycle.py`, and HA role switching (active, standby, performance standby, the
+invalidation feed, echoes, X-Vault-Index) in `transit/cluster/roles.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import random
-import secrets
-import socket
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from transit import __version__
 from transit.acl.acl import Decision, requires_sudo
 from transit.acl.store import AclPolicyStore
 from transit.audit.broker import AuditBroker
 from transit.barrier import Barrier
-from transit.cluster.advert import LeaderRecord, leader_key
-from transit.cluster.consistency import INDEX_KEY_PATH, encode_index, index_key, required_index
-from transit.cluster.follower import NotReady, RoleFollower
-from transit.cluster.forward import Forwarder, ForwardingError
-from transit.cluster.ha import FENCE_CLOSED, HAController
-from transit.cluster.invalidate import invalidate_all, invalidate_key
-from transit.cluster.invalidation import DEFAULT_MAX_STALENESS, InvalidationSubscriber
+from transit.cluster.forward import Forwarder
+from transit.cluster.ha import HAController
+from transit.cluster.identity import ClusterInfo
+from transit.cluster.invalidation import InvalidationSubscriber
 from transit.cluster.listener import ClusterListener
+from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/forwarding.py
+from transit.cluster.roles import NodeRoles
 from transit.engines.framework import Engine
-from transit.engines.kv import kv_factory
-from transit.engines.mounts import EngineFactory, MountTable
+from transit.engines.mounts import MountTable
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
-from transit.engines.transit.backend import TransitBackend
 from transit.errors import (
     AuditFailed,
     Fenced,
@@ -49,36 +42,19 @@ from transit.errors import (
     PermissionDenied,
     Sealed,
     StandbyError,
-    StorageError,
     TransitError,
-    UserError,
 )
-from transit.logical import CREATE, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
+from transit.lifecycle import ENGINE_FACTORIES, NodeLifecycle
+from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
 from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
-from transit.storage.update import get_or_create
-from transit.tokens.expiration import ExpirationManager
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper, parse_wrap_ttl
 
 log = logging.getLogger("transit.core")
 
-ENGINE_FACTORIES: dict[str, EngineFactory] = {
-    "transit": TransitBackend,
-    "kv": kv_factory,
-    "generic": kv_factory,
-}
-
 TOKEN_MOUNT = "auth/token/"
-ECHO_PATH = "/v1/sys/internal/cluster-echo"
-CLUSTER_INFO_KEY = "core/cluster/local/info"
-POLICY_PREFIX = "sys/policy/"
-BUILTIN_POLICIES = ("default", "response-wrapping")  # made by the active node (`_load`)
-# A standby that cannot load its state yet retries after 50 ms, 100 ms, ... then every 2 s.
-STANDBY_RETRY_FIRST = 0.05
-STANDBY_RETRY_MAX = 2.0
-AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this often
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -95,14 +71,9 @@ NOT_ACTIVE = "node is not active"
 _GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
 
 
-@dataclass
-class ClusterInfo:
-    name: str = field(default_factory=lambda: f"vault-cluster-{secrets.token_hex(4)}")
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    version: str = __version__
+class Core(NodeLifecycle, NodeRoles):
+    """One node: its state, set here once; the request pipeline below."""
 
-
-class Core:
     def __init__(
         self, physical: Backend, *, storage_type: str = "inmem", cluster_name: str = "",
         static_seal_key: bytes | None = None,
@@ -157,542 +128,6 @@ class Core:
     @property
     def sealed(self) -> bool:
         return self.barrier.sealed
-
-    # -- lifecycle --------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Read whether storage is initialised; a static seal unseals right away — or, on
-        storage nobody has initialised yet, as soon as another node has (`sys/init` on one
-        node of a cluster; Vault's auto-unseal loop does the same).
-
-        Storage that cannot be reached yet (Redis down, Sentinel mid-failover: "No master
-        found") is waited for in the background, with backoff, saying why in the log and in
-        `sys/health` (503, sealed) meanwhile: a node never gives up, or crash-loops its
-        workers, while its configuration is valid."""
-        try:
-            await self._start_once()
-        except StorageError as exc:
-            self._note_storage_problem(exc)
-            self._spawn(self._start_when_reachable())
-
-    async def _start_once(self) -> None:
-        self.initialized = await self.barrier.initialized()
-        self.storage_problem = ""
-        if self.initialized and self.seal.auto:
-            if self.sealed:
-                await self.seal.auto_unseal()
-            await self.post_unseal()
-        elif not self.initialized and self.seal.auto and self.ha is not None:
-            self._spawn(self._auto_unseal_once_initialized())
-
-    async def _start_when_reachable(self, first: float = 0.1, cap: float = 2.0) -> None:
-        delay = first
-        while True:
-            # a sibling worker that got through wakes us at once (`storage_back`)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._storage_back.wait(),
-                                       delay * (0.75 + random.random() / 2))
-            self._storage_back.clear()
-            try:
-                await self._start_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # storage still away (or failing): keep trying
-                self._note_storage_problem(exc)
-                delay = min(delay * 2, cap)
-                continue
-            log.info("storage reachable: start-up of node %s continues", self.node_id)
-            await self._relay("storage-back", {})
-            return
-
-    def storage_back(self) -> None:
-        """A sibling worker reached storage: retry start-up now, not at the next backoff."""
-        self._storage_back.set()
-
-    def _note_storage_problem(self, exc: Exception) -> None:
-        problem = f"storage unreachable at start-up, retrying: {exc}"
-        if problem != self.storage_problem:
-            log.warning("%s", problem)
-        self.storage_problem = problem
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _auto_unseal_once_initialized(self, interval: float = AUTO_UNSEAL_POLL) -> None:
-        seal = getattr(self.seal, "inner", self.seal)  # each worker process polls for itself
-        while self.sealed:
-            await asyncio.sleep(interval)
-            if not self.sealed:
-                return
-            try:
-                if not await self.barrier.initialized():
-                    continue
-                self.initialized = True
-                if await seal.auto_unseal():
-                    log.info("storage initialised by another node: unsealed")
-                    await self.post_unseal()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # storage unreachable and the like: keep polling
-                log.warning("waiting for initialised storage to auto-unseal: %r", exc)
-
-    async def initialize(self, shares: int, threshold: int) -> dict[str, Any]:
-        """`sys/init`: create the barrier, split its key, create the root token."""
-        if await self.barrier.initialized():
-            raise UserError("Vault is already initialized")
-        keys, _root_key = await self.seal.initialize(shares, threshold)
-        log.info("security barrier initialized: shares=%d threshold=%d", shares, threshold)
-        await self._load()
-        root = await self.tokens.create_root()
-        self.initialized = True
-        await self._unload()
-        if self.seal.auto:
-            await self.post_unseal()
-        else:
-            self.seal.seal()
-        await self._relay("init", {})
-        return {
-            "keys": [k.hex() for k in keys],
-            "keys_base64": [base64.b64encode(k).decode() for k in keys],
-            "root_token": root.id,
-        }
-
-    async def setup_dev(self, root_token: str = "") -> tuple[str, bytes]:
-        """Dev mode: initialised with one unseal key, unsealed, transit at `transit/` and
-        KV v2 at `secret/`. Returns (root token, unseal key)."""
-        self.default_mounts = [
-            ("transit/", "transit", "", None),
-            ("secret/", "kv", "key/value secret storage", {"version": "2"}),
-        ]
-        keys, _root_key = await self.seal.initialize(1, 1)
-        await self._load()
-        root = await self.tokens.create_root(root_token)
-        self.initialized = True
-        return root.id, keys[0]
-
-    async def post_unseal(self) -> None:
-        """After unseal: a single node serves at once; an HA node starts as a (performance)
-        standby and competes for the lock (the controller calls `become_active`)."""
-        log.info("vault is unsealed (%s)", "static seal" if self.seal.auto else "key shares")
-        if self.ha is None:
-            await self._load()
-        else:
-            # From now on this node writes only while it holds the lock (the controller opens
-            # the fence with its epoch). Before unseal it may write unfenced: `sys/init`.
-            self.physical.fence = FENCE_CLOSED
-            try:
-                await self._enter_standby()
-            finally:  # whatever loading did, this node competes and forwards
-                self.ha.start()
-            log.info("node %s entered standby mode%s", self.node_id,
-                     " (performance standby)" if self._perf_loaded else "")
-
-    async def pre_seal(self) -> None:
-        """Before sealing: give up the HA lock and forget every decrypted thing in memory;
-        the node's other worker processes seal too."""
-        log.info("sealing the node (sys/seal)")
-        await self.pre_seal_local()
-        await self._relay("seal", {})
-
-    async def pre_seal_local(self) -> None:
-        """`pre_seal` of this process only."""
-        await self._stop_standby_retry()
-        if self.invalidator is not None:
-            await self.invalidator.stop()
-        if self.ha is not None:
-            self._sealing = True  # become_standby must not reload state we are dropping
-            try:
-                await self.ha.stop()
-            finally:
-                self._sealing = False
-        await self._unload()
-
-    async def _relay(self, kind: str, payload: dict[str, Any]) -> None:
-        if self.relay is not None:
-            await self.relay(kind, payload)
-
-    # -- HA ---------------------------------------------------------------------------------
-    def enable_ha(
-        self, backend: Any, *, node_id: str, api_addr: str, cluster_addr: str,
-        cluster_listen: str, lock_ttl: float, app: Any = None, perf_standby: bool = True,
-        invalidation_address: str = "", invalidation_prefix: str = "transit",
-        follower: bool = False, shared_writes: bool = False,
-        invalidation_primary_address: str = "", max_staleness: float = DEFAULT_MAX_STALENESS,
-    ) -> None:
-        """Make this node one of an HA cluster over `backend` (which holds the lock).
-
-        With several worker processes per node (`shared_writes`), worker 0 elects and the
-        others are `follower`s (`RoleFollower`), and every worker keeps an invalidation feed:
-        on `invalidation_primary_address` while active, on `invalidation_address` (the local
-        replica) while a standby. An empty address (Sentinel without `read_address`) is the
-        primary the backend finds at each (re)subscribe. A performance standby serves from
-        its caches only while the feed says they are at most `max_staleness` seconds old."""
-        if follower:
-            self.ha = RoleFollower(self, backend, node_id, api_addr, cluster_addr, lock_ttl,
-                                   relay=self._relay)
-        else:
-            self.ha = HAController(self, backend, node_id, api_addr, cluster_addr, lock_ttl)
-        self.forwarder = Forwarder(node_id)
-        self.node_id = node_id
-        self.api_addr = api_addr
-        self.cluster_addr = cluster_addr
-        self.cluster_listen = cluster_listen
-        self.cluster_app = app
-        self.perf_standby_enabled = perf_standby
-        self.shared_writes = shared_writes
-        self._inval = {"standby": invalidation_address,
-                       "active": invalidation_primary_address or invalidation_address,
-                       "prefix": invalidation_prefix}
-        self.max_staleness = max_staleness
-        if (perf_standby or shared_writes) and (
-                invalidation_address or hasattr(self.physical, "primary_address")):
-            self.invalidator = self._make_invalidator(invalidation_address)
-
-    def _make_invalidator(self, address: str) -> InvalidationSubscriber:
-        physical = self.physical
-        return InvalidationSubscriber(
-            address, self._inval["prefix"],
-            lambda key: invalidate_key(self, key), lambda: invalidate_all(self),
-            client_name=f"transit-{self.node_id}-inval",
-            primary_index=getattr(physical, "write_index", None),
-            max_staleness=self.max_staleness,
-            resolve=None if address else physical.primary_address,
-            **physical.connection,  # same auth and TLS as the node's storage
-        )
-
-    async def _feed_for(self, role: str) -> None:
-        """With shared writes: run the invalidation feed on the address for `role`."""
-        current = self.invalidator
-        if current is None:
-            return
-        address = self._inval[role]
-        if current.address != address:
-            # Stopping can take a while (redis-py closing a pubsub mid-read): not on the way
-            # into a role. Both feeds briefly invalidating the same keys is harmless.
-            task = asyncio.ensure_future(current.stop())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            self.invalidator = current = self._make_invalidator(address)
-        if not current.running:
-            current.start()  # its first (re)subscribe drops every cache
-
-    @property
-    def standby(self) -> bool:
-        return self.ha is not None and not self.sealed and not self.ha.is_active
-
-    @property
-    def perf_standby(self) -> bool:
-        """A standby that serves reads, encrypt and decrypt itself (DESIGN §5), while its
-        caches are fresh (bounded staleness: transit/cluster/invalidation.py)."""
-        if not (self.perf_standby_enabled and self._perf_loaded and self.standby):
-            return False
-        feed = self.invalidator
-        return feed is None or feed.fresh
-
-    @property
-    def serving_problem(self) -> str:
-        """Why this standby does not serve as a performance standby right now ("" when it
-        does, or is not meant to): shown by sys/health and sys/ha-status."""
-        if self.storage_problem:
-            return self.storage_problem
-        if self.standby_problem:
-            return self.standby_problem
-        feed = self.invalidator
-        if (self.perf_standby_enabled and self._perf_loaded and self.standby
-                and feed is not None and not feed.fresh):
-            return f"not serving locally: {feed.problem}"
-        return ""
-
-    async def become_active(self, record: LeaderRecord | None) -> None:
-        """Called by the HA controller once it holds the lock (writes are fenced by now).
-
-        `record` None: a sibling worker process (`RoleFollower`) takes the active role worker
-        0 won — no advertisement, no cluster listener, and nothing created that worker 0's
-        activation creates (NotReady until worker 0 has made the X-Vault-Index key)."""
-        await self._stop_standby_retry()
-        self.standby_problem = ""
-        was_replica = bool(getattr(self.physical, "read_from_replica", False))
-        self._read_from_replica(False)
-        if record is None and hasattr(self.physical, "last_index"):
-            if await self.barrier.get(INDEX_KEY_PATH) is None:
-                self._read_from_replica(was_replica)
-                raise NotReady("the active worker has not finished activating")
-        if self.invalidator is not None and not self.shared_writes:
-            await self.invalidator.stop()
-        # Keep serving as a performance standby until the active state has loaded (the
-        # controller marks us active only after this returns): drop the caches, but do not
-        # go dark — `_load` rebuilds the mount engines in place.
-        self.tokens.invalidate()
-        self.policies.invalidate()
-        if record is None:
-            self.barrier.read_only = True  # load exactly like a standby: never create
-            await self._load(create=False)
-            self.barrier.read_only = False
-            if self.shared_writes:
-                await self._feed_for("active")
-            self._perf_loaded = False
-            log.info("worker of node %s follows the active role", self.node_id)
-            return
-        self.barrier.read_only = False
-        await self._check_persistence()
-        await self._load()
-        # Forwarded requests are short; idle keep-alive connections (echoes) must not hold up
-        # a step-down or shutdown for uvicorn's usual grace period.
-        self.cluster_listener = ClusterListener(
-            self.cluster_app, self.cluster_listen, record, graceful_shutdown=1.0
-        )
-        await self.cluster_listener.start()
-        self.echoes.clear()
-        if self.shared_writes:
-            await self._feed_for("active")
-        self._perf_loaded = False
-        # Advertise last: standbys forward to it and sibling workers follow it, so it must
-        # not appear before this node can serve (its cluster listener is up, state loaded).
-        await self.barrier.put(leader_key(record.node_id), record.to_json())
-        log.info("node %s is now the active node", record.node_id)
-
-    async def become_standby(self) -> None:
-        """Called by the HA controller when it leaves active duty (lock lost, step-down)."""
-        listener, self.cluster_listener = self.cluster_listener, None
-        if listener is not None:
-            await listener.stop()
-        await self._enter_standby()
-        log.info("node %s is now a standby", self.node_id)
-
-    async def _enter_standby(self) -> None:
-        """Drop what the active role loaded; a performance standby reloads it read-only,
-        reading from its local replica when one is configured. Never writes.
-
-        When that state cannot be loaded yet (the replica has not received what the active
-        node or `sys/init` wrote moments ago, or storage trouble) the node forwards every
-        request meanwhile, says why (`standby_problem`: sys/health, sys/ha-status, the log)
-        and retries in the background with backoff until it can (`_retry_standby`)."""
-        await self._stop_standby_retry()
-        await self._unload()
-        self.barrier.read_only = True
-        self.standby_problem = ""
-        if not self.perf_standby_enabled or self._sealing:
-            if self.shared_writes and self.invalidator is not None:
-                await self.invalidator.stop()  # a plain standby caches nothing
-            return
-        self._read_from_replica(True)
-        try:
-            await self._load(create=False)
-        except Exception as exc:
-            await self._unload()
-            self._standby_failed(exc, first=True)
-            self._standby_retry = asyncio.ensure_future(self._retry_standby())
-            return
-        await self._standby_loaded()
-
-    async def _standby_loaded(self) -> None:
-        self.standby_problem = ""
-        self._perf_loaded = True
-        if self.shared_writes:
-            await self._feed_for("standby")
-        elif self.invalidator is not None and not self.invalidator.running:
-            self.invalidator.start()  # its first (re)subscribe drops every cache again
-
-    def _standby_failed(self, exc: BaseException, *, first: bool = False) -> None:
-        """Record (and log, without flooding) why the performance standby state did not load."""
-        reason = (exc.message if isinstance(exc, TransitError) else repr(exc)) or repr(exc)
-        problem = f"cannot load state for performance standby mode yet: {reason}"
-        now = asyncio.get_running_loop().time()
-        if first or problem != self.standby_problem or now - self._standby_logged > 10.0:
-            self._standby_logged = now
-            log.warning("node %s %s; forwarding every request meanwhile, retrying with backoff",
-                        self.node_id, problem)
-        self.standby_problem = problem
-
-    async def _retry_standby(self) -> None:
-        """Load the performance standby state again, with backoff, until it loads or the node
-        leaves the standby role (becomes active, seals)."""
-        delay, attempts = STANDBY_RETRY_FIRST, 1
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, STANDBY_RETRY_MAX)
-            if self.sealed or self.ha is None or self.ha.is_active or not self.barrier.read_only:
-                return
-            attempts += 1
-            try:
-                await self._load(create=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._unload()
-                self._standby_failed(exc)
-                continue
-            self._standby_retry = None  # done: `_stop_standby_retry` must not cancel us now
-            await self._standby_loaded()
-            log.info("node %s is a performance standby now (loaded after %d attempts)",
-                     self.node_id, attempts)
-            return
-
-    async def _stop_standby_retry(self) -> None:
-        task, self._standby_retry = self._standby_retry, None
-        if task is None or task is asyncio.current_task():
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-
-    def _read_from_replica(self, on: bool) -> None:
-        if hasattr(self.physical, "read_from_replica"):  # no replica configured: primary
-            self.physical.read_from_replica = on
-
-    def record_echo(self, info: dict[str, Any], now: float, *, relayed: bool = False) -> None:
-        """A standby's heartbeat, shown by `sys/ha-status` (on every worker of the node)."""
-        if self.relay is not None and not relayed:
-            task = asyncio.ensure_future(self.relay("echo", {"info": dict(info), "now": now}))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        node = str(info["node_id"])
-        self.echoes[node] = {
-            "hostname": str(info.get("hostname", "")),
-            "api_address": str(info.get("api_address", "")),
-            "cluster_address": str(info.get("cluster_address", "")),
-            "performance_standby": bool(info.get("performance_standby", False)),
-            "standby_problem": str(info.get("standby_problem", "")),
-            "last_echo": now,
-        }
-
-    async def run_echo(self, interval: float = 5.0) -> None:
-        """While a standby, tell the active node we exist (Vault's Echo heartbeat)."""
-        hostname = socket.gethostname()
-        while True:
-            await asyncio.sleep(interval)
-            if self.ha is None or not self.standby:
-                continue
-            leader = await self.ha.leader()
-            if leader is None:
-                continue
-            body = orjson.dumps({
-                "node_id": self.node_id, "hostname": hostname, "api_address": self.api_addr,
-                "cluster_address": self.cluster_addr, "performance_standby": self.perf_standby,
-                "standby_problem": self.serving_problem})
-            try:
-                await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
-            except ForwardingError as exc:
-                log.debug("echo to the active node failed: %s", exc)
-
-    async def _check_persistence(self) -> None:
-        """Before acknowledging any write as active: would the storage primary lose it?
-        Refuse to activate (the default) or warn loudly (DESIGN §7)."""
-        check = getattr(self.physical, "check_persistence", None)
-        if check is None:
-            return
-        problems = await check()
-        if not problems:
-            return
-        text = "; ".join(problems)
-        if getattr(self.physical, "persistence_check", "refuse") == "warn":
-            log.warning("storage would lose acknowledged writes (persistence_check = warn, "
-                        "serving anyway): %s", text)
-            return
-        raise StorageError(
-            f"refusing to become active: storage would lose acknowledged writes: {text} "
-            '(fix the Redis configuration, or set persistence_check = "warn")'
-        )
-
-    # -- loading and unloading what lives behind the barrier --------------------------------
-    async def _load(self, *, create: bool = True) -> None:
-        """Load what lives behind the barrier. `create` (the active node, `sys/init`): make
-        what is missing (salts, built-in policies, cluster identity, default mounts).
-        Without it (a standby, or a worker following the active role) nothing is written:
-        whatever is missing is a StorageError — not replicated here yet — and the caller
-        waits and retries."""
-        await self._load_cluster_identity(create=create)
-        await self.tokens.setup(create=create)
-        if create:
-            await self.policies.setup()
-        else:
-            for name in BUILTIN_POLICIES:
-                if await self.barrier.get(POLICY_PREFIX + name) is None:
-                    raise StorageError(f"the {name!r} policy has not reached this node's "
-                                       "storage yet")
-            self.policies.invalidate()
-        await self.mounts.load([])
-        if create and not self.mounts.entries():
-            for path, typ, description, options in self.default_mounts:
-                await self.mounts.mount(path, typ, description=description, options=options)
-        self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
-        await self.audit.setup(create=create)
-        await self.quotas.load()
-
-    async def reload_mounts(self) -> None:
-        """Re-read the mount table (`core/mounts` changed on another worker or node)."""
-        await self.mounts.load([], keep_engines=True)
-        self.audit.mounts = self.mounts
-
-    async def _load_cluster_identity(self, *, create: bool = True) -> None:
-        """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
-        the key that authenticates X-Vault-Index values."""
-        raw = await self.barrier.get(CLUSTER_INFO_KEY)
-        if raw is None and create and not self.barrier.read_only:
-            # first activation (or sys/init): once, cluster-wide
-            raw = await get_or_create(self.barrier, CLUSTER_INFO_KEY, lambda: orjson.dumps(
-                {"name": self.cluster.name, "id": self.cluster.id}))
-        if raw is None and not create:
-            raise StorageError(f"the cluster identity ({CLUSTER_INFO_KEY}) has not reached "
-                               "this node's storage yet")
-        if raw is not None:
-            info = orjson.loads(raw)
-            self.cluster.name, self.cluster.id = info["name"], info["id"]
-        if hasattr(self.physical, "last_index"):
-            try:
-                self._index_key = await index_key(self.barrier)
-            except TransitError:  # a standby whose replica has not got it yet
-                self._index_key = None
-
-    # -- client-controlled consistency (X-Vault-Index) --------------------------------------
-    def index_header(self) -> str:
-        """X-Vault-Index for a response after this node's latest write ("" without one)."""
-        index = getattr(self.physical, "last_index", 0)
-        if not index or self._index_key is None:
-            return ""
-        return encode_index(self.cluster.id, index, self._index_key)
-
-    async def index_reached(self, header_values: list[str]) -> bool:
-        """Whether this standby's replica has the state a client saw (waits up to
-        `index_wait`). Raises UserError on a forged or malformed value."""
-        if self._index_key is None:
-            self._index_key = await index_key(self.barrier)
-        needed = required_index(header_values, self.cluster.id, self._index_key)
-        if self.invalidator is None or needed <= self.invalidator.applied_index:
-            return True
-        return await self.invalidator.wait_for_index(needed, self.index_wait)
-
-    async def _unload(self) -> None:
-        self._perf_loaded = False
-        self.tokens.invalidate()
-        self.policies.invalidate()
-        self.audit.teardown()
-        self.quotas.clear()
-        self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
-
-    async def run_periodic(self, interval: float = 60.0) -> None:
-        """Call every mounted engine's `periodic()` (auto-rotation) forever; beside it, the
-        token expiration manager, which works only while this node is the active one."""
-        expiration = asyncio.ensure_future(ExpirationManager(self.tokens).run(
-            lambda: not self.sealed and not self.barrier.read_only
-            and (self.ha is None or self.ha.is_active)))
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                if self.sealed:
-                    continue
-                for entry in self.mounts.entries():
-                    periodic = getattr(entry.engine, "periodic", None)
-                    if periodic is None:
-                        continue
-                    try:
-                        await periodic()
-                    except Exception:
-                        log.exception("periodic task of mount %s failed", entry.path)
-        finally:
-            expiration.cancel()
 
     def default_lease_ttl(self, mount_path: str) -> int:
         """The mount's tuned default_lease_ttl, else the server's (config `default_lease_ttl`)."""
@@ -754,6 +189,10 @@ class Core:
         confirmed (`ha.serving`) — checked before and after the request, so a process paused
         mid-request does not acknowledge it after resuming — and a fence error deposes the
         node at once (`ha.deposed`), so cached encrypts stop with the writes."""
+        if req.operation == LIST and not path.endswith("/"):
+            # Vault appends it before routing (so it shows in "no handler" too); the mount's
+            # own root gets its "/" after routing (`_handle`)
+            req.path = path = path + "/"
         ha = self.ha
         if ha is None:
             return await self._handle(req, path)
@@ -805,7 +244,7 @@ class Core:
         req.path, req.storage, req.mount_path = inner, storage, mount_path
         req.mount_type, req.mount_accessor = mount_type, accessor
         req.perf_standby = self.perf_standby
-        if req.operation == "list" and not inner.endswith("/"):
+        if req.operation == LIST and not inner.endswith("/"):  # a LIST of the mount's root
             req.path = inner = inner + "/"
         full_path = mount_path + inner
         if req.operation is UPDATE and not await engine.exists(req):

@@ -197,8 +197,6 @@ class VaultApp:
                     f"batch_input has {len(batch)} items; the maximum is {self.max_batch_items}"
                 )
 
-        if op is LIST and not rel.endswith("/"):
-            rel += "/"  # Vault appends it before routing (so it shows in "no handler" too)
         client = scope.get("client") or ("", 0)
         req = Request(
             op, rel, data, None, client_token=token or bearer or "",

@@ -26,8 +26,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from transit import __version__
 from transit.errors import ConfigError
 
 SEPARATOR = "@"
@@ -63,3 +65,13 @@ def node_of(owner: str) -> str:
     """The node id of a lock owner (the owner itself when it has no instance part)."""
     node, sep, _instance = owner.rpartition(SEPARATOR)
     return node if sep and node else owner
+
+
+@dataclass
+class ClusterInfo:
+    """The cluster's name and id, shared by every node (`core/cluster/local/info`): made once
+    by the first active node (or `sys/init`), loaded by the others."""
+
+    name: str = field(default_factory=lambda: f"vault-cluster-{secrets.token_hex(4)}")
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    version: str = __version__

@@ -308,11 +308,10 @@ class NodeLifecycle:
                 if self.sealed:
                     continue
                 for entry in self.mounts.entries():
-                    periodic = getattr(entry.engine, "periodic", None)
-                    if periodic is None:
+                    if entry.engine is None:
                         continue
                     try:
-                        await periodic()
+                        await entry.engine.periodic()
                     except Exception:
                         log.exception("periodic task of mount %s failed", entry.path)
         finally:

@@ -8,7 +8,7 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 
 | key                                   | action                                             |
 |---------------------------------------|----------------------------------------------------|
-| `logical/<uuid>/<rest>`               | `engine.invalidate(rest)` of that mount, if it has one |
+| `logical/<uuid>/<rest>`               | `engine.invalidate(rest)` of that mount            |
 | `sys/token/id/<hash>`                 | `core.tokens.invalidate(hash)`                     |
 | `sys/token/roles/<name>`              | `core.tokens.roles.invalidate(name)`               |
 | `sys/token/salt`                      | re-read the salt (drops every cached token)        |
@@ -19,9 +19,10 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 | `core/keyring`                        | `core.barrier.reload_keyring()`                    |
 | `core/quotas`                         | `core.quotas.load()` (rate-limit rules and config)  |
 
-Nothing is cached while sealed, so both functions do nothing then. Engines may define
-`invalidate(key)` / `invalidate_all()` either sync or async (TransitBackend: async; KV caches
-nothing and defines neither).
+Nothing is cached while sealed, so both functions do nothing then. Engines get
+`invalidate(key)` / `invalidate_all()` as lifecycle hooks of the `Engine` base class
+(transit/engines/framework.py; TransitBackend overrides both, KV caches nothing and keeps the
+no-op defaults).
 """
 
 from __future__ import annotations
@@ -80,10 +81,9 @@ async def invalidate_key(core: Any, key: str) -> None:
     if key.startswith(LOGICAL):
         mount_uuid, _, rest = key[len(LOGICAL) :].partition("/")
         entry = _mount_by_uuid(core, mount_uuid)
-        engine = getattr(entry, "engine", None)
-        invalidate = getattr(engine, "invalidate", None)
-        if invalidate is not None and rest:
-            await _maybe_await(invalidate(rest))
+        engine = entry.engine if entry is not None else None
+        if engine is not None and rest:
+            await engine.invalidate(rest)
     elif key.startswith(TOKEN):
         rest = key[len(TOKEN) :]
         if rest.startswith("id/"):
@@ -114,8 +114,7 @@ async def invalidate_all(core: Any) -> None:
     core.policies.invalidate()
     await _reload_mounts(core)
     for entry in core.mounts.entries():  # engines a reload kept still hold their caches
-        invalidate_all_ = getattr(entry.engine, "invalidate_all", None)
-        if invalidate_all_ is not None:
-            await _maybe_await(invalidate_all_())
+        if entry.engine is not None:
+            await entry.engine.invalidate_all()
     await core.audit.setup(create=_writable(core))
     await core.quotas.load()

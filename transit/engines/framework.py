@@ -80,13 +80,40 @@ def _field_data(
 
 
 class Engine:
-    """A logical backend mounted at some path; subclasses set `routes` and `mount_type`."""
+    """A logical backend mounted at some path; subclasses set `routes` and `mount_type`.
+
+    Like Vault's `framework.Backend` (backend.go), an engine is its route table plus a few
+    lifecycle hooks the mount table and the node call; each default does nothing, and an
+    engine overrides only those it needs:
+
+    - `setup()`: once per mount, after construction, before the first request (load what
+      the engine keeps in memory; Vault's `Setup`/`Initialize`).
+    - `invalidate(key)`: another process wrote `key` (relative to the mount's storage) —
+      drop or reload what caches it (Vault's `InvalidateKey`; performance standbys and
+      sibling workers, transit/cluster/invalidate.py).
+    - `invalidate_all()`: the invalidation feed may have missed keys: drop every cache.
+    - `periodic()`: about once a minute on every unsealed node (Vault's `PeriodicFunc`;
+      transit's auto-rotation). An exception is logged, never raised further.
+    """
 
     mount_type: str = ""
     routes: list[Route]
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
+
+    # -- lifecycle hooks ----------------------------------------------------------------------
+    async def setup(self) -> None:
+        """Once per mount, before its first request."""
+
+    async def invalidate(self, key: str) -> None:
+        """`key` of this mount's storage changed elsewhere."""
+
+    async def invalidate_all(self) -> None:
+        """Every cache of this mount may be stale."""
+
+    async def periodic(self) -> None:
+        """Background work, about once a minute."""
 
     def match(self, path: str) -> tuple[Route, dict[str, str]]:
         for route in self.routes:

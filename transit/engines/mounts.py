@@ -266,9 +266,7 @@ class MountTable:
     async def _activate(self, entry: MountEntry) -> None:
         entry.storage = StorageView(self._backend, f"logical/{entry.uuid}/")
         engine = self._factories[entry.type](entry.storage, entry.options or {})
-        setup = getattr(engine, "setup", None)
-        if setup is not None:
-            await setup()
+        await engine.setup()
         entry.engine = engine
 
     async def changed(self) -> bool:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HA takeover time and forwarding overhead on a local cluster (transit.localcluster).
+"""HA takeover time and forwarding overhead on a local cluster (transit.dev.localcluster).
 
     .venv/bin/python bench/ha_takeover.py [--runs 5] [--lock-ttl 10s] [--nodes 3]
         [--scenarios kill9,sigstop,stepdown,forwarding] [--dir /tmp/ha-bench]
@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transit.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
 
 COOLDOWN = 10.0
 

@@ -8,7 +8,7 @@ Scenarios (each a fresh set of servers on free loopback ports):
   dev      one dev node (`transit server -dev`), root token, no audit device
   audit    one dev node with a file audit device and a policy-limited application token (the
            production shape); root (the admin token) only creates keys and rotates
-  cluster  a local HA cluster (transit.localcluster, as `transit cluster up`): Redis primary + 2
+  cluster  a local HA cluster (transit.dev.localcluster, as `transit cluster up`): Redis primary + 2
            replicas, one active and two performance standbys; the locust users are spread
            round-robin over the three nodes directly (no load balancer yet)
 
@@ -195,7 +195,7 @@ def start_bao_dev(work: Path, scenario: str, audit: bool, bao: str) -> Target:
 
 
 def start_ours_cluster(work: Path, scenario: str) -> Target:
-    from transit.localcluster import LocalCluster, port_free
+    from transit.dev.localcluster import LocalCluster, port_free
 
     rng = random.Random()
     for _ in range(200):

@@ -4,7 +4,7 @@
     .venv/bin/python bench/rsa_batch_health.py [--items 10000] [--key-type rsa-4096]
         [--lock-ttl 10s] [--workers N] [--health-interval 0.01] [--dir /tmp/rsa-batch-bench]
 
-Starts a local cluster (transit.localcluster: 3 nodes, Redis primary + 1 replica, every node
+Starts a local cluster (transit.dev.localcluster: 3 nodes, Redis primary + 1 replica, every node
 started at once), creates the key on the active node and encrypts `--items` plaintexts with
 it. Then, while one `decrypt` request carries all of them in `batch_input` to the active node:
 
@@ -37,7 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transit.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
 
 
 def free_layout(nodes: int, replicas: int) -> tuple[int, int]:

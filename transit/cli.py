@@ -62,7 +62,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from transit.localcluster import DEFAULT_WORKDIR
+    from transit.dev.localcluster import DEFAULT_WORKDIR
 
     p = sub.add_parser(
         "cluster",
@@ -192,7 +192,8 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from transit.localcluster import ClusterError, LocalCluster, describe, down_from_state
+    from transit.dev.clusterstate import ClusterError, describe, down_from_state
+    from transit.dev.localcluster import LocalCluster
 
     if args.cluster_command == "up":
         try:

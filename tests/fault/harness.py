@@ -55,7 +55,7 @@ import requests
 
 from tests.fault.proxy import FaultProxy
 from tests.ha.util import HACluster
-from transit.localcluster import HOST, NodeHandle, RedisHandle, port_free
+from transit.dev.localcluster import HOST, NodeHandle, RedisHandle, port_free
 
 MOUNT = "transit"
 HMAC_INPUT = base64.b64encode(b"fault-harness fingerprint").decode()

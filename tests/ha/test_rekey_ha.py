@@ -21,8 +21,8 @@ import requests
 from tests.ha.conftest import running
 from tests.ha.util import HACluster, poll
 from tests.redis_fixtures import redis_available
+from transit.dev.localcluster import NodeHandle
 from transit.generate_root import decode_token
-from transit.localcluster import NodeHandle
 
 WORKERS = 2
 FRESH = 16  # requests on fresh connections: both workers are hit (2^-15 chance they are not)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import hvac
 import requests
 
-from transit.localcluster import LocalCluster, port_free
+from transit.dev.localcluster import LocalCluster, port_free
 
 T = TypeVar("T")
 

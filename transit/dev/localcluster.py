@@ -6,7 +6,8 @@
     cluster.kill(1, signal.SIGKILL); cluster.restart(1)
     cluster.down()
 
-`transit cluster up` / `transit cluster down` (transit/cli.py) are thin wrappers around this.
+`transit cluster up` / `transit cluster down` (transit/cli.py) are thin wrappers around this;
+`down` from another process reads `state.json` (transit/dev/clusterstate.py).
 Everything lives in the work folder (default `./.transit-cluster`):
 
 - `redis-<port>/`               each Redis server's folder: its log and its append-only file
@@ -45,13 +46,10 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +64,24 @@ from transit.deploy.local import (
     start_haproxy,
     start_sentinels,
 )
-from transit.deploy.render import hcl_str, layout_node_hcl, node_hcl, redis_args
+from transit.deploy.render import hcl_str, layout_node_hcl, node_hcl
 from transit.deploy.topology import (
-    REDIS_PERSISTENCE,
     Checks,
     Layout,
     SentinelTimings,
     local_layout,
 )
+from transit.dev.clusterstate import (
+    STATE_FILE,
+    ClusterError,
+    _fmt_ttl,
+    load_state,
+    running_pids,
+)
+from transit.dev.handles import HOST, NodeHandle, RedisHandle, parse_ttl
 
 # re-exported: tests and the CLI use them
-from transit.processes import (
-    _alive,
-    _cmdline,
+from transit.dev.processes import (
     _signal,
     _tail,
     _terminate,
@@ -87,121 +90,8 @@ from transit.processes import (
 )
 
 DEFAULT_WORKDIR = ".transit-cluster"
-STATE_FILE = "state.json"
-HOST = "127.0.0.1"
 # Env vars that would override the generated config files (the env wins in Vault).
 _OVERRIDING_ENV = ("VAULT_API_ADDR", "VAULT_CLUSTER_ADDR", "VAULT_REDIRECT_ADDR")
-
-
-
-
-class ClusterError(Exception):
-    """A local cluster could not be started or stopped; the message says why."""
-
-
-def parse_ttl(text: str | float) -> float:
-    """'10s', '1500ms', '2m' or plain seconds → seconds."""
-    if isinstance(text, int | float):
-        return float(text)
-    t = text.strip().lower()
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if t.endswith(suffix):
-            return float(t[: -len(suffix)]) * scale
-    return float(t)
-
-
-def _fmt_ttl(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
-@dataclass
-class RedisHandle:
-    port: int
-    workdir: Path
-    replica_of: int | None = None
-    pid: int | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def dir(self) -> Path:
-        return self.workdir / f"redis-{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "redis.log"
-
-    @property
-    def role(self) -> str:
-        return "primary" if self.replica_of is None else "replica"
-
-    def args(self, redis_server: str) -> list[str]:
-        """The `redis-server` command line: AOF on (`appendfsync everysec`: a Redis crash
-        loses nothing acknowledged, an OS crash or power loss at most ~1 s), no RDB snapshots
-        (the AOF is the durable copy), never evict keys, everything in this server's own
-        folder."""
-        args = [redis_server, "--port", str(self.port), "--bind", HOST,
-                *redis_args("", REDIS_PERSISTENCE)[1:],  # docs/ha.md, as in docker/
-                "--dir", str(self.dir), "--logfile", str(self.log_path),
-                "--repl-diskless-sync-delay", "0", "--daemonize", "no"]
-        if self.replica_of is not None:
-            args += ["--replicaof", HOST, str(self.replica_of)]
-        return args
-
-    def clear_data(self) -> None:
-        """Remove the data files (AOF, RDB) from this server's folder; keep its log."""
-        for name in ("appendonlydir", "appendonly.aof", "dump.rdb"):
-            path = self.dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-
-
-@dataclass
-class NodeHandle:
-    index: int
-    api_port: int
-    workdir: Path
-    node_id: str
-    pid: int | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def cluster_port(self) -> int:
-        return self.api_port + 1
-
-    @property
-    def addr(self) -> str:
-        return f"http://{HOST}:{self.api_port}"
-
-    @property
-    def cluster_addr(self) -> str:
-        return f"https://{HOST}:{self.cluster_port}"
-
-    @property
-    def config_path(self) -> Path:
-        return self.workdir / f"node-{self.index}.hcl"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"node-{self.index}.log"
-
-    @property
-    def running(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        return self.pid is not None and _alive(self.pid)
-
-    def log(self, limit: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
 
 
 class LocalCluster:
@@ -646,95 +536,3 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
-
-
-# -- state-file based control (the CLI's `down`, a different process) -------------------------
-def load_state(workdir: str | Path) -> dict[str, Any]:
-    path = Path(workdir).resolve() / STATE_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ClusterError(f"no cluster state in {path.parent} (nothing to stop)") from None
-    except (OSError, ValueError) as exc:
-        raise ClusterError(f"cannot read {path}: {exc}") from None
-
-
-def _ours(pid: int, kind: str) -> bool:
-    """The pid is alive and still the process we started (guards against pid reuse)."""
-    if not _alive(pid):
-        return False
-    cmd = _cmdline(pid)
-    needle = {"redis": "redis", "sentinel": "redis", "haproxy": "haproxy"}.get(kind, "transit")
-    return not cmd or needle in cmd
-
-
-_STOP_ORDER = ("haproxy", "node", "sentinel", "redis")
-
-
-def _state_pids(state: dict[str, Any]) -> Iterator[tuple[str, int]]:
-    """(kind, pid) of every process `state.json` records, in the order to stop them."""
-    if (state.get("haproxy") or {}).get("pid"):
-        yield "haproxy", int(state["haproxy"]["pid"])
-    for n in state.get("nodes", []):
-        if n.get("pid"):
-            yield "node", int(n["pid"])
-    for s in state.get("sentinels", []):
-        if s.get("pid"):
-            yield "sentinel", int(s["pid"])
-    for r in reversed(state.get("redis", [])):
-        if r.get("pid"):
-            yield "redis", int(r["pid"])
-
-
-def running_pids(state: dict[str, Any]) -> list[int]:
-    return [pid for kind, pid in _state_pids(state) if _ours(pid, kind)]
-
-
-def down_from_state(workdir: str | Path, timeout: float = 20.0) -> dict[str, int]:
-    """Stop what `state.json` in `workdir` records (HAProxy, nodes, Sentinels, then Redis)."""
-    state = load_state(workdir)
-    pids = list(_state_pids(state))
-    report = {"terminated": 0, "killed": 0}
-    stopped = 0
-    for kind in _STOP_ORDER:
-        group: list[tuple[int | None, Any]] = [(pid, None) for k, pid in pids
-                                               if k == kind and _ours(pid, k)]
-        stopped += len(group)
-        for k, v in _terminate(group, timeout).items():
-            report[k] += v
-    report["already_gone"] = len(pids) - stopped
-    (Path(workdir).resolve() / STATE_FILE).unlink(missing_ok=True)
-    return report
-
-
-def describe(cluster: LocalCluster, active: int | None) -> str:
-    """The summary `transit cluster up` prints."""
-    lines = [f"==> transit cluster is up (work folder: {cluster.workdir})", ""]
-    for n in cluster.nodes:
-        role = "active" if n.index == active else "standby"
-        lines.append(f"  node {n.index} ({role:7}) api {n.addr}  cluster {n.cluster_addr}"
-                     f"  pid {n.pid}")
-    p = cluster.primary
-    lines.append(f"  redis primary   {p.address}  pid {p.pid}")
-    for r in cluster.replicas:
-        lines.append(f"  redis replica   {r.address}  pid {r.pid}")
-    for s in cluster.sentinels:
-        lines.append(f"  sentinel        {HOST}:{s.port}  pid {s.pid}")
-    addr = cluster.nodes[active if active is not None else 0].addr
-    if cluster.haproxy is not None:
-        f = cluster.layout.frontends
-        lines.append(f"  haproxy         writes http://{HOST}:{f.write}  reads "
-                     f"http://{HOST}:{f.read}  stats http://{HOST}:{f.stats}/stats  "
-                     f"pid {cluster.haproxy.pid}")
-        addr = cluster.haproxy_url("write")
-    lines += [
-        "",
-        f"  lock_ttl {_fmt_ttl(cluster.lock_ttl)}; logs and configs in {cluster.workdir}",
-        f"Root Token: {cluster.root_token}  (saved in {cluster.workdir / 'root-token'})",
-        "",
-        f"    $ export VAULT_ADDR='{addr}'",
-        f"    $ export VAULT_TOKEN=$(cat {cluster.workdir / 'root-token'})",
-        "",
-        f"Stop it with: transit cluster down --dir {cluster.workdir}",
-    ]
-    return "\n".join(lines) + "\n"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from transit.engines.fields import FieldData
-from transit.engines.framework import Engine, Route
+from transit.engines.framework import Engine, Handler, Route
 from transit.engines.kv import upgrade, v2_data, v2_metadata
 from transit.engines.kv.common import PathLocks
 from transit.engines.kv.store import KVStore
@@ -29,10 +30,10 @@ class KVv2Backend(Engine):
         self.locks = PathLocks()
         b = self
 
-        def h(fn: Any) -> Any:
+        def h(fn: Callable[[KVv2Backend, Request, FieldData], Awaitable[Any]]) -> Handler:
             return partial(fn, b)
 
-        def invalid(op: str) -> Any:
+        def invalid(op: str) -> Handler:
             return partial(invalid_path, op)
 
         super().__init__(

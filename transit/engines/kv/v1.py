@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -12,7 +13,7 @@ from transit.engines.fields import (
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import Engine, Route
+from transit.engines.framework import Engine, Handler, Route
 from transit.engines.kv.common import dumps, loads
 from transit.errors import UserError
 from transit.logical import DELETE, LIST, MOUNT_DEFAULT_TTL, READ, UPDATE, Request, Response
@@ -28,7 +29,7 @@ class KVv1Backend(Engine):
         self.storage = storage
         b = self
 
-        def h(fn: Any) -> Any:
+        def h(fn: Callable[[KVv1Backend, Request, FieldData], Awaitable[Any]]) -> Handler:
             return partial(fn, b)
 
         super().__init__(

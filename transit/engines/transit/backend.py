@@ -8,11 +8,13 @@ handlers take the backend as their first argument.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
 from transit.crypto.policy import Policy
-from transit.engines.framework import Engine, Route, name, opt
+from transit.engines.fields import FieldData
+from transit.engines.framework import Engine, Handler, Route, name, opt
 from transit.engines.transit import (
     backup,
     byok,
@@ -26,7 +28,11 @@ from transit.engines.transit import (
     tools,
 )
 from transit.engines.transit.policies import ARCHIVE_PREFIX, KEEP, POLICY_PREFIX, PolicyStore
-from transit.logical import DELETE, LIST, READ, UPDATE
+from transit.engines.transit.ports import TransitPort
+from transit.logical import DELETE, LIST, READ, UPDATE, Request
+
+# A transit handler (or existence check): the mount's port first, then request and fields.
+TransitHandler = Callable[[TransitPort, Request, FieldData], Awaitable[Any]]
 
 log = logging.getLogger("transit.engines.transit")
 
@@ -39,9 +45,9 @@ class TransitBackend(Engine):
         self.policies = PolicyStore(storage)
         self.disable_upsert = False
         self.cache_size = 0
-        b = self
+        b: TransitPort = self
 
-        def h(fn: Any) -> Any:
+        def h(fn: TransitHandler) -> Handler:
             return partial(fn, b)
 
         super().__init__(

@@ -6,12 +6,15 @@ are 500s (`InternalError`); hvac's own tests check for that.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from transit.crypto.policy import Policy
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import InternalError, TransitError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 BACKUP_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),
@@ -24,7 +27,7 @@ RESTORE_FIELDS: dict[str, Field] = {
 }
 
 
-async def backup(b: Any, req: Request, d: FieldData) -> Response:
+async def backup(b: TransitPort, req: Request, d: FieldData) -> Response:
     """Back up a key. Recording `backup_info` (as Vault does) is a write, so the backup is
     made from the policy as stored, never from this process's cache, which may be stale."""
     name = d.get("name")
@@ -38,7 +41,7 @@ async def backup(b: Any, req: Request, d: FieldData) -> Response:
     return Response(data={"backup": blob})
 
 
-async def restore(b: Any, req: Request, d: FieldData) -> None:
+async def restore(b: TransitPort, req: Request, d: FieldData) -> None:
     blob = d.get("backup")
     force = d.get("force")
     if not blob:

@@ -9,7 +9,7 @@ errors in Vault, hence 500s (`InternalError`); the exceptions are noted inline.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -22,6 +22,9 @@ from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 WRAPPING_KEY_NAME = "import/wrapping-key"
 HASH_FUNCTIONS = ("SHA1", "SHA224", "SHA256", "SHA384", "SHA512")
@@ -59,7 +62,7 @@ BYOK_EXPORT_FIELDS: dict[str, Field] = {
 # --- the wrapping key ------------------------------------------------------------------------
 
 
-async def get_wrapping_key(b: Any) -> Policy:
+async def get_wrapping_key(b: TransitPort) -> Policy:
     """The mount's RSA-4096 wrapping key, generated (off the event loop) on first use."""
     p = await b.policies.get(WRAPPING_KEY_NAME)
     if p is not None:
@@ -79,7 +82,7 @@ def _wrapping_private_key(p: Policy) -> rsa.RSAPrivateKey:
     return p.keys[p.latest_version].rsa_private()
 
 
-async def read_wrapping_key(b: Any, req: Request, d: FieldData) -> Response:
+async def read_wrapping_key(b: TransitPort, req: Request, d: FieldData) -> Response:
     p = await get_wrapping_key(b)
     # pem.EncodeToMemory: PKIX PEM with its trailing newline (OpenBao 2.7.2 agrees).
     return Response(data={"public_key": p.public_key_pem(p.latest_version)})
@@ -96,7 +99,7 @@ def _hash_function(raw: str) -> str:
 
 
 async def _extract_key(
-    b: Any, d: FieldData, key_type: KeyType, private: bool
+    b: TransitPort, d: FieldData, key_type: KeyType, private: bool
 ) -> tuple[bytes | None, str | None]:
     """Vault's extractKeyFromFields: (unwrapped key bytes, None) or (None, public PEM)."""
     if not private:
@@ -125,7 +128,7 @@ def _parse_import_type(raw: str) -> KeyType:
         raise UserError(f"unknown key type: {raw}") from None
 
 
-async def import_key(b: Any, req: Request, d: FieldData) -> None:
+async def import_key(b: TransitPort, req: Request, d: FieldData) -> None:
     name = d.get("name")
     allow_rotation = d.get("allow_rotation")
     auto_rotate_period = d.get("auto_rotate_period")
@@ -159,7 +162,7 @@ async def import_key(b: Any, req: Request, d: FieldData) -> None:
     return None
 
 
-async def import_version(b: Any, req: Request, d: FieldData) -> None:
+async def import_version(b: TransitPort, req: Request, d: FieldData) -> None:
     name = d.get("name")
     private = d.present("ciphertext")
 
@@ -209,7 +212,7 @@ def _destination_public_key(dst: Policy) -> rsa.RSAPublicKey:
     return pub
 
 
-async def byok_export(b: Any, req: Request, d: FieldData) -> Response:
+async def byok_export(b: TransitPort, req: Request, d: FieldData) -> Response:
     dst = await b.policies.get(d.get("destination"))
     if dst is None:
         raise InternalError("no such destination key to export to")

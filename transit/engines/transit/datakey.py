@@ -7,13 +7,16 @@ encrypted is the raw bytes and decrypt returns their base64 (= our `plaintext` f
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode, b64encode
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.encrypt import KEY_NOT_FOUND, decode_associated_data
 from transit.errors import CryptoError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 DATAKEY_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "Name of the key"),
@@ -37,7 +40,7 @@ def _decode(raw: str, what: str) -> bytes | None:
         raise UserError(f"failed to base64-decode {what}") from None
 
 
-async def datakey(b: Any, req: Request, d: FieldData) -> Response:
+async def datakey(b: TransitPort, req: Request, d: FieldData) -> Response:
     kind = d.get("plaintext")
     if kind not in ("plaintext", "wrapped"):
         raise UserError("Invalid path, must be 'plaintext' or 'wrapped'")

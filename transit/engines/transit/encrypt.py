@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from binascii import b2a_base64 as _b2a
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
@@ -48,6 +48,9 @@ from transit.engines.transit.batch import (
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, OptionError, TransitError, UserError
 from transit.logical import CREATE, Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 
 def _f(t: FieldType, default: Any, desc: str) -> Field:
@@ -118,7 +121,7 @@ _UPSERT_TYPES = frozenset({"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305",
 _NO_UPSERT_TYPES = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521"})
 
 
-async def key_exists(b: Any, req: Request, d: FieldData) -> bool:
+async def key_exists(b: TransitPort, req: Request, d: FieldData) -> bool:
     """Existence check of encrypt/:name: a missing key makes the request an ACL *create*."""
     return await b.policies.get(d.get("name")) is not None
 
@@ -208,7 +211,7 @@ def _batch_items(
 # --- encrypt --------------------------------------------------------------------------------
 
 async def _upsert(
-    b: Any, d: FieldData, name: str, derived: bool
+    b: TransitPort, d: FieldData, name: str, derived: bool
 ) -> tuple[Policy, bool]:
     """Create the missing key for encrypt; returns (policy or None, existed_beforehand).
 
@@ -248,7 +251,7 @@ def _create_policy(name: str, key_type: KeyType, derived: bool, convergent: bool
     return Policy.create(name, key_type, derived=derived, convergent=convergent)
 
 
-async def encrypt(b: Any, req: Request, d: FieldData) -> Response:
+async def encrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
     if d.raw.get("batch_input") is not None:
         return await _encrypt_batch(b, req.operation, d)
     if not d.present("plaintext"):
@@ -321,7 +324,7 @@ async def _encrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
     return results
 
 
-async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
+async def _encrypt_batch(b: TransitPort, op: str, d: FieldData) -> Response:
     name = d.get("name")
     raw = d.raw["batch_input"]
     plain = _plain_items(raw, "plaintext")
@@ -370,7 +373,7 @@ async def _encrypt_batch(b: Any, op: str, d: FieldData) -> Response:
 # --- decrypt --------------------------------------------------------------------------------
 
 async def _ciphertext_items(
-    b: Any, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
+    b: TransitPort, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
     forward: bool = False,
 ) -> tuple[bool, list[dict[str, Any]], Policy]:
     """Steps 1-3 for decrypt and rewrap: (batch?, items, the key). The per-item pre-pass
@@ -423,7 +426,7 @@ async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
     return results
 
 
-async def decrypt(b: Any, req: Request, d: FieldData) -> Response:
+async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
     raw = d.raw.get("batch_input")
     if raw is not None and _plain_items(raw, "ciphertext") and all(
             item["ciphertext"] for item in raw):
@@ -481,7 +484,7 @@ def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[st
                      padding_scheme=escheme)
 
 
-async def rewrap(b: Any, req: Request, d: FieldData) -> Response:
+async def rewrap(b: TransitPort, req: Request, d: FieldData) -> Response:
     """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
     but an internal error fails the whole request, as in Vault."""
     batch, items, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)

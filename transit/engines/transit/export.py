@@ -7,11 +7,14 @@ missing key with nothing, which the API turns into 404 `{"errors":[]}`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 EXPORT_TYPES = frozenset(
     {"encryption-key", "signing-key", "hmac-key", "public-key", "certificate-chain"}
@@ -24,7 +27,7 @@ EXPORT_FIELDS: dict[str, Field] = {
 }
 
 
-async def export(b: Any, req: Request, d: FieldData) -> Response | None:
+async def export(b: TransitPort, req: Request, d: FieldData) -> Response | None:
     export_type = d.get("type")
     if export_type not in EXPORT_TYPES:
         raise UserError(f"invalid export type: {export_type}")

@@ -12,7 +12,7 @@ GIL-bound: a large batch runs on the loop in chunks with yields between them
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import KeyType
@@ -20,6 +20,9 @@ from transit.engines.fields import Field, FieldData, FieldType, go_type
 from transit.engines.transit.batch import item_cost, not_a_slice, run_items
 from transit.errors import CryptoError, InternalError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 HMAC_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "The key to use for the HMAC function"),
@@ -93,7 +96,7 @@ def _go_value(v: Any) -> str:
     return str(v)
 
 
-async def hmac(b: Any, req: Request, d: FieldData) -> Response:
+async def hmac(b: TransitPort, req: Request, d: FieldData) -> Response:
     version = d.get("key_version")
     algorithm = d.get("urlalgorithm") or d.get("algorithm")
 
@@ -139,7 +142,7 @@ def _verify_one(verify: Callable[[bytes, str], bool], item: dict[str, str]) -> b
 
 
 async def verify_hmac_items(
-    b: Any, name: str, algorithm: str, items: list[dict[str, str]], batch: bool,
+    b: TransitPort, name: str, algorithm: str, items: list[dict[str, str]], batch: bool,
     *, forward: bool = False,
 ) -> Response:
     """Vault's pathHMACVerify, after verify() has decided the request carries HMACs.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
@@ -20,6 +20,9 @@ from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.policies import DELETE, KEEP
 from transit.errors import CryptoError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 HOUR = 3600
 
@@ -72,7 +75,7 @@ _CONFIG_PARAMS = (
 
 
 async def _mutate(
-    b: Any, name: str, missing: Exception, change: Callable[[Policy], Any], *,
+    b: TransitPort, name: str, missing: Exception, change: Callable[[Policy], Any], *,
     durable: bool = False,
 ) -> tuple[Policy, Any]:
     """Change one stored key (`PolicyStore.modify`); raises `missing` if there is no such
@@ -97,11 +100,11 @@ def _key_response(p: Policy, warnings: list[str] | None = None) -> Response:
     return resp
 
 
-async def list_keys(b: Any, req: Request, d: FieldData) -> Response:
+async def list_keys(b: TransitPort, req: Request, d: FieldData) -> Response:
     return Response(data={"keys": await b.policies.list()})
 
 
-async def read_key(b: Any, req: Request, d: FieldData) -> Response | None:
+async def read_key(b: TransitPort, req: Request, d: FieldData) -> Response | None:
     p = await b.policies.get_for(d.get("name"), forward=req.perf_standby)
     if p is None:
         return None
@@ -115,7 +118,7 @@ async def read_key(b: Any, req: Request, d: FieldData) -> Response | None:
     return Response(data=p.key_info(context))
 
 
-async def create_key(b: Any, req: Request, d: FieldData) -> Response:
+async def create_key(b: TransitPort, req: Request, d: FieldData) -> Response:
     name = d.get("name")
     derived = d.get("derived")
     convergent = d.get("convergent_encryption")
@@ -160,7 +163,7 @@ async def create_key(b: Any, req: Request, d: FieldData) -> Response:
     return _key_response(existing, [f"key {name} already existed"])
 
 
-async def delete_key(b: Any, req: Request, d: FieldData) -> None:
+async def delete_key(b: TransitPort, req: Request, d: FieldData) -> None:
     name = d.get("name")
 
     def delete(p: Policy | None) -> tuple[Any, None]:
@@ -174,7 +177,7 @@ async def delete_key(b: Any, req: Request, d: FieldData) -> None:
     return None
 
 
-async def update_config(b: Any, req: Request, d: FieldData) -> Response:
+async def update_config(b: TransitPort, req: Request, d: FieldData) -> Response:
     name = d.get("name")
     params = {k: d.get(k) for k in _CONFIG_PARAMS if d.present(k)}
     p, warnings = await _mutate(
@@ -186,14 +189,14 @@ async def update_config(b: Any, req: Request, d: FieldData) -> Response:
     return _key_response(p, warnings)
 
 
-async def rotate_key(b: Any, req: Request, d: FieldData) -> Response:
+async def rotate_key(b: TransitPort, req: Request, d: FieldData) -> Response:
     # durable: acknowledged (and used for encryption) only once the replicas have it
     p, _ = await _mutate(b, d.get("name"), UserError("key not found"), lambda p: p.rotate(),
                          durable=True)
     return _key_response(p)
 
 
-async def trim_key(b: Any, req: Request, d: FieldData) -> Response:
+async def trim_key(b: TransitPort, req: Request, d: FieldData) -> Response:
     name = d.get("name")
 
     def change(p: Policy) -> None:

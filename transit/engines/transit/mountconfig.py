@@ -8,13 +8,16 @@ updates the mirror only after the storage write succeeded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import StorageError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 KEYS_CONFIG_PATH = "config/keys"
 CACHE_CONFIG_PATH = "config/cache"
@@ -42,7 +45,7 @@ async def _read_json(storage: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def load(b: Any) -> None:
+async def load(b: TransitPort) -> None:
     """Read the stored mount configuration into `b` (at mount setup and after invalidation)."""
     keys_cfg = await _read_json(b.storage, KEYS_CONFIG_PATH)
     cache_cfg = await _read_json(b.storage, CACHE_CONFIG_PATH)
@@ -51,11 +54,11 @@ async def load(b: Any) -> None:
     b.cache_size = size if isinstance(size, int) and not isinstance(size, bool) else 0
 
 
-async def read_keys_config(b: Any, req: Request, d: FieldData) -> Response:
+async def read_keys_config(b: TransitPort, req: Request, d: FieldData) -> Response:
     return Response(data={"disable_upsert": b.disable_upsert})
 
 
-async def write_keys_config(b: Any, req: Request, d: FieldData) -> Response:
+async def write_keys_config(b: TransitPort, req: Request, d: FieldData) -> Response:
     # Like Vault, an absent disable_upsert writes the default (false).
     value = bool(d.get("disable_upsert"))
     await b.storage.put(KEYS_CONFIG_PATH, orjson.dumps({"disable_upsert": value}))
@@ -63,11 +66,11 @@ async def write_keys_config(b: Any, req: Request, d: FieldData) -> Response:
     return Response(data={"disable_upsert": value})
 
 
-async def read_cache_config(b: Any, req: Request, d: FieldData) -> Response:
+async def read_cache_config(b: TransitPort, req: Request, d: FieldData) -> Response:
     return Response(data={"size": b.cache_size})
 
 
-async def write_cache_config(b: Any, req: Request, d: FieldData) -> Response:
+async def write_cache_config(b: TransitPort, req: Request, d: FieldData) -> Response:
     size = d.get("size")
     if size != 0 and size < MIN_CACHE_SIZE:
         raise UserError(f"size must be 0 or a value greater or equal to {MIN_CACHE_SIZE}")

@@ -9,7 +9,7 @@ estimated work they run on the CPU thread pool, in chunks (`batch.run_items`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import SIGN_HASH_ALGORITHMS
@@ -19,6 +19,9 @@ from transit.engines.transit.batch import PRIVATE, PUBLIC, gil_free, item_cost, 
 from transit.engines.transit.hmac import decode_input, decode_string_maps, verify_hmac_items
 from transit.errors import CryptoError, InternalError, UserError
 from transit.logical import Request, Response
+
+if TYPE_CHECKING:
+    from transit.engines.transit.ports import TransitPort
 
 _COMMON: dict[str, Field] = {
     "name": Field(FieldType.STRING, "", "The key to use"),
@@ -93,7 +96,7 @@ _RAW_RSA_COST = 0.05
 _SIGN_POLICY_ERRORS = ("requested version for signing", "requested salt length")
 
 
-async def sign(b: Any, req: Request, d: FieldData) -> Response:
+async def sign(b: TransitPort, req: Request, d: FieldData) -> Response:
     name = d.get("name")
     version = d.get("key_version")
     opts = _options(d)
@@ -184,7 +187,7 @@ def _verify_shape(items: list[dict[str, str]], batch: bool) -> str:
     return "hmac" if hmac_found else "signature"
 
 
-async def verify(b: Any, req: Request, d: FieldData) -> Response:
+async def verify(b: TransitPort, req: Request, d: FieldData) -> Response:
     batch_raw = d.raw.get("batch_input")
     if batch_raw is not None:
         items = decode_string_maps(batch_raw)

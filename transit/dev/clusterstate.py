@@ -2,7 +2,8 @@
 the `up` that started it): read `state.json`, tell which recorded processes still run, stop them in
 order; and the summary `transit cluster up` prints (`describe`).
 
-`transit.dev.localcluster` starts clusters and writes `state.json`; this module only reads it.
+`transit.dev.localcluster` starts clusters and writes `state.json`; this module only reads it
+(and never imports localcluster: `describe` takes the narrow `RunningCluster` protocol).
 """
 
 from __future__ import annotations
@@ -10,14 +11,34 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from transit.deploy.local import ProcHandle
+from transit.deploy.topology import Layout
+from transit.dev.handles import NodeHandle, RedisHandle
 from transit.dev.processes import HOST, _alive, _cmdline, _terminate
 
-if TYPE_CHECKING:
-    from transit.dev.localcluster import LocalCluster
-
 STATE_FILE = "state.json"
+
+
+class RunningCluster(Protocol):
+    """What `describe` reads of a started cluster (transit.dev.localcluster.LocalCluster)."""
+
+    workdir: Path
+    lock_ttl: float
+    root_token: str
+    nodes: list[NodeHandle]
+    sentinels: list[ProcHandle]
+    haproxy: ProcHandle | None
+    layout: Layout
+
+    @property
+    def primary(self) -> RedisHandle: ...
+
+    @property
+    def replicas(self) -> list[RedisHandle]: ...
+
+    def haproxy_url(self, frontend: str = "write") -> str: ...
 
 
 class ClusterError(Exception):
@@ -87,7 +108,7 @@ def down_from_state(workdir: str | Path, timeout: float = 20.0) -> dict[str, int
     return report
 
 
-def describe(cluster: LocalCluster, active: int | None) -> str:
+def describe(cluster: RunningCluster, active: int | None) -> str:
     """The summary `transit cluster up` prints."""
     lines = [f"==> transit cluster is up (work folder: {cluster.workdir})", ""]
     for n in cluster.nodes:

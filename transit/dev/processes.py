@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -68,7 +69,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _terminate(procs: list[tuple[int | None, subprocess.Popen[bytes] | None]],
+def _terminate(procs: Sequence[tuple[int | None, subprocess.Popen[bytes] | None]],
                timeout: float) -> dict[str, int]:
     """SIGCONT + SIGTERM each, wait up to `timeout` for all, SIGKILL the rest."""
     report = {"terminated": 0, "killed": 0}

@@ -3,7 +3,7 @@ over the mutual-TLS cluster port) against the same encrypt sent to the active, i
 
     .venv/bin/python bench/forward_rps.py [--nodes 2] [--replicas 1] [--duration 10]
         [--conns 32] [--repeat 3] [--workers N] [--profile DIR --label before]
-        [--writes] [--json OUT]
+        [--writes] [--json OUT] [--server openbao --bao .venv/openbao/bin/bao --nodes 3]
 
 Starts a LocalCluster (plain standbys: `perf_standby=False`) on free loopback ports, creates
 an aes256-gcm96 key `bench` through the active node, then for each of `--repeat` rounds drives
@@ -18,7 +18,18 @@ worker processes while wrk drives the standby (py-spy samples every process of t
 `--subprocesses`), and one of the active (`DIR/active-<label>.svg`) during the same run.
 
 `--writes`: with performance standbys instead (`perf_standby=True`), writes through a standby
-vs the active: key rotation and KV v2 put, each with wrk (a fixed POST per request).
+vs the active: key rotation (of a fresh key per run) and KV v2 put, each with wrk (a fixed
+POST per request).
+
+`--server openbao`: the same measurement on OpenBao (`--bao`, 2.7.2 from `make bench-compare`):
+the 3-node raft cluster of bench/matrix.py (`start_bao_cluster`); CPU is counted per `bao
+server` process. OpenBao's standbys serve read requests themselves by default, transit
+encrypt on an existing key included (the active node stays idle meanwhile): that is the
+counterpart of our performance standby (`--perf-standby`). `--bao-forward` sets
+`disable_standby_reads = true` (an extra `-config` file), so that its standbys forward
+everything like our plain standbys.
+
+Rounds alternate the order (active first in odd rounds, the standby first in even ones).
 
 Needs wrk (Debian package `wrk`, `make bench-deps`), redis-server and, for `--profile`,
 py-spy (`.venv/bin/pip install py-spy`).
@@ -105,17 +116,22 @@ def loadavg() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
-def measured(c: LocalCluster, target: int, other: int, path: str, body_file: str,
+class View:
+    """The nodes under test: addresses, the pid whose process tree is one node, the token."""
+
+    def __init__(self, addrs: list[str], pids: list[int], token: str) -> None:
+        self.addrs, self.pids, self.token = addrs, pids, token
+
+
+def measured(v: View, target: int, other: int, path: str, body_file: str,
              args: argparse.Namespace) -> dict[str, Any]:
     """One wrk run at node `target`, with the CPU both nodes used meanwhile."""
     load0 = loadavg()
-    t_pid, o_pid = c.nodes[target].pid, c.nodes[other].pid
-    assert t_pid is not None and o_pid is not None
     # warm-up outside the CPU accounting
-    wrk(c.nodes[target].addr, c.root_token, path, body_file, args.warmup, args.conns, 0)
-    cpu0 = node_cpu(t_pid), node_cpu(o_pid)
-    r = wrk(c.nodes[target].addr, c.root_token, path, body_file, args.duration, args.conns, 0)
-    cpu1 = node_cpu(t_pid), node_cpu(o_pid)
+    wrk(v.addrs[target], v.token, path, body_file, args.warmup, args.conns, 0)
+    cpu0 = node_cpu(v.pids[target]), node_cpu(v.pids[other])
+    r = wrk(v.addrs[target], v.token, path, body_file, args.duration, args.conns, 0)
+    cpu1 = node_cpu(v.pids[target]), node_cpu(v.pids[other])
     n = max(1, r["requests"])
     r["cpu_ms_target"] = (cpu1[0] - cpu0[0]) * 1000 / n
     r["cpu_ms_other"] = (cpu1[1] - cpu0[1]) * 1000 / n
@@ -123,20 +139,20 @@ def measured(c: LocalCluster, target: int, other: int, path: str, body_file: str
     return r
 
 
-def profile(c: LocalCluster, standby: int, active: int, path: str, body_file: str,
+def profile(v: View, standby: int, active: int, path: str, body_file: str,
             args: argparse.Namespace) -> list[str]:
     out = Path(args.profile)
     out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     secs = int(args.duration)
     files = [out / f"standby-{args.label}.svg", out / f"active-{args.label}.svg"]
-    spies = [subprocess.Popen([spy, "record", "--pid", str(c.nodes[i].pid), "--subprocesses",
+    spies = [subprocess.Popen([spy, "record", "--pid", str(v.pids[i]), "--subprocesses",
                                "--rate", "200", "--duration", str(secs), "--format",
                                "flamegraph", "--output", str(f), "--nonblocking"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for i, f in ((standby, files[0]), (active, files[1]))]
     time.sleep(0.5)
-    wrk(c.nodes[standby].addr, c.root_token, path, body_file, secs + 1, args.conns, 0)
+    wrk(v.addrs[standby], v.token, path, body_file, secs + 1, args.conns, 0)
     for p in spies:
         _, err = p.communicate(timeout=60)
         if p.returncode:
@@ -144,17 +160,27 @@ def profile(c: LocalCluster, standby: int, active: int, path: str, body_file: st
     return [str(f) for f in files]
 
 
-def setup(c: LocalCluster, active: int, kv: bool) -> None:
-    h = {"X-Vault-Token": c.root_token}
+def setup(v: View, active: int, kv: bool) -> None:
+    """Mount transit (and KV v2), unless already mounted, and create the key `bench`."""
+    h = {"X-Vault-Token": v.token}
     s = requests.Session()
-    a = c.nodes[active].addr
-    s.post(f"{a}/v1/sys/mounts/transit", headers=h, json={"type": "transit"},
-           timeout=30).raise_for_status()
-    s.post(f"{a}/v1/transit/keys/bench", headers=h, timeout=30).raise_for_status()
-    if kv:
+    a = v.addrs[active]
+    mounts = s.get(f"{a}/v1/sys/mounts", headers=h, timeout=30).json()
+    mounts = mounts.get("data", mounts)
+    if "transit/" not in mounts:
+        s.post(f"{a}/v1/sys/mounts/transit", headers=h, json={"type": "transit"},
+               timeout=30).raise_for_status()
+    if kv and "secret/" not in mounts:
         s.post(f"{a}/v1/sys/mounts/secret", headers=h,
                json={"type": "kv", "options": {"version": "2"}}, timeout=30).raise_for_status()
-    time.sleep(1)  # let the standbys' invalidation feeds catch up
+    s.post(f"{a}/v1/transit/keys/bench", headers=h, timeout=30).raise_for_status()
+    time.sleep(1)  # let the standbys catch up
+
+
+def fresh_key(v: View, key_path: str) -> None:
+    requests.post(f"{v.addrs[0]}{key_path}", headers={"X-Vault-Token": v.token},
+                  timeout=30).raise_for_status()
+    time.sleep(0.5)  # the standbys see it before the load starts
 
 
 def row(name: str, r: dict[str, Any]) -> str:
@@ -162,8 +188,65 @@ def row(name: str, r: dict[str, Any]) -> str:
             f"{r['cpu_ms_target']:.3f} | {r['cpu_ms_other']:.3f} | {r['load']} |")
 
 
+def start_transit(args: argparse.Namespace, work: Path) -> tuple[View, Any, str]:
+    base, redis_port = free_layout(args.nodes, args.replicas)
+    c = LocalCluster(work, nodes=args.nodes, replicas=args.replicas, base_port=base,
+                     redis_port=redis_port, lock_ttl=10.0,
+                     perf_standby=args.writes or args.perf_standby,
+                     workers=args.workers)
+    c.up()
+    try:
+        active = c.wait_ready()
+        order = [active] + [n.index for n in c.nodes if n.index != active]
+        pids = [c.nodes[i].pid for i in order]
+        assert all(p is not None for p in pids)
+        v = View([c.nodes[i].addr for i in order], [int(p or 0) for p in pids], c.root_token)
+        setup(v, 0, args.writes)
+        workers = re.search(r"(\d+) worker processes", c.nodes[order[1]].log(100_000))
+    except BaseException:
+        c.down()
+        raise
+    kind = "performance standbys" if args.writes or args.perf_standby else "plain standbys"
+    return v, c.down, (f"transit: {args.nodes} nodes ({workers.group(1) if workers else 1} "
+                       f"worker process(es) each), {args.replicas} Redis replica(s), {kind}")
+
+
+def start_openbao(args: argparse.Namespace, work: Path) -> tuple[View, Any, str]:
+    from bench.matrix import start_bao_cluster
+
+    bao = args.bao
+    if args.bao_forward:  # bao server ... -config=<extra>: standbys forward every request
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "forward.hcl").write_text("disable_standby_reads = true\n")
+        wrapper = work / "bao-forward.sh"
+        wrapper.write_text(f'#!/bin/sh\nexec "{Path(bao).resolve()}" "$@" '
+                           f'-config="{work / "forward.hcl"}"\n')
+        wrapper.chmod(0o755)
+        bao = str(wrapper)
+    t = start_bao_cluster(work, "forwarding", bao)
+    try:
+        setup(View(t.addrs, [], t.admin_token), 0, args.writes)
+        pids = []
+        for i in range(len(t.addrs)):
+            conf = f"n{i}.hcl"
+            pids.append(next(p.pid for p in psutil.process_iter(["cmdline"])
+                             if any(a.endswith(conf) and "openbao-cluster" in a
+                                    and str(work) in a for a in p.info["cmdline"] or [])))
+    except BaseException:
+        t.stop()
+        raise
+    reads = "disable_standby_reads = true" if args.bao_forward else "standby reads on (default)"
+    return View(t.addrs, pids, t.admin_token), t.stop, f"{t.describe}; {reads}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--server", choices=("transit", "openbao"), default="transit")
+    ap.add_argument("--bao", default=str(ROOT / ".venv" / "openbao" / "bin" / "bao"))
+    ap.add_argument("--bao-forward", action="store_true",
+                    help="OpenBao with disable_standby_reads = true")
+    ap.add_argument("--perf-standby", action="store_true",
+                    help="transit: performance standbys (encrypt served by the standby)")
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--workers", type=int, default=None)
@@ -180,17 +263,11 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="forward-rps-"))
-    base, redis_port = free_layout(args.nodes, args.replicas)
-    c = LocalCluster(work, nodes=args.nodes, replicas=args.replicas, base_port=base,
-                     redis_port=redis_port, lock_ttl=10.0, perf_standby=args.writes,
-                     workers=args.workers)
-    c.up()
-    results: dict[str, Any] = {"runs": []}
+    start = start_openbao if args.server == "openbao" else start_transit
+    v, stop, describe = start(args, work)
+    results: dict[str, Any] = {"describe": describe, "args": vars(args), "runs": []}
     try:
-        active = c.wait_ready()
-        standby = next(n.index for n in c.nodes if n.index != active)
-        setup(c, active, args.writes)
-        workers = re.search(r"(\d+) worker processes", c.nodes[standby].log(100_000))
+        active, standby = 0, 1
         body_dir = Path(tempfile.mkdtemp(prefix="forward-body-"))
         if args.writes:
             (body_dir / "rotate.json").write_bytes(b"{}")
@@ -200,39 +277,45 @@ def main() -> None:
         else:
             (body_dir / "encrypt.json").write_bytes(BODY)
             ops = [("encrypt 64 B", "/v1/transit/encrypt/bench", str(body_dir / "encrypt.json"))]
-        kind = "performance standby" if args.writes else "plain standby"
-        print(f"cluster: {args.nodes} nodes ({workers.group(1) if workers else 1} worker "
-              f"process(es) each), {args.replicas} replica(s), {kind}; wrk -t1 -c{args.conns} "
-              f"-d{args.duration:g}s ({args.warmup:g} s warm-up) bench/peak.lua; "
-              f"nproc {psutil.cpu_count()}\n")
+        print(f"{describe}; wrk -t1 -c{args.conns} -d{args.duration:g}s ({args.warmup:g} s "
+              f"warm-up) bench/peak.lua; nproc {psutil.cpu_count()}\n")
         print("| round | op | node | req/s | p50 | p99 | non-2xx | CPU ms/req of that node "
               "| CPU ms/req of the other node | load avg |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         ratios: dict[str, list[float]] = {}
         for rnd in range(1, args.repeat + 1):
             for op, path, body_file in ops:
-                ra = measured(c, active, standby, path, body_file, args)
-                rs = measured(c, standby, active, path, body_file, args)
+                order = [active, standby] if rnd % 2 else [standby, active]
+                got = {}
+                for target in order:
+                    other = standby if target == active else active
+                    run_path = path
+                    if op == "rotate":  # a fresh key per run: a rotation costs more with
+                        # every version the key has, so both nodes start from one version
+                        run_path = path.replace("/bench/", f"/rot-{rnd}-{target}/")
+                        fresh_key(v, run_path.rsplit("/", 1)[0])
+                    got[target] = measured(v, target, other, run_path, body_file, args)
+                ra, rs = got[active], got[standby]
                 ratio = rs["rps"] / ra["rps"] if ra["rps"] else 0.0
                 ratios.setdefault(op, []).append(ratio)
-                print(row(f"{rnd} | {op} | active", ra))
-                print(row(f"{rnd} | {op} | standby", rs))
+                for target in order:
+                    who = "active" if target == active else "standby"
+                    print(row(f"{rnd} | {op} | {who}", got[target]))
+                    results["runs"].append({"round": rnd, "op": op, "node": who, **{
+                        k: x for k, x in got[target].items() if k != "raw"}})
                 sys.stdout.flush()
-                for who, r in (("active", ra), ("standby", rs)):
-                    results["runs"].append({"round": rnd, "op": op, "node": who,
-                                            **{k: v for k, v in r.items() if k != "raw"}})
         print()
         for op, rs_ in ratios.items():
             print(f"{op}: standby/active per round {', '.join(f'{x:.3f}' for x in rs_)}; "
                   f"median {statistics.median(rs_):.3f}")
         results["ratios"] = ratios
         if args.profile and not args.writes:
-            files = profile(c, standby, active, ops[0][1], ops[0][2], args)
+            files = profile(v, standby, active, ops[0][1], ops[0][2], args)
             print("flame graphs: " + ", ".join(files))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
     finally:
-        c.down()
+        stop()
 
 
 if __name__ == "__main__":

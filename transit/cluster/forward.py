@@ -9,14 +9,15 @@ gets a new client, and the old one is closed once the requests still running on 
 Transport: HTTP/1.1 keep-alive connections over that mutual TLS, pooled by an aiohttp client
 (its C HTTP parser, and a pool that hands out an idle connection in O(1)); the active's
 listener (`listener.py`) is unchanged, uvicorn with httptools. Chosen by measurement
-(bench/results/2026-12-07-forwarding.md): per forwarded request the httpx client cost the
-standby 1.1-2.4 ms of CPU (httpcore's pool re-checks every pooled connection, a poll(2) each,
-on every request), httpx over HTTP/2 to hypercorn 1.1 ms (plus 0.6 ms on the active: h2 is
-pure Python), grpcio 0.2 ms (0.25-0.3 ms on the active, and its BoringSSL refuses the P-521
-certificate), aiohttp 0.11-0.13 ms (0.05 ms on the active).
+(bench/forward_transports.py, bench/results/2026-12-07-forwarding.md), client-side CPU per
+request (what the standby pays) and server-side (the active): httpx 1.3-2.4 ms / 0.18-0.28 ms
+(httpcore's pool re-checks every pooled connection, a poll(2) each, on every request); httpx
+over HTTP/2 to hypercorn 1.0 ms / 0.5-0.6 ms (h2 is pure Python on both sides); grpcio
+0.17-0.22 ms / 0.21-0.29 ms (and its BoringSSL refuses our P-521 certificate); aiohttp
+0.09-0.13 ms / 0.04-0.055 ms.
 
 What the client must not do on its own, and how it is kept from it:
-- replay: aiohttp retries a PUT or DELETE once when a reused connection turns out dead, which
+- replay: aiohttp resends a PUT or DELETE once when the connection it used fails, which
   would apply a write twice; `_no_replay` (a client middleware) turns that error into one it
   does not retry, so the caller answers 503 "outcome unknown";
 - add or keep state: no cookie jar, no automatic User-Agent/Accept/Accept-Encoding/

@@ -155,6 +155,12 @@ class Barrier:
         self._install(bytearray(root_key), keys)
         self.sealed = False
 
+    def root_key_copy(self) -> bytes | None:
+        """A copy of the root key while unsealed, None while sealed: the unseal hook of a node's
+        sibling worker processes (transit/cluster/siblings.py hands it to a restarted worker
+        over the supervisor's pipe). Never stored or logged."""
+        return None if self.sealed or self._root is None else bytes(self._root)
+
     def seal(self) -> None:
         self.sealed = True
         for key in self._keys.values():

@@ -11,7 +11,7 @@ import signal
 import ssl
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
@@ -24,6 +24,7 @@ from transit.api.protocol import VaultHttpToolsProtocol
 from transit.api.quota_gate import QuotaGate
 from transit.api.tls import server_context
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
+from transit.cluster.siblings import RelayedSeal, WorkerInfo, WorkerLink
 from transit.config import (
     ListenerConfig,
     ServerConfig,
@@ -38,9 +39,6 @@ from transit.ratelimit import Buckets
 from transit.reload import Reloader
 from transit.seal import static_key_from_config
 from transit.storage.factory import create_backend
-
-if TYPE_CHECKING:
-    from transit.workers import WorkerInfo
 
 log = logging.getLogger("transit.server")
 
@@ -185,8 +183,6 @@ async def _run(config: ServerConfig, dev: DevOptions | None, *, worker: WorkerIn
     metrics.bind(core)
     link = None
     if multi:
-        from transit.workers import RelayedSeal, WorkerLink
-
         assert worker is not None
         link = WorkerLink(worker, core)
         core.relay = link.relay

@@ -49,6 +49,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from transit.barrier import KEY_SIZE, NONCE_SIZE, Barrier
+from transit.config import SealStanza, seal_stanza
 from transit.crypto import shamir
 from transit.errors import ConfigError, InvalidKey, StorageError, UserError
 from transit.storage.base import Backend, Write, version_of
@@ -476,17 +477,12 @@ def load_static_key(value: str, env: Mapping[str, str] | None = None) -> bytes:
     return decode_key_text(value)
 
 
-def static_key_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bytes | None:
-    """The static seal key from a parsed config's raw dict (`ServerConfig.raw`), or None
-    when there is no `seal` stanza (Shamir). Other seal types are a ConfigError."""
-    from transit.config import _blocks  # the config module's stanza reader (HCL/JSON shapes)
-
-    if "seal" not in raw:
+def static_key(seal: SealStanza | None, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The static seal key of a config's `seal` stanza (`ServerConfig.seal`), or None for
+    Shamir (no stanza, or `seal "shamir"`). Other seal types are a ConfigError."""
+    if seal is None:
         return None
-    blocks = _blocks(raw["seal"], "seal")
-    if len(blocks) > 1:
-        raise ConfigError("only one seal block is permitted (seal migration is not supported)")
-    kind, body = blocks[0]
+    kind, body = seal.type, seal.options
     if kind == "shamir":
         return None
     if kind != "static":
@@ -497,3 +493,9 @@ def static_key_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None
     if not isinstance(value, str) or not value:
         raise ConfigError('seal "static": current_key is required')
     return load_static_key(value, env)
+
+
+def static_key_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bytes | None:
+    """The static seal key from a parsed config's raw dict (`ServerConfig.raw`), or None
+    when there is no `seal` stanza (Shamir). Other seal types are a ConfigError."""
+    return static_key(seal_stanza(raw), env)

@@ -37,7 +37,7 @@ from transit.errors import ConfigError
 from transit.logs import uvicorn_level
 from transit.ratelimit import Buckets
 from transit.reload import Reloader
-from transit.seal import static_key_from_config
+from transit.seal import static_key
 from transit.storage.factory import create_backend
 
 log = logging.getLogger("transit.server")
@@ -51,7 +51,7 @@ class DevOptions:
 
 def load_static_seal_key(config: ServerConfig) -> bytes | None:
     """The key of a `seal "static"` stanza, or None for Shamir (ConfigError if invalid)."""
-    return static_key_from_config(config.raw)
+    return static_key(config.seal)
 
 
 def dev_config(listen_address: str) -> ServerConfig:

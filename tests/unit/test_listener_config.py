@@ -1,4 +1,4 @@
-"""Listener hardening keys: parsing and validation (transit/config.py), the limits handed to
+"""Listener hardening keys: parsing and validation (transit/config/listener.py), the limits handed to
 the protocol (transit/api/limits.py) and the SSL context (transit/api/tls.py)."""
 
 from __future__ import annotations

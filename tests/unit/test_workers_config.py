@@ -1,4 +1,4 @@
-"""The `workers` config key and `-workers` flag (transit/config.py resolve_workers)."""
+"""The `workers` config key and `-workers` flag (transit/config/serverconfig.py resolve_workers)."""
 
 from __future__ import annotations
 

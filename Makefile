@@ -71,8 +71,11 @@ bench-compare: deps bench-deps $(STAMP) $(BAO)
 constraints: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
+# ruff, then the layer contract of DESIGN §2 (import-linter, [tool.importlinter] in
+# pyproject.toml): an import that runs up a layer fails the build. CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import os
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -459,8 +460,9 @@ class Barrier:
             self._keyring_writes(root_key, keys, active), {KEYRING_PATH: ABSENT}, durable=True
         )
 
-    @staticmethod
-    def _keyring_writes(root_key: bytes, keys: dict[int, _Key], active: int) -> list[Write]:
+    @staticmethod  # builtins.list: in this class `list` names a method (Barrier.list)
+    def _keyring_writes(root_key: bytes, keys: dict[int, _Key],
+                        active: int) -> builtins.list[Write]:
         """`core/keyring` (under the root key, term 1) and `core/master` (active term)."""
         doc = {
             "MasterKey": base64.b64encode(root_key).decode(),

@@ -97,8 +97,8 @@ def combine(parts: list[bytes], threshold: int) -> bytes:
 
 
 def same_root(seal: SealManager, root: bytes) -> bool:
-    current = seal.barrier._root  # the root key this process holds
-    return current is not None and hmac.compare_digest(bytes(current), root)
+    current = seal.barrier.root_key_copy()  # the root key this process holds (None: sealed)
+    return current is not None and hmac.compare_digest(current, root)
 
 
 @dataclass(slots=True)

@@ -69,11 +69,16 @@ def test_request_reaches_the_active_as_sent() -> None:
             await fwd.forward(live, "POST", "/v1/transit/keys/k/rotate", [], b"")
             await fwd.forward(live, "DELETE", "/v1/secret/metadata/x", [], b"")
             await fwd.forward(live, "LIST", "v1/transit/keys", [], b"")
+            await fwd.forward(live, "POST", "/v1/big", [
+                (b"expect", b"100-continue"), (b"x-name", "café ✓".encode())], b"x" * 100_000)
+            with pytest.raises(ForwardingError) as latin1:  # not UTF-8: nothing is sent
+                await fwd.forward(live, "POST", "/v1/x", [(b"x-name", b"caf\xe9")], b"{}")
+            assert latin1.value.maybe_sent is False
         finally:
             await fwd.close()
 
     asyncio.run(_serve(app, go))
-    first, empty_post, delete, listing = app.seen
+    first, empty_post, delete, listing, big = app.seen
     assert first["raw_path"] == b"/v1/secret/data/a%20b/%2E%2E/%2Fx"
     assert first["query"] == b"list=true&q=%41%2f&flag"
     assert first["body"] == b"\x00\xffbinary"
@@ -88,6 +93,11 @@ def test_request_reaches_the_active_as_sent() -> None:
     assert empty_post["method"] == "POST" and empty_post["body"] == b""
     assert delete["method"] == "DELETE" and listing["method"] == "LIST"
     assert listing["raw_path"] == b"/v1/transit/keys"
+    # the body arrived in one piece without waiting for a second 100-continue; header bytes
+    # (UTF-8 here) unchanged
+    assert big["body"] == b"x" * 100_000
+    assert [v for k, v in big["headers"] if k == b"x-name"] == ["café ✓".encode()]
+    assert b"expect" not in [k for k, _ in big["headers"]]
 
 
 def test_answer_comes_back_verbatim_and_leaves_no_state() -> None:

@@ -180,6 +180,9 @@ class ForwardingGate:
             stale = True
         if stale:  # the leader we knew has just changed: look again, try once more
             fresh = await self.core.ha.refresh_leader()
+            if self.core.ha.is_active:  # this process took the role meanwhile (nothing
+                await self.app(scope, _replay(body), send)  # was sent): answer it here
+                return
             if fresh is None:
                 await _respond(send, 503, error_body(["no active Vault instance found"]))
                 return

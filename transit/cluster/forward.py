@@ -48,7 +48,9 @@ _HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
     b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
 })
-_REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", FORWARDED_BY}
+# Expect: the standby holds the whole body already (its own listener answered the client's
+# 100-continue); forwarded, it would make the client wait for a second one.
+_REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", b"expect", FORWARDED_BY}
 # The local ASGI server adds its own Date (and Server, if enabled): don't send two.
 _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
 # Headers aiohttp would otherwise invent; Host and Content-Length it must compute.
@@ -75,8 +77,8 @@ class _AnswerLost(aiohttp.ClientError):
 
 async def _no_replay(req: aiohttp.ClientRequest,
                      handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-    """Client middleware: aiohttp resends an idempotent method (PUT, DELETE...) once when a
-    reused connection fails (RFC 9112 §9.3.1). For us a PUT is a write whose outcome is then
+    """Client middleware: aiohttp resends an idempotent method (PUT, DELETE...) once when the
+    connection it used fails (RFC 9112 §9.3.1). For us a PUT is a write whose outcome is then
     unknown, so the failure is re-raised as an error that aiohttp does not retry."""
     try:
         return await handler(req)
@@ -139,6 +141,7 @@ class Forwarder:
                                               sock_connect=connect_timeout, sock_read=timeout)
         self._max_connections = max_connections
         self._client: _Client | None = None
+        self._retired: set[_Client] = set()  # replaced, requests still running on them
         self._closing: set[asyncio.Task[None]] = set()
 
     def _client_for(self, record: LeaderRecord) -> _Client:
@@ -148,11 +151,13 @@ class Forwarder:
         self._client = _Client(record, self._timeout, self._max_connections)
         if client is not None:
             client.retired = True
+            self._retired.add(client)
             if client.inflight == 0:
                 self._close_later(client)
         return self._client
 
     def _close_later(self, client: _Client) -> None:
+        self._retired.discard(client)
         task = asyncio.get_running_loop().create_task(client.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -165,8 +170,10 @@ class Forwarder:
             client = self._client_for(record)
         except (OSError, ValueError) as exc:  # unusable cert/key in the record
             raise ForwardingError(f"cannot build the cluster TLS client: {exc}") from exc
-        out = [(n.decode("latin-1"), v.decode("latin-1"))
-               for n, v in _filter(headers, _REQUEST_DROP)]
+        try:  # aiohttp writes header text as UTF-8: ASCII and UTF-8 go out byte for byte
+            out = [(n.decode(), v.decode()) for n, v in _filter(headers, _REQUEST_DROP)]
+        except UnicodeDecodeError as exc:  # other bytes could not: not sent at all
+            raise ForwardingError(f"a header is not UTF-8, cannot forward it: {exc}") from exc
         out.append(("X-Vault-Forwarded-By", self.node_id))
         if not path_qs.startswith("/"):
             path_qs = "/" + path_qs
@@ -188,12 +195,12 @@ class Forwarder:
             raise ForwardingError(
                 f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
                 maybe_sent=False) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            # (ValueError: aiohttp refusing a header it would write; where exactly is not
+            # known here, so it counts as possibly sent, like every later failure)
             raise ForwardingError(
                 f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
                 maybe_sent=True) from exc
-        except ValueError as exc:  # a header aiohttp refuses to send: nothing was sent
-            raise ForwardingError(f"cannot forward the request: {exc}") from exc
         finally:
             client.inflight -= 1
             if client.retired and client.inflight == 0:
@@ -202,7 +209,8 @@ class Forwarder:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        retired, self._retired = self._retired, set()
+        for c in [*retired, *([client] if client is not None else [])]:
+            await c.close()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -101,6 +101,9 @@ def test_rekey_through_the_standby_then_both_nodes_unseal_with_the_new_shares(
     # seal both nodes: the active first (the standby takes over), then that one
     assert fresh(c, active, "PUT", "sys/seal", token=token).status_code == 204
     assert c.wait_active(exclude=(active,)) == standby
+    # a node's other workers take the active role within one poll of its first one
+    poll(lambda: all(not s["standby"] for s in every_worker(c, standby, "sys/health")) or None,
+         10, f"every worker of node {standby} active")
     assert fresh(c, standby, "PUT", "sys/seal", token=token).status_code == 204
     for i in (active, standby):
         poll(lambda i=i: all(s["sealed"] for s in every_worker(c, i, "sys/seal-status")) or None,

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import hvac
 import pytest
 
 from tests.helpers import ServerProcess
 from tests.redis_fixtures import redis_primary_with_replica, redis_server  # noqa: F401
+
+TESTS_DIR = Path(__file__).resolve().parent
+# The tree a test lives in names its marker (registered in pyproject.toml, --strict-markers).
+TREE_MARKERS = ("unit", "integration", "ha", "fault", "fuzz", "bench", "deploy")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tree (`tests/ha/...` -> `ha`), so `-m` selects by tree."""
+    for item in items:
+        try:
+            tree = Path(item.path).resolve().relative_to(TESTS_DIR).parts[0]
+        except ValueError:
+            continue
+        if tree in TREE_MARKERS:
+            item.add_marker(getattr(pytest.mark, tree))
 
 
 @pytest.fixture(scope="session")

@@ -166,25 +166,34 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tight]:
 
 
 def test_idle_connections_are_closed(tight: Tight) -> None:
-    # a keep-alive connection, idle after its answer: closed after http_idle_timeout (1 s)
+    # a keep-alive connection, idle after its answer: closed after http_idle_timeout (1 s).
+    # Not closed at once: a second request is served on it (an ordering proof, where a
+    # measured lower bound would shrink whenever this client is descheduled). Closed by the
+    # server: _until_closed fails if it is still open at its polling limit.
     with _connect(tight.port) as sock:
         sock.sendall(_request("sys/health"))
         assert _read_response(sock)[0] == 200
-        took, data = _until_closed(sock, 10)
-        assert data == b"" and 0.5 < took < 8
+        sock.sendall(_request("sys/health"))
+        assert _read_response(sock)[0] == 200
+        _, data = _until_closed(sock, 15)
+        assert data == b""
     # a connection that never sends a byte: closed after http_read_header_timeout (1 s)
     with _connect(tight.port) as sock:
-        took, data = _until_closed(sock, 10)
-        assert data == b"" and took < 8
+        _, data = _until_closed(sock, 15)
+        assert data == b""
 
 
 def test_slowloris_headers_are_cut_off(tight: Tight) -> None:
     """Headers trickled in: closed after http_read_header_timeout, without an answer (Go)."""
+    # Timed from before the connection exists, the server's 1 s timer starts later and the
+    # close is seen later still: a causal lower bound that load cannot break. Cut off at all:
+    # the helper fails if the 50 pieces (10 s) all went through.
+    started = time.monotonic()
     with _connect(tight.port) as sock:
         pieces = [b"GET /v1/sys/health HTTP/1.1\r\n"] + [b"X-Slow-%d: x\r\n" % i for i in range(50)]
-        took, data = _closed_while_trickling(sock, pieces, 0.2)
+        _, data = _closed_while_trickling(sock, pieces, 0.2)
     assert data == b""
-    assert 0.5 < took < 8
+    assert time.monotonic() - started > 0.5
     with _connect(tight.port) as sock:  # the server goes on serving
         sock.sendall(_request("sys/health"))
         assert _read_response(sock)[0] == 200
@@ -194,11 +203,15 @@ def test_slow_body_is_cut_off_and_never_handled(tight: Tight) -> None:
     """A body trickled in: cut off after http_read_timeout (2 s from the request's start),
     answered 408 when the answer gets through; the truncated request is never handled."""
     body = json.dumps({"plaintext": "aGVsbG8=" * 20}).encode()
+    # Causal lower bound as above (timed from before the connection, the 2 s count starts
+    # later); cut off at all: the helper fails if the whole body (~35 s) went through, well
+    # short of this listener's 60 s max_request_duration.
+    started = time.monotonic()
     with _connect(tight.port) as sock:
         sock.sendall(_request("transit/encrypt/slowbody", tight.token, body, "POST")[:-len(body)])
         pieces = [body[i:i + 1] for i in range(len(body) - 1)]  # never the last byte
-        took, data = _closed_while_trickling(sock, pieces, 0.2)
-    assert 1 < took < 10
+        _, data = _closed_while_trickling(sock, pieces, 0.2)
+    assert time.monotonic() - started > 1
     if data:  # the client may see a reset instead: it was still sending
         assert data.startswith(b"HTTP/1.1 408 "), data
         assert b'{"errors":["timed out reading the request body"]}' in data
@@ -273,8 +286,10 @@ def test_answer_not_written_within_the_write_timeout_closes_the_connection(
                              json={"type": "rsa-2048"}).status_code in (200, 204)
     with _connect(tight.write_port) as sock:
         sock.sendall(_request("transit/sign/slow3", tight.token, _sign_batch(6000), "POST"))
-        took, data = _until_closed(sock, 10)
-    assert data == b"" and took < 8
+        # closed without an answer by the write timeout: _until_closed fails at its polling
+        # limit, well short of this listener's 60 s max_request_duration
+        _, data = _until_closed(sock, 15)
+    assert data == b""
     with _connect(tight.write_port) as sock:  # quick answers are not affected
         sock.sendall(_request("sys/health"))
         assert _read_response(sock)[0] == 200

@@ -71,10 +71,12 @@ bench-compare: deps bench-deps $(STAMP) $(BAO)
 constraints: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
-# ruff, then the layer contract of DESIGN §2 (import-linter, [tool.importlinter] in
-# pyproject.toml): an import that runs up a layer fails the build. CI runs it before the tests.
+# ruff, then mypy on the package ([tool.mypy] in pyproject.toml), then the layer contract of
+# DESIGN §2 (import-linter, [tool.importlinter] in pyproject.toml): an import that runs up a
+# layer fails the build. CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 clean:

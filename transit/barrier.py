@@ -46,6 +46,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -87,15 +88,15 @@ class _Key:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, object]) -> _Key:
+    def from_json(cls, raw: dict[str, Any]) -> _Key:  # decoded JSON
         value = base64.b64decode(str(raw["Value"]))
         if len(value) != KEY_SIZE:
             raise ValueError(f"keyring term {raw['Term']}: key is {len(value)} bytes")
         return cls(
-            int(raw["Term"]),  # type: ignore[call-overload]
+            int(raw["Term"]),
             bytearray(value),
             str(raw.get("InstallTime", "")),
-            int(raw.get("Encryptions", 0) or 0),  # type: ignore[call-overload]
+            int(raw.get("Encryptions", 0) or 0),
         )
 
 

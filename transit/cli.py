@@ -13,7 +13,7 @@ from transit.errors import ConfigError
 DEV_LISTEN_ADDRESS = "127.0.0.1:8200"
 
 
-def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _server_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "server",
         help="start a transit server",
@@ -61,7 +61,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    metavar="N", help="rotated log files to keep (default 0: all; -1: none)")
 
 
-def _cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _cluster_parser(sub: argparse._SubParsersAction) -> None:
     from transit.dev.localcluster import DEFAULT_WORKDIR
 
     p = sub.add_parser(

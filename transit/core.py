@@ -147,6 +147,7 @@ class Core(NodeLifecycle, NodeRoles):
         if routed is None:
             raise NoHandler(f'no handler for route "{path}". route entry not found.')
         entry, inner = routed
+        assert entry.engine is not None  # the table indexes entries once their engine is set up
         return entry.engine, inner, entry.storage, entry.path, entry.type, entry.accessor
 
     async def authenticate(self, path: str, client_token: str) -> Any:

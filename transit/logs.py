@@ -172,7 +172,7 @@ class _HclogHandlerMixin:
             self.formatter = HclogFormatter(current.fmt, fields)
 
 
-class HclogStreamHandler(_HclogHandlerMixin, logging.StreamHandler):  # type: ignore[misc, type-arg]
+class HclogStreamHandler(_HclogHandlerMixin, logging.StreamHandler):
     pass
 
 

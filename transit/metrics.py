@@ -28,7 +28,7 @@ import tempfile
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from transit.gocompat import time_string
 
@@ -62,9 +62,10 @@ COUNTERS: dict[str, tuple[tuple[str, ...], str]] = {
     "vault.cache.miss": (("cache",), "lookups that missed a cache over storage, by cache "
                                      "(transit_key, token, policy, acl)"),
 }
+_GaugeMode = Literal["mostrecent", "max"]  # the prometheus_client multiprocess modes used here
 # name -> (prometheus_client multiprocess mode, help). Stored without labels (a node's workers
 # share one cluster); a scrape labels them with `cluster`, as Vault does.
-GAUGES: dict[str, tuple[str, str]] = {
+GAUGES: dict[str, tuple[_GaugeMode, str]] = {
     "vault.core.active": ("mostrecent", "1 on the active node (or a node without HA)"),
     "vault.core.unsealed": ("mostrecent", "1 when unsealed"),
     "vault.core.performance_standby": ("mostrecent", "1 on a performance standby"),

@@ -13,6 +13,7 @@ loop, both when it is written and when a node loads it.
 
 from __future__ import annotations
 
+import builtins  # `list` is a method name in AclPolicyStore
 import json
 from typing import Any
 
@@ -217,7 +218,7 @@ class AclPolicyStore:
 
     # -- ACLs --------------------------------------------------------------------------------
 
-    async def acl_for(self, names: list[str] | tuple[str, ...] | frozenset[str]) -> ACL:
+    async def acl_for(self, names: builtins.list[str] | tuple[str, ...] | frozenset[str]) -> ACL:
         """The compiled ACL for a token's policy names (missing policies count as empty)."""
         key = names if isinstance(names, frozenset) else frozenset(names)
         acl = self._acls.get(key)

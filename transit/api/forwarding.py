@@ -141,6 +141,8 @@ class ForwardingGate:
 
     async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
+        # only an HA node forwards (`__call__`); setup_ha sets both, once
+        assert self.core.ha is not None and self.core.forwarder is not None
         leader = await self.core.ha.leader()
         if leader is None:
             # The cached view may predate a new term, or its holder is still activating:

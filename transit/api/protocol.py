@@ -53,7 +53,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._limits: HttpLimits = getattr(self.config, "http_limits", _DEFAULT_LIMITS)
         self._first_deadline = min(self._limits.read_header_timeout, self._limits.read_timeout)
         self._inner_app = self.app
-        self.app = self._guarded_app  # type: ignore[assignment]
+        self.app = self._guarded_app
         self._at_boundary = True  # no request partly read
         self._list_pending = False
         self._headers_done = False  # the headers of the request being read are parsed

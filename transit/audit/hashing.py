@@ -128,7 +128,7 @@ class Hasher:
                 return value if key in exempt else self.hash(str(value))
             return value
         if isinstance(value, bytes | bytearray | memoryview):
-            return value.decode("latin-1") if key in exempt else self.hash(bytes(value))
+            return bytes(value).decode("latin-1") if key in exempt else self.hash(bytes(value))
         # Anything else would be rendered by str() in the response: never log it in clear.
         return str(value) if key in exempt else self.hash(str(value))
 

@@ -343,6 +343,7 @@ class NodeRoles:
                 "node_id": self.node_id, "hostname": hostname, "api_address": self.api_addr,
                 "cluster_address": self.cluster_addr, "performance_standby": self.perf_standby,
                 "standby_problem": self.serving_problem})
+            assert self.forwarder is not None  # set together with self.ha
             try:
                 await self.forwarder.forward(leader, "POST", ECHO_PATH, [], body)
             except ForwardingError as exc:

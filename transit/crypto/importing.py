@@ -5,10 +5,11 @@ without the "error importing key: " prefix that `Policy.import_*` adds."""
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -182,7 +183,7 @@ class ImportMixin:
         check_auto_rotate(auto_rotate_period)
         if auto_rotate_period and not allow_rotation:
             raise InternalError("allow_rotation must be set to true if auto-rotation is enabled")
-        p = cls(name, t)  # cls is Policy
+        p = cast("builtins.type[Policy]", cls)(name, t)  # the mixin is only ever Policy
         p.derived = derived
         if derived:
             p.kdf = KDF_HKDF_SHA256

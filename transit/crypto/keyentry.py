@@ -137,9 +137,10 @@ class KeyEntry:
         return self.cached("ec_pub", build)
 
     def ed_private(self) -> ed25519.Ed25519PrivateKey:
-        assert self.key is not None
+        key = self.key
+        assert key is not None
         return self.cached("ed_priv",
-                           lambda: ed25519.Ed25519PrivateKey.from_private_bytes(self.key[:32]))
+                           lambda: ed25519.Ed25519PrivateKey.from_private_bytes(key[:32]))
 
     def ed_public(self) -> ed25519.Ed25519PublicKey:
         def build() -> ed25519.Ed25519PublicKey:

@@ -24,6 +24,7 @@ import hashlib
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -40,7 +41,7 @@ AES256 = 9
 _KEK_SIZES = {7: 16, 8: 24, 9: 32}  # AES-128/192/256
 _KDF_HASHES = {8: hashlib.sha256, 9: hashlib.sha384, 10: hashlib.sha512}
 _CURVE25519 = bytes.fromhex("2b060104019755010501")
-_NIST = {
+_NIST: dict[bytes, Callable[[], ec.EllipticCurve]] = {
     bytes.fromhex("2a8648ce3d030107"): ec.SECP256R1,
     bytes.fromhex("2b81040022"): ec.SECP384R1,
     bytes.fromhex("2b81040023"): ec.SECP521R1,

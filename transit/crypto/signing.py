@@ -64,7 +64,7 @@ class _AnyDigest(hashes.HashAlgorithm):
         self._size = size
 
     @property
-    def digest_size(self) -> int:  # type: ignore[override]
+    def digest_size(self) -> int:
         return self._size
 
 
@@ -181,14 +181,13 @@ def _check_pss_salt(key_bits: int, hash_algorithm: str, salt: int) -> None:
 
 
 def _pss(hash_algorithm: str, salt: int, signing: bool) -> padding.PSS:
-    h = crypto_hash(hash_algorithm)
+    mgf = padding.MGF1(crypto_hash(hash_algorithm))
     if salt == SALT_AUTO:
-        length = padding.PSS.MAX_LENGTH if signing else padding.PSS.AUTO
-    elif salt == SALT_EQUALS_HASH:
-        length = padding.PSS.DIGEST_LENGTH
-    else:
-        length = salt
-    return padding.PSS(mgf=padding.MGF1(h), salt_length=length)
+        return padding.PSS(mgf=mgf, salt_length=padding.PSS.MAX_LENGTH if signing
+                           else padding.PSS.AUTO)
+    if salt == SALT_EQUALS_HASH:
+        return padding.PSS(mgf=mgf, salt_length=padding.PSS.DIGEST_LENGTH)
+    return padding.PSS(mgf=mgf, salt_length=salt)
 
 
 def rsa_sign(key: rsa.RSAPrivateKey, digest: bytes, hash_algorithm: str, sig_algorithm: str,

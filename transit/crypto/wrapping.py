@@ -20,6 +20,9 @@ from transit.crypto.keytypes import KeyType
 from transit.errors import InternalError, UserError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from transit.crypto.policy import Policy
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -76,6 +79,7 @@ def key_material_for_wrap(policy: Policy, version: int) -> bytes:
         return e.key or b""
     if e.is_private_key_missing(t):
         raise InternalError("private key material is missing for this key version")
+    k: EllipticCurvePrivateKey | Ed25519PrivateKey | RSAPrivateKey
     if t.is_ecdsa:
         k = e.ec_private(t)
     elif t is KeyType.ED25519:

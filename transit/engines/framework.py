@@ -35,6 +35,8 @@ def opt(group: str) -> str:
 
 
 Handler = Callable[[Request, FieldData], Awaitable[Response | None]]
+# A route's existence check: whether the object an UPDATE names exists.
+ExistenceCheck = Callable[[Request, FieldData], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -44,7 +46,7 @@ class Route:
     fields: dict[str, Field] = field(default_factory=dict)
     # Called for UPDATE: if it returns False the operation becomes CREATE (for ACL; the
     # handler registered under UPDATE still runs when no CREATE handler is given).
-    existence_check: Callable[[Request, FieldData], Awaitable[bool]] | None = None
+    existence_check: ExistenceCheck | None = None
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,12 +137,15 @@ class Engine:
         """Vault's existence check: False turns an UPDATE into a CREATE for the ACL check.
         Routes without a check (or with no matching route) count as existing."""
         matched = self.resolve(req)
-        if matched is None or matched[0].existence_check is None:
+        if matched is None:
             return True
         route, params = matched
+        check = route.existence_check
+        if check is None:
+            return True
         req.params = params
         req.fields = _field_data(route, params, req.data)
-        return await route.existence_check(req, req.fields[0])  # type: ignore[misc]
+        return await check(req, req.fields[0])
 
     async def handle(self, req: Request) -> Response | None:
         route, params = req.matched or self.match(req.path)

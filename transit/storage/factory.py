@@ -50,10 +50,10 @@ def _redis(options: Mapping[str, Any]) -> Backend:
     from transit.storage.redis import RedisBackend, TLSOptions
 
     tls = None
-    tls_files = [_opt(options, f"tls_{n}_file") for n in ("ca", "cert", "key")]
+    ca, cert, key = (_opt(options, f"tls_{n}_file") for n in ("ca", "cert", "key"))
     skip = parse_bool(options.get("tls_skip_verify", False), "tls_skip_verify")
-    if any(tls_files) or skip:
-        tls = TLSOptions(*tls_files, skip_verify=skip)
+    if ca or cert or key or skip:
+        tls = TLSOptions(ca, cert, key, skip_verify=skip)
     db_text = _opt(options, "db") or "0"
     try:
         db = int(db_text)

@@ -74,7 +74,7 @@ class InmemHABackend(InmemBackend):
         if _of is not None:  # another node's view of the same store
             self._data = _of._data
             self._keys = _of._keys
-            self._shared = _of._shared
+            self._shared: _Shared = _of._shared
         else:
             self._shared = _Shared(clock)
         self.fence: int | None = None

@@ -434,7 +434,8 @@ class RedisBackend:
         full = f"{self.prefix}/{key}"
         with self._errors("get"):
             value = await self._primary.get(full)
-        value = None if value is None else bytes(value)
+        # redis-py types replies bytes | str; without decode_responses they are bytes
+        value = None if value is None else bytes(value)  # type: ignore[arg-type]
         return Versioned(value, version_of(value))
 
     async def get_versioned_many(self, keys: Sequence[str]) -> list[Versioned]:
@@ -443,7 +444,8 @@ class RedisBackend:
             values = await self._primary.mget([f"{self.prefix}/{k}" for k in keys])
         out = []
         for value in values:
-            value = None if value is None else bytes(value)
+            # redis-py types replies bytes | str; without decode_responses they are bytes
+            value = None if value is None else bytes(value)  # type: ignore[arg-type]
             out.append(Versioned(value, version_of(value)))
         return out
 
@@ -652,7 +654,8 @@ class RedisBackend:
         """(owner, epoch) of the lock, or None when nobody holds it."""
         with self._errors("lock read"):
             value = await self._primary.get(self.lock_key)
-        return None if value is None else parse_lock_value(value.decode())
+        # redis-py types replies bytes | str; without decode_responses they are bytes
+        return None if value is None else parse_lock_value(value.decode())  # type: ignore[union-attr]
 
     async def lock_holder_ttl(self) -> tuple[tuple[str, int] | None, float]:
         """(owner, epoch) of the lock and the seconds it has left, read together (None and

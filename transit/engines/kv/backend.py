@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from transit.engines.fields import FieldData
-from transit.engines.framework import Engine, Handler, Route
+from transit.engines.framework import Engine, ExistenceCheck, Handler, Route
 from transit.engines.kv import upgrade, v2_data, v2_metadata
 from transit.engines.kv.common import PathLocks
 from transit.engines.kv.store import KVStore
@@ -33,6 +33,9 @@ class KVv2Backend(Engine):
         def h(fn: Callable[[KVv2Backend, Request, FieldData], Awaitable[Any]]) -> Handler:
             return partial(fn, b)
 
+        def e(fn: Callable[[KVv2Backend, Request, FieldData], Awaitable[bool]]) -> ExistenceCheck:
+            return partial(fn, b)
+
         def invalid(op: str) -> Handler:
             return partial(invalid_path, op)
 
@@ -52,7 +55,7 @@ class KVv2Backend(Engine):
                         DELETE: h(v2_data.delete_latest),
                     },
                     v2_data.DATA_FIELDS,
-                    existence_check=h(v2_data.data_exists),
+                    existence_check=e(v2_data.data_exists),
                 ),
                 Route(r"delete/(?P<path>.*)", {UPDATE: h(v2_data.delete_versions)},
                       v2_data.VERSIONS_FIELDS),
@@ -70,7 +73,7 @@ class KVv2Backend(Engine):
                         DELETE: h(v2_metadata.delete_metadata),
                     },
                     v2_metadata.METADATA_FIELDS,
-                    existence_check=h(v2_metadata.metadata_exists),
+                    existence_check=e(v2_metadata.metadata_exists),
                 ),
                 Route(r"subkeys/(?P<path>.*)", {READ: h(v2_data.read_subkeys)},
                       v2_data.SUBKEYS_FIELDS),

@@ -13,7 +13,7 @@ from transit.engines.fields import (
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import Engine, Handler, Route
+from transit.engines.framework import Engine, ExistenceCheck, Handler, Route
 from transit.engines.kv.common import dumps, loads
 from transit.errors import UserError
 from transit.logical import DELETE, LIST, MOUNT_DEFAULT_TTL, READ, UPDATE, Request, Response
@@ -32,13 +32,16 @@ class KVv1Backend(Engine):
         def h(fn: Callable[[KVv1Backend, Request, FieldData], Awaitable[Any]]) -> Handler:
             return partial(fn, b)
 
+        def e(fn: Callable[[KVv1Backend, Request, FieldData], Awaitable[bool]]) -> ExistenceCheck:
+            return partial(fn, b)
+
         super().__init__(
             [
                 Route(
                     r"(?P<path>.*)",
                     {READ: h(read), UPDATE: h(write), DELETE: h(delete), LIST: h(list_keys)},
                     PATH_FIELDS,
-                    existence_check=h(exists),
+                    existence_check=e(exists),
                 )
             ]
         )

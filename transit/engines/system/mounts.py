@@ -33,7 +33,7 @@ MOUNT_FIELDS = {
     "plugin_version": Field(FieldType.STRING, ""),
 }
 
-SYS_ENTRY = {
+SYS_ENTRY: dict[str, Any] = {
     "accessor": "system_00000000", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0,
                                               "force_no_cache": False},
     "description": "system endpoints used for control, policy and debugging",

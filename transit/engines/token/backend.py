@@ -14,7 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import FieldData
-from transit.engines.framework import Engine, Handler, Route, name
+from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
 from transit.engines.token import create, manage, roles
 from transit.engines.token.common import TokenPort
 from transit.logical import DELETE, LIST, READ, UPDATE, Request
@@ -39,6 +39,9 @@ class TokenBackend(Engine):
         def h(fn: TokenHandler) -> Handler:
             return partial(fn, b)
 
+        def e(fn: Callable[[TokenPort, Request, FieldData], Awaitable[bool]]) -> ExistenceCheck:
+            return partial(fn, b)
+
         super().__init__(
             [
                 Route(r"create", {UPDATE: h(create.create)}, create.CREATE_FIELDS),
@@ -51,7 +54,7 @@ class TokenBackend(Engine):
                     {READ: h(roles.read_role), UPDATE: h(roles.write_role),
                      DELETE: h(roles.delete_role)},
                     roles.ROLE_FIELDS,
-                    existence_check=h(roles.role_exists),
+                    existence_check=e(roles.role_exists),
                 ),
                 Route(r"accessors/?", {LIST: h(manage.list_accessors)}, {}),
                 Route(r"lookup", {READ: h(manage.lookup), UPDATE: h(manage.lookup)},

@@ -31,7 +31,7 @@ class TokenPort(Protocol):
 
 def string_list(value: Any, field: str) -> list[str]:
     """A comma-string-slice field's items as strings (Vault's TypeCommaStringSlice)."""
-    out = []
+    out: list[str] = []
     for item in value or []:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise UserError(

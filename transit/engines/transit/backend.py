@@ -14,7 +14,7 @@ from typing import Any
 
 from transit.crypto.policy import Policy
 from transit.engines.fields import FieldData
-from transit.engines.framework import Engine, Handler, Route, name, opt
+from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name, opt
 from transit.engines.transit import (
     backup,
     byok,
@@ -50,6 +50,9 @@ class TransitBackend(Engine):
         def h(fn: TransitHandler) -> Handler:
             return partial(fn, b)
 
+        def e(fn: Callable[[TransitPort, Request, FieldData], Awaitable[bool]]) -> ExistenceCheck:
+            return partial(fn, b)
+
         super().__init__(
             [
                 Route(r"keys/?", {LIST: h(keys.list_keys)}, keys.LIST_FIELDS),
@@ -77,7 +80,7 @@ class TransitBackend(Engine):
                     f"encrypt/{name('name')}",
                     {UPDATE: h(encrypt.encrypt)},
                     encrypt.ENCRYPT_FIELDS,
-                    existence_check=h(encrypt.key_exists),
+                    existence_check=e(encrypt.key_exists),
                 ),
                 Route(f"decrypt/{name('name')}", {UPDATE: h(encrypt.decrypt)}, encrypt.DECRYPT_FIELDS),
                 Route(f"rewrap/{name('name')}", {UPDATE: h(encrypt.rewrap)}, encrypt.REWRAP_FIELDS),

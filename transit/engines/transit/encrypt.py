@@ -419,6 +419,7 @@ async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
                 results.append({"plaintext": _b2a(plaintext, newline=False).decode(),
                                 "reference": ref})
             else:
+                assert isinstance(plaintext, TransitError)  # decrypt_many: bytes or the error
                 results.append({"plaintext": "", "error": outcome.fail(plaintext),
                                 "reference": ref})
         if succeeded:
@@ -436,8 +437,8 @@ async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
             raise UserError(KEY_NOT_FOUND)
         if p.plain_batches():
             outcome = Outcome()
-            results = await _decrypt_plain(p, raw, outcome)
-            return outcome.finish(Response(data={"batch_results": results}), d)
+            plain_results = await _decrypt_plain(p, raw, outcome)
+            return outcome.finish(Response(data={"batch_results": plain_results}), d)
     batch, items, p = await _ciphertext_items(
         b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )

@@ -157,6 +157,7 @@ async def create_key(b: TransitPort, req: Request, d: FieldData) -> Response:
             ), False
 
         existing, existed = await b.policies.modify(name, create, durable=True)
+        assert existing is not None  # `create` stores a new key or keeps the one there
         if not existed:
             return _key_response(existing)
     # Parameters are not compared and nothing changes (Vault's upsert of an existing key).

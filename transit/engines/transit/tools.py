@@ -37,7 +37,7 @@ HASH_FIELDS: dict[str, Field] = {
 _SOURCES = ("platform", "seal", "all")
 
 # The /hash endpoint's own table: Vault's path_hash.go knows no sha1 here.
-HASH_FUNCS: dict[str, Callable[[], Any]] = {
+HASH_FUNCS: dict[str, Callable[[bytes], Any]] = {
     "sha2-224": hashlib.sha224,
     "sha2-256": hashlib.sha256,
     "sha2-384": hashlib.sha384,

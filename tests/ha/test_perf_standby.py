@@ -766,7 +766,9 @@ def test_read_your_writes(pc: PerfCluster) -> None:
         waited = time.monotonic() - t0
         assert got.status_code == 412, got.text
         assert got.json() == NOT_PRESENT
-        assert INDEX_WAIT - 0.3 <= waited <= INDEX_WAIT + 3, waited
+        # held for its index before the 412 (causal: timed from before the request was sent,
+        # so load only lengthens it); how long past INDEX_WAIT is bench/ material, not a test
+        assert waited >= INDEX_WAIT - 0.3, waited
         got = pc.request(s, "GET", "secret/data/ryw",
                          headers={**hdr, "X-Vault-Inconsistent": "forward-active-node"})
         assert got.status_code == 200, got.text

@@ -524,16 +524,19 @@ def test_two_servers_with_one_node_id_never_both_write(twins: Any, workers: int,
     leader = requests.get(f"{b.addr}/v1/sys/leader", timeout=30).json()
     assert leader["leader_address"] == a.addr and not leader["is_self"]
 
-    # a crashes: b sees a's owner's connections gone and takes over before the TTL.
+    # a crashes: b sees a's owner's connections gone and takes over before the TTL. Proven
+    # by the path b took (the holder_gone break, logged), not by a stopwatch: the TTL path
+    # would take over too, a little later, and a timed bound could not tell them apart.
     t0 = time.monotonic()
     a.kill()
-    poll(lambda: b.health() == Counter({200: BURST}), LOCK_TTL + 5, "b active everywhere")
+    poll(lambda: b.health() == Counter({200: BURST}), LOCK_TTL + 15, "b active everywhere")
     took = time.monotonic() - t0
     holder = lock_holder(redis)
     assert holder is not None and holder[0] == owner_b and holder[1] > epoch_a
     epoch_b = holder[1]
     print(f"\nworkers={workers}: b active {took:.2f}s after a was killed (ttl {LOCK_TTL}s)")
-    assert took < LOCK_TTL + 1.5
+    assert (f"lock holder {owner_a} (epoch {epoch_a}) has no Redis connection; taking over"
+            in b.log()), b.log()[-4000:]
     with StorageWrites(redis, tmp_path / "monitor-2.txt") as writes:
         for i in range(4):
             r = requests.post(f"{b.addr}/v1/tw/keys/b{i}", headers=token, timeout=30)

@@ -25,14 +25,19 @@ class FakeHA:
 
 
 class WatchedBackend(InmemBackend):
-    """Records every write that reaches storage."""
+    """Records every write that reaches storage, and counts the reads of each key."""
 
-    __slots__ = ("fence", "writes")
+    __slots__ = ("fence", "reads", "writes")
 
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[str] = []
+        self.reads: dict[str, int] = {}
         self.fence: int | None = None
+
+    async def get(self, key: str) -> bytes | None:
+        self.reads[key] = self.reads.get(key, 0) + 1
+        return await super().get(key)
 
     async def put(self, key: str, value: bytes) -> None:
         self.writes.append(key)
@@ -65,7 +70,14 @@ def test_missing_state_is_waited_for_never_created(missing: str) -> None:
         await standby.post_unseal()
         assert not standby.perf_standby
         assert missing.rsplit("/", 1)[-1] in standby.standby_problem
-        await asyncio.sleep(0.3)  # several retries
+        # Several retries really ran (each reads the missing key again): a positive barrier,
+        # where a sleep would only hope they had. The loop is a polling limit (10 s).
+        tried = physical.reads.get(missing, 0)
+        for _ in range(200):
+            if physical.reads.get(missing, 0) >= tried + 3:
+                break
+            await asyncio.sleep(0.05)
+        assert physical.reads.get(missing, 0) >= tried + 3, "the standby did not retry"
         assert not standby.perf_standby and standby.standby_problem
         assert physical.writes == [], "becoming a standby wrote storage"
 
@@ -92,11 +104,13 @@ def test_sealing_stops_the_retries() -> None:
         saved = physical._data.pop("sys/token/salt")
         standby = await _standby(physical, key)
         await standby.post_unseal()
-        assert standby._standby_retry is not None
+        retry = standby._standby_retry
+        assert retry is not None
         await standby.pre_seal_local()
-        assert standby._standby_retry is None
+        # The retry task has finished (cancelled): nothing is left that could load the state,
+        # which a sleep after the put below could only sample.
+        assert standby._standby_retry is None and retry.done()
         await physical.put("sys/token/salt", saved)
-        await asyncio.sleep(0.2)
         assert not standby._perf_loaded
 
     asyncio.run(go())

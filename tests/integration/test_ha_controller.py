@@ -163,6 +163,15 @@ def ha_warnings() -> Iterator[list[str]]:
 def test_step_down_moves_leadership(redis_server: RedisServer) -> None:
     async def body(a: Node, b: Node) -> None:
         old = await b.ha.leader()
+        tries = 0  # a's attempts at the lock: none while active or sitting out its cooldown
+        acquire = a.backend.acquire_lock
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal tries
+            tries += 1
+            return await acquire(*args, **kwargs)
+
+        a.backend.acquire_lock = counted  # type: ignore[method-assign]
         t0 = time.monotonic()
         await a.ha.step_down()
         assert not a.ha.is_active and a.backend.fence is None
@@ -173,7 +182,9 @@ def test_step_down_moves_leadership(redis_server: RedisServer) -> None:
         t1 = await until(lambda: b.ha.is_active)
         print(f"\nstep-down handover: {t1 - t0:.3f}s (ttl {TTL}s, retry {RETRY}s)")
         assert [e for e, _ in a.core.events] == ["active", "standby"]
-        await asyncio.sleep(1.5)  # a's cooldown (1 s) passes; b keeps the lock
+        # a's cooldown (1 s) passes and a tries for the lock again, twice, and fails: b keeps
+        # it. A positive barrier (the attempts happened) instead of a 1.5 s sleep.
+        await until(lambda: tries >= 2)
         assert b.ha.is_active and not a.ha.is_active
         new = await a.ha.leader()
         assert new is not None and new.node_id == "node-b" and new != old

@@ -13,8 +13,8 @@ runs without AOF; `extra_args` come last and override the defaults
 TLS: `RedisServer(tmp_path, tls=make_tls_files(tmp_path))` listens with TLS only (client
 certificates required); `make_tls_files` writes a CA, a server cert for 127.0.0.1 and a client
 cert. Fixtures (registered from tests/conftest.py): `redis_server` (one primary, per test) and
-`redis_primary_with_replica` (a `(primary, replica)` pair, per test). Tests are skipped when
-no `redis-server` binary is found (`make deps` installs it).
+`redis_primary_with_replica` (a `(primary, replica)` pair, per test). Tests fail (never skip)
+when no `redis-server` binary is found (`make deps` installs it).
 """
 
 from __future__ import annotations

@@ -360,8 +360,9 @@ def test_sentinel_discovery(redis_server: RedisServer, tmp_path: Path) -> None:
         proc.wait(5)
 
 
-@pytest.mark.skipif(not redis_available(), reason="redis-server is not installed")
 def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    if not redis_available():
+        pytest.fail("redis-server is not installed (run `make deps`)")
     files = make_tls_files(tmp_path / "tls")
     with RedisServer(tmp_path, tls=files) as srv:
         verified = TLSOptions(str(files.ca_file), str(files.client_cert), str(files.client_key))

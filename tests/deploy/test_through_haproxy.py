@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -74,6 +75,15 @@ def forwarded(c: DeployCluster, i: int) -> float:
     return metric(c, i, "vault_ha_rpc_client_forward_count")
 
 
+def _sentinel_master(port: int) -> dict[str, Any]:
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) as sc:
+        return dict(sc.sentinel_master(SENTINEL_MASTER))
+
+
+def _knows_everyone(m: dict[str, Any]) -> bool:
+    return bool(m["num-other-sentinels"] == 2 and m["num-slaves"] == 2)
+
+
 def test_running_settings_are_the_deployments(cluster: DeployCluster) -> None:
     """What runs is what docker/ configures: persistence on every Redis, Sentinel's quorum
     and timings, HAProxy's checks (test_agree compares the rendered files)."""
@@ -83,11 +93,13 @@ def test_running_settings_are_the_deployments(cluster: DeployCluster) -> None:
         assert got == dict(REDIS_PERSISTENCE), r.port
     want = SentinelTimings()
     for s in cluster.sentinels:
-        with redis.Redis(host="127.0.0.1", port=s.port, socket_timeout=5) as sc:
-            m = sc.sentinel_master(SENTINEL_MASTER)
+        m = _sentinel_master(s.port)
         assert (m["quorum"], m["down-after-milliseconds"], m["failover-timeout"]) == (
             want.quorum, want.down_after_ms, want.failover_timeout_ms)
-        assert m["num-other-sentinels"] == 2 and m["num-slaves"] == 2, m
+        # Sentinels find each other and the replicas through the primary (hello messages
+        # every 2 s, INFO every 10 s): right after start-up a Sentinel may not know them yet.
+        wait_for(lambda port=s.port: _knows_everyone(_sentinel_master(port)), 30,
+                 f"sentinel {s.port} to know the other sentinels and both replicas")
     checks = cluster.haproxy.config_path.read_text()  # type: ignore[union-attr]
     assert f"inter {CHECKS.inter_ms}ms" in checks
 

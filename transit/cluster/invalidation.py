@@ -62,7 +62,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from transit.storage.redis import TLSOptions, _split_address, client_options
+from transit.storage.redis_client import TLSOptions, client_options, split_address
 
 log = logging.getLogger("transit.cluster.invalidation")
 
@@ -151,7 +151,7 @@ class InvalidationSubscriber:
         if client_name:
             kwargs["client_name"] = client_name
         self._base_kwargs = kwargs
-        self._kwargs = {**kwargs, **_split_address(address)} if address else dict(kwargs)
+        self._kwargs = {**kwargs, **split_address(address)} if address else dict(kwargs)
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -312,7 +312,7 @@ class InvalidationSubscriber:
         self._fresh_until = float("-inf")
         if self.resolve is not None:
             self.address = await self.resolve()
-            self._kwargs = {**self._base_kwargs, **_split_address(self.address)}
+            self._kwargs = {**self._base_kwargs, **split_address(self.address)}
         client = Redis(**self._kwargs)
         pubsub = client.pubsub()
         try:

@@ -12,7 +12,7 @@ Layout under a prefix `p` (default "transit"):
 - `p/core/sync`        scratch key for WAIT (never a stored entry)
 - channel `p/invalidate`  one message `"<index> <key>"` per written entry
 
-Every write (put, delete, guarded multi-key commit) is one Lua script, `_COMMIT`: (when
+Every write (put, delete, guarded multi-key commit) is one Lua script, `COMMIT` (transit/storage/redis_scripts.py): (when
 `fence` is set) check that the lock still holds `"<owner>:<fence>"`, check every guard (the
 SHA-1 of the stored value, or absent), apply the writes, keep the folder ZSETs in step, INCR
 the index and PUBLISH per entry. A refused write raises `errors.Fenced` or `errors.Conflict`
@@ -32,10 +32,8 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -55,101 +53,12 @@ from transit.errors import (
     Unavailable,
 )
 from transit.storage.base import Versioned, Write, version_of
+from transit.storage.redis_client import TLSOptions, client_options, split_address
+from transit.storage.redis_scripts import ACQUIRE, COMMIT, RELEASE, RENEW
 
 log = logging.getLogger("transit.storage.redis")
 
-# One script for every write (put, delete, guarded commit), so each is atomic and fenced.
-# KEYS: lock, index, the claim key of the first guarded key, G guarded keys, then per
-#       write: its data key and its folder ZSETs (root..deepest).
-# ARGV: expected lock value ("" = unfenced), channel, G, W, our claim token ("" = none), G
-#       expected versions ("" = must be absent, else sha1hex of the stored value), then per
-#       write: "p" or "d", the key (relative, for the message), the value ("" for a
-#       delete), F, F child names.
-# A guarded commit also fails while another writer holds a claim on its first key (see
-# `claim`: a writer that keeps losing the race gets its turn).
-# Returns -1 fenced, -2 a guard failed, -3 claimed by another writer (nothing written in
-# any of these), else the last index.
-# A delete walks up from the deepest folder: remove the child; stop as soon as a folder is
-# not empty (Redis drops an emptied ZSET, so EXISTS says whether it still has children).
-_COMMIT = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local g = tonumber(ARGV[3])
-local w = tonumber(ARGV[4])
-if g > 0 then
-  local c = redis.call('GET', KEYS[3])
-  if c and c ~= ARGV[5] then return -3 end
-end
-for i = 1, g do
-  local cur = redis.call('GET', KEYS[3 + i])
-  local want = ARGV[5 + i]
-  if want == '' then
-    if cur then return -2 end
-  elseif (not cur) or redis.sha1hex(cur) ~= want then
-    return -2
-  end
-end
-local k = 4 + g
-local a = 6 + g
-local n = 0
-for _ = 1, w do
-  local f = tonumber(ARGV[a + 3])
-  if ARGV[a] == 'p' then
-    redis.call('SET', KEYS[k], ARGV[a + 2])
-    for i = 1, f do redis.call('ZADD', KEYS[k + i], 0, ARGV[a + 3 + i]) end
-  else
-    redis.call('DEL', KEYS[k])
-    for i = f, 1, -1 do
-      redis.call('ZREM', KEYS[k + i], ARGV[a + 3 + i])
-      if redis.call('EXISTS', KEYS[k + i]) == 1 then break end
-    end
-  end
-  n = redis.call('INCR', KEYS[2])
-  redis.call('PUBLISH', ARGV[2], n .. ' ' .. ARGV[a + 1])
-  k = k + 1 + f
-  a = a + 4 + f
-end
-return n
-"""
-
-# KEYS: lock, epoch. ARGV: owner, ttl ms, lowest epoch allowed minus one (the highest the
-# caller has seen: after a failover to a replica that missed some INCRs the epoch still
-# moves forward). Returns the new epoch, or 0 when held.
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local e = redis.call('INCR', KEYS[2])
-if e <= tonumber(ARGV[3]) then
-  e = tonumber(ARGV[3]) + 1
-  redis.call('SET', KEYS[2], e)
-end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. e, 'PX', ARGV[2])
-return e
-"""
-
-# KEYS: lock. ARGV: expected value, ttl ms. 1 = renewed.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: expected value. 1 = released.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 _RESERVED = ("core/lock", "core/epoch", "core/index", "core/sync")
-
-
-@dataclass(frozen=True)
-class TLSOptions:
-    """TLS to Redis. Any of these set (or a rediss:// address) turns TLS on."""
-
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    skip_verify: bool = False
 
 
 def lock_value(owner: str, epoch: int) -> str:
@@ -167,27 +76,6 @@ def parse_lock_value(value: str) -> tuple[str, int] | None:
     return owner, int(epoch)
 
 
-def _split_address(address: str) -> dict[str, Any]:
-    """Parse "host:port", "[::1]:6379" or a redis[s]://user:pw@host:port/db URL -> kwargs."""
-    url = urlsplit(address if "://" in address else f"redis://{address}")
-    if url.scheme not in ("redis", "rediss"):
-        raise StorageError(f"redis address {address!r}: scheme must be redis:// or rediss://")
-    try:
-        port = url.port or 6379
-    except ValueError as exc:
-        raise StorageError(f"redis address {address!r}: {exc}") from None
-    out: dict[str, Any] = {"host": url.hostname or "127.0.0.1", "port": port}
-    if url.scheme == "rediss":
-        out["ssl"] = True
-    if url.username:
-        out["username"] = unquote(url.username)
-    if url.password:
-        out["password"] = unquote(url.password)
-    if url.path.strip("/").isdigit():
-        out["db"] = int(url.path.strip("/"))
-    return out
-
-
 def _folders(key: str) -> tuple[list[str], list[str]]:
     """For "a/b/c": folders ["", "a/", "a/b/"] and their children ["a/", "b/", "c"]."""
     parts = key.split("/")
@@ -198,31 +86,6 @@ def _folders(key: str) -> tuple[list[str], list[str]]:
         children.append(part if last else part + "/")
         folder += part + "/"
     return folders, children
-
-
-def client_options(
-    *, db: int, timeout: float, username: str, password: str, tls: TLSOptions | None,
-    retry: Retry,
-) -> dict[str, Any]:
-    """Keyword arguments for `redis.asyncio.Redis` (connection, auth, TLS), shared by the
-    backend and the invalidation feed so both reach Redis the same way."""
-    options: dict[str, Any] = {
-        "db": db, "socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": retry,
-    }
-    if username:
-        options["username"] = username
-    if password:
-        options["password"] = password
-    if tls is not None:
-        options.update(
-            ssl=True,
-            ssl_ca_certs=tls.ca_file or None,
-            ssl_certfile=tls.cert_file or None,
-            ssl_keyfile=tls.key_file or None,
-            ssl_cert_reqs="none" if tls.skip_verify else "required",
-            ssl_check_hostname=not tls.skip_verify,
-        )
-    return options
 
 
 # seconds since a replica's last acknowledgement of the replication stream beyond which a
@@ -295,7 +158,7 @@ class RedisBackend:
         if sentinel_addresses:
             if not sentinel_master:
                 raise StorageError("redis: sentinel_master is required with sentinel_addresses")
-            hosts = [_split_address(a) for a in sentinel_addresses]
+            hosts = [split_address(a) for a in sentinel_addresses]
             self._sentinel = Sentinel([(h["host"], h["port"]) for h in hosts], **common)
             self._primary: Redis = self._sentinel.master_for(sentinel_master)
             self._writer: Redis = self._sentinel.master_for(
@@ -304,17 +167,17 @@ class RedisBackend:
             self._where = f"sentinel master {sentinel_master!r}"
             self._sentinel_master = sentinel_master
         else:
-            self._primary = Redis(**{**common, **_split_address(address)})
-            self._writer = Redis(**{**once, **_split_address(address)})
+            self._primary = Redis(**{**common, **split_address(address)})
+            self._writer = Redis(**{**once, **split_address(address)})
             self._where = address
         self._replica: Redis | None = None
         if read_address:
-            self._replica = Redis(**{**common, **_split_address(read_address)})
+            self._replica = Redis(**{**common, **split_address(read_address)})
 
-        self._commit = self._writer.register_script(_COMMIT)
-        self._acquire = self._primary.register_script(_ACQUIRE)
-        self._renew = self._primary.register_script(_RENEW)
-        self._release = self._primary.register_script(_RELEASE)
+        self._commit = self._writer.register_script(COMMIT)
+        self._acquire = self._primary.register_script(ACQUIRE)
+        self._renew = self._primary.register_script(RENEW)
+        self._release = self._primary.register_script(RELEASE)
         if node_id is not None:
             self.set_node_id(node_id)
 
@@ -471,7 +334,7 @@ class RedisBackend:
         self, writes: Sequence[Write], expect: Mapping[str, str] | None = None, *,
         durable: bool = False, claim: str = "",
     ) -> None:
-        """One fenced, guarded script for all `writes` (see `Backend` and `_COMMIT`). With
+        """One fenced, guarded script for all `writes` (see `Backend` and `redis_scripts.COMMIT`). With
         `durable`, WAIT on the same connection for max(min_replica_acks, connected
         replicas); fewer acknowledgements raise `ReplicationUnconfirmed`."""
         expect = dict(expect or {})

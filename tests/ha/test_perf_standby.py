@@ -90,7 +90,8 @@ class PerfCluster(HACluster):
         self.extra_config = 'performance_standby_max_staleness = "60s"\n'
 
     def up(self) -> PerfCluster:
-        """Up, and every worker of every standby serving as a performance standby: a standby
+        """Up, every worker of the active node active, and every worker of every standby
+        serving as a performance standby: a standby
         answers 429 (a plain standby) until it has loaded its state and its invalidation
         feed is confirmed fresh, which can take a moment after the unseal."""
         super().up()
@@ -99,6 +100,11 @@ class PerfCluster(HACluster):
             active = self.active_index()
             if active is None:
                 return False
+            for _ in range(4):  # and every worker of the active node is active (200)
+                r = requests.get(f"{self.nodes[active].addr}/v1/sys/health", timeout=5,
+                                 headers={"Connection": "close"})
+                if r.status_code != 200:
+                    return False
             for s in self.standbys(active):
                 for _ in range(4):  # separate connections, so several workers answer
                     r = requests.get(f"{self.nodes[s].addr}/v1/sys/health", timeout=5,

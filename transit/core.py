@@ -39,6 +39,7 @@ from transit.errors import (
     Fenced,
     ForwardToActive,
     NoHandler,
+    NotActive,
     PermissionDenied,
     Sealed,
     StandbyError,
@@ -64,8 +65,8 @@ UNAUTHENTICATED = frozenset({"sys/wrapping/lookup"})
 # (transit/engines/system/internal.py): no ACL check here, with or without a token.
 SELF_CHECKED = "sys/internal/ui/mounts"
 OPEN_DECISION = Decision(True)
-# What a node answers (503) once it is no longer the active node: a standby that forwarded the
-# request recognises it and looks for the new active node.
+# What a node answers (503) once it is no longer the active node. A standby that forwarded the
+# request recognises errors.NotActive by its header (transit/cluster/forward.py), not this text.
 NOT_ACTIVE = "node is not active"
 # Requests whose success is that this node stops being active (checked after the request).
 _GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
@@ -199,9 +200,9 @@ class Core(NodeLifecycle, NodeRoles):
             return await self._handle(req, path)
         epoch = None
         if ha.state == "active":
-            if not ha.serving:
+            if not ha.serving:  # refused before any work: safe to send elsewhere
                 ha.deposed("lock not confirmed within ttl - margin")
-                raise Fenced(NOT_ACTIVE)
+                raise NotActive(NOT_ACTIVE)
             epoch = ha.epoch
         try:
             resp = await self._handle(req, path)
@@ -210,6 +211,7 @@ class Core(NodeLifecycle, NodeRoles):
             raise
         if epoch is not None and path not in _GIVES_UP_THE_LOCK and (
                 not ha.serving or ha.epoch != epoch):
+            # not NotActive: the handler ran, its write may be durable; never re-sent
             ha.deposed("lock not confirmed within ttl - margin")
             raise Fenced(NOT_ACTIVE)
         return resp

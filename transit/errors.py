@@ -25,6 +25,8 @@ that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with t
     ├── StandbyError             an active-node-only operation asked of a standby            500
     ├── StorageError             the backend failed                               500, multierror
     │   ├── Fenced               this node no longer holds the HA lock; nothing written      503
+    │   │   └── NotActive        refused before any work: not (or no longer) the active node;
+    │   │                        a forwarded one is marked so the standby re-sends it     503
     │   ├── Conflict             a compare-and-set lost to another writer; nothing written   503
     │   ├── OutcomeUnknown       the write was sent but its reply was lost                   503
     │   └── Unavailable          storage could not be reached; nothing was sent              503
@@ -133,6 +135,15 @@ class NotFound(TransitError):
 class Fenced(StorageError):
     """A storage write refused because this node no longer holds the HA lock (its epoch is
     stale): nothing was written. The node must stop acting as active."""
+
+
+class NotActive(Fenced):
+    """The request reached a node that is not (or no longer) the active node and was refused
+    before any work was done. On the cluster port the answer carries a typed header
+    (`NOT_ACTIVE_HEADER`, transit/api/wire.py), so the forwarding standby looks up the new
+    active node and sends the request again: safe, since nothing happened here. A request
+    refused only after its handler ran (the lock was lost meanwhile) is a plain `Fenced`
+    without the header: its write may be durable, so it is never re-sent."""
 
 
 class Conflict(StorageError):

@@ -13,7 +13,14 @@ import orjson
 import pytest
 
 from transit.cluster.advert import LeaderRecord
-from transit.cluster.forward import Forwarder, ForwardingError, cluster_base_url
+from transit.cluster.forward import (
+    NOT_ACTIVE_HEADER,
+    NOT_ACTIVE_HEADERS,
+    Forwarder,
+    ForwardingError,
+    LeaderNotActive,
+    cluster_base_url,
+)
 from transit.cluster.listener import ClusterListener
 
 
@@ -164,3 +171,42 @@ def test_listener_start_stop_and_bind_error() -> None:
         await a.stop()  # idempotent
 
     asyncio.run(go())
+
+
+class NotActiveApp(EchoApp):
+    """Answers 503 "node is not active", with the typed header when `marked`."""
+
+    def __init__(self, marked: bool) -> None:
+        super().__init__()
+        self.marked = marked
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        headers = NOT_ACTIVE_HEADERS if self.marked else [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body",
+                    "body": orjson.dumps({"errors": ["node is not active"]})})
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_not_active_is_a_header_not_a_body_text(marked: bool) -> None:
+    """Only the typed header makes the forwarder say the leader changed (LeaderNotActive,
+    nothing was done: re-send); the same 503 text without it is an answer, relayed as is."""
+    record = LeaderRecord.create("active-1", "https://a:8200", "")
+
+    async def go(live: LeaderRecord, listener: ClusterListener) -> Any:
+        fwd = Forwarder("standby-9")
+        try:
+            return await fwd.forward(live, "POST", "/v1/transit/keys/k/rotate", [], b"")
+        except LeaderNotActive as exc:
+            return exc
+        finally:
+            await fwd.close()
+
+    got = asyncio.run(_with_listener(record, NotActiveApp(marked), go))
+    if marked:
+        assert isinstance(got, LeaderNotActive) and not got.maybe_sent
+    else:
+        status, headers, body = got
+        assert status == 503 and orjson.loads(body) == {"errors": ["node is not active"]}
+        assert NOT_ACTIVE_HEADER not in [k.lower() for k, _ in headers]

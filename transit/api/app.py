@@ -20,6 +20,8 @@ from transit import errors, metrics, monitor
 from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
 from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_monitor
 from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, request_id
+from transit.cluster.forward import NOT_ACTIVE_HEADERS
+from transit.cluster.listener import FORWARDED_SCOPE as FORWARDED
 from transit.core import Core
 from transit.engines.fields import parse_bool
 from transit.logical import DELETE, LIST, PATCH, READ, UPDATE, Request, Response
@@ -92,10 +94,11 @@ class VaultApp:
                 raise  # the forwarding gate sends the whole request to the active node
             # this node stopped being active mid-request: nothing was written
             status_code, body = 503, error_body(["node is not active"])
-            headers = JSON_HEADERS
+            headers = NOT_ACTIVE_HEADERS if scope.get(FORWARDED) else JSON_HEADERS
         except errors.TransitError as exc:
             status_code, body = error_response(exc)
-            headers = JSON_HEADERS
+            headers = (NOT_ACTIVE_HEADERS if isinstance(exc, errors.NotActive)
+                       and scope.get(FORWARDED) else JSON_HEADERS)
         except Exception:  # never a traceback on the wire
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status_code, body, headers = 500, error_body(["internal error"]), JSON_HEADERS

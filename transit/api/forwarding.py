@@ -24,7 +24,8 @@ import orjson
 from transit import metrics
 from transit.api.app import DEFAULT_MAX_REQUEST_SIZE, LOCAL_ATTEMPT
 from transit.api.wire import JSON_HEADERS, error_body
-from transit.cluster.forward import ForwardingError
+from transit.cluster.forward import NOT_ACTIVE_HEADERS, ForwardingError, LeaderNotActive
+from transit.cluster.listener import FORWARDED_SCOPE
 from transit.core import ECHO_PATH as CORE_ECHO_PATH
 from transit.errors import ForwardToActive, TransitError, UserError
 
@@ -47,7 +48,7 @@ _LOCAL_UPDATE = re.compile(
     r"|auth/token/lookup(?:-self)?|sys/capabilities(?:-self|-accessor)?|sys/tools/.+"
     r"|sys/wrapping/lookup)\Z"
 )
-FORWARDED_SCOPE_KEY = "transit.forwarded"
+FORWARDED_SCOPE_KEY = FORWARDED_SCOPE
 _FORWARD = "vault.ha.rpc.client.forward"  # telemetry (transit/metrics.py)
 _FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
@@ -74,7 +75,8 @@ class ForwardingGate:
             elif core.ha.is_active:
                 await self.app(scope, receive, send)
             else:  # it was sent to us as the active node, and we no longer are
-                await _respond(send, 503, error_body(["node is not active"]))
+                await _respond(send, 503, error_body(["node is not active"]),
+                               NOT_ACTIVE_HEADERS)
             return
         if core.ha.is_active or path.rstrip("/") in NEVER_FORWARDED or not path.isprintable():
             # (a path with a control character is refused here, by the app: never forwarded)
@@ -170,7 +172,10 @@ class ForwardingGate:
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
                 leader, method, path_qs, list(headers), body)
-            stale = status == 503 and b"node is not active" in out_body
+            stale = False
+        except LeaderNotActive as exc:
+            log.info("%s; re-reading the leader", exc)
+            stale = True
         except ForwardingError as exc:
             if exc.maybe_sent:
                 # it may have reached the old leader: never replay it, let the client decide;
@@ -192,6 +197,9 @@ class ForwardingGate:
             try:
                 status, out_headers, out_body = await self.core.forwarder.forward(
                     leader, method, path_qs, list(headers), body)
+            except LeaderNotActive:  # changing again: the client retries later
+                await _respond(send, 503, error_body(["node is not active"]))
+                return
             except ForwardingError as exc:
                 await self._failed(send, method, leader.api_addr, path_qs, exc)
                 return
@@ -268,6 +276,7 @@ async def _redirect(send: Any, api_addr: str, path_qs: str) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _respond(send: Any, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+async def _respond(send: Any, status: int, body: bytes,
+                   headers: list[tuple[bytes, bytes]] = JSON_HEADERS) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -42,6 +42,12 @@ from transit.errors import TransitError
 log = logging.getLogger("transit.cluster.forward")
 
 FORWARDED_BY = b"x-vault-forwarded-by"
+# On the cluster port only: the node answering is not the active node and did nothing with
+# the request (errors.NotActive), so it is safe to send it to the new active node. A 503 without
+# it ("node is not active" after the handler ran) may have written, and is never re-sent.
+NOT_ACTIVE_HEADER = b"x-transit-not-active"
+NOT_ACTIVE_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                      (NOT_ACTIVE_HEADER, b"1")]
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what the HTTP client recomputes itself.
 _HOP_BY_HOP = frozenset({
@@ -69,6 +75,11 @@ class ForwardingError(TransitError):
     def __init__(self, message: str = "", *, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.maybe_sent = maybe_sent
+
+
+class LeaderNotActive(ForwardingError):
+    """The node we forwarded to answered that it is not the active node and did nothing with
+    the request (`NOT_ACTIVE_HEADER`): look up the leader again and send it there."""
 
 
 class _AnswerLost(aiohttp.ClientError):
@@ -165,7 +176,10 @@ class Forwarder:
     async def forward(
         self, record: LeaderRecord, method: str, path_qs: str, headers: Headers, body: bytes,
     ) -> tuple[int, Headers, bytes]:
-        """Send the request to `record`'s cluster listener; (status, headers, raw body)."""
+        """Send the request to `record`'s cluster listener; (status, headers, raw body).
+
+        Raises ForwardingError when it could not be sent or answered (`maybe_sent` says
+        which), and LeaderNotActive when `record` is no longer the active node."""
         try:
             client = self._client_for(record)
         except (OSError, ValueError) as exc:  # unusable cert/key in the record
@@ -205,6 +219,8 @@ class Forwarder:
             client.inflight -= 1
             if client.retired and client.inflight == 0:
                 self._close_later(client)
+        if status == 503 and any(name.lower() == NOT_ACTIVE_HEADER for name, _ in raw):
+            raise LeaderNotActive(f"{record.node_id} is no longer the active node")
         return status, _filter(raw, _RESPONSE_DROP), data
 
     async def close(self) -> None:

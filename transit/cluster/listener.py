@@ -1,7 +1,7 @@
 """The cluster listener: the active node's mTLS port that standbys forward requests to.
 
 It serves the same ASGI app as the API listener, marking every request with
-`scope["transit.forwarded"] = True`. TLS requires a client certificate and trusts only the
+`scope[FORWARDED_SCOPE] = True`. TLS requires a client certificate and trusts only the
 advertised cluster certificate (the one this listener also presents), whose key is loaded
 from memory (`advert._load_identity`), never written to a file system. It runs as an asyncio
 task inside the server's loop: no signal handlers of its own, and a bind error is raised by
@@ -24,6 +24,8 @@ from transit.cluster.advert import LeaderRecord, ssl_server_context
 log = logging.getLogger("transit.cluster.listener")
 
 Scope = MutableMapping[str, Any]
+# The scope key that marks a request as received on the cluster port (forwarded by a standby).
+FORWARDED_SCOPE = "transit.forwarded"
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
@@ -35,7 +37,7 @@ class ForwardedApp:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            scope["transit.forwarded"] = True
+            scope[FORWARDED_SCOPE] = True
         await self.app(scope, receive, send)
 
 

@@ -1,0 +1,174 @@
+"""The storage side of the identity store: key layout, loading, and transactions.
+
+Layout (inside the store's StorageView, behind the barrier):
+
+    entity/<id>                      the entity, its aliases inside it
+    group/<id>                       the group, its one alias inside it
+    index/entity-name/<h(name)>      entity id      (names are unique ignoring case)
+    index/alias/<h(accessor, name)>  alias id       ((mount accessor, alias name) is unique)
+    index/alias-id/<alias id>        entity id
+    index/group-name/<h(name)>       group id
+    index/group-alias/<h(acc, name)> group alias id
+    index/group-alias-id/<alias id>  group id
+
+Every change is one `transit.storage.update.update` over every key it reads or writes: the
+index entries make uniqueness hold across worker processes and nodes (a racing writer
+conflicts and re-runs on what the other wrote). A change that finds storage moved under
+an assumption it made before the transaction raises `Retry` and is re-planned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from transit.errors import Conflict
+from transit.identity.cache import IdentityCache
+from transit.identity.model import Record, digest
+from transit.storage.base import Write
+from transit.storage.update import update
+
+PLAN_ATTEMPTS = 16
+Values = dict[str, Any]
+Change = Callable[[Values], tuple[dict[str, Any], Any]]
+
+
+class Retry(Exception):
+    """Storage moved under the plan of a change: plan it again."""
+
+
+def ekey(entity_id: str) -> str:
+    return "entity/" + entity_id
+
+
+def gkey(group_id: str) -> str:
+    return "group/" + group_id
+
+
+def entity_name_key(name: str) -> str:
+    return "index/entity-name/" + digest(name.lower())
+
+
+def alias_key(accessor: str, name: str) -> str:
+    return "index/alias/" + digest(accessor, name)
+
+
+def alias_id_key(alias_id: str) -> str:
+    return "index/alias-id/" + digest(alias_id)
+
+
+def group_name_key(name: str) -> str:
+    return "index/group-name/" + digest(name.lower())
+
+
+def group_alias_key(accessor: str, name: str) -> str:
+    return "index/group-alias/" + digest(accessor, name)
+
+
+def group_alias_id_key(alias_id: str) -> str:
+    return "index/group-alias-id/" + digest(alias_id)
+
+
+class IdentityStorage:
+    """Loading the cache from storage, keeping it fresh, and transactions."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.cache = IdentityCache()
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+        self._changes = 0  # bumped by every invalidation: a load that saw one reloads
+
+    # -- the cache ---------------------------------------------------------------------------
+    async def view(self) -> IdentityCache:
+        """The loaded cache (loaded on first use: everything, once per process)."""
+        if self._loaded:
+            return self.cache
+        async with self._load_lock:
+            while not self._loaded:
+                seen = self._changes
+                cache = IdentityCache()
+                for eid in await self._ids("entity/"):
+                    rec = await self._get(ekey(eid))
+                    if rec is not None:
+                        cache.set_entity(eid, rec)
+                for gid in await self._ids("group/"):
+                    rec = await self._get(gkey(gid))
+                    if rec is not None:
+                        cache.set_group(gid, rec)
+                if seen == self._changes:
+                    cache.generation += self.cache.generation + 1
+                    self.cache = cache
+                    self._loaded = True
+        return self.cache
+
+    async def invalidate(self, key: str | None = None) -> None:
+        """`key` (relative to the store's storage) changed elsewhere; None: anything may have."""
+        self._changes += 1
+        if key is None:
+            self._loaded = False
+            self.cache = IdentityCache()
+            return
+        if not self._loaded:
+            return
+        if key.startswith("entity/"):
+            eid = key[len("entity/"):]
+            self.cache.set_entity(eid, await self._get(key))
+        elif key.startswith("group/"):
+            gid = key[len("group/"):]
+            self.cache.set_group(gid, await self._get(key))
+
+    def unload(self) -> None:
+        """Forget everything (seal)."""
+        self._changes += 1
+        self._loaded = False
+        self.cache = IdentityCache()
+
+    async def _ids(self, prefix: str) -> list[str]:
+        return [k for k in await self.storage.list(prefix) if not k.endswith("/")]
+
+    async def _get(self, key: str) -> Any:
+        raw = await self.storage.get(key)
+        return orjson.loads(raw) if raw is not None else None
+
+    async def read(self, key: str) -> Any:
+        """One stored value, from storage (never the cache): for planning a write."""
+        return await self._get(key)
+
+    # -- writes ------------------------------------------------------------------------------
+    async def txn(self, keys: Sequence[str], change: Change) -> Any:
+        """Run `change(values)` over the stored `keys` (decoded JSON, None when absent); it
+        returns ({key: new value or None to delete}, result). Commits guarded on what was
+        read, then applies entity and group records to the cache. Returns the result."""
+        keys = list(dict.fromkeys(keys))
+
+        def run(raw: dict[str, bytes | None]) -> tuple[list[Write], Any]:
+            values = {k: (orjson.loads(v) if v is not None else None) for k, v in raw.items()}
+            writes, result = change(values)
+            out = [Write(k, None if v is None else orjson.dumps(v)) for k, v in writes.items()]
+            return out, (writes, result)
+
+        writes, result = await update(self.storage, keys, run)
+        if self._loaded:
+            for key, value in writes.items():
+                if key.startswith("entity/"):
+                    self.cache.set_entity(key[len("entity/"):], value)
+                elif key.startswith("group/"):
+                    self.cache.set_group(key[len("group/"):], value)
+        return result
+
+    async def planned(self, plan: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `plan()` (which reads storage, then calls `txn`) again while it raises Retry."""
+        for _ in range(PLAN_ATTEMPTS):
+            try:
+                return await plan()
+            except Retry:
+                await asyncio.sleep(0)
+        raise Conflict("too many concurrent identity changes; nothing was changed, retry")
+
+
+def aliases_of(entity: Record | None) -> list[Record]:
+    return list((entity or {}).get("aliases") or [])

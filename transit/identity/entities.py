@@ -285,7 +285,7 @@ class EntityWrites(IdentityStorage):
             if any(a["mount_accessor"] == accessor for a in rec["aliases"]):
                 raise UserError("Alias already exists for requested entity and mount accessor")
             alias = model.new_alias(aid, eid, accessor, name)
-            alias["custom_metadata"] = custom or None
+            alias["custom_metadata"] = custom
             rec["aliases"].append(alias)
             writes[ekey(eid)] = rec
             writes[alias_key(accessor, name)] = aid
@@ -328,7 +328,7 @@ class EntityWrites(IdentityStorage):
                 raise UserError("Alias cannot be updated as the given entity already has an "
                                 "alias for this mount ")
             updated = dict(alias, name=new_name, mount_accessor=new_acc, canonical_id=new_eid,
-                           custom_metadata=custom or None)
+                           custom_metadata=custom)
             changed = updated != alias
             if not changed:
                 return {}, None

@@ -71,10 +71,12 @@ class GroupWrites(EntityWrites):
                     raise InternalError(f'invalid entity ID "{eid}"')
             view = await self.view()
             for mid in member_group_ids or []:
-                if mid == target or target in view.descendants(mid):
-                    raise UserError(f'cyclic relationship detected for member group ID "{mid}"')
+                if mid == target:
+                    raise InternalError(f'member group ID "{mid}" is same as the ID of the group')
                 if await self.read(gkey(mid)) is None:
                     raise InternalError(f'invalid member group ID "{mid}"')
+                if target in view.descendants(mid):
+                    raise UserError(f'cyclic relationship detected for member group ID "{mid}"')
             old_name = (current or {}).get("name", "")
             new_name = name or old_name or model.default_name("group")
             keys = [gkey(target), group_name_key(new_name)]

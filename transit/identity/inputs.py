@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from transit.errors import UserError
+from transit.engines.fields import VALIDATION_PREFIX, go_value
+from transit.errors import InternalError, UserError
 
 MAX_CUSTOM_KEYS = 64
 MAX_CUSTOM_KEY_LEN = 128
@@ -23,8 +24,14 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+def _invalid(value: Any, what: str, detail: str) -> UserError:
+    return UserError(f"{VALIDATION_PREFIX}error converting input {go_value(value)} for field "
+                     f'"{what}": {detail}')
+
+
 def kv_pairs(value: Any, what: str = "metadata") -> dict[str, str]:
-    """TypeKVPairs: a JSON object of strings, or `key=value` strings (CLI form)."""
+    """TypeKVPairs: a JSON object of strings (scalars weakly converted), or `key=value`
+    strings (the CLI form); errors as Vault's framework words them."""
     if value is None:
         return {}
     out: dict[str, str] = {}
@@ -32,20 +39,18 @@ def kv_pairs(value: Any, what: str = "metadata") -> dict[str, str]:
         for k, v in value.items():
             s = _scalar(v)
             if s is None:
-                raise UserError(f"failed to parse {what}: '' expected type 'string', got "
-                                f"unconvertible type '{_go_type(v)}', value: '{v}'")
+                raise _invalid(value, what, "source data must be an array or slice, got map")
             out[str(k)] = s
         return out
     items = value if isinstance(value, list) else [value]
     for item in items:
         s = _scalar(item)
         if s is None:
-            raise UserError(f"failed to parse {what}: '' expected type 'string', got "
-                            f"unconvertible type '{_go_type(item)}', value: '{item}'")
+            raise _invalid(value, what, f"'[{items.index(item)}]' expected type 'string', got "
+                                        f"unconvertible type '{_go_type(item)}'")
         key, sep, val = s.partition("=")
         if not sep or not key:
-            raise UserError(f"failed to parse {what}: invalid key value pair {s!r}".replace(
-                "'", '"'))
+            raise _invalid(value, what, f'invalid key pair "{s}"')
         out[key] = val
     return out
 
@@ -66,12 +71,11 @@ def string_list(value: Any, field: str) -> list[str]:
         return [s.strip() for s in value.split(",") if s.strip()] if value else []
     items = value if isinstance(value, list) else [value]
     out: list[str] = []
-    for item in items:
+    for i, item in enumerate(items):
         s = _scalar(item)
         if s is None:
-            raise UserError(f'error converting input {item!r} for field "{field}": source '
-                            "data must be an array or slice, got map" if isinstance(item, dict)
-                            else f'error converting input for field "{field}"')
+            raise _invalid(value, field, f"'[{i}]' expected type 'string', got unconvertible "
+                                         f"type '{_go_type(item)}'")
         out.append(s)
     return out
 
@@ -90,23 +94,26 @@ def policies(value: Any) -> list[str]:
 
 
 def custom_metadata(value: Any) -> dict[str, str]:
-    """custom_metadata of an entity alias, with sdk/helper/custommetadata's limits."""
+    """custom_metadata of an entity alias, with sdk/helper/custommetadata's limits (a 500
+    with Vault's texts, as its handler returns them as plain errors)."""
     pairs = kv_pairs(value, "custom_metadata")
-    problems: list[str] = []
+    prefix = "custom_metadata validation failed"
     if len(pairs) > MAX_CUSTOM_KEYS:
-        problems.append(f"payload must contain at most {MAX_CUSTOM_KEYS} keys, provided "
-                        f"{len(pairs)}")
+        raise InternalError(f"{prefix}: payload must contain at most {MAX_CUSTOM_KEYS} keys, "
+                            f"provided {len(pairs)}")
+    problems: list[str] = []
     for k, v in pairs.items():
-        if not 0 < len(k.encode()) <= MAX_CUSTOM_KEY_LEN:
-            problems.append(f'length of key "{k}" is {len(k.encode())} but max allowed length '
-                            f"is {MAX_CUSTOM_KEY_LEN}")
-        if not 0 < len(v.encode()) <= MAX_CUSTOM_VALUE_LEN:
-            problems.append(f'length of value for key "{k}" is {len(v.encode())} but max '
-                            f"allowed length is {MAX_CUSTOM_VALUE_LEN}")
+        klen, vlen = len(k.encode()), len(v.encode())
+        if not 0 < klen <= MAX_CUSTOM_KEY_LEN:
+            problems.append(f'{prefix}: length of key "{k}" is {klen} but must be 0 < len(key) '
+                            f"<= {MAX_CUSTOM_KEY_LEN}")
+        if not 0 < vlen <= MAX_CUSTOM_VALUE_LEN:
+            problems.append(f'{prefix}: length of value for key "{k}" is {vlen} but must be '
+                            f"0 < len(value) <= {MAX_CUSTOM_VALUE_LEN}")
         if not k.isprintable():
-            problems.append(f'key "{k}" contains unprintable characters')
+            problems.append(f'{prefix}: key "{k}" ({k}) contains unprintable characters')
         if not v.isprintable():
-            problems.append(f'value for key "{k}" contains unprintable characters')
+            problems.append(f'{prefix}: value for key "{k}" contains unprintable characters')
     if problems:
-        raise UserError("custom_metadata validation failed: " + "; ".join(problems))
+        raise InternalError("; ".join(problems))
     return pairs

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.identity.views import alias_data, entity_data, entity_list_info
+from transit.engines.identity.views import (
+    LIST_ALIAS_KEYS,
+    alias_data,
+    entity_data,
+    entity_list_info,
+)
 from transit.errors import UserError
 from transit.identity import inputs
 from transit.identity.store import IdentityStore
@@ -95,8 +100,10 @@ async def _list_entities(s: IdentityStore, by_id: bool) -> Response | None:
     entities = sorted(view.entities.values(), key=lambda e: e["id"] if by_id else e["name"])
     if not entities:
         return None
+    if not by_id:
+        return Response(data={"keys": [e["name"] for e in entities]})
     return Response(data={
-        "keys": [e["id"] if by_id else e["name"] for e in entities],
+        "keys": [e["id"] for e in entities],
         "key_info": {e["id"]: entity_list_info(s.mounts, e) for e in entities},
     })
 
@@ -135,9 +142,8 @@ async def merge(s: IdentityStore, req: Request, d: FieldData) -> None:
 
 
 async def write_alias(s: IdentityStore, req: Request, d: FieldData) -> Response | None:
-    custom: dict[str, str] | None = None
-    if d.present("custom_metadata"):
-        custom = inputs.custom_metadata(d.raw["custom_metadata"])
+    # omitted (or null): the alias's custom_metadata is emptied, as Vault does
+    custom = inputs.custom_metadata(d.raw.get("custom_metadata"))
     canonical = d.get("canonical_id") or d.get("entity_id")
     out = await s.upsert_alias(d.get("id"), d.get("name"), d.get("mount_accessor"), canonical,
                                custom)
@@ -173,7 +179,5 @@ async def list_aliases(s: IdentityStore, req: Request, d: FieldData) -> Response
     info = {}
     for aid, a in found:
         entry = alias_data(s.mounts, a)
-        info[aid] = {k: entry[k] for k in ("canonical_id", "custom_metadata", "local",
-                                           "mount_accessor", "mount_path", "mount_type",
-                                           "name") if k in entry}
+        info[aid] = {k: entry[k] for k in LIST_ALIAS_KEYS if k in entry}
     return Response(data={"keys": [aid for aid, _ in found], "key_info": info})

@@ -7,6 +7,7 @@ from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.identity.views import (
+    LIST_ALIAS_KEYS,
     entity_data,
     group_alias_data,
     group_data,
@@ -61,7 +62,8 @@ async def _write_group(s: IdentityStore, d: FieldData, group_id: str,
 
 
 async def write_group(s: IdentityStore, req: Request, d: FieldData) -> Response | None:
-    return await _write_group(s, d, d.get("id"), False)
+    # without an id, a group of that name is updated (204), as Vault does
+    return await _write_group(s, d, d.get("id"), not d.get("id"))
 
 
 async def write_group_id(s: IdentityStore, req: Request, d: FieldData) -> Response | None:
@@ -113,8 +115,10 @@ async def _list_groups(s: IdentityStore, by_id: bool) -> Response | None:
     groups = sorted(view.groups.values(), key=lambda g: g["id"] if by_id else g["name"])
     if not groups:
         return None
+    if not by_id:
+        return Response(data={"keys": [g["name"] for g in groups]})
     return Response(data={
-        "keys": [g["id"] if by_id else g["name"] for g in groups],
+        "keys": [g["id"] for g in groups],
         "key_info": {g["id"]: group_list_info(view, s.mounts, g) for g in groups},
     })
 
@@ -160,8 +164,7 @@ async def list_group_aliases(s: IdentityStore, req: Request, d: FieldData) -> Re
     info: dict[str, Any] = {}
     for a in aliases:
         full = group_alias_data(s.mounts, a)
-        info[a["id"]] = {k: full[k] for k in ("canonical_id", "mount_accessor", "mount_path",
-                                              "mount_type", "name")}
+        info[a["id"]] = {k: full[k] for k in LIST_ALIAS_KEYS}
     return Response(data={"keys": [a["id"] for a in aliases], "key_info": info})
 
 

@@ -8,6 +8,10 @@ from transit.identity.cache import IdentityCache
 from transit.identity.entities import MountResolver
 from transit.identity.model import NAMESPACE, Record
 
+# key_info of `LIST entity-alias/id` and `LIST group-alias/id`
+LIST_ALIAS_KEYS = ("canonical_id", "custom_metadata", "local", "metadata", "mount_accessor",
+                   "mount_path", "mount_type", "name")
+
 
 def _mount_fields(mounts: MountResolver, accessor: str, out: dict[str, Any]) -> dict[str, Any]:
     info = mounts(accessor)
@@ -53,14 +57,18 @@ def entity_list_info(mounts: MountResolver, e: Record) -> dict[str, Any]:
     return info
 
 
-def group_alias_data(mounts: MountResolver, a: Record) -> dict[str, Any]:
+def group_alias_data(mounts: MountResolver, a: Record, *, full: bool = True) -> dict[str, Any]:
+    """A group alias: `full` as `GET group-alias/id/:id` shows it, else as inside its group."""
     out: dict[str, Any] = {
         "canonical_id": a["canonical_id"], "creation_time": a["creation_time"], "id": a["id"],
         "last_update_time": a["last_update_time"],
         "merged_from_canonical_ids": a.get("merged_from_canonical_ids"),
         "metadata": a.get("metadata"), "mount_accessor": a["mount_accessor"],
-        "mount_path": "", "mount_type": "", "name": a["name"], "namespace_id": NAMESPACE,
+        "mount_path": "", "mount_type": "", "name": a["name"],
     }
+    if full:
+        out.update(custom_metadata=a.get("custom_metadata"), local=False,
+                   namespace_id=NAMESPACE)
     return _mount_fields(mounts, a["mount_accessor"], out)
 
 
@@ -68,14 +76,14 @@ def group_data(view: IdentityCache, mounts: MountResolver, g: Record) -> dict[st
     alias = g.get("alias")
     members = [m for m in g.get("member_group_ids") or [] if m in view.groups]
     return {
-        "alias": group_alias_data(mounts, alias) if alias else {},
+        "alias": group_alias_data(mounts, alias, full=False) if alias else {},
         "creation_time": g["creation_time"], "id": g["id"],
         "last_update_time": g["last_update_time"],
-        "member_entity_ids": list(g.get("member_entity_ids") or []),
+        "member_entity_ids": list(g.get("member_entity_ids") or []) or None,
         "member_group_ids": members or None, "metadata": g.get("metadata"),
         "modify_index": g.get("modify_index", 0), "name": g["name"],
         "namespace_id": NAMESPACE, "parent_group_ids": view.parent_groups(g["id"]) or None,
-        "policies": list(g.get("policies") or []), "type": g["type"],
+        "policies": list(g.get("policies") or []) or None, "type": g["type"],
     }
 
 

@@ -83,8 +83,3 @@ class IdentityStore(GroupWrites):
     def unload(self) -> None:
         super().unload()
         self._contexts.clear()
-
-    async def invalidate(self, key: str | None = None) -> None:
-        await super().invalidate(key)
-        if key is None:
-            self._contexts.clear()

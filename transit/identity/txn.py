@@ -80,52 +80,58 @@ class IdentityStorage:
         self.cache = IdentityCache()
         self._loaded = False
         self._load_lock = asyncio.Lock()
-        self._changes = 0  # bumped by every invalidation: a load that saw one reloads
+        self._resets = 0  # bumped by a full invalidation: a load running meanwhile restarts
+        self._pending: set[str] | None = None  # records changed while a load runs
 
     # -- the cache ---------------------------------------------------------------------------
     async def view(self) -> IdentityCache:
-        """The loaded cache (loaded on first use: everything, once per process)."""
+        """The loaded cache (loaded on first use: everything, once per process). Records
+        that change while it loads are read again before it is used, so a steady stream of
+        writes never keeps it from finishing."""
         if self._loaded:
             return self.cache
         async with self._load_lock:
             while not self._loaded:
-                seen = self._changes
+                resets = self._resets
+                self._pending = set()
                 cache = IdentityCache()
                 for eid in await self._ids("entity/"):
-                    rec = await self._get(ekey(eid))
-                    if rec is not None:
-                        cache.set_entity(eid, rec)
+                    cache.set_entity(eid, await self._get(ekey(eid)))
                 for gid in await self._ids("group/"):
-                    rec = await self._get(gkey(gid))
-                    if rec is not None:
-                        cache.set_group(gid, rec)
-                if seen == self._changes:
-                    cache.generation += self.cache.generation + 1
-                    self.cache = cache
-                    self._loaded = True
+                    cache.set_group(gid, await self._get(gkey(gid)))
+                while self._pending and resets == self._resets:
+                    changed, self._pending = self._pending, set()
+                    for key in sorted(changed):
+                        _apply(cache, key, await self._get(key))
+                if resets != self._resets:
+                    continue
+                cache.generation += self.cache.generation + 1
+                self.cache = cache
+                self._loaded = True
+                self._pending = None
         return self.cache
 
     async def invalidate(self, key: str | None = None) -> None:
         """`key` (relative to the store's storage) changed elsewhere; None: anything may have."""
-        self._changes += 1
         if key is None:
-            self._loaded = False
-            self.cache = IdentityCache()
+            self.unload()
             return
+        if not key.startswith(("entity/", "group/")):
+            return  # index entries are only read by writes, from storage
         if not self._loaded:
+            if self._pending is not None:
+                self._pending.add(key)
             return
-        if key.startswith("entity/"):
-            eid = key[len("entity/"):]
-            self.cache.set_entity(eid, await self._get(key))
-        elif key.startswith("group/"):
-            gid = key[len("group/"):]
-            self.cache.set_group(gid, await self._get(key))
+        _apply(self.cache, key, await self._get(key))
 
     def unload(self) -> None:
-        """Forget everything (seal)."""
-        self._changes += 1
+        """Forget everything (seal, or the feed may have missed changes)."""
+        self._resets += 1
         self._loaded = False
+        generation = self.cache.generation
         self.cache = IdentityCache()
+        # generations only grow: caches keyed by one (templated ACLs) never see a reused one
+        self.cache.generation = generation + 1
 
     async def _ids(self, prefix: str) -> list[str]:
         return [k for k in await self.storage.list(prefix) if not k.endswith("/")]
@@ -152,12 +158,13 @@ class IdentityStorage:
             return out, (writes, result)
 
         writes, result = await update(self.storage, keys, run)
-        if self._loaded:
-            for key, value in writes.items():
-                if key.startswith("entity/"):
-                    self.cache.set_entity(key[len("entity/"):], value)
-                elif key.startswith("group/"):
-                    self.cache.set_group(key[len("group/"):], value)
+        for key, value in writes.items():
+            if not key.startswith(("entity/", "group/")):
+                continue
+            if self._loaded:
+                _apply(self.cache, key, value)
+            elif self._pending is not None:  # a load is running: it reads this one again
+                self._pending.add(key)
         return result
 
     async def planned(self, plan: Callable[[], Awaitable[Any]]) -> Any:
@@ -168,6 +175,14 @@ class IdentityStorage:
             except Retry:
                 await asyncio.sleep(0)
         raise Conflict("too many concurrent identity changes; nothing was changed, retry")
+
+
+def _apply(cache: IdentityCache, key: str, value: Record | None) -> None:
+    """Put one stored record (None: deleted) into `cache`."""
+    if key.startswith("entity/"):
+        cache.set_entity(key[len("entity/"):], value)
+    elif key.startswith("group/"):
+        cache.set_group(key[len("group/"):], value)
 
 
 def aliases_of(entity: Record | None) -> list[Record]:

@@ -72,6 +72,12 @@ def group_alias_data(mounts: MountResolver, a: Record, *, full: bool = True) -> 
     return _mount_fields(mounts, a["mount_accessor"], out)
 
 
+def _members(view: IdentityCache, g: Record) -> list[str]:
+    """The group's member entities that exist (one deleted on another node while this
+    group was written elsewhere may linger in the stored list; it is not shown)."""
+    return [m for m in g.get("member_entity_ids") or [] if m in view.entities]
+
+
 def group_data(view: IdentityCache, mounts: MountResolver, g: Record) -> dict[str, Any]:
     alias = g.get("alias")
     members = [m for m in g.get("member_group_ids") or [] if m in view.groups]
@@ -79,7 +85,7 @@ def group_data(view: IdentityCache, mounts: MountResolver, g: Record) -> dict[st
         "alias": group_alias_data(mounts, alias, full=False) if alias else {},
         "creation_time": g["creation_time"], "id": g["id"],
         "last_update_time": g["last_update_time"],
-        "member_entity_ids": list(g.get("member_entity_ids") or []) or None,
+        "member_entity_ids": _members(view, g) or None,
         "member_group_ids": members or None, "metadata": g.get("metadata"),
         "modify_index": g.get("modify_index", 0), "name": g["name"],
         "namespace_id": NAMESPACE, "parent_group_ids": view.parent_groups(g["id"]) or None,
@@ -89,7 +95,7 @@ def group_data(view: IdentityCache, mounts: MountResolver, g: Record) -> dict[st
 
 def group_list_info(view: IdentityCache, mounts: MountResolver, g: Record) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "name": g["name"], "num_member_entities": len(g.get("member_entity_ids") or []),
+        "name": g["name"], "num_member_entities": len(_members(view, g)),
         "num_parent_groups": len(view.parent_groups(g["id"])),
     }
     alias = g.get("alias")

@@ -170,8 +170,8 @@ class AclPolicyStore:
         self._storage = storage
         self._policies: dict[str, AclPolicy | None] = {}  # name -> parsed (None: missing)
         self._acls: dict[frozenset[str], ACL] = {}
-        # ACLs of tokens with an entity: (token policies, (entity id, identity generation))
-        self._identity_acls: dict[tuple[frozenset[str], tuple[str, int]], ACL] = {}
+        # ACLs of tokens with an entity: (token policies, the entity context's key)
+        self._identity_acls: dict[tuple[frozenset[str], tuple[Any, ...]], ACL] = {}
         self._generation = 0  # bumped on every change; guards caching a stale ACL
         # The node's identity store (set by the node): the entity of a token adds its
         # identity policies and fills templated paths (`acl_for_token`).
@@ -263,7 +263,7 @@ class AclPolicyStore:
     async def acl_for_identity(self, names: builtins.list[str] | tuple[str, ...],
                                ctx: IdentityContext) -> ACL:
         """The compiled ACL for policy `names` plus `ctx`'s identity policies, templated
-        paths filled for `ctx` (cached per entity and identity-store generation)."""
+        paths filled for `ctx` (cached while the entity and its groups are unchanged)."""
         key = (frozenset(names), ctx.key)
         acl = self._identity_acls.get(key)
         if acl is not None:

@@ -4,7 +4,8 @@ Every record (entity, group) is indexed here as it is stored; the derived indexe
 alias factors, group membership, parent groups) are kept up to date incrementally by
 `set_entity` / `set_group`. Reads, identity policies and ACL templating are served from
 here; writes never trust it (transit/identity/store.py reads storage for them).
-`generation` changes whenever anything here does: it keys every cache built on top.
+`generation` changes whenever anything here does; `stamps` say when each record last did
+(a new load's generations stay above every earlier one: transit/identity/txn.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from transit.identity.model import Record
 class IdentityCache:
     __slots__ = ("entities", "entity_names", "aliases", "alias_factors", "groups",
                  "group_names", "group_aliases", "group_alias_factors", "member_of",
-                 "parents", "generation")
+                 "parents", "stamps", "generation")
 
     def __init__(self) -> None:
         self.entities: dict[str, Record] = {}
@@ -28,6 +29,7 @@ class IdentityCache:
         self.group_alias_factors: dict[tuple[str, str], str] = {}
         self.member_of: dict[str, set[str]] = {}  # entity id -> ids of groups listing it
         self.parents: dict[str, set[str]] = {}  # group id -> ids of groups listing it
+        self.stamps: dict[str, int] = {}  # record id -> the generation it last changed at
         self.generation = 0
 
     # -- changes -----------------------------------------------------------------------------
@@ -49,6 +51,10 @@ class IdentityCache:
                 self.aliases[a["id"]] = entity_id
                 self.alias_factors[(a["mount_accessor"], a["name"])] = a["id"]
         self.generation += 1
+        if record is None:
+            self.stamps.pop(entity_id, None)
+        else:
+            self.stamps[entity_id] = self.generation
 
     def set_group(self, group_id: str, record: Record | None) -> None:
         old = self.groups.pop(group_id, None)
@@ -77,6 +83,10 @@ class IdentityCache:
             for gid in record.get("member_group_ids") or []:
                 self.parents.setdefault(gid, set()).add(group_id)
         self.generation += 1
+        if record is None:
+            self.stamps.pop(group_id, None)
+        else:
+            self.stamps[group_id] = self.generation
 
     # -- queries -----------------------------------------------------------------------------
     def entity_by_name(self, name: str) -> Record | None:

@@ -9,6 +9,7 @@ memoised per cache generation — and `login_entity`, what a login does to ident
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,11 @@ _CONTEXT_LIMIT = 4096
 class IdentityContext:
     """An entity as a request sees it: identity policies and the ACL templating values."""
 
-    key: tuple[str, int]  # (entity id, cache generation): what a templated ACL is cached by
+    # What the entity's ACL is cached by: its id and the stamps of the records it is made
+    # of (the entity, every group containing it). Unchanged while those are, whatever else
+    # changes in the store; never reused for other contents.
+    key: tuple[Any, ...]
+    generation: int  # the cache generation this context was computed at
     entity_id: str
     disabled: bool
     policies: tuple[str, ...]  # identity policies: entity ∪ every group's (sorted)
@@ -42,7 +47,7 @@ class IdentityStore(GroupWrites):
         """The entity's context, or None when no such entity exists (deleted)."""
         view = await self.view()
         ctx = self._contexts.get(entity_id)
-        if ctx is not None and ctx.key[1] == view.generation:
+        if ctx is not None and ctx.generation == view.generation:
             return ctx
         entity = view.entities.get(entity_id)
         if entity is None:
@@ -53,9 +58,15 @@ class IdentityStore(GroupWrites):
         policies: set[str] = set(entity.get("policies") or [])
         for g in groups:
             policies.update(g.get("policies") or [])
-        ctx = IdentityContext((entity_id, view.generation), entity_id,
-                              bool(entity.get("disabled")), tuple(sorted(policies)), entity,
-                              groups)
+        stamps = view.stamps
+        key = (entity_id, stamps.get(entity_id, 0),
+               *sorted((g["id"], stamps.get(g["id"], 0)) for g in groups))
+        if ctx is not None and ctx.key == key:
+            ctx = dataclasses.replace(ctx, generation=view.generation)
+        else:
+            ctx = IdentityContext(key, view.generation, entity_id,
+                                  bool(entity.get("disabled")), tuple(sorted(policies)),
+                                  entity, groups)
         if len(self._contexts) >= _CONTEXT_LIMIT:
             self._contexts.clear()
         self._contexts[entity_id] = ctx

@@ -95,6 +95,8 @@ class IdentityStorage:
                 resets = self._resets
                 self._pending = set()
                 cache = IdentityCache()
+                # above every generation (and record stamp) the previous cache handed out
+                cache.generation = self.cache.generation + 1
                 for eid in await self._ids("entity/"):
                     cache.set_entity(eid, await self._get(ekey(eid)))
                 for gid in await self._ids("group/"):
@@ -105,7 +107,6 @@ class IdentityStorage:
                         _apply(cache, key, await self._get(key))
                 if resets != self._resets:
                     continue
-                cache.generation += self.cache.generation + 1
                 self.cache = cache
                 self._loaded = True
                 self._pending = None

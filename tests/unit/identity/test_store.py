@@ -191,3 +191,23 @@ def test_group_cycles_external_members_and_local_mount_aliases_are_refused() -> 
             await s.upsert_group(ext["id"], "", group_type="internal")
 
     run(go())
+
+
+def test_context_keys_change_only_with_the_entity_and_its_groups() -> None:
+    async def go() -> None:
+        s, _ = make()
+        e1 = (await s.upsert_entity("", "k1"))["id"]  # type: ignore[index]
+        e2 = (await s.upsert_entity("", "k2"))["id"]  # type: ignore[index]
+        first = await s.context(e1)
+        await s.upsert_entity(e2, "", policies=["x"])  # another entity: e1's key stays
+        again = await s.context(e1)
+        assert first is not None and again is not None and again.key == first.key
+        g = await s.upsert_group("", "kg", member_entity_ids=[e1])
+        joined = await s.context(e1)
+        assert joined is not None and joined.key != first.key
+        s.unload()  # reloaded: never a key an earlier state had
+        reloaded = await s.context(e1)
+        assert reloaded is not None and reloaded.key not in (first.key, joined.key)
+        assert g is not None and reloaded.groups[0]["id"] == g["id"]
+
+    run(go())

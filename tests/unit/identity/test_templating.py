@@ -15,7 +15,7 @@ ENTITY = {"id": "e-1", "name": "app-a", "metadata": {"app": "a", "glob": "x*", "
           "aliases": [{"id": "al-1", "name": "svc", "mount_accessor": "auth_approle_1",
                        "metadata": {"role": "r1"}, "custom_metadata": {"team": "blue"}}]}
 GROUPS = ({"id": "g-1", "name": "ops", "metadata": {"tier": "gold"}},)
-CTX = IdentityContext(("e-1", 1), "e-1", False, (), ENTITY, GROUPS)
+CTX = IdentityContext(("e-1", 1), 1, "e-1", False, (), ENTITY, GROUPS)
 
 
 @pytest.mark.parametrize("template, want", [

@@ -61,6 +61,7 @@ async def _identity_policies(b: TokenPort, entry: TokenEntry, data: dict[str, An
         policies = await identity.identity_policies(entry.entity_id)
         if policies:
             data["identity_policies"] = policies
+            data["external_namespace_policies"] = {}
 
 
 async def lookup(b: TokenPort, req: Request, d: FieldData) -> Response:

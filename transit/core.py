@@ -31,6 +31,7 @@ from transit.cluster.listener import ClusterListener
 from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/forwarding.py
 from transit.cluster.roles import NodeRoles
 from transit.engines.framework import Engine
+from transit.engines.identity.backend import IdentityBackend
 from transit.engines.mounts import MountTable
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
@@ -45,6 +46,7 @@ from transit.errors import (
     StandbyError,
     TransitError,
 )
+from transit.identity.store import IdentityStore
 from transit.lifecycle import ENGINE_FACTORIES, NodeLifecycle
 from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
 from transit.quotas import QuotaStore
@@ -56,6 +58,11 @@ from transit.tokens.wrapping import Wrapper, parse_wrap_ttl
 log = logging.getLogger("transit.core")
 
 TOKEN_MOUNT = "auth/token/"
+# -- identity (issue 17) ---------------------------------------------------------------------
+IDENTITY_MOUNT = "identity/"
+IDENTITY_ACCESSOR = "identity_00000000"
+IDENTITY_STORAGE = "sys/identity/"  # the identity store's corner of the barrier
+TOKEN_ACCESSOR = "auth_token_00000000"
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -91,6 +98,12 @@ class Core(NodeLifecycle, NodeRoles):
         self.wrapping = Wrapper(self.tokens, StorageView(self.barrier, "sys/wrapping/"))
         self.system = SystemBackend(self)
         self.token_backend = TokenBackend(self.tokens, self.policies)
+        # -- identity (issue 17): the store, its engine at identity/, identity-aware ACLs
+        self.identity = IdentityStore(StorageView(self.barrier, IDENTITY_STORAGE),
+                                      mounts=self.identity_mount)
+        self.identity_backend = IdentityBackend(self.identity)
+        self.policies.identity = self.identity
+        self.token_backend.identity = self.identity  # token roles' entity_alias
         self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
         self.initialized = False
         self.ha: HAController | None = None
@@ -136,6 +149,16 @@ class Core(NodeLifecycle, NodeRoles):
         tuned = entry.config.get("default_lease_ttl") if entry is not None else 0
         return int(tuned or self.tokens.default_lease_ttl)
 
+    def identity_mount(self, accessor: str) -> tuple[str, str, bool] | None:
+        """(path, type, local) of the mount with `accessor` (identity aliases name their
+        mount by accessor; issue 17), None when there is none."""
+        if accessor == TOKEN_ACCESSOR:
+            return TOKEN_MOUNT, "token", False
+        for entry in self.mounts.entries():
+            if entry.accessor == accessor:
+                return entry.path, entry.type, entry.local
+        return None
+
     # -- the request pipeline ---------------------------------------------------------------
     def route(self, path: str) -> tuple[Engine, str, Any, str, str, str]:
         """(engine, path inside it, storage, mount path, mount type, mount accessor)."""
@@ -144,6 +167,9 @@ class Core(NodeLifecycle, NodeRoles):
         if path.startswith(TOKEN_MOUNT) or path == TOKEN_MOUNT[:-1]:
             return (self.token_backend, path[len(TOKEN_MOUNT):], None, TOKEN_MOUNT, "token",
                     "auth_token_00000000")
+        if path.startswith(IDENTITY_MOUNT) or path == IDENTITY_MOUNT[:-1]:  # issue 17
+            return (self.identity_backend, path[len(IDENTITY_MOUNT):], None, IDENTITY_MOUNT,
+                    "identity", IDENTITY_ACCESSOR)
         routed = self.mounts.route(path)
         if routed is None:
             raise NoHandler(f'no handler for route "{path}". route entry not found.')
@@ -257,6 +283,9 @@ class Core(NodeLifecycle, NodeRoles):
         wrap_ttl = parse_wrap_ttl(wrap_header) if wrap_header else 0
         if token is None or self_checked:  # an unauthenticated path
             decision = OPEN_DECISION
+        elif token.entity_id:  # identity policies and templating (issue 17)
+            acl = await self.policies.acl_for_token(token)
+            decision = acl.allowed(full_path, req.operation, req.data, wrap_ttl)
         else:
             acl = await self.policies.acl_for(token.policies)
             decision = acl.allowed(full_path, req.operation, req.data, wrap_ttl)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from transit.cluster.ha import HAController
     from transit.cluster.identity import ClusterInfo
     from transit.cluster.invalidation import InvalidationSubscriber
+    from transit.identity.store import IdentityStore
     from transit.quotas import QuotaStore
     from transit.seal import SealManager
     from transit.tokens.store import TokenStore
@@ -62,6 +63,7 @@ class NodeLifecycle:
         mounts: MountTable
         tokens: TokenStore
         policies: AclPolicyStore
+        identity: IdentityStore
         audit: AuditBroker
         quotas: QuotaStore
         cluster: ClusterInfo
@@ -246,6 +248,7 @@ class NodeLifecycle:
         whatever is missing is a StorageError — not replicated here yet — and the caller
         waits and retries."""
         await self._load_cluster_identity(create=create)
+        self.identity.unload()  # issue 17: loaded again on first use
         await self.tokens.setup(create=create)
         if create:
             await self.policies.setup()
@@ -292,6 +295,7 @@ class NodeLifecycle:
         self._perf_loaded = False
         self.tokens.invalidate()
         self.policies.invalidate()
+        self.identity.unload()  # issue 17
         self.audit.teardown()
         self.quotas.clear()
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches

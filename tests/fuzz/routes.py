@@ -19,6 +19,7 @@ from transit.api.status import STATUS_HANDLERS
 from transit.core import ENGINE_FACTORIES, TOKEN_MOUNT
 from transit.engines.fields import Field
 from transit.engines.framework import Engine, Route
+from transit.engines.identity.backend import IdentityBackend
 from transit.engines.kv import KVv1Backend, KVv2Backend
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
@@ -34,7 +35,7 @@ Part = str | Param
 
 @dataclass(frozen=True, repr=False)
 class Template:
-    engine: str  # "transit", "kv-v2", "kv-v1", "system", "token", "status", "none"
+    engine: str  # "transit", "kv-v2", "kv-v1", "system", "token", "identity", "status", "none"
     mount: str  # e.g. "transit/", "sys/", "" (status endpoints and unknown mounts)
     parts: tuple[Part, ...]  # inside the mount
     route: Route | None  # None for status endpoints and paths no engine serves
@@ -142,6 +143,7 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
         ("kv-v1", KV1_MOUNTS, kv1),
         ("system", ("sys/",), SystemBackend(None)),  # type: ignore[arg-type]
         ("token", (TOKEN_MOUNT,), TokenBackend(None, None)),  # type: ignore[arg-type]
+        ("identity", ("identity/",), IdentityBackend(None)),  # type: ignore[arg-type]
     ]
 
 

@@ -150,6 +150,7 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
         ["0", "1", "32", "-1", "1.5", "abc", "99999999999999999999", "65536", "1048577"])),
     "plaintext": with_hostile(st.sampled_from(["plaintext", "wrapped"])),
     "migration_id": with_hostile(st.uuids().map(str)),
+    "id": with_hostile(st.one_of(st.uuids().map(str), st.sampled_from(["missing", "a"]))),
 }
 assert param_names(TEMPLATES) <= set(PARAMS), param_names(TEMPLATES) - set(PARAMS)
 
@@ -525,8 +526,8 @@ class Case:
 
 
 # How often each engine's routes are drawn, relative to each other.
-ENGINE_WEIGHTS = {"transit": 8, "kv-v2": 4, "kv-v1": 2, "system": 4, "token": 3, "status": 1,
-                  "none": 1}
+ENGINE_WEIGHTS = {"transit": 8, "kv-v2": 4, "kv-v1": 2, "system": 4, "token": 3, "identity": 2,
+                  "status": 1, "none": 1}
 
 
 @st.composite
@@ -883,11 +884,11 @@ def test_route_tables_expand_to_templates() -> None:
     """The enumeration itself: every engine contributes, and every template is a path its
     route really serves (else the fuzzer would hammer 404s and prove little)."""
     engines = {t.engine for t in TEMPLATES}
-    assert {"transit", "kv-v2", "kv-v1", "system", "token", "status"} <= engines
+    assert {"transit", "kv-v2", "kv-v1", "system", "token", "identity", "status"} <= engines
     sample = {"name": "k", "source": "k", "destination": "k", "role_name": "r", "path": "a/b",
               "rest": "x", "type": "encryption-key", "version": "1",
               "urlalgorithm": "sha2-256", "urlbytes": "32", "plaintext": "plaintext",
-              "migration_id": "m"}
+              "migration_id": "m", "id": "i"}
     assert check_templates(TEMPLATES, sample) == []
     assert len(ROUTED) >= 90, len(ROUTED)
 

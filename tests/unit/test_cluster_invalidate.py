@@ -222,3 +222,21 @@ class TestInvalidateAll:
         assert core.mounts.get("kv1/") is not None and core.audit.enabled
         core.audit.teardown()
         other.audit.teardown()
+
+
+class TestIdentity:
+    @atest
+    async def test_identity_change_elsewhere_is_seen_after_invalidation(self) -> None:
+        core, unseal_key = await dev_core()
+        created = await call(core, UPDATE, "identity/entity",
+                             {"name": "inv", "policies": ["a"]})
+        eid = created.data["id"]
+        other = await other_node(core, unseal_key)
+        assert await other.identity.identity_policies(eid) == ["a"]
+        await call(core, UPDATE, f"identity/entity/id/{eid}", {"policies": ["b"]})
+        assert await other.identity.identity_policies(eid) == ["a"]  # stale until told
+        await invalidate_key(other, f"sys/identity/entity/{eid}")
+        assert await other.identity.identity_policies(eid) == ["b"]
+        await call(core, UPDATE, f"identity/entity/id/{eid}", {"policies": ["c"]})
+        await invalidate_all(other)
+        assert await other.identity.identity_policies(eid) == ["c"]

@@ -19,7 +19,7 @@ Rules with the same pattern are merged across (and within) policies: capabilitie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit.acl.params import merge_params, params_ok
 from transit.acl.policy import (
@@ -35,7 +35,11 @@ from transit.acl.policy import (
     AclPolicy,
     PathRule,
     capability_names,
+    render_rule,
 )
+
+if TYPE_CHECKING:
+    from transit.identity.store import IdentityContext
 
 # Operation -> the capability it needs (Vault: revoke/renew/rollback reuse update).
 OPERATION_BITS: dict[str, int] = {
@@ -226,11 +230,16 @@ class _WildcardRule:
 
 
 class ACL:
-    """The compiled, immutable ACL of a set of policies."""
+    """The compiled, immutable ACL of a set of policies.
+
+    Templated paths (`{{identity.entity.id}}`, ...) are filled in for `identity`, the
+    token's entity; a path that cannot be filled — or any templated path when there is no
+    entity — is left out, so it grants nothing (spec auth-api §6.8)."""
 
     __slots__ = ("root", "_exact", "_prefix", "_prefix_lens", "_wildcards", "_memo")
 
-    def __init__(self, policies: list[AclPolicy]) -> None:
+    def __init__(self, policies: list[AclPolicy], identity: IdentityContext | None = None,
+                 ) -> None:
         self.root = any(p is not None and p.is_root for p in policies)
         self._exact: dict[str, _Perms] = {}
         self._prefix: dict[str, _Perms] = {}
@@ -238,7 +247,10 @@ class ACL:
         for policy in policies:
             if policy is None or policy.is_root:
                 continue
-            for rule in policy.paths:
+            for original in policy.paths:
+                rule = render_rule(original, identity) if original.templated else original
+                if rule is None:
+                    continue
                 if rule.has_segment_wildcards:
                     table = wc
                 else:

@@ -12,13 +12,18 @@ Layer: stdlib, transit.hcl, transit.errors and `transit.engines.fields.parse_dur
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit import hcl
 from transit.engines.fields import MAX_DURATION_SECONDS, parse_duration
 from transit.errors import UserError
+from transit.identity.templating import UNBALANCED, balanced, is_templated, render
+
+if TYPE_CHECKING:
+    from transit.identity.store import IdentityContext
 
 # Capability bits, in Vault's order (vault/policy.go).
 DENY = 1 << 0
@@ -87,6 +92,7 @@ class PathRule:
     required_parameters: list[str] = field(default_factory=list)
     min_wrapping_ttl: int = 0  # seconds
     max_wrapping_ttl: int = 0
+    templated: bool = False  # has `{{ ... }}`: filled per entity (transit/identity/templating)
 
 
 @dataclass(slots=True)
@@ -94,6 +100,7 @@ class AclPolicy:
     name: str
     raw: str  # the text exactly as the client sent it (after base64 decoding)
     paths: list[PathRule] = field(default_factory=list)
+    templated: bool = False  # some path is templated: its ACL depends on the entity
 
     @property
     def is_root(self) -> bool:
@@ -177,6 +184,9 @@ def _parse_path(pattern: str, body: Any) -> PathRule:
         if key not in _PATH_KEYS:
             raise _fail(f'path "{pattern}": invalid key "{key}"')
     path = pattern[1:] if pattern.startswith("/") else pattern
+    templated = is_templated(path)
+    if (templated or "}}" in path) and not balanced(path):
+        raise _fail(f'path "{path}": failed to validate policy templating: {UNBALANCED}')
     if "+*" in path:
         raise _fail(f"path \"{path}\": invalid use of wildcards ('+*' is forbidden)")
     segment_wc = path == "+" or "/+" in path or path.startswith("+/")
@@ -201,10 +211,10 @@ def _parse_path(pattern: str, body: Any) -> PathRule:
         if bit is None:
             raise _fail(f'path "{pattern}": invalid capability "{cap}"')
         if bit == DENY:  # deny wipes everything else, parameters included
-            return PathRule(path, key, DENY, is_prefix, segment_wc)
+            return PathRule(path, key, DENY, is_prefix, segment_wc, templated=templated)
         bits |= bit
 
-    rule = PathRule(path, key, bits, is_prefix, segment_wc)
+    rule = PathRule(path, key, bits, is_prefix, segment_wc, templated=templated)
     if body.get("allowed_parameters") is not None:
         rule.allowed_parameters = _params(body["allowed_parameters"], "allowed_parameters")
     if body.get("denied_parameters") is not None:
@@ -236,4 +246,18 @@ def parse_policy(name: str, text: str) -> AclPolicy:
     if data.get("path") is not None:
         for pattern, body in _stanzas(data["path"]):
             paths.append(_parse_path(pattern, body))
-    return AclPolicy(name=name, raw=text, paths=paths)
+    return AclPolicy(name=name, raw=text, paths=paths,
+                     templated=any(p.templated for p in paths))
+
+
+def render_rule(rule: PathRule, ctx: IdentityContext | None) -> PathRule | None:
+    """A templated rule with its path filled for `ctx`'s entity; None when it cannot be
+    filled (no entity, a missing value): Vault then drops the whole path block."""
+    path = render(rule.pattern, ctx)
+    if path is None or "+*" in path:
+        return None
+    segment_wc = path == "+" or "/+" in path or path.startswith("+/")
+    is_prefix = path.endswith("*") and not segment_wc
+    return dataclasses.replace(rule, pattern=path, path=path[:-1] if is_prefix else path,
+                               is_prefix=is_prefix, has_segment_wildcards=segment_wc,
+                               templated=False)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import builtins  # `list` is a method name in AclPolicyStore
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transit import metrics, pools
 from transit.acl.acl import ACL
 from transit.acl.policy import AclPolicy, parse_policy
-from transit.errors import StorageError, UserError
+from transit.errors import PermissionDenied, StorageError, UserError
+
+if TYPE_CHECKING:
+    from transit.identity.store import IdentityContext, IdentityStore
 
 ROOT = "root"
 DEFAULT = "default"
@@ -167,7 +170,12 @@ class AclPolicyStore:
         self._storage = storage
         self._policies: dict[str, AclPolicy | None] = {}  # name -> parsed (None: missing)
         self._acls: dict[frozenset[str], ACL] = {}
+        # ACLs of tokens with an entity: (token policies, the entity context's key)
+        self._identity_acls: dict[tuple[frozenset[str], tuple[Any, ...]], ACL] = {}
         self._generation = 0  # bumped on every change; guards caching a stale ACL
+        # The node's identity store (set by the node): the entity of a token adds its
+        # identity policies and fills templated paths (`acl_for_token`).
+        self.identity: IdentityStore | None = None
 
     async def setup(self) -> None:
         """Create `default` if missing; (re)write the immutable `response-wrapping`."""
@@ -240,6 +248,42 @@ class AclPolicyStore:
             self._acls[key] = acl
         return acl
 
+    async def acl_for_token(self, token: Any) -> ACL:
+        """The ACL of a token: its own policies and, when it has an entity, the entity's
+        identity policies (entity, groups, parent groups) with templated paths filled in
+        for it (spec auth-api §6.7, §6.8). PermissionDenied when the entity is disabled or
+        no longer exists, as Vault refuses such tokens."""
+        if not token.entity_id or self.identity is None:
+            return await self.acl_for(token.policies)
+        ctx = await self.identity.context(token.entity_id)
+        if ctx is None or ctx.disabled:
+            raise PermissionDenied()
+        return await self.acl_for_identity(token.policies, ctx)
+
+    async def acl_for_identity(self, names: builtins.list[str] | tuple[str, ...],
+                               ctx: IdentityContext) -> ACL:
+        """The compiled ACL for policy `names` plus `ctx`'s identity policies, templated
+        paths filled for `ctx` (cached while the entity and its groups are unchanged)."""
+        key = (frozenset(names), ctx.key)
+        acl = self._identity_acls.get(key)
+        if acl is not None:
+            metrics.incr(_ACL_HIT)
+            return acl
+        metrics.incr(_ACL_MISS)
+        generation = self._generation
+        policies: list[AclPolicy] = []
+        for name in key[0] | frozenset(ctx.policies):
+            policy = await self._load(sanitize_name(name))
+            if policy is not None:
+                policies.append(policy)
+        policies.sort(key=lambda p: p.name)
+        acl = ACL(policies, ctx)
+        if generation == self._generation:
+            if len(self._identity_acls) >= _ACL_CACHE_LIMIT:
+                self._identity_acls.pop(next(iter(self._identity_acls)))
+            self._identity_acls[key] = acl
+        return acl
+
     def invalidate(self, name: str | None = None) -> None:
         """Forget cached policies (one, or all) and every compiled ACL."""
         if name is None:
@@ -247,6 +291,7 @@ class AclPolicyStore:
         else:
             self._policies.pop(sanitize_name(name), None)
         self._acls.clear()
+        self._identity_acls.clear()
         self._generation += 1
 
     # -- internals ---------------------------------------------------------------------------
@@ -254,6 +299,7 @@ class AclPolicyStore:
     def _changed(self, name: str, policy: AclPolicy | None) -> None:
         self._policies[name] = policy
         self._acls.clear()
+        self._identity_acls.clear()
         self._generation += 1
 
     async def _load(self, name: str) -> AclPolicy | None:

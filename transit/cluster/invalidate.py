@@ -14,6 +14,7 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 | `sys/token/salt`                      | re-read the salt (drops every cached token)        |
 | `sys/token/accessor/…`, `parent/…`    | nothing: always read from storage, never cached    |
 | `sys/policy/<name>`                   | `core.policies.invalidate(name)`                   |
+| `sys/identity/<rest>`                 | `core.identity.invalidate(rest)` (reload a record) |
 | `core/mounts`                         | `core.reload_mounts()` (else `core.mounts.load`)   |
 | `core/audit`                          | `core.audit.setup()` (re-read table, reopen devices) |
 | `core/keyring`                        | `core.barrier.reload_keyring()`                    |
@@ -36,6 +37,7 @@ log = logging.getLogger("transit.cluster.invalidate")
 LOGICAL = "logical/"
 TOKEN = "sys/token/"
 ACL_POLICY = "sys/policy/"
+IDENTITY = "sys/identity/"
 MOUNTS = "core/mounts"
 AUDIT = "core/audit"
 KEYRING = "core/keyring"
@@ -94,6 +96,10 @@ async def invalidate_key(core: Any, key: str) -> None:
             await _reload_salt(core)
     elif key.startswith(ACL_POLICY):
         core.policies.invalidate(key[len(ACL_POLICY) :])
+    elif key.startswith(IDENTITY):
+        identity = getattr(core, "identity", None)
+        if identity is not None:
+            await identity.invalidate(key[len(IDENTITY) :])
     elif key == MOUNTS:
         await _reload_mounts(core)
     elif key == AUDIT:
@@ -112,6 +118,9 @@ async def invalidate_all(core: Any) -> None:
     await core.barrier.reload_keyring()
     await _reload_salt(core)  # drops every cached token and role
     core.policies.invalidate()
+    identity = getattr(core, "identity", None)
+    if identity is not None:
+        await identity.invalidate(None)
     await _reload_mounts(core)
     for entry in core.mounts.entries():  # engines a reload kept still hold their caches
         if entry.engine is not None:

@@ -86,7 +86,7 @@ async def _acl(node: NodeControl, req: Request) -> ACL | None:
         if req.client_token:
             raise PermissionDenied()
         return None
-    return await node.policies.acl_for(req.token.policies)
+    return await node.policies.acl_for_token(req.token)  # with identity (issue 17)
 
 
 def _unauth_view(entry: dict[str, Any]) -> dict[str, Any]:

@@ -128,7 +128,11 @@ async def _capabilities_for(node: NodeControl, token: Any, paths: list[str]) -> 
     """Vault's Core.Capabilities for each path, plus `capabilities` when there is one path."""
     policies = list(getattr(token, "policies", None) or [])
     data: dict[str, Any] = {}
-    acl = await node.policies.acl_for(policies) if policies else None
+    acl = None
+    if getattr(token, "entity_id", ""):  # identity policies and templating (issue 17)
+        acl = await node.policies.acl_for_token(token)
+    elif policies:
+        acl = await node.policies.acl_for(policies)
     for path in paths:
         if not path:
             raise UserError("missing path")

@@ -29,6 +29,7 @@ TokenHandler = Callable[[TokenPort, Request, FieldData], Awaitable[Any]]
 
 class TokenBackend(Engine):
     mount_type = "token"
+    identity: Any = None  # the node's IdentityStore: token roles' `entity_alias` (issue 17)
 
     def __init__(self, tokens: TokenStore, policies: AclPolicyStore) -> None:
         self.tokens = tokens

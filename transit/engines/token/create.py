@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.token.common import is_sudo, string_list, string_map
-from transit.errors import UserError
+from transit.errors import InternalError, PermissionDenied, UserError
 from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, SERVICE
 from transit.tokens.roles import (
@@ -109,6 +109,26 @@ def _role_policies(requested: list[str], role: TokenRole, parent: list[str], no_
             if p in denied or contains_glob(denied_globs, p):
                 raise UserError(f'token policy "{p}" is disallowed by this role')
     return final
+
+
+async def _entity_from_alias(b: TokenPort, req: Request, role: TokenRole | None,
+                             alias: str) -> str:
+    """Vault's `entity_alias` on token creation: the entity owning alias `alias` on the
+    token mount (made when missing), allowed by the role's `allowed_entity_aliases`."""
+    if role is None:
+        raise UserError("'entity_alias' is only allowed in combination with token role")
+    lower = alias.lower()
+    allowed = role.allowed_entity_aliases
+    if lower not in allowed and not contains_glob(allowed, lower):
+        raise UserError("invalid 'entity_alias' value")
+    identity = getattr(b, "identity", None)
+    if identity is None:
+        raise InternalError("failed to create or fetch entity from given entity alias")
+    try:
+        entity_id, _ = await identity.login_entity(req.mount_accessor, "token", alias, None)
+    except PermissionDenied:
+        raise PermissionDenied("entity from given entity alias is disabled") from None
+    return str(entity_id)
 
 
 async def _create(
@@ -257,13 +277,16 @@ async def _create(
         # A child never outlives its parent: it would be revoked with it anyway.
         ttl = max(1, min(ttl, int(parent.expire_time - now)))
 
+    entity_id = "" if orphan else parent.entity_id
+    if d.get("entity_alias"):
+        entity_id = await _entity_from_alias(b, req, role, d.get("entity_alias"))
     if token_id:
         resp.add_warning(CUSTOM_ID_WARNING)
     entry = await b.tokens.create(
         parent, policies=policies, meta=meta, display_name=display_name, num_uses=num_uses,
         ttl=ttl, explicit_max_ttl=explicit_max, period=period, renewable=renewable,
         orphan=orphan, role=role.name if role is not None else "", path=path,
-        type=token_type, id=token_id, entity_id="" if orphan else parent.entity_id,
+        type=token_type, id=token_id, entity_id=entity_id,
     )
     resp.auth = entry.auth_block()
     store = getattr(b, "policies", None)

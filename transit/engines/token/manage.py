@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.token.common import caller, is_sudo
@@ -54,6 +54,16 @@ async def _by_accessor(b: TokenPort, d: FieldData) -> TokenEntry:
 # --- lookup ----------------------------------------------------------------------
 
 
+async def _identity_policies(b: TokenPort, entry: TokenEntry, data: dict[str, Any]) -> None:
+    """Vault's handleLookup adds the entity's current identity policies (issue 17)."""
+    identity = getattr(b, "identity", None)
+    if entry.entity_id and identity is not None:
+        policies = await identity.identity_policies(entry.entity_id)
+        if policies:
+            data["identity_policies"] = policies
+            data["external_namespace_policies"] = {}
+
+
 async def lookup(b: TokenPort, req: Request, d: FieldData) -> Response:
     token = d.get("token") or req.client_token
     if not token:
@@ -66,6 +76,7 @@ async def lookup(b: TokenPort, req: Request, d: FieldData) -> Response:
         raise PermissionDenied("bad token")
     data = entry.lookup_data(b.tokens.clock())
     data["id"] = token
+    await _identity_policies(b, entry, data)
     return Response(data=data)
 
 
@@ -75,6 +86,7 @@ async def lookup_self(b: TokenPort, req: Request, d: FieldData) -> Response:
         raise PermissionDenied("bad token")
     data = entry.lookup_data(b.tokens.clock())
     data["id"] = req.client_token or entry.id
+    await _identity_policies(b, entry, data)
     return Response(data=data)
 
 
@@ -82,6 +94,7 @@ async def lookup_accessor(b: TokenPort, req: Request, d: FieldData) -> Response:
     entry = await _by_accessor(b, d)
     data = entry.lookup_data(b.tokens.clock())
     data["id"] = ""
+    await _identity_policies(b, entry, data)
     return Response(data=data)
 
 

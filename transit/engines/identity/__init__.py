@@ -1,0 +1,1 @@
+"""The `identity/` engine: always mounted, token required (spec auth-api §6)."""

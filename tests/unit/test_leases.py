@@ -255,6 +255,28 @@ def test_lazy_revocation_ends_the_lease_and_the_manager_revokes() -> None:
     run(main())
 
 
+def test_a_racing_renewal_cannot_undo_a_lazy_revocation() -> None:
+    async def main() -> None:
+        clock, physical = Clock(), InmemBackend()
+        store = await make(clock, physical)
+        tok = await store.create(None, policies=["default"], ttl=600, path="auth/approle/login")
+        raw = await store.storage.get("id/" + tok.hash)
+        assert raw is not None
+        stale = TokenEntry.from_json(raw, id=tok.id, hash=tok.hash)  # read before the revoke
+        assert await store.expire_now(tok.hash) is True
+        await store.renew(stale, 3600)  # the renewal commits after: its own expiry ...
+        assert await store.lookup(tok.id) is None  # ... but the token stays used up
+        manager = ExpirationManager(store)
+        manager.start()
+        clock.advance(3601)
+        while await manager.tick():
+            pass
+        assert index_keys(physical) == set()
+        assert await store.expire_now(tok.hash) is False  # gone
+
+    run(main())
+
+
 def test_handlers_errors_and_answers() -> None:
     async def main() -> None:
         store = await make()

@@ -454,7 +454,9 @@ class TokenStore:
     async def expire_now(self, token_hash: str) -> bool:
         """End a token's lease now and leave its revocation to the expiration manager (Vault's
         LazyRevoke: `sys/leases/revoke` with `sync=false`). Lookups fail from this write on.
-        A guarded write of the stored entry; False when no such token is stored."""
+        A guarded write of the stored entry, which it also marks used up (`num_uses = -1`,
+        revocation pending) as the manager does: `save` keeps the stored count, so a renewal
+        racing with this cannot bring the token back. False when no such token is stored."""
         key = "id/" + token_hash
         now = self.clock()
 
@@ -463,15 +465,19 @@ class TokenStore:
             if raw is None:
                 return [], False
             stored = TokenEntry.from_json(raw)
-            if stored.expire_time and stored.expire_time <= now:
-                return [], True  # already over: its revocation is due anyway
-            stored.expire_time = now
+            if stored.num_uses < 0 and stored.expire_time and stored.expire_time <= now:
+                return [], True  # already over and marked: its revocation is due anyway
+            if not stored.expire_time or stored.expire_time > now:
+                stored.expire_time = now
+            stored.num_uses = -1
             return [Write(key, stored.to_json())], True
 
         found = bool(await update(self.storage, [key], change))
         cached = self._by_hash.get(token_hash)
-        if found and cached is not None and not 0 < cached.expire_time <= now:
-            cached.expire_time = now  # a copy a request holds fails its next check too
+        if found and cached is not None:  # a copy a request holds fails its next check too
+            cached.num_uses = -1
+            if not 0 < cached.expire_time <= now:
+                cached.expire_time = now
         self._drop(token_hash)
         if found and self.expiry is not None:
             self.expiry.scheduled(token_hash, now)

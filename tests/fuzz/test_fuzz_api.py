@@ -151,6 +151,8 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
     "plaintext": with_hostile(st.sampled_from(["plaintext", "wrapped"])),
     "migration_id": with_hostile(st.uuids().map(str)),
     "id": with_hostile(st.one_of(st.uuids().map(str), st.sampled_from(["missing", "a"]))),
+    "prefix": with_hostile(sub_paths | st.sampled_from(["auth", "auth/token", "sys/wrapping"])),
+    "url_lease_id": with_hostile(sub_paths | st.just("auth/token/create/h" + "0" * 64)),
 }
 assert param_names(TEMPLATES) <= set(PARAMS), param_names(TEMPLATES) - set(PARAMS)
 
@@ -625,6 +627,9 @@ DESTRUCTIVE_EXACT = {"sys/seal", "sys/step-down", "sys/remount", "auth/token/rev
                      f"sys/policy/{LIMITED_POLICY}"}
 DESTRUCTIVE_PREFIX = ("sys/audit/", "sys/quotas/", "secret/data/denied", "secret/metadata/denied",
                       "secret/delete/denied", "secret/destroy/denied", "kv1/denied",
+                      # the fixtures' tokens have leases (auth/token/create/...)
+                      "sys/leases/revoke-prefix/", "sys/leases/revoke-force/",
+                      "sys/revoke-prefix/", "sys/revoke-force/",
                       *(f"sys/mounts/{m}" for m in FIXTURE_MOUNTS))
 
 
@@ -722,6 +727,8 @@ LEGIT_500: list[tuple[str, str, str]] = [
     (rf"transit/sign/{NAME}(/.*)?",
      r"requested version for signing .*|requested salt length .*|crypto/rsa: .*",
      "Vault's pathSignWrite returns SignWithOptions' error bare for a single item (sign.py)"),
+    (r"sys/leases", r"invalid 'limit' provided: .*|limit must be 'none' or a positive integer",
+     "auth-api §7.2 (probed): processLimit's errors are plain (500)"),
     (r"sys/capabilities(-self)?", r"no token found",
      "Vault's handleCapabilities returns fmt.Errorf(\"no token found\"), a plain error"),
     # raw handlers (operations-api §0): their 500s are unwrapped `{"errors":["<msg>"]}`

@@ -697,6 +697,39 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def test_token_leases_on_a_perf_standby(pc: PerfCluster) -> None:
+    """The lease index is read from the standby's replica (LIST); lease writes are forwarded,
+    and a prefix revocation reaches the standby's token cache through the invalidation feed."""
+    a = pc.active_index()
+    assert a is not None
+    s = pc.standbys(a)[0]
+    r = pc.request(a, "POST", "auth/token/roles/app", json={"path_suffix": "v1"})
+    assert r.status_code == 204, r.text
+    made = []
+    for _ in range(2):
+        r = pc.request(a, "POST", "auth/token/create/app", json={"ttl": "1h"})
+        assert r.status_code == 200, r.text
+        made.append(r.json()["auth"]["client_token"])
+    created = pc.idx(r)
+    for t in made:  # cached on the standby (a lookup-self is served there)
+        r = pc.request(s, "GET", "auth/token/lookup-self", token=t, headers=created)
+        assert r.status_code == 200, r.text
+    prefix = "auth/token/create/app/v1"
+    r = pc.request(s, "LIST", f"sys/leases/lookup/{prefix}", headers=created)
+    assert r.status_code == 200 and len(r.json()["data"]["keys"]) == 2, r.text
+    lease = f"{prefix}/{r.json()['data']['keys'][0]}"
+    r = pc.request(s, "PUT", "sys/leases/lookup", json={"lease_id": lease})
+    assert r.status_code == 200 and r.json()["data"]["id"] == lease, r.text
+    r = pc.request(s, "PUT", "sys/leases/revoke-prefix/auth/token/create/app")
+    assert r.status_code == 204, r.text
+    after = pc.idx(r)
+    for t in made:
+        r = pc.request(s, "GET", "auth/token/lookup-self", token=t, headers=after)
+        assert r.status_code == 403, r.text
+    assert pc.request(s, "LIST", f"sys/leases/lookup/{prefix}", headers=after
+                      ).status_code == 404
+
+
 def test_rotation_reaches_every_standby(pc: PerfCluster) -> None:
     """After each of 50 rotations on the active, every standby encrypts with the new version
     within a bounded wait. The delay (rotate response -> first encrypt on that standby that

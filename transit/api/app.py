@@ -301,9 +301,9 @@ def _render(
         keys = resp.data.get("keys") if resp.data else None
         if not keys:
             return 404, JSON_HEADERS, error_body([])
-    if (resp.data is None and not resp.warnings and resp.status is None and resp.auth is None
-            and resp.wrap_info is None):
-        return 204, JSON_HEADERS, b""
+    if resp.data is None and not resp.warnings and resp.auth is None and resp.wrap_info is None:
+        # nothing to say: 204, or the status alone (Vault's RespondWithStatusCode(nil, 202))
+        return resp.status or 204, JSON_HEADERS, b""
     return resp.status or 200, JSON_HEADERS, envelope(resp, mount_type, rid)
 
 

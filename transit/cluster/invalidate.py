@@ -12,7 +12,7 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 | `sys/token/id/<hash>`                 | `core.tokens.invalidate(hash)`                     |
 | `sys/token/roles/<name>`              | `core.tokens.roles.invalidate(name)`               |
 | `sys/token/salt`                      | re-read the salt (drops every cached token)        |
-| `sys/token/accessor/…`, `parent/…`    | nothing: always read from storage, never cached    |
+| `sys/token/accessor/…`, `parent/…`, `lease/…` | nothing: always read from storage, never cached |
 | `sys/policy/<name>`                   | `core.policies.invalidate(name)`                   |
 | `sys/identity/<rest>`                 | `core.identity.invalidate(rest)` (reload a record) |
 | `core/mounts`                         | `core.reload_mounts()` (else `core.mounts.load`)   |

@@ -6,6 +6,7 @@ keyed by the hash, and the stored JSON holds neither, so a storage dump never sh
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ from transit.gocompat import format_time
 
 SERVICE = "service"
 BATCH = "batch"
+# The path of root tokens made without a request (sys/init, generate-root, dev mode): like
+# Vault's `rootToken()`, they get no lease; every other service token has one.
+ROOT_TOKEN_PATH = "auth/token/root"
 
 
 def rfc3339(ts: float) -> str:
@@ -59,6 +63,25 @@ class TokenEntry:
     def expired(self, now: float | None = None) -> bool:
         exp = self.expire_time
         return exp != 0.0 and exp <= (time.time() if now is None else now)
+
+    @property
+    def has_lease(self) -> bool:
+        """Whether Vault would hold a lease for this token (`sys/leases/*`): every service
+        token created through a request (`auth/token/create*`, logins, response wrapping),
+        with or without a TTL; batch tokens and the request-less root tokens have none."""
+        return self.type == SERVICE and self.path != ROOT_TOKEN_PATH
+
+    def lease_ttl(self, now: float) -> int:
+        """Vault's `leaseEntry.ttl()`: seconds to the expiry from now rounded to the second
+        (0 for a lease that never expires)."""
+        if not self.expire_time:
+            return 0
+        return int(self.expire_time - math.floor(now + 0.5))
+
+    def lease_renewable(self, now: float) -> bool:
+        """Vault's `leaseEntry.renewable()` without its error: an expiring, unexpired,
+        renewable lease."""
+        return bool(self.expire_time) and self.expire_time >= now and self.renewable
 
     def remaining(self, now: float) -> int:
         """Seconds left (0 for a non-expiring token)."""
@@ -142,12 +165,13 @@ class TokenEntry:
             data["role"] = self.role
         if self.period:
             data["period"] = self.period
-        if self.expire_time:  # tokens with a lease (non-expiring root tokens have none)
+        if self.has_lease:  # the lease's times, as `sys/leases/lookup` shows them
             if self.last_renewal:
                 data["last_renewal_time"] = int(self.last_renewal)
                 data["last_renewal"] = rfc3339(self.last_renewal)
-            data["expire_time"] = rfc3339(self.expire_time)
-            data["ttl"] = self.remaining(now)
-            data["renewable"] = self.renewable
+            if self.expire_time:
+                data["expire_time"] = rfc3339(self.expire_time)
+                data["ttl"] = self.lease_ttl(now)
+            data["renewable"] = self.lease_renewable(now)
             data["issue_time"] = rfc3339(self.issue_time or float(self.creation_time))
         return data

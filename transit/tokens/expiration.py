@@ -27,6 +27,10 @@ us either commits first — then we see the new expiry — or keeps the mark, an
 is revoked whatever its expiry says), then revoked the way `TokenStore.revoke` always does
 (leaves first, fenced deletes, the entry itself last, so an interrupted revoke is redone). A
 storage error ends the tick (logged); the token is retried at the next one.
+
+The first scan over a token store that has no `lease-index` marker also gives every leased
+token stored before the lease index existed its index entry (transit/tokens/leases.py,
+guarded writes), and writes the marker once the scan has seen every token.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from collections.abc import Callable
 from transit.errors import TransitError
 from transit.storage.base import Write
 from transit.storage.update import update
+from transit.tokens import leases
 from transit.tokens.entry import TokenEntry
 from transit.tokens.store import TokenStore
 
@@ -68,6 +73,7 @@ class ExpirationManager:
         self._recheck: set[str] = set()
         self._rescan = False  # a full scan is wanted
         self._scan: list[str] | None = None  # the scan in progress: hashes left, next last
+        self._backfill = False  # the scan in progress also backfills the lease index
         store.expiry = self
 
     # --- what the token store tells us ----------------------------------------------
@@ -116,7 +122,7 @@ class ExpirationManager:
         """Not active any more: forget the schedule (a standby keeps none)."""
         self.running = False
         self._heap, self._due, self._recheck = [], {}, set()
-        self._rescan, self._scan = False, None
+        self._rescan, self._scan, self._backfill = False, None, False
 
     async def run(self, active: Callable[[], bool]) -> None:
         """Tick forever; work only while `active()` (this node is the unsealed active one)."""
@@ -138,6 +144,7 @@ class ExpirationManager:
     async def tick(self) -> bool:
         """One bounded round: a scan step, re-reads, expired tokens. True if work is left."""
         if self._scan is None and self._rescan:
+            self._backfill = await self.store.storage.get(leases.INDEXED_MARKER) is None
             listed = await self.store.storage.list("id/")
             self._rescan = False
             self._scan = [h.rstrip("/") for h in reversed(listed)]  # popped from the end
@@ -154,8 +161,13 @@ class ExpirationManager:
         for _ in range(min(self.scan_batch, len(scan))):
             token_hash = scan[-1]
             await self._reread(token_hash)
+            if self._backfill:
+                await leases.ensure_indexed(self.store, token_hash)
             scan.pop()
         if not scan:
+            if self._backfill:
+                await self.store.storage.put(leases.INDEXED_MARKER, b"1")
+                self._backfill = False
             self._scan = None
             log.debug("token expiration: scan done, %d tokens scheduled", len(self._due))
 

@@ -6,6 +6,7 @@ Storage layout (inside the view the core hands us, `sys/token/` of the barrier):
     id/<hash(token)>              TokenEntry JSON (no token id in it)
     accessor/<hash(accessor)>     {"accessor", "token_hash"}
     parent/<hash(parent)>/<hash(child)>   the revoke-tree index
+    lease/<lease id>              the lease index (transit/tokens/leases.py)
     roles/<name>                  token roles
 
 The token itself never reaches storage. The hot path (`lookup`) is one dict hit on the token
@@ -38,6 +39,7 @@ from transit import metrics
 from transit.errors import InternalError, PermissionDenied, StorageError, UserError
 from transit.storage.base import Write
 from transit.storage.update import get_or_create, update
+from transit.tokens import leases
 from transit.tokens.cache import TOKEN_CACHE_SIZE, make_room
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
@@ -291,12 +293,17 @@ class TokenStore:
         return entry
 
     async def _write_new(self, entry: TokenEntry) -> None:
-        await self.storage.put("id/" + entry.hash, entry.to_json())
+        """The entry and its indexes in one atomic commit: the lease index (transit/tokens/
+        leases.py) never names a token that is not stored, nor misses one that is."""
+        writes = [Write("id/" + entry.hash, entry.to_json())]
         if entry.accessor:
             index = orjson.dumps({"accessor": entry.accessor, "token_hash": entry.hash})
-            await self.storage.put("accessor/" + self.salt_id(entry.accessor), index)
+            writes.append(Write("accessor/" + self.salt_id(entry.accessor), index))
         if entry.parent:
-            await self.storage.put(f"parent/{entry.parent}/{entry.hash}", b"1")
+            writes.append(Write(f"parent/{entry.parent}/{entry.hash}", b"1"))
+        if entry.has_lease:
+            writes.append(Write(leases.index_key(entry), leases.INDEX_VALUE))
+        await self.storage.commit(writes)
         self._cache(entry)
         if self.expiry is not None:
             self.expiry.scheduled(entry.hash, entry.expire_time)
@@ -435,6 +442,47 @@ class TokenStore:
         entry.revoked = True
         await self._destroy(entry.hash, entry)
 
+    async def revoke_hash(self, token_hash: str) -> bool:
+        """Revoke the stored token with this salted hash and its descendants (a lease
+        revocation); False when no such token is stored."""
+        raw = await self.storage.get("id/" + token_hash)
+        if raw is None:
+            return False
+        await self.revoke(self._by_hash.get(token_hash) or TokenEntry.from_json(raw, hash=token_hash))
+        return True
+
+    async def expire_now(self, token_hash: str) -> bool:
+        """End a token's lease now and leave its revocation to the expiration manager (Vault's
+        LazyRevoke: `sys/leases/revoke` with `sync=false`). Lookups fail from this write on.
+        A guarded write of the stored entry, which it also marks used up (`num_uses = -1`,
+        revocation pending) as the manager does: `save` keeps the stored count, so a renewal
+        racing with this cannot bring the token back. False when no such token is stored."""
+        key = "id/" + token_hash
+        now = self.clock()
+
+        def change(values: dict[str, bytes | None]) -> tuple[list[Write], bool]:
+            raw = values[key]
+            if raw is None:
+                return [], False
+            stored = TokenEntry.from_json(raw)
+            if stored.num_uses < 0 and stored.expire_time and stored.expire_time <= now:
+                return [], True  # already over and marked: its revocation is due anyway
+            if not stored.expire_time or stored.expire_time > now:
+                stored.expire_time = now
+            stored.num_uses = -1
+            return [Write(key, stored.to_json())], True
+
+        found = bool(await update(self.storage, [key], change))
+        cached = self._by_hash.get(token_hash)
+        if found and cached is not None:  # a copy a request holds fails its next check too
+            cached.num_uses = -1
+            if not 0 < cached.expire_time <= now:
+                cached.expire_time = now
+        self._drop(token_hash)
+        if found and self.expiry is not None:
+            self.expiry.scheduled(token_hash, now)
+        return found
+
     async def _destroy(self, token_hash: str, entry: TokenEntry | None) -> None:
         """Delete one token: its indexes and hooked data first, the entry itself last, so an
         interrupted revoke leaves a (still expired or marked) entry to be revoked again."""
@@ -457,7 +505,10 @@ class TokenStore:
                 await hook(token_hash)
             except Exception:
                 log.exception("revoke hook failed")
-        await self.storage.delete("id/" + token_hash)
+        last = [Write("id/" + token_hash, None)]  # with its lease index, atomically
+        if entry is not None and entry.has_lease:
+            last.append(Write(leases.index_key(entry), None))
+        await self.storage.commit(last)
         self._drop(token_hash)  # a lookup may have reloaded it while we deleted the rest
         if self.expiry is not None:
             self.expiry.forget(token_hash)
@@ -472,7 +523,9 @@ class TokenStore:
             self.invalidate(entry.hash)
 
     async def tidy(self) -> int:
-        """Revoke expired tokens and drop dangling index entries; returns tokens revoked."""
+        """Revoke expired tokens and repair the indexes (drop accessor, parent and lease
+        entries whose token is gone; give a leased token its missing lease entry); returns
+        tokens revoked."""
         now = self.clock()
         revoked = 0
         for h in await self.storage.list("id/"):
@@ -483,6 +536,12 @@ class TokenStore:
             if entry.expire_time and entry.expire_time <= now:
                 await self.revoke(entry)
                 revoked += 1
+            elif entry.has_lease:
+                await leases.ensure_indexed(self, h)
+        for lease in await leases.collect(self, ""):
+            h = leases.token_hash(lease)
+            if h is None or await self.storage.get("id/" + h) is None:
+                await leases.drop_dangling(self, lease)
         for key in await self.storage.list("accessor/"):
             raw = await self.storage.get("accessor/" + key)
             if raw is not None and await self.storage.get(

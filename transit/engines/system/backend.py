@@ -18,6 +18,7 @@ from transit.engines.system import (
     audit,
     ha,
     internal,
+    leases,
     mounts,
     operator,
     policies,
@@ -45,6 +46,7 @@ class SystemBackend(Engine):
 
     def __init__(self, node: NodeControl) -> None:
         self.node = node
+        self.lease_tidy = leases.LeaseTidy()
 
         def h(fn: SystemHandler) -> Handler:
             return partial(fn, node)
@@ -158,6 +160,22 @@ class SystemBackend(Engine):
                     audit.ENABLE_FIELDS,
                 ),
                 Route(r"audit-hash/(?P<path>.+)", {UPDATE: h(audit.audit_hash)}, audit.HASH_FIELDS),
+                # leases (auth-api §7): token leases; the legacy sys/renew, sys/revoke* too
+                Route(r"leases/lookup/(?P<prefix>.*)", {LIST: h(leases.list_leases)},
+                      leases.LIST_FIELDS),
+                Route(r"leases/lookup", {UPDATE: h(leases.lookup)}, leases.LOOKUP_FIELDS),
+                Route(r"(?:leases/)?renew(?:/(?P<url_lease_id>.+))?", {UPDATE: h(leases.renew)},
+                      leases.RENEW_FIELDS),
+                Route(r"(?:leases/)?revoke(?:/(?P<url_lease_id>.+))?",
+                      {UPDATE: h(leases.revoke)}, leases.REVOKE_FIELDS),
+                Route(r"(?:leases/)?revoke-prefix/(?P<prefix>.+)",
+                      {UPDATE: h(leases.revoke_prefix)}, leases.PREFIX_FIELDS),
+                Route(r"(?:leases/)?revoke-force/(?P<prefix>.+)",
+                      {UPDATE: h(leases.revoke_force)}, leases.FORCE_FIELDS),
+                Route(r"leases/tidy", {UPDATE: h(self.lease_tidy.handle)}, {}),
+                Route(r"leases/count", {READ: h(leases.count_irrevocable)},
+                      leases.IRREVOCABLE_FIELDS),
+                Route(r"leases", {READ: h(leases.list_irrevocable)}, leases.IRREVOCABLE_FIELDS),
                 # response wrapping
                 Route(r"wrapping/wrap", {UPDATE: h(wrapping.wrap)}, {}),
                 Route(r"wrapping/unwrap", {UPDATE: h(wrapping.unwrap)}, wrapping.TOKEN_FIELDS),

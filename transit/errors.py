@@ -13,6 +13,8 @@ that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with t
     │   ├── OptionError          a per-item option the key cannot take; leaves a batch at 200 400
     │   └── InvalidKey           unseal: the combined key does not open the stored keys      400
     ├── InternalError            plain handler error                              500, multierror
+    ├── LoginFailed              a plain error from a login handler (Vault: unwrapped)       500
+    ├── LoginUnsupported         a login path asked with another verb (unwrapped)            405
     │   └── AuditFailed          audit devices enabled, none recorded the entry; the body says
     │                            only "internal error" (fail closed)                         500
     ├── PermissionDenied         missing/unknown token, missing capability                   403
@@ -68,6 +70,19 @@ class OptionError(UserError):
 
 class InternalError(TransitError):
     """A plain error from a handler; Vault wraps these as a 500 multierror."""
+
+
+class LoginFailed(TransitError):
+    """A plain (non-user) error from an auth method's login handler: Vault answers these 500
+    with the message unwrapped (`missing password`, `missing role_id`; spec auth-api §1.6).
+    The core turns a login handler's InternalError into this."""
+
+
+class LoginUnsupported(TransitError):
+    """A login path asked with a verb it does not serve (GET): 405, unwrapped."""
+
+    def __init__(self, message: str = "unsupported operation") -> None:
+        super().__init__(message)
 
 
 class PermissionDenied(TransitError):

@@ -100,6 +100,11 @@ class Engine:
 
     mount_type: str = ""
     routes: list[Route]
+    # Paths (relative to the mount) served without a token: Vault's
+    # PathsSpecial.Unauthenticated. An entry is an exact path, or a prefix when it ends in
+    # `*` (`login`, `login/*`). On an auth mount these are the login paths: the core ignores
+    # X-Vault-Token there and turns a returned `Login` into a token.
+    unauthenticated: tuple[str, ...] = ()
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
@@ -116,6 +121,16 @@ class Engine:
 
     async def periodic(self) -> None:
         """Background work, about once a minute."""
+
+    def is_unauthenticated(self, path: str) -> bool:
+        """Whether `path` (relative to the mount) is one of `unauthenticated`."""
+        for pattern in self.unauthenticated:
+            if pattern.endswith("*"):
+                if path.startswith(pattern[:-1]):
+                    return True
+            elif path == pattern:
+                return True
+        return False
 
     def match(self, path: str) -> tuple[Route, dict[str, str]]:
         for route in self.routes:

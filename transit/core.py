@@ -31,21 +31,28 @@ from transit.cluster.listener import ClusterListener
 from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/forwarding.py
 from transit.cluster.roles import NodeRoles
 from transit.engines.framework import Engine
-from transit.engines.mounts import MountTable
+from transit.engines.mounts import AUTH, MountTable
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
+from transit.engines.tokenutil import addr_allowed
 from transit.errors import (
     AuditFailed,
     Fenced,
     ForwardToActive,
+    InternalError,
+    LoginFailed,
+    LoginUnsupported,
     NoHandler,
     PermissionDenied,
     Sealed,
     StandbyError,
     TransitError,
+    UnsupportedOperation,
+    UserError,
 )
-from transit.lifecycle import ENGINE_FACTORIES, NodeLifecycle
-from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
+from transit.lifecycle import AUTH_FACTORIES, ENGINE_FACTORIES, NodeLifecycle
+from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, PATCH, UPDATE, Request, Response
+from transit.login import AUTH_PREFIX, NodeLogin
 from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
@@ -71,7 +78,7 @@ NOT_ACTIVE = "node is not active"
 _GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
 
 
-class Core(NodeLifecycle, NodeRoles):
+class Core(NodeLifecycle, NodeRoles, NodeLogin):
     """One node: its state, set here once; the request pipeline below."""
 
     def __init__(
@@ -83,6 +90,7 @@ class Core(NodeLifecycle, NodeRoles):
         self.barrier = Barrier(physical)
         self.seal = SealManager(physical, self.barrier, static_key=static_seal_key)
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
+        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)  # core/auth
         self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
         self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
         self.audit = AuditBroker(StorageView(self.barrier, ""))
@@ -143,12 +151,18 @@ class Core(NodeLifecycle, NodeRoles):
         if path.startswith(TOKEN_MOUNT) or path == TOKEN_MOUNT[:-1]:
             return (self.token_backend, path[len(TOKEN_MOUNT):], None, TOKEN_MOUNT, "token",
                     "auth_token_00000000")
-        routed = self.mounts.route(path)
+        if path.startswith(AUTH_PREFIX):  # auth methods: longest prefix over core/auth
+            routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
+            prefix = AUTH_PREFIX
+        else:
+            routed = self.mounts.route(path)
+            prefix = ""
         if routed is None:
             raise NoHandler(f'no handler for route "{path}". route entry not found.')
         entry, inner = routed
         assert entry.engine is not None  # the table indexes entries once their engine is set up
-        return entry.engine, inner, entry.storage, entry.path, entry.type, entry.accessor
+        return (entry.engine, inner, entry.storage, prefix + entry.path, entry.type,
+                entry.accessor)
 
     async def authenticate(self, path: str, client_token: str) -> Any:
         """The caller's token entry, looked up before the request body is decoded.
@@ -157,6 +171,8 @@ class Core(NodeLifecycle, NodeRoles):
         validate a wrapping token themselves or are refused before authentication.
         """
         if path in WRAPPING_PATHS or self.barrier.sealed or (path == "sys/seal" and self.standby):
+            return None
+        if self.login_path(path):  # X-Vault-Token is ignored on login paths
             return None
         token = await self.tokens.lookup(client_token) if client_token else None
         if token is None:
@@ -219,16 +235,26 @@ class Core(NodeLifecycle, NodeRoles):
             raise Sealed()
         if path == "sys/seal" and self.standby:  # never forwarded (spec ha-and-sys §1.7)
             raise StandbyError("vault cannot seal when in standby mode; please restart instead")
+        if req.operation in (UPDATE, CREATE, PATCH) and path.endswith("/") and (
+                path.startswith(AUTH_PREFIX) and not path.startswith(TOKEN_MOUNT)):
+            raise UserError("cannot write to a path ending in '/'")
         token = None
+        login = self.login_path(path)
+        if login:
+            req.client_token, req.token = "", None  # ignored, even a bogus one (spec §1.6)
         if path in WRAPPING_PATHS:
             token = await self.wrapping.check_request(req)
         if token is None and req.client_token:
             # the HTTP layer may have looked it up already, before decoding the body
             token = req.token or await self.tokens.lookup(req.client_token)
         self_checked = path.startswith(SELF_CHECKED)
-        open_path = path in UNAUTHENTICATED or self_checked
+        open_path = path in UNAUTHENTICATED or self_checked or login
         if token is None and not open_path:
             await self.audit_refused(req)
+            raise PermissionDenied()
+        if token is not None and token.bound_cidrs and not addr_allowed(
+                req.remote_addr, token.bound_cidrs):
+            await self.audit_refused(req)  # a token used from outside its bound CIDRs
             raise PermissionDenied()
         req.token = token
         try:
@@ -238,7 +264,7 @@ class Core(NodeLifecycle, NodeRoles):
                 raise
             # Another process of the cluster may have just mounted it and our invalidation
             # feed is behind (a loaded machine): check the stored table before saying 404.
-            if not await self.mounts.changed():
+            if not (await self.mounts.changed() or await self.auth_mounts.changed()):
                 raise
             await self.reload_mounts()
             engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
@@ -275,7 +301,18 @@ class Core(NodeLifecycle, NodeRoles):
         if token is not None and token.num_uses:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
         try:
-            resp = await engine.handle(req)
+            try:
+                resp = await engine.handle(req)
+            except UnsupportedOperation as exc:
+                if login:  # Vault answers a GET on a login path unwrapped
+                    raise LoginUnsupported(exc.message) from None
+                raise
+            except InternalError as exc:
+                if login and type(exc) is InternalError:  # plain login errors: unwrapped
+                    raise LoginFailed(exc.message) from None
+                raise
+            if resp is not None and resp.login is not None:
+                resp = await self.complete_login(req, resp)
             if resp is not None and resp.lease_duration == MOUNT_DEFAULT_TTL:
                 resp.lease_duration = self.default_lease_ttl(mount_path)
         except ForwardToActive:

@@ -21,8 +21,9 @@ import orjson
 from transit.cluster.consistency import index_key
 from transit.cluster.ha import FENCE_CLOSED
 from transit.engines.kv import kv_factory
-from transit.engines.mounts import EngineFactory, MountTable
+from transit.engines.mounts import AUTH, EngineFactory, MountTable
 from transit.engines.transit.backend import TransitBackend
+from transit.engines.userpass import userpass_factory
 from transit.errors import StorageError, TransitError, UserError
 from transit.storage.update import get_or_create
 from transit.tokens.expiration import ExpirationManager
@@ -46,6 +47,11 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
     "generic": kv_factory,
 }
 
+# Auth methods by type (`sys/auth` enable). `token` is built in, never in this table.
+AUTH_FACTORIES: dict[str, EngineFactory] = {
+    "userpass": userpass_factory,
+}
+
 CLUSTER_INFO_KEY = "core/cluster/local/info"
 POLICY_PREFIX = "sys/policy/"
 BUILTIN_POLICIES = ("default", "response-wrapping")  # made by the active node (`_load`)
@@ -60,6 +66,7 @@ class NodeLifecycle:
         barrier: Barrier
         seal: SealManager
         mounts: MountTable
+        auth_mounts: MountTable
         tokens: TokenStore
         policies: AclPolicyStore
         audit: AuditBroker
@@ -256,6 +263,7 @@ class NodeLifecycle:
                                        "storage yet")
             self.policies.invalidate()
         await self.mounts.load([])
+        await self.auth_mounts.load([])
         if create and not self.mounts.entries():
             for path, typ, description, options in self.default_mounts:
                 await self.mounts.mount(path, typ, description=description, options=options)
@@ -264,8 +272,10 @@ class NodeLifecycle:
         await self.quotas.load()
 
     async def reload_mounts(self) -> None:
-        """Re-read the mount table (`core/mounts` changed on another worker or node)."""
+        """Re-read the mount tables (`core/mounts` or `core/auth` changed on another worker
+        or node)."""
         await self.mounts.load([], keep_engines=True)
+        await self.auth_mounts.load([], keep_engines=True)
         self.audit.mounts = self.mounts
 
     async def _load_cluster_identity(self, *, create: bool = True) -> None:
@@ -295,6 +305,7 @@ class NodeLifecycle:
         self.audit.teardown()
         self.quotas.clear()
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
+        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)
 
     async def run_periodic(self, interval: float = 60.0) -> None:
         """Call every mounted engine's `periodic()` (auto-rotation) forever; beside it, the
@@ -307,7 +318,7 @@ class NodeLifecycle:
                 await asyncio.sleep(interval)
                 if self.sealed:
                     continue
-                for entry in self.mounts.entries():
+                for entry in [*self.mounts.entries(), *self.auth_mounts.entries()]:
                     if entry.engine is None:
                         continue
                     try:

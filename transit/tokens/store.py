@@ -250,6 +250,7 @@ class TokenStore:
         type: str = SERVICE,
         id: str = "",
         entity_id: str = "",
+        bound_cidrs: list[str] | None = None,
     ) -> TokenEntry:
         """Store a new token. `ttl` is final (the caller did the TTL arithmetic)."""
         now = self.clock()
@@ -274,6 +275,7 @@ class TokenStore:
             explicit_max_ttl=explicit_max_ttl, period=period,
             expire_time=now + ttl if ttl else 0.0, renewable=renewable and ttl > 0,
             role=role, path=path, type=type, entity_id=entity_id,
+            bound_cidrs=list(bound_cidrs or []),
         )
         await self._write_new(entry)
         return entry
@@ -461,6 +463,21 @@ class TokenStore:
         self._drop(token_hash)  # a lookup may have reloaded it while we deleted the rest
         if self.expiry is not None:
             self.expiry.forget(token_hash)
+
+    async def revoke_path_prefix(self, prefix: str) -> int:
+        """Revoke every token whose creation path starts with `prefix` (an auth mount being
+        disabled: `auth/userpass/`), with its descendants. A scan of the stored tokens (the
+        lease index of sys/leases can replace it). Returns how many matched."""
+        revoked = 0
+        for h in await self.storage.list("id/"):
+            raw = await self.storage.get("id/" + h)
+            if raw is None:
+                continue
+            entry = self._by_hash.get(h) or TokenEntry.from_json(raw, hash=h)
+            if entry.path.startswith(prefix):
+                await self.revoke(entry)
+                revoked += 1
+        return revoked
 
     async def _expire(self, entry: TokenEntry) -> None:
         """An expired token found on lookup: revoke it (and its tree), best effort."""

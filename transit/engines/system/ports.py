@@ -90,6 +90,13 @@ class NodeControl(Protocol):
         """Replaced on seal: read it per request, never cache it."""
 
     @property
+    def auth_mounts(self) -> MountTable:
+        """The auth method table (`core/auth`); replaced on seal like `mounts`."""
+
+    async def revoke_mount_tokens(self, mount_path: str) -> int:
+        """Revoke every token issued through the auth mount at `mount_path` (`auth/x/`)."""
+
+    @property
     def tokens(self) -> TokenStore: ...
 
     @property

@@ -169,6 +169,48 @@ def test_writes_through_either_node_and_any_worker(wcluster: WorkersCluster) -> 
         assert r.status_code == 200 and r.json()["data"]["plaintext"] == "aGVsbG8=", r.text
 
 
+def test_auth_mounts_and_logins_through_either_node_and_any_worker(
+        wcluster: WorkersCluster) -> None:
+    """An auth mount enabled on the active node reaches every worker of both nodes (the
+    `core/auth` invalidation); a login through the standby is forwarded (it writes a token),
+    a failed one answers the same there, and disabling the mount revokes its tokens."""
+    active, standby = poll(wcluster.settled, 15, "a settled cluster")
+    path = "wup-" + uuid.uuid4().hex[:6]
+    root = {"X-Vault-Token": wcluster.root_token, "Connection": "close"}
+    assert wcluster.request(active, "POST", f"sys/auth/{path}", json={"type": "userpass"}
+                            ).status_code == 204
+    r = wcluster.request(active, "POST", f"auth/{path}/users/u", json={"password": "pw"})
+    assert r.status_code == 204, r.text
+
+    def listed() -> bool:  # new connections: every worker of both nodes
+        return all(path + "/" in requests.get(f"{wcluster.nodes[n].addr}/v1/sys/auth",
+                                              headers=root, timeout=10).json()["data"]
+                   for n in (active, standby) for _ in range(8))
+
+    poll(listed, 10, "the auth mount on every worker")
+    tokens = []
+    for node in (standby, active, standby, active):
+        r = requests.post(f"{wcluster.nodes[node].addr}/v1/auth/{path}/login/u",
+                          json={"password": "pw"}, headers={"Connection": "close"}, timeout=30)
+        assert r.status_code == 200, r.text
+        tokens.append((r.json()["auth"]["client_token"], r.headers.get("X-Vault-Index", "")))
+    r = requests.post(f"{wcluster.nodes[standby].addr}/v1/auth/{path}/login/u",
+                      json={"password": "bad"}, timeout=30)
+    assert r.status_code == 400 and r.json()["errors"] == ["invalid username or password"]
+    for token, index in tokens:
+        for node in (active, standby):
+            r = requests.get(f"{wcluster.nodes[node].addr}/v1/auth/token/lookup-self",
+                             headers={"X-Vault-Token": token, "X-Vault-Index": index,
+                                      "X-Vault-Inconsistent": "forward-active-node"},
+                             timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["path"] == f"auth/{path}/login/u"
+    assert wcluster.request(standby, "DELETE", f"sys/auth/{path}").status_code == 204
+    for token, _ in tokens:
+        r = wcluster.request(active, "GET", "auth/token/lookup-self", token=token)
+        assert r.status_code == 403, r.text
+
+
 def test_kill_9_of_a_worker_is_restarted(wcluster: WorkersCluster) -> None:
     active, standby = poll(wcluster.settled, 15, "a settled cluster")
     node = wcluster.nodes[active]

@@ -7,6 +7,7 @@ import http.client
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hvac
@@ -273,3 +274,34 @@ def test_failed_login_forbidden_after_disable(client: hvac.Client, server: Serve
     assert anon.is_authenticated()
     with pytest.raises(Forbidden):  # a plain login token has no rights on sys/auth
         anon.sys.enable_auth_method("userpass", path="x-" + up)
+
+
+def test_logins_are_audited(client: hvac.Client, server: ServerProcess, up: str,
+                            tmp_path: Path) -> None:
+    """A failed login leaves a request and a response entry with its error; the password
+    and the issued token never appear in clear."""
+    from tests.integration.test_audit import for_path, read_lines
+
+    device = f"file-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "audit.log"
+    client.sys.enable_audit_device("file", path=device, options={"file_path": str(log)})
+    try:
+        client.auth.userpass.create_or_update_user("nora", "s3cret-pw", mount_point=up)
+        r = server.request("POST", f"auth/{up}/login/nora", json={"password": "wrong-pw"},
+                           token="")
+        assert r.status_code == 400
+        r = server.request("POST", f"auth/{up}/login/nora", json={"password": "s3cret-pw"},
+                           token="bogus")
+        token = r.json()["auth"]["client_token"]
+        entries = for_path(read_lines(log), f"auth/{up}/login/nora")
+        assert [e["type"] for e in entries] == ["request", "response"] * 2
+        failed = entries[1]
+        assert failed["error"] == "invalid username or password"
+        assert failed["request"]["mount_type"] == "userpass"
+        assert entries[3]["error"] == ""
+        assert entries[3]["response"]["auth"]["client_token"].startswith("hmac-sha256:")
+        text = log.read_text()
+        assert "s3cret-pw" not in text and "wrong-pw" not in text and token not in text
+        assert "bogus" not in text  # the ignored X-Vault-Token is not the caller's
+    finally:
+        server.request("DELETE", f"sys/audit/{device}")

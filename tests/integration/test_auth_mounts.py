@@ -186,3 +186,14 @@ def test_disable_revokes_tokens(client: hvac.Client, server: ServerProcess) -> N
             server.client("").auth.userpass.login("bob", "pw", mount_point=path)
     finally:
         client.sys.disable_auth_method(path)
+
+
+def test_ui_mounts_lists_auth_mounts(client: hvac.Client, server: ServerProcess,
+                                     userpass: str) -> None:
+    auth = server.request("GET", "sys/internal/ui/mounts").json()["data"]["auth"]
+    assert auth[userpass + "/"]["type"] == "userpass" and "token/" in auth
+    anon = server.request("GET", "sys/internal/ui/mounts", token="").json()["data"]["auth"]
+    assert userpass + "/" not in anon
+    client.sys.tune_auth_method(userpass, listing_visibility="unauth")
+    anon = server.request("GET", "sys/internal/ui/mounts", token="").json()["data"]["auth"]
+    assert anon[userpass + "/"] == {"description": "", "options": {}, "type": "userpass"}

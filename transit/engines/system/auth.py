@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.mounts import normalize
+from transit.engines.system.internal import TOKEN_AUTH_ENTRY
 from transit.engines.system.mounts import TUNE_FIELDS, mount_config, tune_view
 from transit.errors import UserError
 from transit.logical import Request, Response
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 TOKEN_TYPES = ("default-service", "default-batch", "service", "batch")
 DEFAULT_TOKEN_TYPE = "default-service"
 TOKEN_DESCRIPTION = "token based credentials"
-TOKEN_ACCESSOR = "auth_token_00000000"  # the one transit/core.py routes auth/token/ with
 
 ENABLE_FIELDS: dict[str, Field] = {
     "path": Field(FieldType.STRING),
@@ -39,15 +39,7 @@ AUTH_TUNE_FIELDS = TUNE_FIELDS
 
 def token_entry() -> dict[str, Any]:
     """`token/` as `GET sys/auth` shows it (no deprecation_status, options null)."""
-    return {
-        "accessor": TOKEN_ACCESSOR,
-        "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0,
-                   "token_type": DEFAULT_TOKEN_TYPE},
-        "description": TOKEN_DESCRIPTION, "external_entropy_access": False, "local": False,
-        "options": None, "plugin_version": "", "running_plugin_version": "",
-        "running_sha256": "", "seal_wrap": False, "type": "token",
-        "uuid": "00000000-0000-0000-0000-000000000001",
-    }
+    return {**TOKEN_AUTH_ENTRY, "config": dict(TOKEN_AUTH_ENTRY["config"])}
 
 
 def _is_token(path: str) -> bool:

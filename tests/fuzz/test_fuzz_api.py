@@ -150,6 +150,7 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
         ["0", "1", "32", "-1", "1.5", "abc", "99999999999999999999", "65536", "1048577"])),
     "plaintext": with_hostile(st.sampled_from(["plaintext", "wrapped"])),
     "migration_id": with_hostile(st.uuids().map(str)),
+    "username": with_hostile(st.sampled_from(["alice", "ALICE", "missing"]) | valid_names),
 }
 assert param_names(TEMPLATES) <= set(PARAMS), param_names(TEMPLATES) - set(PARAMS)
 
@@ -723,6 +724,10 @@ LEGIT_500: list[tuple[str, str, str]] = [
      "Vault's pathSignWrite returns SignWithOptions' error bare for a single item (sign.py)"),
     (r"sys/capabilities(-self)?", r"no token found",
      "Vault's handleCapabilities returns fmt.Errorf(\"no token found\"), a plain error"),
+    (rf"auth/userpass/login/{NAME}", r"missing password",
+     "auth-api §1.6, §3: a login handler's plain error is a 500, unwrapped"),
+    (rf"auth/userpass/users/{NAME}/(password|policies)", r"username does not exist",
+     "auth-api §3: an unknown user's password or policies update is a 500w"),
     # raw handlers (operations-api §0): their 500s are unwrapped `{"errors":["<msg>"]}`
     (r"sys/rekey(-recovery-key)?/init/?", r"invalid rekey seal configuration: .*",
      "operations-api §1.2 step 4: seal-config validation is a 500"),

@@ -140,7 +140,7 @@ def test_tune(client: hvac.Client, server: ServerProcess, userpass: str) -> None
     r = server.request("GET", "sys/auth/missing-xyz/tune")
     assert r.json()["errors"] == ['cannot fetch sysview for path "auth/missing-xyz/"']
     r = server.request("POST", "sys/auth/missing-xyz/tune", json={"description": "x"})
-    assert r.status_code == 400
+    assert r.json()["errors"] == ['tune of path "auth/missing-xyz/" failed: no mount entry found']
 
 
 def test_routing_and_login_paths(client: hvac.Client, server: ServerProcess,

@@ -22,8 +22,9 @@ LEGACY = ("policies", "ttl", "max_ttl", "period", "bound_cidrs", "num_uses")
 
 
 def parse(raw: dict[str, Any], current: TokenParams | None = None,
-          legacy: tuple[str, ...] = LEGACY) -> tuple[TokenParams, list[str]]:
-    return parse_token_fields(FieldData(raw, token_fields(legacy)), current)
+          legacy: tuple[str, ...] = LEGACY, adjust: bool = False) -> tuple[TokenParams, list[str]]:
+    return parse_token_fields(FieldData(raw, token_fields(legacy)), current,
+                              adjust_default_types=adjust)
 
 
 def test_defaults_and_response_shape() -> None:
@@ -81,10 +82,15 @@ def test_legacy_names() -> None:
 @pytest.mark.parametrize(("raw", "message"), [
     ({"token_ttl": "2h", "token_max_ttl": "1h"},
      "'token_ttl' cannot be greater than 'token_max_ttl'"),
-    ({"token_ttl": -1}, "'token_ttl' cannot be negative"),
-    ({"token_max_ttl": "-5s"}, "'token_max_ttl' cannot be negative"),
-    ({"token_period": -3}, "'token_period' cannot be negative"),
-    ({"token_explicit_max_ttl": -3}, "'token_explicit_max_ttl' cannot be negative"),
+    ({"token_ttl": -1},
+     "error converting input -1 for field \"token_ttl\": cannot provide negative value '-1'"),
+    ({"token_max_ttl": "-5s"}, "error converting input -5s for field \"token_max_ttl\": "
+     "cannot provide negative value '-5'"),
+    ({"token_period": -3},
+     "error converting input -3 for field \"token_period\": cannot provide negative value '-3'"),
+    ({"token_ttl": "soon"},
+     'error converting input soon for field "token_ttl": time: invalid duration "soon"'),
+    ({"token_type": "default-service"}, 'invalid \'token_type\' value "default-service"'),
     ({"token_num_uses": -1}, "'token_num_uses' cannot be negative"),
     ({"token_type": "foo"}, 'invalid \'token_type\' value "foo"'),
     ({"token_type": "batch", "token_period": 10},
@@ -93,7 +99,7 @@ def test_legacy_names() -> None:
      "'token_type' cannot be 'batch' or 'default_batch' when set to generate tokens with "
      "limited use count"),
     ({"token_bound_cidrs": "nope"},
-     'error parsing address "nope": Unable to convert nope to an IPv4 or IPv6 address, or a '
+     'error parsing address "nope": Unable to convert "nope" to an IPv4 or IPv6 address, or a '
      "UNIX Socket"),
 ])
 def test_errors(raw: dict[str, Any], message: str) -> None:
@@ -113,7 +119,7 @@ def test_malformed_values_are_user_errors(raw: dict[str, Any]) -> None:
 
 
 def test_default_types_adjust_with_a_warning() -> None:
-    p, warnings = parse({"token_type": "default-batch"})
+    p, warnings = parse({"token_type": "default-batch"}, adjust=True)
     assert p.type == "batch"
     assert warnings == ["default-batch has no useful meaning; adjusting to batch"]
     p, warnings = parse({"token_type": "DEFAULT"})

@@ -20,15 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transit.engines.fields import (
-    MAX_DURATION_SECONDS,
-    Field,
-    FieldData,
-    FieldType,
-    parse_bool,
-    parse_duration,
-    parse_int,
-)
+from transit.engines.fields import Field, FieldData, FieldType, coerce, go_value
 from transit.errors import UserError
 from transit.tokens.roles import remove_duplicates
 
@@ -46,9 +38,6 @@ LEGACY: dict[str, str] = {
     "bound_cidrs": "token_bound_cidrs",
     "num_uses": "token_num_uses",
 }
-
-_DURATIONS = ("token_ttl", "token_max_ttl", "token_period", "token_explicit_max_ttl")
-
 
 def token_fields(legacy: Iterable[str] = ()) -> dict[str, Field]:
     """The route fields: every `token_*` field plus the legacy names the method accepts.
@@ -141,8 +130,8 @@ def parse_cidrs(value: Any, name: str = "token_bound_cidrs") -> list[str]:
             addr = ipaddress.ip_address(item.split("/", 1)[0])
         except ValueError:
             raise UserError(
-                f'error parsing address "{item}": Unable to convert {item} to an IPv4 or IPv6 '
-                "address, or a UNIX Socket") from None
+                f'error parsing address "{item}": Unable to convert "{item}" to an IPv4 or '
+                "IPv6 address, or a UNIX Socket") from None
         full = net.max_prefixlen
         out.append(str(addr) if net.prefixlen == full else f"{addr}/{net.prefixlen}")
     return out
@@ -159,37 +148,34 @@ def comma_list(value: Any, name: str) -> list[str]:
         items = []
         for v in value:
             if isinstance(v, bool) or not isinstance(v, str | int | float):
-                raise UserError(f'Field validation failed: error converting input {v!r} for '
-                                f'field "{name}": expected a list of strings')
+                raise UserError(f'error converting input {go_value(value)} for field "{name}": '
+                            "expected a list of strings")
             items.extend(str(v).split(","))
     elif isinstance(value, int | float) and not isinstance(value, bool):
         items = [str(value)]
     else:
-        raise UserError(f'Field validation failed: error converting input for field "{name}"')
+        raise UserError(f'error converting input {go_value(value)} for field "{name}": '
+                        "expected a list of strings")
     return [s.strip() for s in items if s.strip()]
 
 
-def _duration(name: str, value: Any) -> int:
+def _convert(ftype: FieldType, name: str, value: Any) -> Any:
+    """The framework's weak coercion, with Vault's error text for a role route (these have
+    an existence check, so no "Field validation failed: " prefix)."""
     try:
-        seconds = parse_duration(value)
-    except (ValueError, OverflowError):
-        raise UserError(f'Field validation failed: error converting input {value} for field '
-                        f'"{name}": time: invalid duration "{value}"') from None
-    if seconds > MAX_DURATION_SECONDS:
-        raise UserError(f'Field validation failed: error converting input {value} for field '
-                        f'"{name}": time: invalid duration "{value}"')
-    if seconds < 0:
-        raise UserError(f"'{name}' cannot be negative")
-    return seconds
+        return coerce(ftype, value)
+    except ValueError as exc:
+        raise UserError(
+            f'error converting input {go_value(value)} for field "{name}": {exc}') from None
 
 
-def _token_type(value: Any, warnings: list[str]) -> str:
+def _token_type(value: Any, warnings: list[str], adjust: bool) -> str:
     text = str(value).strip().lower() if value is not None else ""
     if text in ("", DEFAULT):
         return DEFAULT
     if text in (SERVICE, BATCH):
         return text
-    if text in ("default-service", "default-batch"):
+    if adjust and text in ("default-service", "default-batch"):
         adjusted = text.removeprefix("default-")
         warnings.append(f"{text} has no useful meaning; adjusting to {adjusted}")
         return adjusted
@@ -200,11 +186,15 @@ def _present(d: FieldData, name: str) -> bool:
     return name in d.schema and name in d.raw
 
 
-def parse_token_fields(d: FieldData, current: TokenParams | None = None) -> tuple[
-        TokenParams, list[str]]:
+def parse_token_fields(d: FieldData, current: TokenParams | None = None, *,
+                       adjust_default_types: bool = False) -> tuple[TokenParams, list[str]]:
     """The role's token params after this write (Vault's ParseTokenFields + UpgradeValue):
     fields absent from the request keep `current`'s values. JSON null counts as present with
-    the zero value (spec §0). Raises UserError with Vault's texts; returns warnings."""
+    the zero value (spec §0). Raises UserError with Vault's texts; returns warnings.
+
+    `token_type` `default-service`/`default-batch` are refused (`invalid 'token_type'
+    value`), unless `adjust_default_types` (AppRole): then they become service/batch with
+    the warning `default-service has no useful meaning; adjusting to service`."""
     p = current.copy() if current is not None else TokenParams()
     warnings: list[str] = []
     raw = d.raw
@@ -230,29 +220,22 @@ def parse_token_fields(d: FieldData, current: TokenParams | None = None) -> tupl
                        ("token_period", "period"), ("token_explicit_max_ttl", "explicit_max_ttl")):
         ok, v = given(name)
         if ok:
-            setattr(p, attr, 0 if v is None else _duration(name, v))
+            setattr(p, attr, 0 if v is None else _convert(FieldType.DURATION, name, v))
     ok, v = given("token_num_uses")
     if ok:
-        try:
-            p.num_uses = 0 if v is None or v == "" else parse_int(v)
-        except ValueError:
-            raise UserError(f'Field validation failed: error converting input {v} for field '
-                            f'"token_num_uses"') from None
+        p.num_uses = 0 if v is None else _convert(FieldType.INT, "token_num_uses", v)
         if p.num_uses < 0:
             raise UserError("'token_num_uses' cannot be negative")
     ok, v = given("token_no_default_policy")
     if ok:
-        try:
-            p.no_default_policy = False if v is None or v == "" else parse_bool(v)
-        except ValueError:
-            raise UserError(f'Field validation failed: error converting input {v} for field '
-                            f'"token_no_default_policy"') from None
+        p.no_default_policy = False if v is None else _convert(
+            FieldType.BOOL, "token_no_default_policy", v)
     ok, v = given("token_policies")
     if ok:
         p.policies = remove_duplicates(comma_list(v, "token_policies"))
     ok, v = given("token_type")
     if ok:
-        p.type = _token_type(v, warnings)
+        p.type = _token_type(v, warnings, adjust_default_types)
     validate(p)
     return p, warnings
 

@@ -141,7 +141,7 @@ async def write_auth_tune(node: NodeControl, path: str, d: FieldData) -> None:
         return  # the token store's own mount settings are not tunable here
     entry = node.auth_mounts.get(path)
     if entry is None:
-        raise UserError(f'cannot fetch sysview for path "auth/{path}"')
+        raise UserError(f'tune of path "auth/{path}" failed: no mount entry found')
     raw = {k: d.raw[k] for k in TUNE_FIELDS
            if k not in ("path", "options", "description", "token_type", "user_lockout_config")
            and k in d.raw}

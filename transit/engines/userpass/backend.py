@@ -41,6 +41,7 @@ USER_FIELDS: dict[str, Field] = {
 PASSWORD_FIELDS: dict[str, Field] = {
     "username": Field(FieldType.STRING, ""),
     "password": Field(FieldType.STRING, ""),
+    "password_hash": Field(FieldType.STRING, ""),
 }
 POLICIES_FIELDS: dict[str, Field] = {
     "username": Field(FieldType.STRING, ""),
@@ -174,12 +175,14 @@ async def write_user(b: UserpassBackend, req: Request, d: FieldData) -> Response
 
 async def write_password(b: UserpassBackend, req: Request, d: FieldData) -> None:
     username = _username(d)
-    password = d.get("password")
+    password, password_hash = d.get("password"), d.get("password_hash")
     if await b.get_user(username) is None:
         raise InternalError("username does not exist")
-    if not password:
-        raise UserError("missing password")
-    new_hash = await hash_password(password)
+    if password and password_hash:
+        raise UserError("only one of password or password_hash may be provided")
+    if not password and not password_hash:
+        raise UserError("must provide either password or password_hash")
+    new_hash = check_hash(password_hash) if password_hash else await hash_password(password)
 
     def change(stored: User | None) -> User:
         if stored is None:

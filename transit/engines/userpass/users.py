@@ -55,7 +55,7 @@ def check_hash(password_hash: str) -> bytes:
     try:
         bcrypt.checkpw(b"", raw)
     except ValueError:
-        raise UserError("invalid password hash") from None
+        raise UserError("password_hash is not a valid bcrypt hash") from None
     return raw
 
 

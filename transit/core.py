@@ -92,6 +92,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
         self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)  # core/auth
         self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
+        self.tokens.login_renewer = self.renew_login  # auth methods' renewal checks
         self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
         self.audit = AuditBroker(StorageView(self.barrier, ""))
         self.quotas = QuotaStore(StorageView(self.barrier, ""))

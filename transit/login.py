@@ -13,14 +13,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.authmethod import Login
-from transit.engines.tokenutil import BATCH, DEFAULT, SERVICE, addr_allowed
-from transit.errors import PermissionDenied, UserError
+from transit.engines.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
+from transit.errors import InternalError, PermissionDenied, UserError
 from transit.logical import Request, Response
 from transit.tokens.roles import sanitize_policies
-from transit.tokens.ttl import calculate_ttl
+from transit.tokens.ttl import RenewLimits, calculate_ttl
 
 if TYPE_CHECKING:
     from transit.engines.mounts import MountTable
+    from transit.tokens.entry import TokenEntry
     from transit.tokens.store import TokenStore
 
 log = logging.getLogger("transit.core")
@@ -113,6 +114,28 @@ class NodeLogin:
             out.add_warning(warning)
         out.auth = token.auth_block(identity_policies=sorted(set(identity_policies)))
         return out
+
+    async def renew_login(self, token: TokenEntry) -> RenewLimits | None:
+        """The token store's `login_renewer`: ask the auth method that made `token` whether
+        it may be renewed and with which limits (None: renew as usual)."""
+        path = token.path
+        if not path.startswith(AUTH_PREFIX) or path.startswith(TOKEN_MOUNT):
+            return None
+        routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
+        if routed is None or routed[0].engine is None:
+            return None
+        entry, engine = routed[0], routed[0].engine
+        try:
+            params: TokenParams | None = await engine.renew_login(token)
+        except InternalError as exc:
+            raise InternalError(f"failed to renew entry: {exc.message}") from None
+        if params is None:
+            return None
+        return RenewLimits(
+            ttl=params.ttl, max_ttl=params.max_ttl, period=params.period,
+            default_ttl=int(entry.config.get("default_lease_ttl") or self.tokens.default_lease_ttl),
+            max_lease_ttl=int(entry.config.get("max_lease_ttl") or self.tokens.max_lease_ttl),
+        )
 
     async def revoke_mount_tokens(self, mount_path: str) -> int:
         """Revoke every token issued through an auth mount (`auth/<path>/`); their children

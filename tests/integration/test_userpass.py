@@ -305,3 +305,24 @@ def test_logins_are_audited(client: hvac.Client, server: ServerProcess, up: str,
         assert "bogus" not in text  # the ignored X-Vault-Token is not the caller's
     finally:
         server.request("DELETE", f"sys/audit/{device}")
+
+
+def test_renew_self(client: hvac.Client, server: ServerProcess, up: str) -> None:
+    """renew-self re-reads the user's TTLs and refuses once its policies changed (§3)."""
+    client.auth.userpass.create_or_update_user("olga", "pw", mount_point=up, token_ttl="10m",
+                                               token_max_ttl="1h", token_policies="p1")
+    anon = server.client("")
+    anon.auth.userpass.login("olga", "pw", mount_point=up)
+    client.auth.userpass.create_or_update_user("olga", mount_point=up, token_ttl="20m")
+    auth = anon.auth.token.renew_self()["auth"]
+    assert auth["lease_duration"] == 1200 and auth["policies"] == ["default", "p1"]
+    resp = anon.auth.token.renew_self(increment="2h")
+    assert resp["auth"]["lease_duration"] <= 3600 and resp["warnings"]
+    client.auth.userpass.create_or_update_user("olga", mount_point=up, token_policies="p2")
+    r = server.request("POST", "auth/token/renew-self", json={}, token=anon.token)
+    assert r.status_code == 500
+    assert r.json()["errors"] == [
+        "1 error occurred:\n\t* failed to renew entry: policies have changed, not renewing\n\n"]
+    client.auth.userpass.delete_user("olga", mount_point=up)  # deleted: not renewed, 204
+    r = server.request("POST", "auth/token/renew-self", json={}, token=anon.token)
+    assert r.status_code == 204

@@ -122,6 +122,15 @@ class Engine:
     async def periodic(self) -> None:
         """Background work, about once a minute."""
 
+    async def renew_login(self, token: Any) -> Any:
+        """An auth method's renewal check of a token one of its logins made (Vault's
+        AuthRenew): return the role's current `TokenParams` (transit/engines/tokenutil.py)
+        to renew with, None to renew with the token's own values, raise InternalError to
+        refuse (the core prefixes `failed to renew entry: `), or raise
+        `transit.tokens.ttl.RenewDeclined` to leave the token as it is (204). `token` is the
+        TokenEntry (`meta`, `policies`, `path`...)."""
+        return None
+
     def is_unauthenticated(self, path: str) -> bool:
         """Whether `path` (relative to the mount) is one of `unauthenticated`."""
         for pattern in self.unauthenticated:

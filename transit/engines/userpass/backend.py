@@ -15,7 +15,7 @@ from typing import Any
 from transit.engines.authmethod import Login, login_response
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
-from transit.engines.tokenutil import parse_token_fields, token_fields
+from transit.engines.tokenutil import TokenParams, parse_token_fields, token_fields
 from transit.engines.userpass.users import (
     USER_PREFIX,
     User,
@@ -28,6 +28,7 @@ from transit.errors import InternalError, UserError
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import Write
 from transit.storage.update import update
+from transit.tokens.ttl import RenewDeclined
 
 # Vault's userpass accepts these legacy names beside the token_* fields.
 LEGACY = ("policies", "ttl", "max_ttl", "bound_cidrs")
@@ -83,6 +84,18 @@ class UserpassBackend(Engine):
                   POLICIES_FIELDS),
             Route(rf"login/{name('username')}", {UPDATE: h(login)}, LOGIN_FIELDS),
         ])
+
+    async def renew_login(self, token: Any) -> TokenParams | None:
+        """Vault's pathLoginRenew: the user's current TTLs; refused when its policies
+        changed since the login (`default` aside); a deleted user's token is not renewed."""
+        user = await self.get_user(str((token.meta or {}).get("username", "")))
+        if user is None:
+            raise RenewDeclined()
+        now = {p for p in user.token.policies if p != "default"}
+        then = {p for p in token.policies if p != "default"}
+        if now != then:
+            raise InternalError("policies have changed, not renewing")
+        return user.token
 
     async def get_user(self, username: str) -> User | None:
         raw = await self.storage.get(user_key(username))

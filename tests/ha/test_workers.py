@@ -10,6 +10,7 @@ workers is 2^-29), and the tests require every answer to agree.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import signal
@@ -205,6 +206,17 @@ def test_auth_mounts_and_logins_through_either_node_and_any_worker(
                              timeout=30)
             assert r.status_code == 200, r.text
             assert r.json()["data"]["path"] == f"auth/{path}/login/u"
+    # a forwarded login is checked against the client's address, not the standby's
+    r = wcluster.request(active, "POST", f"auth/{path}/users/c",
+                         json={"password": "pw", "token_bound_cidrs": "127.0.0.2"})
+    assert r.status_code == 204, r.text
+    for source, expected in (("127.0.0.2", 200), ("127.0.0.1", 403)):
+        conn = http.client.HTTPConnection("127.0.0.1", int(wcluster.nodes[standby].addr.rsplit(
+            ":", 1)[1]), timeout=30, source_address=(source, 0))
+        conn.request("POST", f"/v1/auth/{path}/login/c", body='{"password":"pw"}')
+        status = conn.getresponse().status
+        conn.close()
+        assert status == expected, source
     assert wcluster.request(standby, "DELETE", f"sys/auth/{path}").status_code == 204
     for token, _ in tokens:
         r = wcluster.request(active, "GET", "auth/token/lookup-self", token=token)

@@ -40,6 +40,7 @@ from transit.errors import (
     Fenced,
     ForwardToActive,
     InternalError,
+    InvalidCredentials,
     LoginFailed,
     LoginUnsupported,
     NoHandler,
@@ -51,6 +52,7 @@ from transit.errors import (
     UserError,
 )
 from transit.lifecycle import AUTH_FACTORIES, ENGINE_FACTORIES, NodeLifecycle
+from transit.lockout import Lockout
 from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, PATCH, UPDATE, Request, Response
 from transit.login import AUTH_PREFIX, NodeLogin
 from transit.quotas import QuotaStore
@@ -91,6 +93,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         self.seal = SealManager(physical, self.barrier, static_key=static_seal_key)
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
         self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)  # core/auth
+        self.lockout = Lockout(self.barrier)  # failed-login counters (transit/lockout.py)
         self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
         self.tokens.login_renewer = self.renew_login  # auth methods' renewal checks
         self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
@@ -301,9 +304,16 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         index_before = getattr(self.physical, "last_index", 0)
         if token is not None and token.num_uses:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
+        alias = ""
         try:
             try:
+                if login:
+                    alias = await self.login_lockout_check(engine, req)
                 resp = await engine.handle(req)
+            except InvalidCredentials:
+                if alias:
+                    await self.login_failed(req, alias)
+                raise
             except UnsupportedOperation as exc:
                 if login:  # Vault answers a GET on a login path unwrapped
                     raise LoginUnsupported(exc.message) from None
@@ -313,7 +323,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
                     raise LoginFailed(exc.message) from None
                 raise
             if resp is not None and resp.login is not None:
-                resp = await self.complete_login(req, resp)
+                resp = await self.complete_login(req, resp, alias)
             if resp is not None and resp.lease_duration == MOUNT_DEFAULT_TTL:
                 resp.lease_duration = self.default_lease_ttl(mount_path)
         except ForwardToActive:

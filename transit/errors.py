@@ -10,6 +10,7 @@ that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with t
     ├── UserError                the request is wrong (Vault: logical.ErrorResponse)        400
     │   ├── CryptoError          bad ciphertext / signature / HMAC / base64 / version / tag  400
     │   │   └── Base64Error      Go's "illegal base64 data at input byte N" (crypto/encoding) 400
+    │   ├── InvalidCredentials   a login's credentials were wrong: counts toward user lockout 400
     │   ├── OptionError          a per-item option the key cannot take; leaves a batch at 200 400
     │   └── InvalidKey           unseal: the combined key does not open the stored keys      400
     ├── InternalError            plain handler error                              500, multierror
@@ -56,6 +57,11 @@ class TransitError(Exception):
 
 class UserError(TransitError):
     """The caller sent something invalid; the message is shown verbatim."""
+
+
+class InvalidCredentials(UserError):
+    """A login's credentials were wrong (Vault's ErrInvalidCredentials: a wrong password, an
+    unknown secret ID). 400 with the message; the core counts it toward user lockout."""
 
 
 class CryptoError(UserError):

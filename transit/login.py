@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 from transit.engines.authmethod import Login
 from transit.engines.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
 from transit.errors import InternalError, PermissionDenied, UserError
+from transit.lockout import Settings
 from transit.logical import Request, Response
 from transit.tokens.roles import sanitize_policies
 from transit.tokens.ttl import RenewLimits, calculate_ttl
 
 if TYPE_CHECKING:
+    from transit.engines.framework import Engine
     from transit.engines.mounts import MountTable
+    from transit.lockout import Lockout
     from transit.tokens.entry import TokenEntry
     from transit.tokens.store import TokenStore
 
@@ -39,6 +42,7 @@ class NodeLogin:
     if TYPE_CHECKING:
         auth_mounts: MountTable
         tokens: TokenStore
+        lockout: Lockout
 
     def login_path(self, path: str) -> bool:
         """Whether `path` (after /v1/) is an unauthenticated path of an auth mount: the
@@ -63,9 +67,10 @@ class NodeLogin:
         no entity: ("", [])."""
         return "", []
 
-    async def complete_login(self, req: Request, resp: Response) -> Response:
+    async def complete_login(self, req: Request, resp: Response, alias: str = "") -> Response:
         """Create the token a login handler described and build the `auth` block (§1.7).
-        `req.mount_path` is the auth mount (`auth/userpass/`), `req.path` the path in it."""
+        `req.mount_path` is the auth mount (`auth/userpass/`), `req.path` the path in it;
+        `alias` the lockout look-ahead's answer (its failure counter is cleared)."""
         login: Login | None = resp.login
         assert login is not None  # the pipeline calls this only for such a response
         params = login.token
@@ -96,6 +101,8 @@ class NodeLogin:
             default_ttl=int(config.get("default_lease_ttl") or self.tokens.default_lease_ttl),
             max_ttl=int(config.get("max_lease_ttl") or self.tokens.max_lease_ttl),
         )
+        if alias:
+            await self.lockout.succeeded(req.mount_accessor, alias)
         entity_id, identity_policies = await self.login_identity(
             req.mount_accessor, req.mount_type, login.alias_name, dict(login.alias_metadata))
 
@@ -136,6 +143,24 @@ class NodeLogin:
             default_ttl=int(entry.config.get("default_lease_ttl") or self.tokens.default_lease_ttl),
             max_lease_ttl=int(entry.config.get("max_lease_ttl") or self.tokens.max_lease_ttl),
         )
+
+    # -- user lockout (transit/lockout.py) ------------------------------------------------
+    async def login_lockout_check(self, engine: Engine, req: Request) -> str:
+        """Before a login handler runs: the alias it is for ("" when the method has no
+        look-ahead); PermissionDenied while that alias is locked."""
+        alias = await engine.login_alias(req)
+        if alias and await self.lockout.locked(req.mount_accessor, alias,
+                                               self._lockout_settings(req.mount_path)):
+            raise PermissionDenied()
+        return alias
+
+    async def login_failed(self, req: Request, alias: str) -> None:
+        await self.lockout.failed(req.mount_accessor, alias,
+                                  self._lockout_settings(req.mount_path))
+
+    def _lockout_settings(self, mount_path: str) -> Settings:
+        entry = self.auth_mounts.get(mount_path[len(AUTH_PREFIX):])
+        return Settings.of(entry.config if entry is not None else {})
 
     async def revoke_mount_tokens(self, mount_path: str) -> int:
         """Revoke every token issued through an auth mount (`auth/<path>/`); their children

@@ -326,3 +326,41 @@ def test_renew_self(client: hvac.Client, server: ServerProcess, up: str) -> None
     client.auth.userpass.delete_user("olga", mount_point=up)  # deleted: not renewed, 204
     r = server.request("POST", "auth/token/renew-self", json={}, token=anon.token)
     assert r.status_code == 204
+
+
+def test_user_lockout(client: hvac.Client, server: ServerProcess, up: str) -> None:
+    """5 wrong passwords lock the user (even the right one is 403), unknown users are not
+    counted, sys/locked-users lists and unlocks; the mount's threshold is tunable."""
+    client.auth.userpass.create_or_update_user("pat", "pw", mount_point=up)
+    accessor = client.sys.list_auth_methods()["data"][up + "/"]["accessor"]
+
+    def login(user: str, pw: str) -> tuple[int, Any]:
+        r = server.request("POST", f"auth/{up}/login/{user}", json={"password": pw}, token="")
+        return r.status_code, r.json()
+
+    for _ in range(6):
+        assert login("ghost", "bad")[0] == 400
+    for _ in range(5):
+        assert login("pat", "bad") == (400, {"errors": ["invalid username or password"]})
+    assert login("pat", "pw") == (403, {"errors": ["permission denied"]})
+    assert login("PAT", "bad")[0] == 403
+    locked = server.request("GET", "sys/locked-users").json()["data"]
+    mine = [a for ns in locked["by_namespace"] for a in ns["mount_accessors"]
+            if a["mount_accessor"] == accessor]
+    assert mine == [{"mount_accessor": accessor, "counts": 1, "alias_identifiers": ["pat"]}]
+    r = server.request("POST", f"sys/locked-users/{accessor}/unlock/pat")
+    assert r.status_code == 204
+    assert login("pat", "pw")[0] == 200
+    client.sys.tune_auth_method(up, user_lockout_config={"lockout_threshold": 2,
+                                                         "lockout_duration": "10m"})
+    tune = client.sys.read_auth_method_tuning(up)["data"]
+    assert tune["user_lockout_threshold"] == 2 and tune["user_lockout_duration"] == 600
+    assert tune["user_lockout_disable"] is False
+    assert login("pat", "bad")[0] == 400 and login("pat", "pw")[0] == 200  # success resets
+    assert login("pat", "bad")[0] == 400 and login("pat", "bad")[0] == 400
+    assert login("pat", "pw")[0] == 403
+    client.sys.tune_auth_method(up, user_lockout_config={"lockout_disable": True})
+    assert login("pat", "pw")[0] == 200
+    r = server.request("POST", f"sys/auth/{up}/tune",
+                       json={"user_lockout_config": {"lockout_threshold": "x"}})
+    assert r.status_code == 400

@@ -122,6 +122,13 @@ class Engine:
     async def periodic(self) -> None:
         """Background work, about once a minute."""
 
+    async def login_alias(self, req: Request) -> str:
+        """The lockout look-ahead (Vault's AliasLookahead): the alias a login request (on an
+        unauthenticated path) is for, before the handler runs — from `req.path` and the raw
+        `req.data`. "" (the default): this method's users are never locked out
+        (transit/lockout.py). Errors raised here answer the request."""
+        return ""
+
     async def renew_login(self, token: Any) -> Any:
         """An auth method's renewal check of a token one of its logins made (Vault's
         AuthRenew): return the role's current `TokenParams` (transit/engines/tokenutil.py)

@@ -60,6 +60,9 @@ OPTIONAL_CONFIG = (
     "passthrough_request_headers", "allowed_response_headers",
 )
 
+# Config keys only auth mounts have (shown by sys/auth once set).
+AUTH_CONFIG = ("token_type", "user_lockout_config")
+
 # factory(storage, options) -> engine; options are the mount's `options` (e.g. KV version)
 EngineFactory = Callable[[StorageView, dict[str, Any]], Engine]
 
@@ -89,7 +92,7 @@ class MountEntry:
         """The entry as `GET sys/mounts` (or `sys/auth`: with `token_type`) shows it."""
         cfg: dict[str, Any] = {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False}
         cfg.update({k: v for k, v in self.config.items()
-                    if k in cfg or k in OPTIONAL_CONFIG or k == "token_type"})
+                    if k in cfg or k in OPTIONAL_CONFIG or k in AUTH_CONFIG})
         return {
             "accessor": self.accessor, "config": cfg, "description": self.description,
             "external_entropy_access": False, "local": self.local, "options": self.options,

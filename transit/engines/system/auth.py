@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from transit import lockout
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.mounts import normalize
 from transit.engines.system.internal import TOKEN_AUTH_ENTRY
@@ -86,6 +87,8 @@ async def enable_auth(node: NodeControl, req: Request, d: FieldData) -> None:
     default, maximum = config.get("default_lease_ttl", 0), config.get("max_lease_ttl", 0)
     if default and maximum and default > maximum:
         raise UserError("given default lease TTL greater than given max lease TTL")
+    if raw_config.get("user_lockout_config") is not None:
+        config["user_lockout_config"] = lockout.parse_config(raw_config["user_lockout_config"])
     options = d.get("options")
     await node.auth_mounts.mount(
         path, typ, description=d.get("description"), config=config,
@@ -102,6 +105,7 @@ async def disable_auth(node: NodeControl, req: Request, d: FieldData) -> None:
     entry = await node.auth_mounts.unmount(path)
     if entry is not None:
         await node.revoke_mount_tokens("auth/" + entry.path)
+        await node.lockout.clear_mount(entry.accessor)
 
 
 # -- tune (sys/auth/<path>/tune and sys/mounts/auth/<path>/tune) --------------------------
@@ -126,6 +130,7 @@ def read_auth_tune(node: NodeControl, path: str) -> Response:
         raise UserError(f'cannot fetch sysview for path "auth/{path}"')
     data = tune_view(entry.config, entry.description, entry.options or None, _system(node))
     data["token_type"] = entry.config.get("token_type") or DEFAULT_TOKEN_TYPE
+    data.update(entry.config.get("user_lockout_config") or {})
     return Response(data=data, mirror_data=True)
 
 
@@ -156,5 +161,36 @@ async def write_auth_tune(node: NodeControl, path: str, d: FieldData) -> None:
         raise UserError(
             f"backend max lease TTL of {maximum} would be less than backend default lease TTL "
             f"of {default}")
+    if d.raw.get("user_lockout_config") is not None:
+        config["user_lockout_config"] = lockout.parse_config(
+            d.raw["user_lockout_config"], entry.config.get("user_lockout_config"))
     description = d.get("description") if "description" in d.raw else None
     await node.auth_mounts.tune(path, description=description, config=config)
+
+
+# -- sys/locked-users (spec auth-api §1.8) ---------------------------------------------------
+
+UNLOCK_FIELDS: dict[str, Field] = {
+    "mount_accessor": Field(FieldType.STRING, ""),
+    "alias_identifier": Field(FieldType.STRING, ""),
+}
+
+
+async def list_locked_users(node: NodeControl, req: Request, d: FieldData) -> Response:
+    locked = await node.lockout.locked_users()
+    accessors: list[dict[str, Any]] = [
+        {"mount_accessor": acc, "counts": len(aliases), "alias_identifiers": sorted(aliases)}
+        for acc, aliases in sorted(locked.items())]
+    total = sum(len(aliases) for aliases in locked.values())
+    by_namespace = [{"namespace_id": "root", "namespace_path": "", "counts": total,
+                     "mount_accessors": accessors}] if accessors else []
+    return Response(data={"by_namespace": by_namespace, "total": total})
+
+
+async def unlock_user(node: NodeControl, req: Request, d: FieldData) -> None:
+    accessor, alias = d.get("mount_accessor"), d.get("alias_identifier")
+    if not accessor:
+        raise UserError("missing mount_accessor")
+    if not alias:
+        raise UserError("missing alias_identifier")
+    await node.lockout.unlock(accessor, alias)

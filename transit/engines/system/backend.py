@@ -77,6 +77,11 @@ class SystemBackend(Engine):
                 Route(r"remount", {UPDATE: h(mounts.remount)}, mounts.REMOUNT_FIELDS),
                 # auth method mounts (spec auth-api §1.1-1.5)
                 Route(r"auth/?", {READ: h(auth.list_auth)}, {}),
+                Route(r"locked-users/?", {READ: h(auth.list_locked_users)}, {}),
+                Route(
+                    r"locked-users/(?P<mount_accessor>[^/]+)/unlock/(?P<alias_identifier>.+)",
+                    {UPDATE: h(auth.unlock_user)}, auth.UNLOCK_FIELDS,
+                ),
                 Route(
                     r"auth/(?P<path>.+)/tune",
                     {READ: h(auth.read_tune), UPDATE: h(auth.write_tune)},

@@ -24,7 +24,7 @@ from transit.engines.userpass.users import (
     password_matches,
     user_key,
 )
-from transit.errors import InternalError, UserError
+from transit.errors import InternalError, InvalidCredentials, UserError
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import Write
 from transit.storage.update import update
@@ -84,6 +84,13 @@ class UserpassBackend(Engine):
                   POLICIES_FIELDS),
             Route(rf"login/{name('username')}", {UPDATE: h(login)}, LOGIN_FIELDS),
         ])
+
+    async def login_alias(self, req: Request) -> str:
+        """The username of `login/<username>` (lowercase), for user lockout."""
+        matched = self.resolve(req)
+        if matched is None or not req.path.startswith("login/"):
+            return ""
+        return str(matched[1].get("username", "")).lower()
 
     async def renew_login(self, token: Any) -> TokenParams | None:
         """Vault's pathLoginRenew: the user's current TTLs; refused when its policies
@@ -225,7 +232,9 @@ async def login(b: UserpassBackend, req: Request, d: FieldData) -> Response:
         raise InternalError("missing password")  # Vault: a plain error, 500 unwrapped
     user = await b.get_user(username)
     if not await password_matches(password, user.password_hash if user else None):
-        raise UserError("invalid username or password")
+        if user is None:  # unknown users are not counted toward lockout
+            raise UserError("invalid username or password")
+        raise InvalidCredentials("invalid username or password")
     assert user is not None
     return login_response(Login(
         token=user.token, display_name=username, metadata={"username": username},

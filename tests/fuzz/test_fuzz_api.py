@@ -151,6 +151,8 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
     "plaintext": with_hostile(st.sampled_from(["plaintext", "wrapped"])),
     "migration_id": with_hostile(st.uuids().map(str)),
     "username": with_hostile(st.sampled_from(["alice", "ALICE", "missing"]) | valid_names),
+    "mount_accessor": with_hostile(st.sampled_from(["auth_userpass_00000000"]) | valid_names),
+    "alias_identifier": with_hostile(st.sampled_from(["alice", "missing"]) | valid_names),
 }
 assert param_names(TEMPLATES) <= set(PARAMS), param_names(TEMPLATES) - set(PARAMS)
 

@@ -197,3 +197,7 @@ def test_ui_mounts_lists_auth_mounts(client: hvac.Client, server: ServerProcess,
     client.sys.tune_auth_method(userpass, listing_visibility="unauth")
     anon = server.request("GET", "sys/internal/ui/mounts", token="").json()["data"]["auth"]
     assert anon[userpass + "/"] == {"description": "", "options": {}, "type": "userpass"}
+    one = server.request("GET", f"sys/internal/ui/mounts/auth/{userpass}/login/x").json()
+    assert one["data"]["path"] == userpass + "/" and one["data"]["type"] == "userpass"
+    r = server.request("GET", "sys/internal/ui/mounts/auth/nothing-here")
+    assert r.status_code == 403

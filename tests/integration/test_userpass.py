@@ -90,6 +90,13 @@ def test_password_and_policies(client: hvac.Client, server: ServerProcess, up: s
         r = server.request("POST", f"auth/{up}/users/ghost/{sub}", json=body)
         assert r.status_code == 500
         assert "username does not exist" in r.json()["errors"][0]
+    for sub, body in (("policies", {"token_policies": {"a": 1}}),
+                      ("password", {"password": ["x"]}), ("password", {"password_hash": "zz"}),
+                      ("password", {"password": "a", "password_hash": "b"})):
+        r = server.request("POST", f"auth/{up}/users/dave/{sub}", json=body)
+        assert r.status_code == 400, (sub, body, r.text)
+    r = server.request("POST", f"auth/{up}/login/dave", json={"password": {"a": 1}}, token="")
+    assert r.status_code == 400
     r = server.request("POST", f"auth/{up}/users/dave/password", json={})
     assert r.status_code == 400
     assert r.json()["errors"] == ["must provide either password or password_hash"]
@@ -197,8 +204,8 @@ def test_bound_cidrs(client: hvac.Client, server: ServerProcess, up: str) -> Non
     status, body = _raw(server, "POST", f"auth/{up}/login/ivan", {"password": "pw"})
     assert status == 200
     token = body["auth"]["client_token"]
-    status, _ = _raw(server, "GET", "auth/token/lookup-self", token=token)
-    assert status == 200
+    status, body = _raw(server, "GET", "auth/token/lookup-self", token=token)
+    assert status == 200 and body["data"]["bound_cidrs"] == ["127.0.0.1"]
     status, body = _raw(server, "GET", "auth/token/lookup-self", token=token,
                         source="127.0.0.2")
     assert status == 403 and body == {"errors": ["permission denied"]}

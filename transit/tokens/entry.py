@@ -153,6 +153,8 @@ class TokenEntry:
         }
         if self.role:
             data["role"] = self.role
+        if self.bound_cidrs:
+            data["bound_cidrs"] = list(self.bound_cidrs)
         if self.period:
             data["period"] = self.period
         if self.expire_time:  # tokens with a lease (non-expiring root tokens have none)

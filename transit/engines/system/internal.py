@@ -127,6 +127,16 @@ async def read_ui_mount(node: NodeControl, req: Request, d: FieldData) -> Respon
     )
     if path == "sys" or path.startswith("sys/"):
         data, mount = {**_ui(SYS_ENTRY), "path": "sys/"}, "sys/"
+    elif path.startswith("auth/"):
+        if path == "auth/token" or path.startswith("auth/token/"):
+            data, mount = {**TOKEN_AUTH_ENTRY, "path": "token/"}, "auth/token/"
+        else:
+            routed_auth = node.auth_mounts.route(path[len("auth/"):])
+            if routed_auth is None:
+                raise denied
+            entry = routed_auth[0]
+            mount = "auth/" + entry.path  # shown as "userpass/", checked as auth/userpass/
+            data = {**_ui(entry.describe()), "path": entry.path}
     else:
         routed = node.mounts.route(path) if path else None
         if routed is None:

@@ -58,6 +58,19 @@ BUILTIN_POLICIES = ("default", "response-wrapping")  # made by the active node (
 AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this often
 
 
+class AllMounts:
+    """Both mount tables as one `.get(mount_path)` (the audit broker's view: tuned
+    audit_non_hmac_* keys of secret and auth mounts; auth mount paths start with `auth/`)."""
+
+    def __init__(self, mounts: MountTable, auth_mounts: MountTable) -> None:
+        self.mounts, self.auth_mounts = mounts, auth_mounts
+
+    def get(self, path: str) -> Any:
+        if path.startswith("auth/"):
+            return self.auth_mounts.get(path[len("auth/"):])
+        return self.mounts.get(path)
+
+
 class NodeLifecycle:
     """Start, init, unseal, seal, load and unload, periodic tasks (a mixin of `Core`)."""
 
@@ -267,7 +280,8 @@ class NodeLifecycle:
         if create and not self.mounts.entries():
             for path, typ, description, options in self.default_mounts:
                 await self.mounts.mount(path, typ, description=description, options=options)
-        self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
+        # tuned audit_non_hmac_* keys live on mount entries
+        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
         await self.audit.setup(create=create)
         await self.quotas.load()
 
@@ -276,7 +290,7 @@ class NodeLifecycle:
         or node)."""
         await self.mounts.load([], keep_engines=True)
         await self.auth_mounts.load([], keep_engines=True)
-        self.audit.mounts = self.mounts
+        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
 
     async def _load_cluster_identity(self, *, create: bool = True) -> None:
         """Cluster name and id are shared by every node (`core/cluster/local/info`), as is

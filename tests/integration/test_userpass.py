@@ -294,8 +294,9 @@ def test_logins_are_audited(client: hvac.Client, server: ServerProcess, up: str,
     client.sys.enable_audit_device("file", path=device, options={"file_path": str(log)})
     try:
         client.auth.userpass.create_or_update_user("nora", "s3cret-pw", mount_point=up)
-        r = server.request("POST", f"auth/{up}/login/nora", json={"password": "wrong-pw"},
-                           token="")
+        client.sys.tune_auth_method(up, audit_non_hmac_request_keys=["note"])
+        r = server.request("POST", f"auth/{up}/login/nora",
+                           json={"password": "wrong-pw", "note": "in-clear"}, token="")
         assert r.status_code == 400
         r = server.request("POST", f"auth/{up}/login/nora", json={"password": "s3cret-pw"},
                            token="bogus")
@@ -304,6 +305,8 @@ def test_logins_are_audited(client: hvac.Client, server: ServerProcess, up: str,
         assert [e["type"] for e in entries] == ["request", "response"] * 2
         failed = entries[1]
         assert failed["error"] == "invalid username or password"
+        assert failed["request"]["data"]["note"] == "in-clear"  # the auth mount's tuning
+        assert failed["request"]["data"]["password"].startswith("hmac-sha256:")
         assert failed["request"]["mount_type"] == "userpass"
         assert entries[3]["error"] == ""
         assert entries[3]["response"]["auth"]["client_token"].startswith("hmac-sha256:")

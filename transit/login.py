@@ -117,7 +117,8 @@ class NodeLogin:
             entity_id=entity_id, bound_cidrs=params.bound_cidrs,
         )
         out = Response(warnings=None)
-        for warning in [*login.warnings, *warnings]:
+        # the handler's, the framework's (unrecognized parameters), then the TTL caps
+        for warning in [*login.warnings, *(resp.warnings or []), *warnings]:
             out.add_warning(warning)
         out.auth = token.auth_block(identity_policies=sorted(set(identity_policies)))
         return out

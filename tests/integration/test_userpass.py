@@ -124,9 +124,11 @@ def test_login_auth_block(client: hvac.Client, server: ServerProcess, up: str) -
 def test_login_ignores_token_and_errors(server: ServerProcess, up: str,
                                         client: hvac.Client) -> None:
     client.auth.userpass.create_or_update_user("fred", "pw", mount_point=up)
-    r = server.request("POST", f"auth/{up}/login/fred", json={"password": "pw"},
+    r = server.request("POST", f"auth/{up}/login/fred", json={"password": "pw", "extra": 1},
                        token="bogus-token")
     assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == [
+        "Endpoint ignored these unrecognized parameters: [extra]"]
     r = server.request("POST", f"auth/{up}/login/fred", json={}, token="")
     assert r.status_code == 500 and r.json() == {"errors": ["missing password"]}
     for user, pw in (("fred", "wrong"), ("nobody", "pw")):

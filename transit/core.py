@@ -168,6 +168,18 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         return (entry.engine, inner, entry.storage, prefix + entry.path, entry.type,
                 entry.accessor)
 
+    async def _login(self, path: str, client_token: str) -> bool:
+        """Whether `path` is a login path (`NodeLogin.login_path`). Without a token on an HA
+        node, a miss looks at the stored auth table first: another process may have just
+        enabled the mount and our invalidation feed may be behind (a loaded machine)."""
+        if self.login_path(path):
+            return True
+        if (client_token or self.ha is None or not path.startswith(AUTH_PREFIX)
+                or not await self.auth_mounts.changed()):
+            return False
+        await self.reload_mounts()
+        return self.login_path(path)
+
     async def authenticate(self, path: str, client_token: str) -> Any:
         """The caller's token entry, looked up before the request body is decoded.
 
@@ -176,7 +188,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         """
         if path in WRAPPING_PATHS or self.barrier.sealed or (path == "sys/seal" and self.standby):
             return None
-        if self.login_path(path):  # X-Vault-Token is ignored on login paths
+        if await self._login(path, client_token):  # X-Vault-Token is ignored on login paths
             return None
         token = await self.tokens.lookup(client_token) if client_token else None
         if token is None:
@@ -243,7 +255,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
                 path.startswith(AUTH_PREFIX) and not path.startswith(TOKEN_MOUNT)):
             raise UserError("cannot write to a path ending in '/'")
         token = None
-        login = self.login_path(path)
+        login = await self._login(path, req.client_token)
         if login:
             req.client_token, req.token = "", None  # ignored, even a bogus one (spec §1.6)
         if path in WRAPPING_PATHS:

@@ -32,23 +32,32 @@ from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/for
 from transit.cluster.roles import NodeRoles
 from transit.engines.framework import Engine
 from transit.engines.identity.backend import IdentityBackend
-from transit.engines.mounts import MountTable
+from transit.engines.mounts import AUTH, MountTable
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
+from transit.engines.tokenutil import addr_allowed
 from transit.errors import (
     AuditFailed,
     Fenced,
     ForwardToActive,
+    InternalError,
+    InvalidCredentials,
+    LoginFailed,
+    LoginUnsupported,
     NoHandler,
     NotActive,
     PermissionDenied,
     Sealed,
     StandbyError,
     TransitError,
+    UnsupportedOperation,
+    UserError,
 )
 from transit.identity.store import IdentityStore
-from transit.lifecycle import ENGINE_FACTORIES, NodeLifecycle
-from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, UPDATE, Request, Response
+from transit.lifecycle import AUTH_FACTORIES, ENGINE_FACTORIES, NodeLifecycle
+from transit.lockout import Lockout
+from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, PATCH, UPDATE, Request, Response
+from transit.login import AUTH_PREFIX, NodeLogin
 from transit.quotas import QuotaStore
 from transit.seal import SealManager
 from transit.storage import Backend, StorageView
@@ -79,7 +88,7 @@ NOT_ACTIVE = "node is not active"
 _GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
 
 
-class Core(NodeLifecycle, NodeRoles):
+class Core(NodeLifecycle, NodeRoles, NodeLogin):
     """One node: its state, set here once; the request pipeline below."""
 
     def __init__(
@@ -91,7 +100,10 @@ class Core(NodeLifecycle, NodeRoles):
         self.barrier = Barrier(physical)
         self.seal = SealManager(physical, self.barrier, static_key=static_seal_key)
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
+        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)  # core/auth
+        self.lockout = Lockout(self.barrier)  # failed-login counters (transit/lockout.py)
         self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
+        self.tokens.login_renewer = self.renew_login  # auth methods' renewal checks
         self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
         self.audit = AuditBroker(StorageView(self.barrier, ""))
         self.quotas = QuotaStore(StorageView(self.barrier, ""))
@@ -157,6 +169,9 @@ class Core(NodeLifecycle, NodeRoles):
         for entry in self.mounts.entries():
             if entry.accessor == accessor:
                 return entry.path, entry.type, entry.local
+        for entry in self.auth_mounts.entries():
+            if entry.accessor == accessor:
+                return AUTH_PREFIX + entry.path, entry.type, entry.local
         return None
 
     # -- the request pipeline ---------------------------------------------------------------
@@ -170,12 +185,30 @@ class Core(NodeLifecycle, NodeRoles):
         if path.startswith(IDENTITY_MOUNT) or path == IDENTITY_MOUNT[:-1]:  # issue 17
             return (self.identity_backend, path[len(IDENTITY_MOUNT):], None, IDENTITY_MOUNT,
                     "identity", IDENTITY_ACCESSOR)
-        routed = self.mounts.route(path)
+        if path.startswith(AUTH_PREFIX):  # auth methods: longest prefix over core/auth
+            routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
+            prefix = AUTH_PREFIX
+        else:
+            routed = self.mounts.route(path)
+            prefix = ""
         if routed is None:
             raise NoHandler(f'no handler for route "{path}". route entry not found.')
         entry, inner = routed
         assert entry.engine is not None  # the table indexes entries once their engine is set up
-        return entry.engine, inner, entry.storage, entry.path, entry.type, entry.accessor
+        return (entry.engine, inner, entry.storage, prefix + entry.path, entry.type,
+                entry.accessor)
+
+    async def _login(self, path: str, client_token: str) -> bool:
+        """Whether `path` is a login path (`NodeLogin.login_path`). Without a token on an HA
+        node, a miss looks at the stored auth table first: another process may have just
+        enabled the mount and our invalidation feed may be behind (a loaded machine)."""
+        if self.login_path(path):
+            return True
+        if (client_token or self.ha is None or not path.startswith(AUTH_PREFIX)
+                or not await self.auth_mounts.changed()):
+            return False
+        await self.reload_mounts()
+        return self.login_path(path)
 
     async def authenticate(self, path: str, client_token: str) -> Any:
         """The caller's token entry, looked up before the request body is decoded.
@@ -184,6 +217,8 @@ class Core(NodeLifecycle, NodeRoles):
         validate a wrapping token themselves or are refused before authentication.
         """
         if path in WRAPPING_PATHS or self.barrier.sealed or (path == "sys/seal" and self.standby):
+            return None
+        if await self._login(path, client_token):  # X-Vault-Token is ignored on login paths
             return None
         token = await self.tokens.lookup(client_token) if client_token else None
         if token is None:
@@ -247,16 +282,26 @@ class Core(NodeLifecycle, NodeRoles):
             raise Sealed()
         if path == "sys/seal" and self.standby:  # never forwarded (spec ha-and-sys §1.7)
             raise StandbyError("vault cannot seal when in standby mode; please restart instead")
+        if req.operation in (UPDATE, CREATE, PATCH) and path.endswith("/") and (
+                path.startswith(AUTH_PREFIX) and not path.startswith(TOKEN_MOUNT)):
+            raise UserError("cannot write to a path ending in '/'")
         token = None
+        login = await self._login(path, req.client_token)
+        if login:
+            req.client_token, req.token = "", None  # ignored, even a bogus one (spec §1.6)
         if path in WRAPPING_PATHS:
             token = await self.wrapping.check_request(req)
         if token is None and req.client_token:
             # the HTTP layer may have looked it up already, before decoding the body
             token = req.token or await self.tokens.lookup(req.client_token)
         self_checked = path.startswith(SELF_CHECKED)
-        open_path = path in UNAUTHENTICATED or self_checked
+        open_path = path in UNAUTHENTICATED or self_checked or login
         if token is None and not open_path:
             await self.audit_refused(req)
+            raise PermissionDenied()
+        if token is not None and token.bound_cidrs and not addr_allowed(
+                req.remote_addr, token.bound_cidrs):
+            await self.audit_refused(req)  # a token used from outside its bound CIDRs
             raise PermissionDenied()
         req.token = token
         try:
@@ -266,7 +311,7 @@ class Core(NodeLifecycle, NodeRoles):
                 raise
             # Another process of the cluster may have just mounted it and our invalidation
             # feed is behind (a loaded machine): check the stored table before saying 404.
-            if not await self.mounts.changed():
+            if not (await self.mounts.changed() or await self.auth_mounts.changed()):
                 raise
             await self.reload_mounts()
             engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
@@ -305,8 +350,26 @@ class Core(NodeLifecycle, NodeRoles):
         index_before = getattr(self.physical, "last_index", 0)
         if token is not None and token.num_uses:
             await self.tokens.use(token)  # before the handler, so a use is spent only once
+        alias = ""
         try:
-            resp = await engine.handle(req)
+            try:
+                if login:
+                    alias = await self.login_lockout_check(engine, req)
+                resp = await engine.handle(req)
+            except InvalidCredentials:
+                if alias:
+                    await self.login_failed(req, alias)
+                raise
+            except UnsupportedOperation as exc:
+                if login:  # Vault answers a GET on a login path unwrapped
+                    raise LoginUnsupported(exc.message) from None
+                raise
+            except InternalError as exc:
+                if login and type(exc) is InternalError:  # plain login errors: unwrapped
+                    raise LoginFailed(exc.message) from None
+                raise
+            if resp is not None and resp.login is not None:
+                resp = await self.complete_login(req, resp, alias)
             if resp is not None and resp.lease_duration == MOUNT_DEFAULT_TTL:
                 resp.lease_duration = self.default_lease_ttl(mount_path)
         except ForwardToActive:

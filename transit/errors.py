@@ -10,9 +10,12 @@ that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with t
     ├── UserError                the request is wrong (Vault: logical.ErrorResponse)        400
     │   ├── CryptoError          bad ciphertext / signature / HMAC / base64 / version / tag  400
     │   │   └── Base64Error      Go's "illegal base64 data at input byte N" (crypto/encoding) 400
+    │   ├── InvalidCredentials   a login's credentials were wrong: counts toward user lockout 400
     │   ├── OptionError          a per-item option the key cannot take; leaves a batch at 200 400
     │   └── InvalidKey           unseal: the combined key does not open the stored keys      400
     ├── InternalError            plain handler error                              500, multierror
+    ├── LoginFailed              a plain error from a login handler (Vault: unwrapped)       500
+    ├── LoginUnsupported         a login path asked with another verb (unwrapped)            405
     │   └── AuditFailed          audit devices enabled, none recorded the entry; the body says
     │                            only "internal error" (fail closed)                         500
     ├── PermissionDenied         missing/unknown token, missing capability                   403
@@ -58,6 +61,11 @@ class UserError(TransitError):
     """The caller sent something invalid; the message is shown verbatim."""
 
 
+class InvalidCredentials(UserError):
+    """A login's credentials were wrong (Vault's ErrInvalidCredentials: a wrong password, an
+    unknown secret ID). 400 with the message; the core counts it toward user lockout."""
+
+
 class CryptoError(UserError):
     """Ciphertext, signature, HMAC, base64 or version problems in the crypto core."""
 
@@ -70,6 +78,19 @@ class OptionError(UserError):
 
 class InternalError(TransitError):
     """A plain error from a handler; Vault wraps these as a 500 multierror."""
+
+
+class LoginFailed(TransitError):
+    """A plain (non-user) error from an auth method's login handler: Vault answers these 500
+    with the message unwrapped (`missing password`, `missing role_id`; spec auth-api §1.6).
+    The core turns a login handler's InternalError into this."""
+
+
+class LoginUnsupported(TransitError):
+    """A login path asked with a verb it does not serve (GET): 405, unwrapped."""
+
+    def __init__(self, message: str = "unsupported operation") -> None:
+        super().__init__(message)
 
 
 class PermissionDenied(TransitError):

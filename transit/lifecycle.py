@@ -21,8 +21,9 @@ import orjson
 from transit.cluster.consistency import index_key
 from transit.cluster.ha import FENCE_CLOSED
 from transit.engines.kv import kv_factory
-from transit.engines.mounts import EngineFactory, MountTable
+from transit.engines.mounts import AUTH, EngineFactory, MountTable
 from transit.engines.transit.backend import TransitBackend
+from transit.engines.userpass import userpass_factory
 from transit.errors import StorageError, TransitError, UserError
 from transit.storage.update import get_or_create
 from transit.tokens.expiration import ExpirationManager
@@ -47,10 +48,28 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
     "generic": kv_factory,
 }
 
+# Auth methods by type (`sys/auth` enable). `token` is built in, never in this table.
+AUTH_FACTORIES: dict[str, EngineFactory] = {
+    "userpass": userpass_factory,
+}
+
 CLUSTER_INFO_KEY = "core/cluster/local/info"
 POLICY_PREFIX = "sys/policy/"
 BUILTIN_POLICIES = ("default", "response-wrapping")  # made by the active node (`_load`)
 AUTO_UNSEAL_POLL = 0.25  # an uninitialised node with a static seal looks this often
+
+
+class AllMounts:
+    """Both mount tables as one `.get(mount_path)` (the audit broker's view: tuned
+    audit_non_hmac_* keys of secret and auth mounts; auth mount paths start with `auth/`)."""
+
+    def __init__(self, mounts: MountTable, auth_mounts: MountTable) -> None:
+        self.mounts, self.auth_mounts = mounts, auth_mounts
+
+    def get(self, path: str) -> Any:
+        if path.startswith("auth/"):
+            return self.auth_mounts.get(path[len("auth/"):])
+        return self.mounts.get(path)
 
 
 class NodeLifecycle:
@@ -61,6 +80,7 @@ class NodeLifecycle:
         barrier: Barrier
         seal: SealManager
         mounts: MountTable
+        auth_mounts: MountTable
         tokens: TokenStore
         policies: AclPolicyStore
         identity: IdentityStore
@@ -259,17 +279,21 @@ class NodeLifecycle:
                                        "storage yet")
             self.policies.invalidate()
         await self.mounts.load([])
+        await self.auth_mounts.load([])
         if create and not self.mounts.entries():
             for path, typ, description, options in self.default_mounts:
                 await self.mounts.mount(path, typ, description=description, options=options)
-        self.audit.mounts = self.mounts  # tuned audit_non_hmac_* keys live on mount entries
+        # tuned audit_non_hmac_* keys live on mount entries
+        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
         await self.audit.setup(create=create)
         await self.quotas.load()
 
     async def reload_mounts(self) -> None:
-        """Re-read the mount table (`core/mounts` changed on another worker or node)."""
+        """Re-read the mount tables (`core/mounts` or `core/auth` changed on another worker
+        or node)."""
         await self.mounts.load([], keep_engines=True)
-        self.audit.mounts = self.mounts
+        await self.auth_mounts.load([], keep_engines=True)
+        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
 
     async def _load_cluster_identity(self, *, create: bool = True) -> None:
         """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
@@ -299,6 +323,7 @@ class NodeLifecycle:
         self.audit.teardown()
         self.quotas.clear()
         self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
+        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)
 
     async def run_periodic(self, interval: float = 60.0) -> None:
         """Call every mounted engine's `periodic()` (auto-rotation) forever; beside it, the
@@ -311,7 +336,7 @@ class NodeLifecycle:
                 await asyncio.sleep(interval)
                 if self.sealed:
                     continue
-                for entry in self.mounts.entries():
+                for entry in [*self.mounts.entries(), *self.auth_mounts.entries()]:
                     if entry.engine is None:
                         continue
                     try:

@@ -9,7 +9,10 @@ API and the engines all speak these types; nothing here imports any of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the login description lives with the auth methods (same layer)
+    from transit.engines.authmethod import Login
 
 # Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
 # check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
@@ -62,6 +65,9 @@ class Response:
     # Older sys/* reads repeat the data keys at the top level of the body (sys/mounts).
     mirror_data: bool = False
     auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
+    # A login handler's token description: the core creates the token and fills `auth`
+    # (transit/engines/authmethod.py, Core.complete_login). Never rendered itself.
+    login: Login | None = None
     wrap_info: dict[str, Any] | None = None
     lease_id: str = ""
     lease_duration: int = 0  # MOUNT_DEFAULT_TTL: the core fills in the mount's default

@@ -116,6 +116,8 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzEnv]:
 def _setup(env: FuzzEnv) -> None:
     root = env.root
     _ok(root("POST", "sys/mounts/kv1", json={"type": "kv"}), 204)
+    _ok(root("POST", "sys/auth/userpass", json={"type": "userpass"}), 204)
+    _ok(root("POST", "auth/userpass/users/alice", json={"password": "pw"}), 204)
     for name, body in KEYS.items():
         _ok(root("POST", f"transit/keys/{name}", json=body))
     wrapping_key = _ok(root("GET", "transit/wrapping_key"))["data"]["public_key"]

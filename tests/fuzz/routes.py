@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transit.api.status import STATUS_HANDLERS
-from transit.core import ENGINE_FACTORIES, TOKEN_MOUNT
+from transit.core import AUTH_FACTORIES, ENGINE_FACTORIES, TOKEN_MOUNT
 from transit.engines.fields import Field
 from transit.engines.framework import Engine, Route
 from transit.engines.identity.backend import IdentityBackend
@@ -129,6 +129,7 @@ def _merge(parts: tuple[Part, ...]) -> tuple[Part, ...]:
 TRANSIT_MOUNTS = ("transit/",)
 KV2_MOUNTS = ("secret/",)
 KV1_MOUNTS = ("kv1/",)
+USERPASS_MOUNTS = ("auth/userpass/",)
 
 
 def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
@@ -137,7 +138,9 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
     kv2 = ENGINE_FACTORIES["kv"](None, {"version": "2"})  # type: ignore[arg-type]
     kv1 = ENGINE_FACTORIES["kv"](None, {})  # type: ignore[arg-type]
     assert isinstance(kv2, KVv2Backend) and isinstance(kv1, KVv1Backend)
+    userpass = AUTH_FACTORIES["userpass"](None, {})  # type: ignore[arg-type]
     return [
+        ("userpass", USERPASS_MOUNTS, userpass),
         ("transit", TRANSIT_MOUNTS, transit),
         ("kv-v2", KV2_MOUNTS, kv2),
         ("kv-v1", KV1_MOUNTS, kv1),

@@ -153,6 +153,9 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
     "id": with_hostile(st.one_of(st.uuids().map(str), st.sampled_from(["missing", "a"]))),
     "prefix": with_hostile(sub_paths | st.sampled_from(["auth", "auth/token", "sys/wrapping"])),
     "url_lease_id": with_hostile(sub_paths | st.just("auth/token/create/h" + "0" * 64)),
+    "username": with_hostile(st.sampled_from(["alice", "ALICE", "missing"]) | valid_names),
+    "mount_accessor": with_hostile(st.sampled_from(["auth_userpass_00000000"]) | valid_names),
+    "alias_identifier": with_hostile(st.sampled_from(["alice", "missing"]) | valid_names),
 }
 assert param_names(TEMPLATES) <= set(PARAMS), param_names(TEMPLATES) - set(PARAMS)
 
@@ -731,6 +734,10 @@ LEGIT_500: list[tuple[str, str, str]] = [
      "auth-api §7.2 (probed): processLimit's errors are plain (500)"),
     (r"sys/capabilities(-self)?", r"no token found",
      "Vault's handleCapabilities returns fmt.Errorf(\"no token found\"), a plain error"),
+    (rf"auth/userpass/login/{NAME}", r"missing password",
+     "auth-api §1.6, §3: a login handler's plain error is a 500, unwrapped"),
+    (rf"auth/userpass/users/{NAME}/(password|policies)", r"username does not exist",
+     "auth-api §3: an unknown user's password or policies update is a 500w"),
     # raw handlers (operations-api §0): their 500s are unwrapped `{"errors":["<msg>"]}`
     (r"sys/rekey(-recovery-key)?/init/?", r"invalid rekey seal configuration: .*",
      "operations-api §1.2 step 4: seal-config validation is a 500"),

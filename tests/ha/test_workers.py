@@ -10,6 +10,7 @@ workers is 2^-29), and the tests require every answer to agree.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import signal
@@ -167,6 +168,59 @@ def test_writes_through_either_node_and_any_worker(wcluster: WorkersCluster) -> 
         r = requests.post(f"{wcluster.nodes[(standby, active)[j % 2]].addr}/v1/wk/decrypt/k{j % 4}",
                           headers=token, json={"ciphertext": ct}, timeout=30)
         assert r.status_code == 200 and r.json()["data"]["plaintext"] == "aGVsbG8=", r.text
+
+
+def test_auth_mounts_and_logins_through_either_node_and_any_worker(
+        wcluster: WorkersCluster) -> None:
+    """An auth mount enabled on the active node reaches every worker of both nodes (the
+    `core/auth` invalidation); a login through the standby is forwarded (it writes a token),
+    a failed one answers the same there, and disabling the mount revokes its tokens."""
+    active, standby = poll(wcluster.settled, 15, "a settled cluster")
+    path = "wup-" + uuid.uuid4().hex[:6]
+    root = {"X-Vault-Token": wcluster.root_token, "Connection": "close"}
+    assert wcluster.request(active, "POST", f"sys/auth/{path}", json={"type": "userpass"}
+                            ).status_code == 204
+    r = wcluster.request(active, "POST", f"auth/{path}/users/u", json={"password": "pw"})
+    assert r.status_code == 204, r.text
+
+    def listed() -> bool:  # new connections: every worker of both nodes
+        return all(path + "/" in requests.get(f"{wcluster.nodes[n].addr}/v1/sys/auth",
+                                              headers=root, timeout=10).json()["data"]
+                   for n in (active, standby) for _ in range(8))
+
+    poll(listed, 10, "the auth mount on every worker")
+    tokens = []
+    for node in (standby, active, standby, active):
+        r = requests.post(f"{wcluster.nodes[node].addr}/v1/auth/{path}/login/u",
+                          json={"password": "pw"}, headers={"Connection": "close"}, timeout=30)
+        assert r.status_code == 200, r.text
+        tokens.append((r.json()["auth"]["client_token"], r.headers.get("X-Vault-Index", "")))
+    r = requests.post(f"{wcluster.nodes[standby].addr}/v1/auth/{path}/login/u",
+                      json={"password": "bad"}, timeout=30)
+    assert r.status_code == 400 and r.json()["errors"] == ["invalid username or password"]
+    for token, index in tokens:
+        for node in (active, standby):
+            r = requests.get(f"{wcluster.nodes[node].addr}/v1/auth/token/lookup-self",
+                             headers={"X-Vault-Token": token, "X-Vault-Index": index,
+                                      "X-Vault-Inconsistent": "forward-active-node"},
+                             timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["path"] == f"auth/{path}/login/u"
+    # a forwarded login is checked against the client's address, not the standby's
+    r = wcluster.request(active, "POST", f"auth/{path}/users/c",
+                         json={"password": "pw", "token_bound_cidrs": "127.0.0.2"})
+    assert r.status_code == 204, r.text
+    for source, expected in (("127.0.0.2", 200), ("127.0.0.1", 403)):
+        conn = http.client.HTTPConnection("127.0.0.1", int(wcluster.nodes[standby].addr.rsplit(
+            ":", 1)[1]), timeout=30, source_address=(source, 0))
+        conn.request("POST", f"/v1/auth/{path}/login/c", body='{"password":"pw"}')
+        status = conn.getresponse().status
+        conn.close()
+        assert status == expected, source
+    assert wcluster.request(standby, "DELETE", f"sys/auth/{path}").status_code == 204
+    for token, _ in tokens:
+        r = wcluster.request(active, "GET", "auth/token/lookup-self", token=token)
+        assert r.status_code == 403, r.text
 
 
 def test_kill_9_of_a_worker_is_restarted(wcluster: WorkersCluster) -> None:

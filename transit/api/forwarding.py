@@ -49,6 +49,11 @@ _LOCAL_UPDATE = re.compile(
     r"|sys/wrapping/lookup)\Z"
 )
 FORWARDED_SCOPE_KEY = FORWARDED_SCOPE
+# The client's address, added by the forwarding standby (any copy the client sent is dropped)
+# and believed only on the mutual-TLS cluster listener: bound-CIDR checks (token_bound_cidrs,
+# secret-ID CIDRs) and audit entries of a forwarded request see the real client, as Vault's
+# forwarded RPC carries its RemoteAddr.
+CLIENT_ADDR_HEADER = b"x-transit-forwarded-client"
 _FORWARD = "vault.ha.rpc.client.forward"  # telemetry (transit/metrics.py)
 _FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
@@ -70,6 +75,7 @@ class ForwardingGate:
         if core.ha.activating and not core.ha.is_active:
             await core.ha.activated()  # mid-activation: answer as the active node it becomes
         if scope.get(FORWARDED_SCOPE_KEY):
+            scope = _with_forwarded_client(scope)
             if path == ECHO_PATH:
                 await self._echo(receive, send)
             elif core.ha.is_active:
@@ -169,6 +175,10 @@ class ForwardingGate:
             await _respond(send, 413, error_body(["http: request body too large"]))
             return
         method = scope["method"]
+        client = scope.get("client") or ("", 0)
+        headers = [(k, v) for k, v in headers if k != CLIENT_ADDR_HEADER]
+        if client[0]:
+            headers.append((CLIENT_ADDR_HEADER, f"{client[0]}:{client[1]}".encode()))
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
                 leader, method, path_qs, list(headers), body)
@@ -230,6 +240,16 @@ class ForwardingGate:
             await _respond(send, 204, b"")
         except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             await _respond(send, 400, error_body(["invalid echo"]))
+
+
+def _with_forwarded_client(scope: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded request's scope with the original client's address (from the standby)."""
+    for k, v in scope["headers"]:
+        if k == CLIENT_ADDR_HEADER:
+            host, _, port = v.decode("latin-1").rpartition(":")
+            if host:
+                return {**scope, "client": (host, int(port) if port.isdigit() else 0)}
+    return scope
 
 
 def _may_serve_locally(method: str, path: str) -> bool:

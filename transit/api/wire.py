@@ -60,6 +60,8 @@ def error_body(messages: list[str]) -> bytes:
 _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     # (class, status, wrap as multierror)
     (errors.UserError, 400, False),
+    (errors.LoginFailed, 500, False),
+    (errors.LoginUnsupported, 405, False),
     (errors.PermissionDenied, 403, False),
     (errors.UnsupportedPath, 404, True),
     (errors.NoHandler, 404, False),

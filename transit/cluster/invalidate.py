@@ -15,7 +15,8 @@ exactly the cache that key feeds; `invalidate_all(core)` drops everything (on ev
 | `sys/token/accessor/…`, `parent/…`, `lease/…` | nothing: always read from storage, never cached |
 | `sys/policy/<name>`                   | `core.policies.invalidate(name)`                   |
 | `sys/identity/<rest>`                 | `core.identity.invalidate(rest)` (reload a record) |
-| `core/mounts`                         | `core.reload_mounts()` (else `core.mounts.load`)   |
+| `auth/<uuid>/<rest>`                  | `engine.invalidate(rest)` of that auth mount       |
+| `core/mounts`, `core/auth`            | `core.reload_mounts()` (else `core.mounts.load`)   |
 | `core/audit`                          | `core.audit.setup()` (re-read table, reopen devices) |
 | `core/keyring`                        | `core.barrier.reload_keyring()`                    |
 | `core/quotas`                         | `core.quotas.load()` (rate-limit rules and config)  |
@@ -39,6 +40,8 @@ TOKEN = "sys/token/"
 ACL_POLICY = "sys/policy/"
 IDENTITY = "sys/identity/"
 MOUNTS = "core/mounts"
+AUTH_MOUNTS = "core/auth"  # the auth method table
+AUTH_LOGICAL = "auth/"  # an auth mount's storage: auth/<uuid>/
 AUDIT = "core/audit"
 KEYRING = "core/keyring"
 QUOTAS = "core/quotas"
@@ -49,8 +52,8 @@ async def _maybe_await(value: Any) -> None:
         await value
 
 
-def _mount_by_uuid(core: Any, mount_uuid: str) -> Any:
-    for entry in core.mounts.entries():
+def _mount_by_uuid(core: Any, mount_uuid: str, table: str = "mounts") -> Any:
+    for entry in getattr(core, table).entries():
         if entry.uuid == mount_uuid:
             return entry
     return None
@@ -86,6 +89,12 @@ async def invalidate_key(core: Any, key: str) -> None:
         engine = entry.engine if entry is not None else None
         if engine is not None and rest:
             await engine.invalidate(rest)
+    elif key.startswith(AUTH_LOGICAL) and hasattr(core, "auth_mounts"):
+        mount_uuid, _, rest = key[len(AUTH_LOGICAL) :].partition("/")
+        entry = _mount_by_uuid(core, mount_uuid, "auth_mounts")
+        engine = entry.engine if entry is not None else None
+        if engine is not None and rest:
+            await engine.invalidate(rest)
     elif key.startswith(TOKEN):
         rest = key[len(TOKEN) :]
         if rest.startswith("id/"):
@@ -100,7 +109,7 @@ async def invalidate_key(core: Any, key: str) -> None:
         identity = getattr(core, "identity", None)
         if identity is not None:
             await identity.invalidate(key[len(IDENTITY) :])
-    elif key == MOUNTS:
+    elif key in (MOUNTS, AUTH_MOUNTS):
         await _reload_mounts(core)
     elif key == AUDIT:
         await core.audit.setup(create=_writable(core))
@@ -122,7 +131,8 @@ async def invalidate_all(core: Any) -> None:
     if identity is not None:
         await identity.invalidate(None)
     await _reload_mounts(core)
-    for entry in core.mounts.entries():  # engines a reload kept still hold their caches
+    auth = core.auth_mounts.entries() if hasattr(core, "auth_mounts") else []
+    for entry in [*core.mounts.entries(), *auth]:  # engines a reload kept still hold caches
         if entry.engine is not None:
             await entry.engine.invalidate_all()
     await core.audit.setup(create=_writable(core))

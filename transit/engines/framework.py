@@ -100,6 +100,11 @@ class Engine:
 
     mount_type: str = ""
     routes: list[Route]
+    # Paths (relative to the mount) served without a token: Vault's
+    # PathsSpecial.Unauthenticated. An entry is an exact path, or a prefix when it ends in
+    # `*` (`login`, `login/*`). On an auth mount these are the login paths: the core ignores
+    # X-Vault-Token there and turns a returned `Login` into a token.
+    unauthenticated: tuple[str, ...] = ()
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
@@ -116,6 +121,32 @@ class Engine:
 
     async def periodic(self) -> None:
         """Background work, about once a minute."""
+
+    async def login_alias(self, req: Request) -> str:
+        """The lockout look-ahead (Vault's AliasLookahead): the alias a login request (on an
+        unauthenticated path) is for, before the handler runs — from `req.path` and the raw
+        `req.data`. "" (the default): this method's users are never locked out
+        (transit/lockout.py). Errors raised here answer the request."""
+        return ""
+
+    async def renew_login(self, token: Any) -> Any:
+        """An auth method's renewal check of a token one of its logins made (Vault's
+        AuthRenew): return the role's current `TokenParams` (transit/engines/tokenutil.py)
+        to renew with, None to renew with the token's own values, raise InternalError to
+        refuse (the core prefixes `failed to renew entry: `), or raise
+        `transit.tokens.ttl.RenewDeclined` to leave the token as it is (204). `token` is the
+        TokenEntry (`meta`, `policies`, `path`...)."""
+        return None
+
+    def is_unauthenticated(self, path: str) -> bool:
+        """Whether `path` (relative to the mount) is one of `unauthenticated`."""
+        for pattern in self.unauthenticated:
+            if pattern.endswith("*"):
+                if path.startswith(pattern[:-1]):
+                    return True
+            elif path == pattern:
+                return True
+        return False
 
     def match(self, path: str) -> tuple[Route, dict[str, str]]:
         for route in self.routes:

@@ -1,7 +1,8 @@
 """The mount table: which engine serves which path prefix, persisted in storage.
 
 Each mount owns the storage corner `logical/<uuid>/`; removing a mount wipes it. The table
-itself is stored as JSON at `core/mounts`. Routing is a longest-prefix match over mount paths.
+itself is stored as JSON at `core/mounts`. The auth-method table is the same machinery with
+another `TableKind` (`AUTH`): stored at `core/auth`, each mount's storage at `auth/<uuid>/`. Routing is a longest-prefix match over mount paths.
 
 Every change (mount, unmount, tune, remount) is a read-modify-write of the stored table
 (DESIGN §7): under this process's lock it re-reads `core/mounts` from storage, brings the
@@ -29,14 +30,38 @@ from transit.storage.base import Write
 from transit.storage.update import ATTEMPTS
 
 MOUNTS_KEY = "core/mounts"
+AUTH_KEY = "core/auth"  # the auth method table (Vault's `coreAuthConfigPath`)
 # Paths an engine can never be mounted at or under (they belong to the core).
 RESERVED = ("sys/", "auth/", "cubbyhole/", "identity/")
+
+
+@dataclass(frozen=True, slots=True)
+class TableKind:
+    """What differs between the secret-engine table and the auth-method table (Vault keeps
+    both in one `MountTable` type too): where the table is stored, the storage corner of each
+    mount (`logical/<uuid>/` or `auth/<uuid>/`), the accessor prefix, the paths no mount may
+    take, and the router prefix of every mount path (`auth/` for auth methods)."""
+
+    key: str
+    storage_prefix: str
+    accessor_prefix: str
+    reserved: tuple[str, ...]
+    route_prefix: str = ""
+
+
+SECRETS = TableKind(MOUNTS_KEY, "logical/", "", RESERVED)
+# Auth paths are relative to `auth/`: `userpass/` routes `auth/userpass/...`. `token/` is the
+# built-in token store (not in the table, always listed).
+AUTH = TableKind(AUTH_KEY, "auth/", "auth_", ("token/",), "auth/")
 
 # Tunable config keys shown only once set (audit HMAC lists, listing visibility, headers).
 OPTIONAL_CONFIG = (
     "audit_non_hmac_request_keys", "audit_non_hmac_response_keys", "listing_visibility",
     "passthrough_request_headers", "allowed_response_headers",
 )
+
+# Config keys only auth mounts have (shown by sys/auth once set).
+AUTH_CONFIG = ("token_type", "user_lockout_config")
 
 # factory(storage, options) -> engine; options are the mount's `options` (e.g. KV version)
 EngineFactory = Callable[[StorageView, dict[str, Any]], Engine]
@@ -64,9 +89,10 @@ class MountEntry:
         }
 
     def describe(self) -> dict[str, Any]:
-        """The entry as `GET sys/mounts` shows it."""
+        """The entry as `GET sys/mounts` (or `sys/auth`: with `token_type`) shows it."""
         cfg: dict[str, Any] = {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False}
-        cfg.update({k: v for k, v in self.config.items() if k in cfg or k in OPTIONAL_CONFIG})
+        cfg.update({k: v for k, v in self.config.items()
+                    if k in cfg or k in OPTIONAL_CONFIG or k in AUTH_CONFIG})
         return {
             "accessor": self.accessor, "config": cfg, "description": self.description,
             "external_entropy_access": False, "local": self.local, "options": self.options,
@@ -83,9 +109,11 @@ def normalize(path: str) -> str:
 class MountTable:
     """Mounts of logical engines; `route()` is on every request, so it stays cheap."""
 
-    def __init__(self, backend: Backend, factories: dict[str, EngineFactory]) -> None:
+    def __init__(self, backend: Backend, factories: dict[str, EngineFactory],
+                 kind: TableKind = SECRETS) -> None:
         self._backend = backend
         self._factories = factories
+        self.kind = kind
         self._entries: dict[str, MountEntry] = {}
         self._by_length: list[MountEntry] = []
         self.loaded: bytes | None = None  # the stored table this one was built from
@@ -121,7 +149,7 @@ class MountTable:
         replaces the old one only once it is complete, and never while a change is being
         made, so a change never commits a half-loaded table."""
         async with self._lock:
-            raw = await self._backend.get(MOUNTS_KEY)
+            raw = await self._backend.get(self.kind.key)
             if raw is not None or not defaults:
                 await self._sync(raw, reuse=keep_engines)
                 return
@@ -150,14 +178,14 @@ class MountTable:
         guarded on the stored version (see the module docstring)."""
         async with self._lock:
             for _ in range(ATTEMPTS):
-                stored = await self._backend.get_versioned(MOUNTS_KEY)
+                stored = await self._backend.get_versioned(self.kind.key)
                 if stored.value != self.loaded:
                     await self._sync(stored.value)
                 try:
                     result = await apply()
                     raw = orjson.dumps([e.to_json() for e in self._entries.values()])
-                    await self._backend.commit([Write(MOUNTS_KEY, raw)],
-                                               {MOUNTS_KEY: stored.version})
+                    await self._backend.commit([Write(self.kind.key, raw)],
+                                               {self.kind.key: stored.version})
                 except Conflict:
                     await self._sync(self.loaded)
                     continue
@@ -178,7 +206,7 @@ class MountTable:
             raise UserError("missing path")
         if typ not in self._factories:
             raise UserError(f'plugin not found in the catalog: {typ}')
-        for reserved in RESERVED:
+        for reserved in self.kind.reserved:
             if path.startswith(reserved):
                 raise UserError(f'cannot mount under "{reserved}"')
 
@@ -188,7 +216,7 @@ class MountTable:
                     raise UserError(f"path is already in use at {existing}")
             entry = MountEntry(
                 path=path, type=typ, uuid=str(uuid.uuid4()),
-                accessor=f"{typ}_{secrets.token_hex(4)}", description=description,
+                accessor=f"{self.kind.accessor_prefix}{typ}_{secrets.token_hex(4)}", description=description,
                 config=dict(config or {}), options=options, local=local, seal_wrap=seal_wrap,
             )
             await self._activate(entry)
@@ -199,7 +227,9 @@ class MountTable:
         assert entry is not None
         return entry
 
-    async def unmount(self, path: str) -> None:
+    async def unmount(self, path: str) -> MountEntry | None:
+        """Remove a mount and wipe its storage; returns the entry removed (None: nothing
+        was mounted there)."""
         path = normalize(path)
 
         async def apply() -> MountEntry | None:
@@ -208,6 +238,7 @@ class MountTable:
         entry = await self._change(apply)
         if entry is not None and entry.storage is not None:
             await entry.storage.clear()
+        return entry
 
     async def tune(
         self, path: str, *, description: str | None = None,
@@ -245,7 +276,7 @@ class MountTable:
                 raise UserError(f'no matching mount at "{src}"')
             if not dst:
                 raise UserError("missing path")
-            for reserved in RESERVED:
+            for reserved in self.kind.reserved:
                 if dst.startswith(reserved):
                     raise UserError(f"cannot remount to destination {dst}")
             for existing in self._entries:
@@ -264,14 +295,14 @@ class MountTable:
 
     # -- internals --------------------------------------------------------------------------
     async def _activate(self, entry: MountEntry) -> None:
-        entry.storage = StorageView(self._backend, f"logical/{entry.uuid}/")
+        entry.storage = StorageView(self._backend, f"{self.kind.storage_prefix}{entry.uuid}/")
         engine = self._factories[entry.type](entry.storage, entry.options or {})
         await engine.setup()
         entry.engine = engine
 
     async def changed(self) -> bool:
         """Whether storage holds another table than the one loaded (one read, no rebuild)."""
-        return await self._backend.get(MOUNTS_KEY) != self.loaded
+        return await self._backend.get(self.kind.key) != self.loaded
 
     def _reindex(self) -> None:
         self._by_length = sorted(self._entries.values(), key=lambda e: len(e.path), reverse=True)

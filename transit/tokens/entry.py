@@ -50,6 +50,8 @@ class TokenEntry:
     issue_time: float = 0.0  # creation, with sub-second precision (lookup's issue_time)
     last_renewal: float = 0.0  # 0 = never renewed
     creation_ttl: int = 0  # the TTL granted at creation (lookup's creation_ttl)
+    # The token is usable only from these CIDRs/addresses (auth methods' token_bound_cidrs).
+    bound_cidrs: list[str] = field(default_factory=list)
     hash: str = ""  # salted hash of `id`: the storage key; memory only
     revoked: bool = False  # memory only: set once revoked so a held reference can't be saved
 
@@ -103,6 +105,7 @@ class TokenEntry:
                 "role": self.role, "path": self.path, "type": self.type,
                 "entity_id": self.entity_id, "issue_time": self.issue_time,
                 "last_renewal": self.last_renewal,
+                **({"bound_cidrs": self.bound_cidrs} if self.bound_cidrs else {}),
             }
         )
 
@@ -120,18 +123,27 @@ class TokenEntry:
             role=d.get("role", ""), path=d.get("path", ""), type=d.get("type", SERVICE),
             entity_id=d.get("entity_id", ""), issue_time=float(d.get("issue_time", 0.0)),
             last_renewal=float(d.get("last_renewal", 0.0)),
+            bound_cidrs=list(d.get("bound_cidrs") or []),
         )
 
     # --- API shapes --------------------------------------------------------------
 
-    def auth_block(self, lease_duration: int | None = None) -> dict[str, Any]:
-        """The envelope's `auth` object (Go `HTTPAuth` field order)."""
+    def auth_block(self, lease_duration: int | None = None,
+                   identity_policies: list[str] | None = None) -> dict[str, Any]:
+        """The envelope's `auth` object (Go `HTTPAuth` field order; `token_policies` and
+        `identity_policies` are omitempty). `policies` = token ∪ identity policies, sorted."""
         ttl = self.ttl if lease_duration is None else lease_duration
-        return {
+        block: dict[str, Any] = {
             "client_token": self.id,
             "accessor": self.accessor,
-            "policies": list(self.policies),
-            "token_policies": list(self.policies),
+            "policies": (sorted(set(self.policies) | set(identity_policies))
+                         if identity_policies else list(self.policies)),
+        }
+        if self.policies:
+            block["token_policies"] = list(self.policies)
+        if identity_policies:
+            block["identity_policies"] = list(identity_policies)
+        block.update({
             "metadata": self.meta,
             "lease_duration": ttl,
             "renewable": self.renewable and ttl > 0,
@@ -140,7 +152,8 @@ class TokenEntry:
             "orphan": self.orphan,
             "mfa_requirement": None,
             "num_uses": self.num_uses,
-        }
+        })
+        return block
 
     def lookup_data(self, now: float) -> dict[str, Any]:
         """`auth/token/lookup*`'s `data` (Vault's handleLookup)."""
@@ -163,6 +176,8 @@ class TokenEntry:
         }
         if self.role:
             data["role"] = self.role
+        if self.bound_cidrs:
+            data["bound_cidrs"] = list(self.bound_cidrs)
         if self.period:
             data["period"] = self.period
         if self.has_lease:  # the lease's times, as `sys/leases/lookup` shows them

@@ -43,7 +43,7 @@ from transit.tokens import leases
 from transit.tokens.cache import TOKEN_CACHE_SIZE, make_room
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
 from transit.tokens.roles import RoleStore
-from transit.tokens.ttl import DEFAULT_LEASE_TTL, MAX_LEASE_TTL
+from transit.tokens.ttl import DEFAULT_LEASE_TTL, MAX_LEASE_TTL, RenewLimits
 
 log = logging.getLogger("transit.tokens")
 
@@ -99,6 +99,10 @@ class TokenStore:
         self._epoch = 0  # bumped by every revoke/invalidate: a racing load must not cache
         # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
         self.revoke_hooks: list[RevokeHook] = []
+        # Asked before a token made by an auth-method login is renewed (set by the core,
+        # transit/login.py): the role's current limits (None: renew with the token's own), or
+        # an error refusing the renewal (Vault's AuthRenew callbacks).
+        self.login_renewer: Callable[[TokenEntry], Awaitable[RenewLimits | None]] | None = None
 
     async def setup(self, *, create: bool = True) -> None:
         """Load the salt, or create it on a fresh store; drops every cache.
@@ -252,6 +256,7 @@ class TokenStore:
         type: str = SERVICE,
         id: str = "",
         entity_id: str = "",
+        bound_cidrs: list[str] | None = None,
     ) -> TokenEntry:
         """Store a new token. `ttl` is final (the caller did the TTL arithmetic)."""
         now = self.clock()
@@ -276,6 +281,7 @@ class TokenStore:
             explicit_max_ttl=explicit_max_ttl, period=period,
             expire_time=now + ttl if ttl else 0.0, renewable=renewable and ttl > 0,
             role=role, path=path, type=type, entity_id=entity_id,
+            bound_cidrs=list(bound_cidrs or []),
         )
         await self._write_new(entry)
         return entry
@@ -389,6 +395,14 @@ class TokenStore:
         if not entry.renewable:
             raise UserError("lease is not renewable")
         period, explicit_max = entry.period, entry.explicit_max_ttl
+        backend_ttl, backend_max = entry.ttl, 0
+        default_ttl, max_ttl = self.default_lease_ttl, self.max_lease_ttl
+        limits = None
+        if self.login_renewer is not None and not entry.role:
+            limits = await self.login_renewer(entry)
+        if limits is not None:
+            period, backend_ttl, backend_max = limits.period, limits.ttl, limits.max_ttl
+            default_ttl, max_ttl = limits.default_ttl, limits.max_lease_ttl
         if entry.role:
             role = await self.roles.get(entry.role)
             if role is None:
@@ -397,9 +411,9 @@ class TokenStore:
                 )
             period, explicit_max = role.period, role.explicit_max_ttl
         ttl, warnings = calculate_ttl(
-            increment=increment, backend_ttl=entry.ttl, period=period,
+            increment=increment, backend_ttl=backend_ttl, period=period,
             explicit_max_ttl=explicit_max, start=entry.issue_time or entry.creation_time, now=now,
-            default_ttl=self.default_lease_ttl, max_ttl=self.max_lease_ttl,
+            backend_max_ttl=backend_max, default_ttl=default_ttl, max_ttl=max_ttl,
         )
         if entry.parent and not period:  # a child never outlives its parent (whose revoke
             parent = await self.lookup_hash(entry.parent)  # would take it down anyway)
@@ -512,6 +526,21 @@ class TokenStore:
         self._drop(token_hash)  # a lookup may have reloaded it while we deleted the rest
         if self.expiry is not None:
             self.expiry.forget(token_hash)
+
+    async def revoke_path_prefix(self, prefix: str) -> int:
+        """Revoke every token whose creation path starts with `prefix` (an auth mount being
+        disabled: `auth/userpass/`), with its descendants. A scan of the stored tokens (the
+        lease index of sys/leases can replace it). Returns how many matched."""
+        revoked = 0
+        for h in await self.storage.list("id/"):
+            raw = await self.storage.get("id/" + h)
+            if raw is None:
+                continue
+            entry = self._by_hash.get(h) or TokenEntry.from_json(raw, hash=h)
+            if entry.path.startswith(prefix):
+                await self.revoke(entry)
+                revoked += 1
+        return revoked
 
     async def _expire(self, entry: TokenEntry) -> None:
         """An expired token found on lookup: revoke it (and its tree), best effort."""

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from transit.errors import InternalError
 from transit.gocompat import format_duration
 
 # The system defaults (`default_lease_ttl` / `max_lease_ttl`): 768h, i.e. 32 days.
 DEFAULT_LEASE_TTL = 768 * 3600
 MAX_LEASE_TTL = 768 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RenewLimits:
+    """What a login token's renewal is computed from, re-read from its auth method's role
+    (Vault's AuthRenew callback answer) and its mount: the role's TTL, max TTL and period,
+    and the mount's (else the server's) default and max lease TTL."""
+
+    ttl: int
+    max_ttl: int
+    period: int
+    default_ttl: int
+    max_lease_ttl: int
+
+
+class RenewDeclined(Exception):  # noqa: N818 (Vault's name for the outcome, not an error)
+    """An auth method answers a renewal with nothing (Vault: its AuthRenew returns nil, e.g.
+    the userpass user was deleted): the token is not renewed and the request answers 204."""
 
 
 def human_duration(seconds: int) -> str:

@@ -16,6 +16,7 @@ from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, Handler, Route
 from transit.engines.system import (
     audit,
+    auth,
     ha,
     internal,
     leases,
@@ -55,6 +56,12 @@ class SystemBackend(Engine):
             [
                 # mounts (spec ha-and-sys §4.8)
                 Route(r"mounts/?", {READ: h(mounts.list_mounts)}, {}),
+                # an auth mount's tune through sys/mounts (spec auth-api §1.5)
+                Route(
+                    r"mounts/auth/(?P<path>.+)/tune",
+                    {READ: h(auth.read_tune), UPDATE: h(auth.write_tune)},
+                    auth.AUTH_TUNE_FIELDS,
+                ),
                 Route(
                     r"mounts/(?P<path>.+)/tune",
                     {READ: h(mounts.read_tune), UPDATE: h(mounts.write_tune)},
@@ -70,6 +77,27 @@ class SystemBackend(Engine):
                     mounts.MOUNT_FIELDS,
                 ),
                 Route(r"remount", {UPDATE: h(mounts.remount)}, mounts.REMOUNT_FIELDS),
+                # auth method mounts (spec auth-api §1.1-1.5)
+                Route(r"auth/?", {READ: h(auth.list_auth)}, {}),
+                Route(r"locked-users/?", {READ: h(auth.list_locked_users)}, {}),
+                Route(
+                    r"locked-users/(?P<mount_accessor>[^/]+)/unlock/(?P<alias_identifier>.+)",
+                    {UPDATE: h(auth.unlock_user)}, auth.UNLOCK_FIELDS,
+                ),
+                Route(
+                    r"auth/(?P<path>.+)/tune",
+                    {READ: h(auth.read_tune), UPDATE: h(auth.write_tune)},
+                    auth.AUTH_TUNE_FIELDS,
+                ),
+                Route(
+                    r"auth/(?P<path>.+)",
+                    {
+                        READ: h(auth.read_auth),
+                        UPDATE: h(auth.enable_auth),
+                        DELETE: h(auth.disable_auth),
+                    },
+                    auth.ENABLE_FIELDS,
+                ),
                 Route(
                     r"remount/status/(?P<migration_id>.+)",
                     {READ: h(mounts.remount_status)},

@@ -102,6 +102,9 @@ async def list_ui_mounts(node: NodeControl, req: Request, d: FieldData) -> Respo
         for e in node.mounts.entries():
             if e.config.get("listing_visibility") == "unauth":
                 secret[e.path] = _unauth_view(e.describe())
+        for e in node.auth_mounts.entries():
+            if e.config.get("listing_visibility") == "unauth":
+                auth[e.path] = _unauth_view(e.describe())
         return Response(data={"secret": secret, "auth": auth})
     for e in node.mounts.entries():
         if has_mount_access(acl, e.path):
@@ -110,6 +113,9 @@ async def list_ui_mounts(node: NodeControl, req: Request, d: FieldData) -> Respo
         secret["sys/"] = _ui(SYS_ENTRY)
     if has_mount_access(acl, "auth/token/"):
         auth["token/"] = dict(TOKEN_AUTH_ENTRY)
+    for e in node.auth_mounts.entries():
+        if has_mount_access(acl, "auth/" + e.path):
+            auth[e.path] = _ui(e.describe())
     return Response(data={"secret": secret, "auth": auth})
 
 
@@ -121,6 +127,16 @@ async def read_ui_mount(node: NodeControl, req: Request, d: FieldData) -> Respon
     )
     if path == "sys" or path.startswith("sys/"):
         data, mount = {**_ui(SYS_ENTRY), "path": "sys/"}, "sys/"
+    elif path.startswith("auth/"):
+        if path == "auth/token" or path.startswith("auth/token/"):
+            data, mount = {**TOKEN_AUTH_ENTRY, "path": "token/"}, "auth/token/"
+        else:
+            routed_auth = node.auth_mounts.route(path[len("auth/"):])
+            if routed_auth is None:
+                raise denied
+            entry = routed_auth[0]
+            mount = "auth/" + entry.path  # shown as "userpass/", checked as auth/userpass/
+            data = {**_ui(entry.describe()), "path": entry.path}
     else:
         routed = node.mounts.route(path) if path else None
         if routed is None:

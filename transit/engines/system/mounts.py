@@ -136,6 +136,9 @@ def _mount_config(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+mount_config = _mount_config  # also the config of sys/auth enable and tune (system/auth.py)
+
+
 # -- tune ---------------------------------------------------------------------------------
 
 TUNE_FIELDS: dict[str, Field] = {

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from transit.barrier import Barrier
     from transit.engines.framework import Engine
     from transit.engines.mounts import MountTable
+    from transit.lockout import Lockout
     from transit.quotas import QuotaStore
     from transit.seal import SealManager
     from transit.storage import Backend
@@ -88,6 +89,17 @@ class NodeControl(Protocol):
     @property
     def mounts(self) -> MountTable:
         """Replaced on seal: read it per request, never cache it."""
+
+    @property
+    def auth_mounts(self) -> MountTable:
+        """The auth method table (`core/auth`); replaced on seal like `mounts`."""
+
+    @property
+    def lockout(self) -> Lockout:
+        """Failed-login counters and locked users (transit/lockout.py)."""
+
+    async def revoke_mount_tokens(self, mount_path: str) -> int:
+        """Revoke every token issued through the auth mount at `mount_path` (`auth/x/`)."""
 
     @property
     def tokens(self) -> TokenStore: ...

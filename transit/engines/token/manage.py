@@ -11,6 +11,7 @@ from transit.engines.token.common import caller, is_sudo
 from transit.errors import PermissionDenied, UserError
 from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, TokenEntry
+from transit.tokens.ttl import RenewDeclined
 
 if TYPE_CHECKING:
     from transit.engines.token.common import TokenPort
@@ -105,28 +106,33 @@ async def list_accessors(b: TokenPort, req: Request, d: FieldData) -> Response:
 # --- renew -----------------------------------------------------------------------
 
 
-async def _renew(b: TokenPort, entry: TokenEntry, increment: int) -> Response:
-    warnings = await b.tokens.renew(entry, increment)
+async def _renew(b: TokenPort, entry: TokenEntry, increment: int) -> Response | None:
+    try:
+        warnings = await b.tokens.renew(entry, increment)
+    except RenewDeclined:  # the auth method said nothing: not renewed, 204
+        return None
     return Response(auth=entry.auth_block(), warnings=warnings or None)
 
 
-async def renew(b: TokenPort, req: Request, d: FieldData) -> Response:
+async def renew(b: TokenPort, req: Request, d: FieldData) -> Response | None:
     entry = await b.tokens.lookup(_token_arg(d))
     if entry is None:
         raise UserError("token not found")
     return await _renew(b, entry, d.get("increment"))
 
 
-async def renew_self(b: TokenPort, req: Request, d: FieldData) -> Response:
+async def renew_self(b: TokenPort, req: Request, d: FieldData) -> Response | None:
     entry = await caller(b, req)
     if entry is None:
         raise UserError("token not found")
     return await _renew(b, entry, d.get("increment"))
 
 
-async def renew_accessor(b: TokenPort, req: Request, d: FieldData) -> Response:
+async def renew_accessor(b: TokenPort, req: Request, d: FieldData) -> Response | None:
     entry = await _by_accessor(b, d)
     resp = await _renew(b, entry, d.get("increment"))
+    if resp is None:
+        return None
     assert resp.auth is not None
     resp.auth["client_token"] = ""
     return resp

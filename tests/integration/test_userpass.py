@@ -114,7 +114,7 @@ def test_login_auth_block(client: hvac.Client, server: ServerProcess, up: str) -
     assert auth["metadata"] == {"username": "erin"}
     assert auth["lease_duration"] == 1200 and auth["renewable"] is True
     assert auth["token_type"] == "service" and auth["orphan"] is True
-    assert auth["entity_id"] == "" and auth["num_uses"] == 0 and len(auth["accessor"]) == 24
+    assert len(auth["entity_id"]) == 36 and auth["num_uses"] == 0 and len(auth["accessor"]) == 24
     me = anon.auth.token.lookup_self()["data"]  # hvac adopted the token
     assert me["display_name"] == f"{up}-erin"
     assert me["path"] == f"auth/{up}/login/ERIN"

@@ -81,6 +81,12 @@ async function showNav() {
   whoami.textContent = identity ? `${identity.display_name || 'token'} (${(identity.policies || []).join(', ')})` : '';
 }
 
+// The first page this token may see (a token that may not read sys/ha-status lands on keys).
+function firstPage() {
+  const a = [...nav.querySelectorAll('a')].find((x) => !x.hidden);
+  return a ? a.dataset.page : 'keys';
+}
+
 function hideNav() {
   nav.hidden = true;
   menuToggle.hidden = true;
@@ -105,7 +111,7 @@ function renderLogin(next) {
       session.set(input.value.trim());
       identity = r.data;
       await showNav();
-      navigate(next && next !== 'login' ? next : 'cluster');
+      navigate(next && next !== 'login' ? next : firstPage());
     } catch (err) {
       clear(errSlot, errorBox(err));
     }
@@ -118,7 +124,7 @@ async function route() {
   const gen = ++generation;
   if (cleanup) { try { cleanup(); } catch { /* the old page is gone anyway */ } cleanup = null; }
   nav.classList.remove('open');
-  const path = location.hash.replace(/^#\/?/, '') || 'cluster';
+  const path = location.hash.replace(/^#\/?/, '') || (identity ? firstPage() : 'cluster');
   if (path === 'login' || !(await checkSession())) {
     if (gen === generation) renderLogin(path === 'login' ? '' : path);
     return;

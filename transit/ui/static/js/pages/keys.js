@@ -24,7 +24,7 @@ function mountPicker(mounts, current, navigate) {
 }
 
 function createForm(mount, navigate) {
-  const name = h('input', { name: 'name', id: 'new-key-name', required: true, autocomplete: 'off', pattern: '[^/]+' });
+  const name = h('input', { name: 'name', id: 'new-key-name', required: true, autocomplete: 'off' });
   const type = h('select', { name: 'type', id: 'new-key-type' }, KEY_TYPES.map((t) => h('option', { value: t }, t)));
   const derived = h('input', { type: 'checkbox', name: 'derived' });
   const convergent = h('input', { type: 'checkbox', name: 'convergent_encryption' });

@@ -56,6 +56,19 @@ def test_ui_pages_carry_the_security_headers(server: ServerProcess) -> None:
     assert js.headers["content-type"].startswith("text/javascript")
 
 
+def test_refusals_in_vaults_error_body(server: ServerProcess) -> None:
+    """No such file, a verb other than GET or HEAD, a control character: the same error
+    bodies as the rest of the server."""
+    r = requests.get(server.addr + "/ui/nope.js", timeout=5)
+    assert r.status_code == 404 and r.json() == {"errors": []}
+    r = requests.post(server.addr + "/ui/js/app.js", data=b"x", timeout=5)
+    assert r.status_code == 405 and r.json() == {"errors": []}
+    r = requests.head(server.addr + "/ui/nope", timeout=5)
+    assert r.status_code == 404 and r.content == b""
+    status, body = _raw_get(server, "/ui/%01x")
+    assert status == 400 and b'{"errors":[]}' in body
+
+
 def test_root_and_ui_without_slash_redirect_as_vault(server: ServerProcess) -> None:
     for path in ("/", "/ui"):
         for method in ("GET", "POST"):

@@ -21,12 +21,12 @@ def test_dispatch_by_prefix() -> None:
     api, ui = _Recorder(), _Recorder()
     shell = Shell(api, ui)
     paths = ["/v1/transit/encrypt/k", "/v1/ui/x", "/", "/ui", "/ui/", "/ui/js/app.js", "/uix",
-             "/v1", "/elsewhere", "/v2/ui/"]
+             "/v1", "/elsewhere", "/v2/ui/", "/ui/\x01", "/ui\x85"]
     for path in paths:
         asyncio.run(shell({"type": "http", "path": path}, None, None))
     assert ui.paths == ["/", "/ui", "/ui/", "/ui/js/app.js"]
     assert api.paths == ["/v1/transit/encrypt/k", "/v1/ui/x", "/uix", "/v1", "/elsewhere",
-                         "/v2/ui/"]
+                         "/v2/ui/", "/ui/\x01", "/ui\x85"]
 
 
 def test_with_ui_off_is_the_api_app_itself() -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -64,6 +66,13 @@ class _ToUI:
         await RedirectResponse("/ui/", status_code=307)(scope, receive, send)
 
 
+async def _vault_error(request: Request, exc: Exception) -> Response:
+    """A refused /ui request (no such file: 404, not GET or HEAD: 405) answers in Vault's
+    error body, `{"errors":[]}`, like every other error of the server."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    return Response(b'{"errors":[]}', status, media_type="application/json")
+
+
 def ui_app(static_dir: Path = STATIC_DIR) -> Any:
     """The Starlette app of the UI: redirects and the static files (StaticFiles refuses a
     path that resolves outside `static_dir`, `..` or a symlink alike: 404)."""
@@ -72,7 +81,7 @@ def ui_app(static_dir: Path = STATIC_DIR) -> Any:
         Route("/", to_ui),
         Route("/ui", to_ui),
         Mount("/ui", app=StaticFiles(directory=static_dir, html=True)),
-    ])
+    ], exception_handlers={404: _vault_error, 405: _vault_error, 401: _vault_error})
     return _SecurityHeaders(app)
 
 
@@ -89,8 +98,8 @@ class Shell:
         path: str = scope.get("path", "")
         if path.startswith("/v1/"):
             await self.api(scope, receive, send)
-        elif path == "/" or path == "/ui" or path.startswith("/ui/"):
-            await self.ui(scope, receive, send)
+        elif (path == "/" or path == "/ui" or path.startswith("/ui/")) and path.isprintable():
+            await self.ui(scope, receive, send)  # (a control character: the API's bare 400)
         else:
             await self.api(scope, receive, send)
 

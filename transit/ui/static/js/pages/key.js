@@ -146,7 +146,10 @@ export async function render(el, [mount, name], { navigate }) {
       h('div', { class: 'two-col' },
         h('div', { class: 'card' }, h('h2', {}, 'Settings'), settingsTable(d)),
         h('div', { class: 'card' }, h('h2', {}, 'Versions'),
-          table(['Version', 'Created', 'Public key'], versionRows(d.keys), { class: 'versions' }))),
+          table(['Version', 'Created', 'Public key'], versionRows(d.keys), { class: 'versions' }),
+          d.min_decryption_version > 1 && d.min_decryption_version > (d.min_available_version || 0) + 1
+            ? h('small', { class: 'muted' }, `Versions below min_decryption_version (${d.min_decryption_version}) still exist but are not listed; trim removes them.`)
+            : null)),
       can(caps[`${plainBase}/config`], 'update') ? configForm(base, d, reload) : null,
       can(caps[`${plainBase}/trim`], 'update') ? trimForm(base, d, reload) : null);
   }

@@ -20,7 +20,7 @@ function mountPicker(mounts, current, navigate) {
   const sel = h('select', { id: 'mount', 'aria-label': 'transit mount' },
     mounts.map((m) => h('option', { value: m, selected: m === current }, m)));
   sel.addEventListener('change', () => navigate(`keys/${seg(sel.value)}`));
-  return field('Mount', sel);
+  return h('div', { class: 'mount-picker' }, field('Mount', sel));
 }
 
 function createForm(mount, navigate) {

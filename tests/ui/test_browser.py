@@ -6,6 +6,7 @@ browser for the module; every wait is for an element, never a sleep."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,8 +144,39 @@ def test_create_key_then_encrypt_and_decrypt(ui: UI, ui_mount: str, server: Serv
     assert _value(ui, "textarea[data-output=plaintext]") == TEXT
     # the API agrees: the UI sent base64 of the UTF-8 text
     r = server.request("POST", f"{ui_mount}/decrypt/from-ui", json={"ciphertext": ciphertext})
-    import base64
     assert base64.b64decode(r.json()["data"]["plaintext"]).decode() == TEXT
+
+
+def test_sign_verify_hmac_hash_random(ui: UI, ui_mount: str, server: ServerProcess) -> None:
+    """The other key actions, each checked against the API."""
+    assert server.request("POST", f"{ui_mount}/keys/signer", json={"type": "ed25519"}).ok
+    ui.login(server.token)
+    ui.go(f"actions/{ui_mount}/signer", ".tabs")
+    tabs = [t.get_attribute("data-action") for t in ui.d.find_elements(By.CSS_SELECTOR, ".tabs a")]
+    assert tabs == ["hmac", "sign", "verify", "hash", "random"]  # no encryption with ed25519
+    ui.click(".tabs a[data-action=sign]")
+    ui.css("#action-sign #in-input").send_keys(TEXT)
+    ui.click("#run")
+    signature = _value(ui, "textarea[data-output=signature]")
+    assert signature.startswith("vault:v1:")
+    ui.click(".tabs a[data-action=verify]")
+    ui.css("#action-verify #in-input").send_keys(TEXT)
+    ui.css("#in-signature").send_keys(signature)
+    ui.click("#run")
+    ui.text_in("[data-output=valid]", "Valid")
+    ui.click(".tabs a[data-action=hmac]")
+    ui.css("#action-hmac #in-input").send_keys(TEXT)
+    ui.click("#run")
+    assert _value(ui, "textarea[data-output=hmac]").startswith("vault:v1:")
+    ui.click(".tabs a[data-action=hash]")
+    ui.css("#action-hash #in-input").send_keys("abc")
+    ui.click("#run")
+    assert _value(ui, "textarea[data-output=sum]") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")  # sha2-256("abc")
+    ui.click(".tabs a[data-action=random]")
+    ui.css("#action-random #in-bytes")
+    ui.click("#run")
+    assert len(base64.b64decode(_value(ui, "textarea[data-output=random]"))) == 32
 
 
 def test_bad_input_shows_the_api_error(ui: UI, ui_mount: str, api_key: str,

@@ -2,6 +2,11 @@
 audit device and a little traffic, then each page in headless chromium (tests/ui/browser.py).
 
     .venv/bin/python docs/ui/screenshots.py      # writes docs/ui/*.png
+
+With `--cluster DIR URL`, the cluster page of a running HA cluster instead (cluster-ha.png),
+e.g. one made by `VAULT_UI=true transit cluster up --dir DIR`, seen from the node at URL:
+
+    .venv/bin/python docs/ui/screenshots.py --cluster /tmp/c http://127.0.0.1:8210
 """
 
 from __future__ import annotations
@@ -134,5 +139,21 @@ def main() -> None:
     print(f"screenshots in {OUT}")
 
 
+def cluster(folder: str, url: str) -> None:
+    token = (Path(folder) / "root-token").read_text().strip()
+    with chromium(1280, 820) as d:
+        wait = WebDriverWait(d, 15, poll_frequency=0.05)
+        d.get(f"{url}/ui/#/login")
+        wait.until(EC.visibility_of_element_located((By.ID, "token"))).send_keys(token)
+        d.find_element(By.ID, "login").click()
+        wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "table.nodes")))
+        time.sleep(0.3)
+        d.save_screenshot(str(OUT / "cluster-ha.png"))
+    print(f"{OUT / 'cluster-ha.png'}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--cluster"]:
+        cluster(sys.argv[2], sys.argv[3])
+    else:
+        main()

@@ -20,12 +20,22 @@ function role(node) {
   return h('span', { class: 'badge' }, 'standby');
 }
 
+// A performance standby's staleness: how far its caches may be behind the active node's
+// writes (transit's gauge vault.<host>.cluster.invalidation.lag, seconds; null: unconfirmed).
+function staleness(metrics) {
+  const gauges = (metrics && metrics.Gauges) || [];
+  const g = gauges.find((x) => /(^|\.)cluster\.invalidation\.lag$/.test(x.Name));
+  if (!g) return null;
+  return g.Value === null || Number.isNaN(g.Value) ? 'staleness not confirmed' : `caches at most ${Number(g.Value).toFixed(3)} s behind`;
+}
+
 export async function render(el) {
   el.append(h('h1', {}, 'Cluster'));
-  const [ha, leader, seal, health] = await Promise.all([
+  const [ha, leader, seal, health, metrics] = await Promise.all([
     settle(get('sys/ha-status')), settle(api('GET', 'sys/leader')),
     settle(api('GET', 'sys/seal-status')),
     settle(api('GET', 'sys/health', undefined, { query: { standbyok: 'true', perfstandbyok: 'true' } })),
+    settle(api('GET', 'sys/metrics', undefined, { query: { format: 'json' } })),
   ]);
 
   const s = seal.value || {};
@@ -40,8 +50,9 @@ export async function render(el) {
       h('small', {}, l.leader_address ? `leader ${l.leader_address}` : '')),
     h('div', { class: 'card stat' }, h('span', {}, 'This node'),
       h('strong', {}, hl.performance_standby ? 'performance standby' : (hl.standby ? 'standby' : 'active')),
-      h('small', {}, l.performance_standby
-        ? `last remote WAL ${l.performance_standby_last_remote_wal}` : (hl.version ? `version ${hl.version}` : ''))),
+      h('small', { 'data-field': 'staleness' }, hl.performance_standby
+        ? (staleness(metrics.value) || `last remote WAL ${l.performance_standby_last_remote_wal}`)
+        : (hl.version ? `version ${hl.version}` : ''))),
     h('div', { class: 'card stat' }, h('span', {}, 'Cluster'),
       h('strong', {}, s.cluster_name || hl.cluster_name || ''),
       h('small', {}, s.storage_type ? `storage ${s.storage_type}` : '')),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# encrypt req/s with ui = true vs ui = false: two config-file servers, identical but for `ui`,
+# encrypt req/s with ui = true vs ui = false (issue 16: the web UI's application shell in front
+# of the API app; results/2026-12-07-ui-shell.md): two config-file servers, identical but for `ui`,
 # measured in alternation (wrk -t2 -c32 -d10s after a 3 s warm-up, bench/peak.lua, 16-byte
 # plaintext, aes256-gcm96, root token, inmem storage, no audit).
 set -euo pipefail

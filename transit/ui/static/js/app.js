@@ -120,6 +120,12 @@ function renderLogin(next) {
   input.focus();
 }
 
+// A route parameter; a malformed %-escape is kept as typed (it only ever names a path).
+function decode(x) {
+  if (x === undefined) return undefined;
+  try { return decodeURIComponent(x); } catch { return x; }
+}
+
 async function route() {
   const gen = ++generation;
   if (cleanup) { try { cleanup(); } catch { /* the old page is gone anyway */ } cleanup = null; }
@@ -134,7 +140,7 @@ async function route() {
     const m = path.match(re);
     if (!m) continue;
     for (const a of nav.querySelectorAll('a')) a.classList.toggle('current', a.dataset.page === page);
-    const params = m.slice(1).map((x) => (x === undefined ? undefined : decodeURIComponent(x)));
+    const params = m.slice(1).map(decode);
     const page_el = h('section', { class: 'page', 'data-page': page });
     clear(main, page_el);
     try {

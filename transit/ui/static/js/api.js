@@ -38,6 +38,10 @@ export async function api(method, path, body, { token = session.token, query } =
   if (!resp.ok) {
     const errors = data && typeof data === 'object' && Array.isArray(data.errors)
       ? data.errors : (typeof data === 'string' && data ? [data] : []);
+    if (resp.status === 403 && token && token === session.token && path !== 'auth/token/lookup-self') {
+      // maybe the token itself is gone (revoked, expired): app.js asks lookup-self
+      window.dispatchEvent(new CustomEvent('transit:forbidden'));
+    }
     throw new ApiError(resp.status, errors, path);
   }
   return data;

@@ -155,6 +155,21 @@ async function route() {
   clear(main, h('section', { class: 'page' }, h('h1', {}, 'Not found'), h('p', {}, path)));
 }
 
+// A 403 somewhere: if lookup-self answers 403 too, the token is gone (revoked or expired):
+// forget it and sign in again; otherwise it was only this action the ACL refused.
+let checking = false;
+window.addEventListener('transit:forbidden', async () => {
+  if (checking || !session.token) return;
+  checking = true;
+  try {
+    await api('GET', 'auth/token/lookup-self');
+  } catch (err) {
+    if (err.status === 403) logout();
+  } finally {
+    checking = false;
+  }
+});
+
 logoutBtn.addEventListener('click', logout);
 menuToggle.addEventListener('click', () => nav.classList.toggle('open'));
 window.addEventListener('hashchange', route);

@@ -21,7 +21,8 @@ run: $(STAMP)
 	$(BIN)/transit server -dev $(ARGS)
 
 # System packages the integration tests run for real (redis-server, haproxy, gpg for the
-# PGP-encrypted rekey shares): installed with
+# PGP-encrypted rekey shares, chromium and chromium-driver for the web UI's browser tests in
+# tests/ui): installed with
 # apt-get (through sudo unless root) only when missing. haproxy lives in /usr/sbin, which a
 # non-root PATH may lack, hence the extra test -x.
 deps:
@@ -29,6 +30,8 @@ deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
 	command -v gpg >/dev/null 2>&1 || missing="$$missing gnupg"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
 		echo "installing:$$missing"; \

@@ -14,7 +14,7 @@ from tests.redis_fixtures import redis_primary_with_replica, redis_server  # noq
 
 TESTS_DIR = Path(__file__).resolve().parent
 # The tree a test lives in names its marker (registered in pyproject.toml, --strict-markers).
-TREE_MARKERS = ("unit", "integration", "ha", "fault", "fuzz", "bench", "deploy")
+TREE_MARKERS = ("unit", "integration", "ha", "fault", "fuzz", "bench", "deploy", "ui")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -39,6 +39,7 @@ from transit.ratelimit import Buckets
 from transit.reload import Reloader
 from transit.seal import static_key
 from transit.storage.factory import create_backend
+from transit.ui.shell import with_ui
 
 log = logging.getLogger("transit.server")
 
@@ -55,7 +56,7 @@ def load_static_seal_key(config: ServerConfig) -> bytes | None:
 
 
 def dev_config(listen_address: str) -> ServerConfig:
-    """What `-dev` means: in-memory storage, one plain-HTTP listener."""
+    """What `-dev` means: in-memory storage, one plain-HTTP listener, the web UI on."""
     host, port = split_host_port(listen_address)
     return ServerConfig(
         listeners=(ListenerConfig(address=listen_address, tls_disable=True,
@@ -63,6 +64,7 @@ def dev_config(listen_address: str) -> ServerConfig:
         storage=StorageConfig(type="inmem"),
         api_addr=f"http://{listen_address}",
         telemetry=TelemetryConfig(prometheus_retention_time=24 * 3600.0),  # as Vault's -dev
+        ui=True,  # as Vault's -dev
     )
 
 
@@ -208,7 +210,9 @@ async def _run(config: ServerConfig, dev: DevOptions | None, *, worker: WorkerIn
         _announce(config, dev, token, unseal_key, core)
 
     contexts: dict[str, ssl.SSLContext] = {}
-    servers = [uvicorn.Server(_uvicorn_config(f, lst, config, contexts))
+    # the web UI at /ui (ui = true) in front of each listener's API app; the cluster
+    # listener (enable_ha above) serves the API app alone
+    servers = [uvicorn.Server(_uvicorn_config(with_ui(f, config.ui), lst, config, contexts))
                for f, lst in zip(fronts, config.listeners, strict=True)]
     # SIGHUP reopens audit files and reloads the log level and TLS certificates, as in Vault.
     loop = asyncio.get_running_loop()

@@ -257,9 +257,7 @@ def _build(raw: dict[str, Any], source: str, env: Mapping[str, str]) -> ServerCo
         env.get("VAULT_CLUSTER_ADDR") or raw.get("cluster_addr") or "", "cluster_addr"
     )
     mlock = env.get("VAULT_DISABLE_MLOCK") or raw.get("disable_mlock", False)
-    ui = parse_bool(env.get("VAULT_UI") or raw.get("ui", False), "ui")
-    if ui:
-        warnings.append("ui = true: transit has no web UI (yet); the setting is ignored")
+    ui = parse_bool(env.get("VAULT_UI") or raw.get("ui", False), "ui")  # the web UI at /ui/
     disable_clustering = parse_bool(raw.get("disable_clustering", False), "disable_clustering")
     if disable_clustering and storage.type == "redis":
         raise ConfigError('"disable_clustering" = true is not supported with storage '

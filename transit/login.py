@@ -117,6 +117,7 @@ class NodeLogin:
             renewable=(login.renewable or params.period > 0) and token_type == SERVICE,
             orphan=True, path=req.mount_path + req.path, type=token_type,
             entity_id=entity_id, bound_cidrs=params.bound_cidrs,
+            internal_data=dict(login.internal_data) or None,
         )
         out = Response(warnings=None)
         # the handler's, the framework's (unrecognized parameters), then the TTL caps

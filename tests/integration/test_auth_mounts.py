@@ -201,3 +201,30 @@ def test_ui_mounts_lists_auth_mounts(client: hvac.Client, server: ServerProcess,
     assert one["data"]["path"] == userpass + "/" and one["data"]["type"] == "userpass"
     r = server.request("GET", "sys/internal/ui/mounts/auth/nothing-here")
     assert r.status_code == 403
+
+
+def test_remount_auth_mount(client: hvac.Client, server: ServerProcess) -> None:
+    """sys/remount moves an auth mount (users come along, its tokens are revoked)."""
+    src, dst = _path(), _path()
+    client.sys.enable_auth_method("userpass", path=src)
+    client.auth.userpass.create_or_update_user("ann", "pw", mount_point=src)
+    token = server.client("").auth.userpass.login("ann", "pw", mount_point=src)["auth"][
+        "client_token"]
+    for body, message in (({"from": f"auth/{src}", "to": "elsewhere"},
+                           'cannot remount auth mount to non-auth mount "elsewhere/"'),
+                          ({"from": "secret", "to": f"auth/{dst}"},
+                           f'cannot remount non-auth mount to auth mount "auth/{dst}/"'),
+                          ({"from": "auth/nothing-xyz", "to": f"auth/{dst}"},
+                           'no matching mount at "auth/nothing-xyz/"')):
+        r = server.request("POST", "sys/remount", json=body)
+        assert r.status_code == 400 and r.json()["errors"] == [message], body
+    r = server.request("POST", "sys/remount", json={"from": f"auth/{src}", "to": f"auth/{dst}"})
+    assert r.status_code == 200, r.text
+    try:
+        methods = client.sys.list_auth_methods()["data"]
+        assert dst + "/" in methods and src + "/" not in methods
+        with pytest.raises(Forbidden):
+            server.client(token).auth.token.lookup_self()
+        assert server.client("").auth.userpass.login("ann", "pw", mount_point=dst)
+    finally:
+        client.sys.disable_auth_method(dst)

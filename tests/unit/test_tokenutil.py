@@ -146,3 +146,23 @@ def test_cidrs() -> None:
 ])
 def test_login_token_type(role: str, mount: str, expected: str) -> None:
     assert token_type_for(role, mount) == expected
+
+
+def test_token_entry_keeps_login_fields() -> None:
+    """bound_cidrs and an auth method's internal data survive storage; lookups show the
+    CIDRs, never the internal data; the auth block omits empty token/identity policies."""
+    from transit.tokens.entry import TokenEntry
+
+    entry = TokenEntry(id="t", policies=["a"], bound_cidrs=["10.0.0.0/8"],
+                       internal_data={"role_id": "r"}, expire_time=2e9, ttl=60)
+    back = TokenEntry.from_json(entry.to_json(), id="t")
+    assert back.bound_cidrs == ["10.0.0.0/8"] and back.internal_data == {"role_id": "r"}
+    data = back.lookup_data(1e9)
+    assert data["bound_cidrs"] == ["10.0.0.0/8"] and "internal_data" not in data
+    assert b"internal_data" not in TokenEntry(id="x").to_json()
+    block = back.auth_block(identity_policies=["ent"])
+    assert list(block)[:5] == ["client_token", "accessor", "policies", "token_policies",
+                               "identity_policies"]
+    assert block["policies"] == ["a", "ent"] and block["identity_policies"] == ["ent"]
+    empty = TokenEntry(id="y").auth_block()
+    assert "token_policies" not in empty and "identity_policies" not in empty

@@ -41,7 +41,8 @@ class Login:
     # `token.bound_cidrs` (userpass, cert, jwt do; approle checks its own secret-ID CIDRs).
     check_bound_cidrs: bool = True
     # Method-private data kept with the token for a later renewal check (Vault's
-    # InternalData): JSON-serialisable, never shown to clients.
+    # InternalData): JSON-serialisable, never shown to clients; `renew_login` reads it back
+    # as `token.internal_data`.
     internal_data: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 

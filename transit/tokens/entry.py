@@ -52,6 +52,9 @@ class TokenEntry:
     creation_ttl: int = 0  # the TTL granted at creation (lookup's creation_ttl)
     # The token is usable only from these CIDRs/addresses (auth methods' token_bound_cidrs).
     bound_cidrs: list[str] = field(default_factory=list)
+    # An auth method's private data for its renewal check (Vault's Auth.InternalData):
+    # stored behind the barrier, never shown by lookups.
+    internal_data: dict[str, Any] | None = None
     hash: str = ""  # salted hash of `id`: the storage key; memory only
     revoked: bool = False  # memory only: set once revoked so a held reference can't be saved
 
@@ -106,6 +109,7 @@ class TokenEntry:
                 "entity_id": self.entity_id, "issue_time": self.issue_time,
                 "last_renewal": self.last_renewal,
                 **({"bound_cidrs": self.bound_cidrs} if self.bound_cidrs else {}),
+                **({"internal_data": self.internal_data} if self.internal_data else {}),
             }
         )
 
@@ -124,6 +128,7 @@ class TokenEntry:
             entity_id=d.get("entity_id", ""), issue_time=float(d.get("issue_time", 0.0)),
             last_renewal=float(d.get("last_renewal", 0.0)),
             bound_cidrs=list(d.get("bound_cidrs") or []),
+            internal_data=d.get("internal_data"),
         )
 
     # --- API shapes --------------------------------------------------------------

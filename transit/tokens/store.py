@@ -257,6 +257,7 @@ class TokenStore:
         id: str = "",
         entity_id: str = "",
         bound_cidrs: list[str] | None = None,
+        internal_data: dict[str, Any] | None = None,
     ) -> TokenEntry:
         """Store a new token. `ttl` is final (the caller did the TTL arithmetic)."""
         now = self.clock()
@@ -281,7 +282,7 @@ class TokenStore:
             explicit_max_ttl=explicit_max_ttl, period=period,
             expire_time=now + ttl if ttl else 0.0, renewable=renewable and ttl > 0,
             role=role, path=path, type=type, entity_id=entity_id,
-            bound_cidrs=list(bound_cidrs or []),
+            bound_cidrs=list(bound_cidrs or []), internal_data=internal_data or None,
         )
         await self._write_new(entry)
         return entry

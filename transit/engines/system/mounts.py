@@ -270,7 +270,19 @@ async def remount(node: NodeControl, req: Request, d: FieldData) -> Response:
     for protected in _PROTECTED:
         if (src + "/").startswith(protected):
             raise UserError(f'cannot remount "{src}/"')
-    await node.mounts.remount(src, dst)
+    src_auth, dst_auth = src.startswith("auth/"), dst.startswith("auth/")
+    if src_auth and not dst_auth:
+        raise UserError(f'cannot remount auth mount to non-auth mount "{dst}/"')
+    if dst_auth and not src_auth:
+        raise UserError(f'cannot remount non-auth mount to auth mount "{dst}/"')
+    if src_auth:
+        # an auth mount: its tokens are revoked first (Vault revokes the source's leases)
+        if node.auth_mounts.get(src[len("auth/"):]) is None:
+            raise UserError(f'no matching mount at "{src}/"')
+        await node.revoke_mount_tokens(src + "/")
+        await node.auth_mounts.remount(src[len("auth/"):], dst[len("auth/"):])
+    else:
+        await node.mounts.remount(src, dst)
     migration_id = str(uuid.uuid4())
     node.mounts.migrations[migration_id] = {
         "source_mount": src + "/", "target_mount": dst + "/", "status": "success",

@@ -174,7 +174,12 @@ def test_disable_revokes_tokens(client: hvac.Client, server: ServerProcess) -> N
     login = server.client("")
     token = login.auth.userpass.login("bob", "pw", mount_point=path)["auth"]["client_token"]
     assert login.auth.token.lookup_self()["data"]["path"] == f"auth/{path}/login/bob"
+    # the login token has a lease under the login path (what disabling revokes by)
+    keys = client.sys.list_leases(f"auth/{path}/login/bob")["data"]["keys"]
+    assert len(keys) == 1 and keys[0].startswith("h")
     client.sys.disable_auth_method(path)
+    with pytest.raises(InvalidPath):  # nothing left under it
+        client.sys.list_leases(f"auth/{path}/login/bob")
     with pytest.raises(Forbidden):
         server.client(token).auth.token.lookup_self()
     # re-enabled at the same path: the users are gone with the old storage

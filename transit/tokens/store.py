@@ -530,16 +530,15 @@ class TokenStore:
 
     async def revoke_path_prefix(self, prefix: str) -> int:
         """Revoke every token whose creation path starts with `prefix` (an auth mount being
-        disabled: `auth/userpass/`), with its descendants. A scan of the stored tokens (the
-        lease index of sys/leases can replace it). Returns how many matched."""
+        disabled: `auth/userpass/`), with its descendants: the tokens the lease index lists
+        under it (batch tokens have no lease and are not stored). Returns how many."""
+        where = leases.folder(prefix)
+        if where is None:
+            return 0
         revoked = 0
-        for h in await self.storage.list("id/"):
-            raw = await self.storage.get("id/" + h)
-            if raw is None:
-                continue
-            entry = self._by_hash.get(h) or TokenEntry.from_json(raw, hash=h)
-            if entry.path.startswith(prefix):
-                await self.revoke(entry)
+        for lease in await leases.collect(self, where):
+            h = leases.token_hash(lease)
+            if h is not None and await self.revoke_hash(h):
                 revoked += 1
         return revoked
 

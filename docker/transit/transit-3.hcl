@@ -20,4 +20,5 @@ api_addr      = "http://transit-3:8200"
 cluster_addr  = "https://transit-3:8201"
 cluster_name  = "transit"
 disable_mlock = true
+ui            = true
 disable_performance_standby = false

@@ -89,7 +89,8 @@ def node_hcl(*, header: str, storage: Sequence[tuple[str, str]], listen: str, se
              workers: int | None = None, telemetry: bool = False, extra: str = "") -> str:
     """One node's configuration (values in `storage` are HCL already: quoted strings)."""
     top = [("api_addr", hcl_str(api_addr)), ("cluster_addr", hcl_str(cluster_addr)),
-           ("cluster_name", hcl_str(cluster_name)), ("disable_mlock", "true")]
+           ("cluster_name", hcl_str(cluster_name)), ("disable_mlock", "true"),
+           ("ui", "true")]  # the web UI at /ui/ on every node (docs/ui.md)
     width = max(len(k) for k, _ in top)
     return (
         f"# {header}\n"

@@ -38,6 +38,7 @@ from transit.engines.token.backend import TokenBackend
 from transit.engines.tokenutil import addr_allowed
 from transit.errors import (
     AuditFailed,
+    CapabilityDenied,
     Fenced,
     ForwardToActive,
     InternalError,
@@ -343,7 +344,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
             if audit:
                 await self.audit.log_request(req, decision)
                 await self.audit.log_response(req, decision, None, "permission denied")
-            raise PermissionDenied()
+            raise CapabilityDenied()
 
         if audit:
             await self.audit.log_request(req, decision)

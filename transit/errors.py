@@ -18,7 +18,8 @@ that looks on the wire (Vault's conventions, spec §1.4). The whole tree, with t
     ├── LoginUnsupported         a login path asked with another verb (unwrapped)            405
     │   └── AuditFailed          audit devices enabled, none recorded the entry; the body says
     │                            only "internal error" (fail closed)                         500
-    ├── PermissionDenied         missing/unknown token, missing capability                   403
+    ├── PermissionDenied         missing/unknown token                                       403
+    │   └── CapabilityDenied     a valid token lacks the capability or sudo       403, multierror
     ├── UnsupportedPath          no route inside a mount                          404, multierror
     ├── NoHandler                no mount for the path                                       404
     ├── NotFound                 nothing at this path: 404 with `{"errors":[]}`              404
@@ -96,6 +97,12 @@ class LoginUnsupported(TransitError):
 class PermissionDenied(TransitError):
     def __init__(self, message: str = "permission denied") -> None:
         super().__init__(message)
+
+
+class CapabilityDenied(PermissionDenied):
+    """A valid token whose policies lack the capability (or `sudo`): Vault appends the
+    error to a multierror, so the text is wrapped (spec auth-api §0, probed on OpenBao),
+    unlike a missing or unknown token's plain `permission denied`."""
 
 
 class UnsupportedPath(TransitError):

@@ -401,3 +401,21 @@ def test_kv_acl_matrix(client: hvac.Client, server: ServerProcess, policy_name: 
     assert _status(server, "LIST", "secret/metadata/app/", token) == 200
     assert _status(server, "GET", "secret/data/app/private", token) == 403
     assert _status(server, "GET", "secret/data/other", token) == 403
+
+
+def test_the_two_permission_denied_texts(server: ServerProcess, mount: str) -> None:
+    """No token or an unknown one: plain `permission denied`; a valid token whose policies
+    lack the capability (or sudo): Vault's multierror text (spec auth-api §0, probed)."""
+    r = server.request("POST", "auth/token/create", json={"policies": ["default"]})
+    limited = r.json()["auth"]["client_token"]
+    body = {"plaintext": base64.b64encode(b"x").decode()}
+    for token in ("", "hvs.unknown"):
+        r = server.request("POST", f"{mount}/encrypt/k", json=body, token=token)
+        assert (r.status_code, r.json()) == (403, {"errors": ["permission denied"]})
+    wrapped = {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
+    r = server.request("POST", f"{mount}/encrypt/k", json=body, token=limited)
+    assert (r.status_code, r.json()) == (403, wrapped)
+    r = server.request("GET", "sys/mounts", token=limited)  # no capability
+    assert (r.status_code, r.json()) == (403, wrapped)
+    r = server.request("GET", "sys/audit", token=limited)  # a sudo path
+    assert (r.status_code, r.json()) == (403, wrapped)

@@ -62,6 +62,7 @@ _TABLE: list[tuple[type[errors.TransitError], int, bool]] = [
     (errors.UserError, 400, False),
     (errors.LoginFailed, 500, False),
     (errors.LoginUnsupported, 405, False),
+    (errors.CapabilityDenied, 403, True),
     (errors.PermissionDenied, 403, False),
     (errors.UnsupportedPath, 404, True),
     (errors.NoHandler, 404, False),

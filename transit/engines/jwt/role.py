@@ -124,8 +124,9 @@ def _leeway(d: FieldData, name: str) -> int | None:
         return 0
     try:
         return parse_duration(value)
-    except ValueError as exc:
-        raise UserError(f'error converting input for field "{name}": {exc}') from None
+    except ValueError:
+        raise UserError(f'error converting input for field "{name}": time: invalid duration '
+                        f'"{go_value(value)}"') from None
 
 
 def _claim_mappings(value: Any) -> dict[str, str]:

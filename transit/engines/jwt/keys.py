@@ -47,7 +47,7 @@ async def _get(url: str, verify: ssl.SSLContext | bool) -> bytes:
         async with httpx.AsyncClient(verify=verify, timeout=FETCH_TIMEOUT,
                                      follow_redirects=False) as client:
             resp = await client.get(url, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise FetchError(f'Get "{url}": {exc}') from None
     if resp.status_code != 200:
         raise FetchError(f"{resp.status_code} {resp.reason_phrase}: {resp.text[:200]}")

@@ -106,7 +106,7 @@ class NodeLogin:
             await self.lockout.succeeded(req.mount_accessor, alias)
         entity_id, identity_policies = await self.login_identity(
             req.mount_accessor, req.mount_type, login.alias_name, dict(login.alias_metadata),
-            list(login.group_aliases) if login.group_aliases else None)
+            list(login.group_aliases) if login.group_aliases is not None else None)
 
         source = req.mount_path[len(AUTH_PREFIX):].replace("/", "-")
         token = await self.tokens.create(

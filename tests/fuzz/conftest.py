@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ServerProcess
+from tests.jwtmint import ec_key, public_pem
 
 ROOT_TOKEN = "fuzz-root-0c5e7a41d2"
 LIMITED_TOKEN = "fuzz-limited-93b1f6e0"
@@ -118,6 +119,11 @@ def _setup(env: FuzzEnv) -> None:
     _ok(root("POST", "sys/mounts/kv1", json={"type": "kv"}), 204)
     _ok(root("POST", "sys/auth/userpass", json={"type": "userpass"}), 204)
     _ok(root("POST", "auth/userpass/users/alice", json={"password": "pw"}), 204)
+    _ok(root("POST", "sys/auth/jwt", json={"type": "jwt"}), 204)
+    _ok(root("POST", "auth/jwt/config",
+             json={"jwt_validation_pubkeys": [public_pem(ec_key())]}), 204)
+    _ok(root("POST", "auth/jwt/role/r", json={"role_type": "jwt", "user_claim": "sub",
+                                              "bound_subject": "s"}), 204)
     for name, body in KEYS.items():
         _ok(root("POST", f"transit/keys/{name}", json=body))
     wrapping_key = _ok(root("GET", "transit/wrapping_key"))["data"]["public_key"]

@@ -35,7 +35,9 @@ class Login:
     alias_name: str = ""  # the identity alias (username, role_id, CN, JWT user claim)
     alias_metadata: dict[str, str] = field(default_factory=dict)
     # Names of external groups the method asserts (JWT groups claim), for the identity store.
-    group_aliases: list[str] = field(default_factory=list)
+    # None: the method asserts no groups (memberships untouched); a list, even empty: the
+    # entity's external groups on this mount become exactly those named.
+    group_aliases: list[str] | None = None
     renewable: bool = True  # Vault's LeaseOptions.Renewable (periodic tokens renew anyway)
     # Refuse the login (403 permission denied) when the client's address is outside
     # `token.bound_cidrs` (userpass, cert, jwt do; approle checks its own secret-ID CIDRs).

@@ -118,6 +118,7 @@ def _setup(env: FuzzEnv) -> None:
     _ok(root("POST", "sys/mounts/kv1", json={"type": "kv"}), 204)
     _ok(root("POST", "sys/auth/userpass", json={"type": "userpass"}), 204)
     _ok(root("POST", "auth/userpass/users/alice", json={"password": "pw"}), 204)
+    _ok(root("POST", "sys/auth/cert", json={"type": "cert"}), 204)
     for name, body in KEYS.items():
         _ok(root("POST", f"transit/keys/{name}", json=body))
     wrapping_key = _ok(root("GET", "transit/wrapping_key"))["data"]["public_key"]

@@ -67,7 +67,7 @@ def verify_chain(leaf: x509.Certificate, roots: list[x509.Certificate],
                 .build_client_verifier())
     try:
         chain = list(verifier.verify(leaf, []).chain)
-    except VerificationError as exc:
+    except (VerificationError, ValueError) as exc:
         if _UNKNOWN_AUTHORITY in str(exc):
             return None
         raise InternalError(f"failed to verify client's certificate: x509: {exc}") from None

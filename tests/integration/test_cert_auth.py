@@ -468,3 +468,53 @@ def test_identity_alias_metadata_and_renewal(env: Env, mount: str) -> None:
     _role(env, mount, "r", env.ca, token_policies=["q"])
     with pytest.raises(hvac.exceptions.InternalServerError):
         app.auth.token.renew_self()
+
+
+def _crl(issuer: Issued, serials: list[int]) -> str:
+    b = (x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject)
+         .last_update(NOW - DAY).next_update(NOW + DAY))
+    for serial in serials:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(NOW - DAY).build())
+    return b.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_crls(env: Env, mount: str) -> None:
+    _role(env, mount, "r", env.ca)
+    revoked = env.pki.issue("gone", env.ca, eku=CLIENT)
+    kept = env.pki.issue("kept", env.ca, eku=CLIENT)
+    r = env.req("POST", f"auth/{mount}/crls/MyCRL",
+                {"crl": _crl(env.ca, [revoked.cert.serial_number])})
+    assert r.status_code == 204, r.text
+    data = env.req("GET", f"auth/{mount}/crls/mycrl").json()["data"]
+    assert data == {"serials": {str(revoked.cert.serial_number): {}}}
+    assert env.req("LIST", f"auth/{mount}/crls").json()["data"]["keys"] == ["mycrl"]
+    r = env.login(mount, revoked)
+    assert r.status_code == 400 and "no chain matching" in _errors(r)[0]
+    assert env.login(mount, kept).status_code == 200
+    # a revoked CA serial revokes every chain through it
+    r = env.req("POST", f"auth/{mount}/crls/root", {"crl": _crl(env.ca, [env.ca.cert.serial_number])})
+    assert r.status_code == 204
+    assert env.login(mount, kept).status_code == 400
+    for name in ("mycrl", "root"):
+        assert env.req("DELETE", f"auth/{mount}/crls/{name}").status_code == 204
+    assert env.login(mount, revoked).status_code == 200
+    assert env.req("LIST", f"auth/{mount}/crls").status_code == 404
+
+
+@pytest.mark.parametrize("method, body, message", [
+    ("POST", {"crl": "junk"}, "failed to parse CRL: "),
+    ("POST", {"crl": 5}, "failed to parse CRL: "),
+    ("POST", {"crl": "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"},
+     "failed to parse CRL: "),
+    ("POST", {}, "one of 'crl' or 'url' must be provided"),
+    ("POST", {"url": "http://127.0.0.1:1/crl"}, "CRL distribution URLs are not supported"),
+    ("GET", None, "no such CRL nope"),
+    ("DELETE", None, "no such CRL nope"),
+])
+def test_crl_refusals(env: Env, mount: str, method: str, body: dict[str, Any] | None,
+                      message: str) -> None:
+    r = env.req(method, f"auth/{mount}/crls/nope", body)
+    assert r.status_code == 400, r.text
+    assert _errors(r)[0].startswith(message)
+    assert env.req("GET", f"auth/{mount}/crls/nope").status_code == 400  # nothing written

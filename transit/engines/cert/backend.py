@@ -5,7 +5,8 @@ Roles live at `cert/<lowercase name>` of the mount's storage (the trusted PEM, c
 and token fields), the mount's settings at `config`. `login` is the only unauthenticated
 path; the credential is the TLS client certificate of the connection (`Request.client_certs`,
 from the listener, transit/api/tls.py and transit/api/protocol.py), never the body.
-CRLs and OCSP are not implemented (the OCSP fields are stored and shown, not used).
+CRLs (`crls/:name`, transit/engines/cert/crls.py) revoke serials; OCSP is not implemented
+(the OCSP fields are stored and shown, not used).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import orjson
 from cryptography import x509
 
 from transit.engines.authmethod import Login, login_response
+from transit.engines.cert.crls import CRL_PREFIX, crl_key, parse_crl, revoked_serials, to_json
 from transit.engines.cert.roles import (
     BOOL_FIELDS,
     CONFIG_KEY,
@@ -64,6 +67,11 @@ CONFIG_FIELDS: dict[str, Field] = {
     "ocsp_cache_size": Field(FieldType.INT, 100),
 }
 LOGIN_FIELDS: dict[str, Field] = {"name": Field(FieldType.STRING, "")}
+CRL_FIELDS: dict[str, Field] = {
+    "name": Field(FieldType.STRING, ""),
+    "crl": Field(FieldType.ANY),
+    "url": Field(FieldType.ANY),
+}
 
 
 class CertBackend(Engine):
@@ -90,6 +98,9 @@ class CertBackend(Engine):
                 ROLE_FIELDS, existence_check=e(role_exists),
             ),
             Route(r"config", {READ: h(read_config), UPDATE: h(write_config)}, CONFIG_FIELDS),
+            Route(r"crls/?", {LIST: h(list_crls)}, {}),
+            Route(rf"crls/{name('name')}",
+                  {READ: h(read_crl), UPDATE: h(write_crl), DELETE: h(delete_crl)}, CRL_FIELDS),
             Route(r"login", {UPDATE: h(login)}, LOGIN_FIELDS),
         ])
 
@@ -211,6 +222,40 @@ async def write_config(b: CertBackend, req: Request, d: FieldData) -> None:
     await update(b.storage, [CONFIG_KEY], change)
 
 
+async def list_crls(b: CertBackend, req: Request, d: FieldData) -> Response:
+    return Response(data={"keys": sorted(await b.storage.list(CRL_PREFIX))})
+
+
+async def read_crl(b: CertBackend, req: Request, d: FieldData) -> Response:
+    raw = await b.storage.get(crl_key(_name(d)))
+    if raw is None:
+        raise UserError(f"no such CRL {_name(d)}")
+    return Response(data=orjson.loads(raw))
+
+
+async def write_crl(b: CertBackend, req: Request, d: FieldData) -> None:
+    if "crl" in d.raw:
+        serials = parse_crl(d.raw["crl"])
+    elif "url" in d.raw:
+        raise UserError("CRL distribution URLs are not supported; send the CRL as 'crl'")
+    else:
+        raise UserError("one of 'crl' or 'url' must be provided")
+    await b.storage.put(crl_key(_name(d)), to_json(serials))
+
+
+async def delete_crl(b: CertBackend, req: Request, d: FieldData) -> None:
+    key = crl_key(_name(d))
+    if await b.storage.get(key) is None:
+        raise UserError(f"no such CRL {_name(d)}")
+    await b.storage.delete(key)
+
+
+async def _revoked(b: CertBackend) -> set[int]:
+    names = await b.storage.list(CRL_PREFIX)
+    raws = [await b.storage.get(CRL_PREFIX + n) for n in names]
+    return revoked_serials([r for r in raws if r is not None])
+
+
 async def _candidates(b: CertBackend, role_name: str) -> list[Candidate]:
     if role_name:
         role = await b.get_role(role_name)
@@ -232,7 +277,7 @@ async def login(b: CertBackend, req: Request, d: FieldData) -> Response:
         raise UserError(NO_CHAIN)
     leaf = leaves[0]
     candidates = await _candidates(b, _name(d))
-    role = match_role(leaf, candidates, datetime.datetime.now(datetime.UTC))
+    role = match_role(leaf, candidates, datetime.datetime.now(datetime.UTC), await _revoked(b))
     config = CertConfig.from_json(await b.storage.get(CONFIG_KEY))
     metadata = {
         "cert_name": role.name,

@@ -78,18 +78,23 @@ def verify_chain(leaf: x509.Certificate, roots: list[x509.Certificate],
 
 
 def match_role(leaf: x509.Certificate, candidates: list[Candidate],
-               now: datetime.datetime | None = None) -> CertRole:
+               now: datetime.datetime | None = None,
+               revoked: frozenset[int] | set[int] = frozenset()) -> CertRole:
     """The first role (in `candidates` order) the leaf logs in with; UserError with Vault's
-    texts when none."""
+    texts when none. `revoked`: serial numbers of the mount's CRLs (a chain holding one
+    matches no role)."""
     trusted_leaves = [c for c in candidates if c.certs and not is_ca(c.certs[0])]
     for c in trusted_leaves:
-        if c.certs[0] == leaf and matches_constraints(leaf, c.role):
+        if (c.certs[0] == leaf and leaf.serial_number not in revoked
+                and matches_constraints(leaf, c.role)):
             return c.role
     roots = [cert for c in candidates if c.certs and is_ca(c.certs[0])
              for cert in c.certs if is_ca(cert)]
     chain = verify_chain(leaf, roots, now)
     if chain is None:
         raise UserError(NO_CHAIN)
+    if any(cert.serial_number in revoked for cert in chain):
+        raise UserError(NO_MATCH)
     for c in candidates:
         if not c.certs or not is_ca(c.certs[0]):
             continue

@@ -29,7 +29,7 @@ def parse_crl(value: Any) -> dict[str, dict[str, Any]]:
             crl = x509.load_pem_x509_crl(raw.strip())
         else:
             crl = x509.load_der_x509_crl(raw)
-        serials = {str(r.serial_number): {} for r in crl}
+        serials: dict[str, dict[str, Any]] = {str(r.serial_number): {} for r in crl}
     except ValueError as exc:
         raise UserError(f"failed to parse CRL: {exc}") from None
     return serials

@@ -342,7 +342,6 @@ async def _lifespan(receive: Any, send: Any) -> None:
             return
 
 
-
 def client_cert_chain(scope: dict[str, Any]) -> list[str] | None:
     """The TLS client certificate chain of the request (ASGI TLS extension, set by
     transit/api/protocol.py or, for a forwarded request, by transit/api/forwarding.py)."""

@@ -109,6 +109,8 @@ class Env:
     plain: str  # URL of the plain-HTTP listener
     ca: Issued  # signs the server certificate and most client certificates
     pki: PKI
+    no_ask: str  # URL of a TLS listener with tls_disable_client_certs
+    mtls: str  # URL of a TLS listener with tls_require_and_verify_client_cert (CA: `ca`)
 
     def req(self, method: str, path: str, json: Any = None) -> requests.Response:
         """Raw HTTP with the root token (verify passed explicitly: a REQUESTS_CA_BUNDLE in
@@ -124,10 +126,10 @@ class Env:
         kw: dict[str, Any] = {"cert": (cert.cert_path, cert.key_path)} if cert else {}
         return hvac.Client(url=self.srv.addr, verify=self.ca.cert_path, **kw)
 
-    def login(self, mount: str, cert: Issued | None, name: str | None = None
-              ) -> requests.Response:
+    def login(self, mount: str, cert: Issued | None, name: str | None = None,
+              addr: str | None = None) -> requests.Response:
         body = {"name": name} if name is not None else {}
-        return requests.post(f"{self.srv.addr}/v1/auth/{mount}/login", json=body,
+        return requests.post(f"{addr or self.srv.addr}/v1/auth/{mount}/login", json=body,
                              verify=self.ca.cert_path, timeout=10,
                              cert=(cert.cert_path, cert.key_path) if cert else None)
 
@@ -139,7 +141,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     ca = pki.issue("test root", ca=True)
     server_cert = pki.issue("localhost", ca, ips=["127.0.0.1"],
                             eku=[ExtendedKeyUsageOID.SERVER_AUTH], new_key=True)
-    port, plain_port = free_port(), free_port()
+    port, plain_port, no_ask_port, mtls_port = free_port(), free_port(), free_port(), free_port()
+    tls_files = (f'  tls_cert_file = "{server_cert.cert_path}"\n'
+                 f'  tls_key_file = "{server_cert.key_path}"\n')
     cfg = tmp / "server.hcl"
     cfg.write_text(
         'storage "inmem" {}\n'
@@ -147,6 +151,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         f'  tls_cert_file = "{server_cert.cert_path}"\n'
         f'  tls_key_file = "{server_cert.key_path}"\n}}\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{plain_port}"\n  tls_disable = true\n}}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{no_ask_port}"\n{tls_files}'
+        '  tls_disable_client_certs = true\n}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{mtls_port}"\n{tls_files}'
+        '  tls_require_and_verify_client_cert = true\n'
+        f'  tls_client_ca_file = "{ca.cert_path}"\n}}\n'
         'disable_mlock = true\n')
     srv = ServerProcess(["server", "-config", str(cfg)], port, log=tmp / "server.log")
     srv.addr = f"https://127.0.0.1:{port}"
@@ -164,7 +173,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                     raise AssertionError(srv.log()) from None
                 time.sleep(0.05)
         init_and_unseal(srv)
-        yield Env(srv, f"http://127.0.0.1:{plain_port}", ca, pki)
+        yield Env(srv, f"http://127.0.0.1:{plain_port}", ca, pki,
+                  f"https://127.0.0.1:{no_ask_port}", f"https://127.0.0.1:{mtls_port}")
     finally:
         srv.stop()
 
@@ -518,3 +528,15 @@ def test_crl_refusals(env: Env, mount: str, method: str, body: dict[str, Any] | 
     assert r.status_code == 400, r.text
     assert _errors(r)[0].startswith(message)
     assert env.req("GET", f"auth/{mount}/crls/nope").status_code == 400  # nothing written
+
+
+def test_listener_client_cert_modes(env: Env, mount: str) -> None:
+    """tls_disable_client_certs: not asked, so never presented; tls_require_and_verify_
+    client_cert: demanded at the handshake, and the login still checks the roles."""
+    _role(env, mount, "r", env.ca, allowed_common_names=["ok-*"])
+    good = env.pki.issue("ok-1", env.ca, eku=CLIENT)
+    r = env.login(mount, good, addr=env.no_ask)
+    assert r.status_code == 400 and _errors(r) == ["client certificate must be supplied"]
+    assert env.login(mount, good, addr=env.mtls).status_code == 200
+    r = env.login(mount, env.pki.issue("no-1", env.ca, eku=CLIENT), addr=env.mtls)
+    assert r.status_code == 400 and "no chain matching" in _errors(r)[0]

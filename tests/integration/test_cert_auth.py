@@ -265,6 +265,7 @@ def test_role_raw_write_legacy_fields_and_unset_lists(env: Env, mount: str) -> N
     ({"certificate": "CA", "allowed_names": {"a": 1}}, None),
     ({"certificate": "CA", "ocsp_enabled": "maybe"}, None),
     ({"certificate": "CA", "display_name": ["x"]}, None),
+    ({"certificate": None}, "failed to parse certificate"),
 ])
 def test_role_write_refusals(env: Env, mount: str, body: dict[str, Any],
                              message: str | None) -> None:

@@ -40,7 +40,7 @@ from transit.engines.cert.verify import (
     match_role,
     metadata_extensions,
 )
-from transit.engines.fields import Field, FieldData, FieldType, coerce, go_value
+from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
 from transit.engines.tokenutil import TokenParams, comma_list, parse_token_fields, token_fields
 from transit.errors import InternalError, UserError
@@ -53,9 +53,9 @@ LEGACY = ("policies", "ttl", "max_ttl", "period", "bound_cidrs", "num_uses")
 
 ROLE_FIELDS: dict[str, Field] = {
     "name": Field(FieldType.STRING, ""),
-    "certificate": Field(FieldType.ANY),
-    "display_name": Field(FieldType.ANY),
-    "ocsp_ca_certificates": Field(FieldType.ANY),
+    "certificate": Field(FieldType.STRING, ""),
+    "display_name": Field(FieldType.STRING, ""),
+    "ocsp_ca_certificates": Field(FieldType.STRING, ""),
     **{f: Field(FieldType.ANY) for f in LIST_FIELDS},
     **{f: Field(FieldType.BOOL, False) for f in BOOL_FIELDS},
     "lease": Field(FieldType.INT, 0),  # deprecated, accepted and ignored
@@ -147,28 +147,17 @@ async def delete_role(b: CertBackend, req: Request, d: FieldData) -> None:
     await b.storage.delete(role_key(_name(d)))
 
 
-def _string(d: FieldData, field: str) -> str:
-    value = d.raw[field]
-    if value is None:
-        return ""
-    if not isinstance(value, str | int | float | bool):
-        raise UserError(f"Field validation failed: error converting input for field "
-                        f"\"{field}\": '{go_value(value)}' expected type 'string', got "
-                        "unconvertible type")
-    return str(coerce(FieldType.STRING, value))
-
-
 def _apply(d: FieldData, stored: CertRole | None, role_name: str) -> tuple[CertRole, list[str]]:
     """The role after this write (fields absent keep the stored values); UserError with
     Vault's texts. Pure: run again on the entry as stored at write time."""
     role = stored or CertRole(name=role_name)
     raw = d.raw
-    if "certificate" in raw and raw["certificate"] is not None:
-        role.certificate = _string(d, "certificate")
+    if "certificate" in raw:  # JSON null: present and empty, refused below (as Vault)
+        role.certificate = str(d.get("certificate"))
     if "display_name" in raw:
-        role.display_name = _string(d, "display_name")
+        role.display_name = str(d.get("display_name"))
     if "ocsp_ca_certificates" in raw:
-        role.ocsp_ca_certificates = _string(d, "ocsp_ca_certificates")
+        role.ocsp_ca_certificates = str(d.get("ocsp_ca_certificates"))
     for field in LIST_FIELDS:
         if field in raw:
             role.lists[field] = [v.strip() for v in comma_list(raw[field], field)

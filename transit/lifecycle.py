@@ -20,6 +20,7 @@ import orjson
 
 from transit.cluster.consistency import index_key
 from transit.cluster.ha import FENCE_CLOSED
+from transit.engines.cert import cert_factory
 from transit.engines.jwt import jwt_factory, oidc_factory
 from transit.engines.kv import kv_factory
 from transit.engines.mounts import AUTH, EngineFactory, MountTable
@@ -54,6 +55,7 @@ AUTH_FACTORIES: dict[str, EngineFactory] = {
     "userpass": userpass_factory,
     "jwt": jwt_factory,
     "oidc": oidc_factory,  # Vault's one plugin under both names (JWT mode only here)
+    "cert": cert_factory,
 }
 
 CLUSTER_INFO_KEY = "core/cluster/local/info"

@@ -40,6 +40,9 @@ class Request:
     mount_type: str = ""
     mount_accessor: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    # The TLS client certificate chain (PEM, leaf first; [] when none was presented); None
+    # when the request did not come over TLS. Read by the cert auth method's login.
+    client_certs: list[str] | None = None
     perf_standby: bool = False  # served by a performance standby (read-only storage)
     index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
     # The engine's private per-request cache (transit/engines/framework.py): the matched

@@ -124,6 +124,7 @@ def _setup(env: FuzzEnv) -> None:
              json={"jwt_validation_pubkeys": [public_pem(ec_key())]}), 204)
     _ok(root("POST", "auth/jwt/role/r", json={"role_type": "jwt", "user_claim": "sub",
                                               "bound_subject": "s"}), 204)
+    _ok(root("POST", "sys/auth/cert", json={"type": "cert"}), 204)
     for name, body in KEYS.items():
         _ok(root("POST", f"transit/keys/{name}", json=body))
     wrapping_key = _ok(root("GET", "transit/wrapping_key"))["data"]["public_key"]

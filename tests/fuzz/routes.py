@@ -131,6 +131,7 @@ KV2_MOUNTS = ("secret/",)
 KV1_MOUNTS = ("kv1/",)
 USERPASS_MOUNTS = ("auth/userpass/",)
 JWT_MOUNTS = ("auth/jwt/",)  # configured with a static key and role "r" (fuzz conftest)
+CERT_MOUNTS = ("auth/cert/",)
 
 
 def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
@@ -141,9 +142,11 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
     assert isinstance(kv2, KVv2Backend) and isinstance(kv1, KVv1Backend)
     userpass = AUTH_FACTORIES["userpass"](None, {})  # type: ignore[arg-type]
     jwt = AUTH_FACTORIES["jwt"](None, {})  # type: ignore[arg-type]
+    cert = AUTH_FACTORIES["cert"](None, {})  # type: ignore[arg-type]
     return [
         ("userpass", USERPASS_MOUNTS, userpass),
         ("jwt", JWT_MOUNTS, jwt),
+        ("cert", CERT_MOUNTS, cert),
         ("transit", TRANSIT_MOUNTS, transit),
         ("kv-v2", KV2_MOUNTS, kv2),
         ("kv-v1", KV1_MOUNTS, kv1),

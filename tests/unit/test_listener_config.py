@@ -184,6 +184,11 @@ def test_server_context_applies_the_keys(tmp_path: Path) -> None:
     ctx = server_context(base)
     assert (ctx.minimum_version, ctx.maximum_version) == (ssl.TLSVersion.TLSv1_2,
                                                           ssl.TLSVersion.TLSv1_3)
+    # as Vault: asks for a client certificate (and accepts any: tests/integration/
+    # test_cert_auth.py); tls_disable_client_certs does not ask
+    assert ctx.verify_mode == ssl.CERT_OPTIONAL
+    ctx = server_context(ListenerConfig(tls_cert_file=cert, tls_key_file=key,
+                                        tls_disable_client_certs=True))
     assert ctx.verify_mode == ssl.CERT_NONE
     ctx = server_context(ListenerConfig(
         tls_cert_file=cert, tls_key_file=key, tls_min_version="tls13",

@@ -205,6 +205,7 @@ class VaultApp:
             op, rel, data, None, client_token=token or bearer or "",
             id=request_id().decode(),
             remote_addr=client[0], remote_port=client[1], headers=headers,
+            client_certs=client_cert_chain(scope),
         )
         if preauth is not None:
             req.token = preauth
@@ -340,3 +341,11 @@ async def _lifespan(receive: Any, send: Any) -> None:
             await send({"type": "lifespan.shutdown.complete"})
             return
 
+
+def client_cert_chain(scope: dict[str, Any]) -> list[str] | None:
+    """The TLS client certificate chain of the request (ASGI TLS extension, set by
+    transit/api/protocol.py or, for a forwarded request, by transit/api/forwarding.py)."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    if tls is None:
+        return None
+    return list(tls.get("client_cert_chain") or [])

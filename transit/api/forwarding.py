@@ -13,8 +13,11 @@ an echo every few seconds (`sys/ha-status` lists them).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
+import ssl
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,10 @@ FORWARDED_SCOPE_KEY = FORWARDED_SCOPE
 # secret-ID CIDRs) and audit entries of a forwarded request see the real client, as Vault's
 # forwarded RPC carries its RemoteAddr.
 CLIENT_ADDR_HEADER = b"x-transit-forwarded-client"
+# Likewise the TLS client certificate the standby's client presented (TLS certificate
+# logins): base64 DER of the leaf, or "-" for a TLS connection without one; absent when the
+# client did not use TLS.
+CLIENT_CERT_HEADER = b"x-transit-forwarded-client-cert"
 _FORWARD = "vault.ha.rpc.client.forward"  # telemetry (transit/metrics.py)
 _FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
@@ -176,9 +183,13 @@ class ForwardingGate:
             return
         method = scope["method"]
         client = scope.get("client") or ("", 0)
-        headers = [(k, v) for k, v in headers if k != CLIENT_ADDR_HEADER]
+        headers = [(k, v) for k, v in headers
+                   if k != CLIENT_ADDR_HEADER and k != CLIENT_CERT_HEADER]
         if client[0]:
             headers.append((CLIENT_ADDR_HEADER, f"{client[0]}:{client[1]}".encode()))
+        cert = _cert_header(scope)
+        if cert is not None:
+            headers.append((CLIENT_CERT_HEADER, cert))
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
                 leader, method, path_qs, list(headers), body)
@@ -243,13 +254,38 @@ class ForwardingGate:
 
 
 def _with_forwarded_client(scope: dict[str, Any]) -> dict[str, Any]:
-    """A forwarded request's scope with the original client's address (from the standby)."""
+    """A forwarded request's scope with the original client's address and TLS client
+    certificate (from the standby), never the standby's own cluster certificate."""
+    out = {**scope, "extensions": {k: v for k, v in (scope.get("extensions") or {}).items()
+                                   if k != "tls"}}
     for k, v in scope["headers"]:
         if k == CLIENT_ADDR_HEADER:
             host, _, port = v.decode("latin-1").rpartition(":")
             if host:
-                return {**scope, "client": (host, int(port) if port.isdigit() else 0)}
-    return scope
+                out["client"] = (host, int(port) if port.isdigit() else 0)
+        elif k == CLIENT_CERT_HEADER:
+            out["extensions"]["tls"] = {"client_cert_chain": _certs_from_header(v)}
+    return out
+
+
+def _cert_header(scope: dict[str, Any]) -> bytes | None:
+    """The CLIENT_CERT_HEADER value for the client's TLS certificate (None: no TLS)."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    if tls is None:
+        return None
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return b"-"
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(chain[0]))
+
+
+def _certs_from_header(value: bytes) -> list[str]:
+    if value == b"-":
+        return []
+    try:
+        return [ssl.DER_cert_to_PEM_cert(base64.b64decode(value, validate=True))]
+    except (ValueError, binascii.Error):
+        return []
 
 
 def _may_serve_locally(method: str, path: str) -> bool:

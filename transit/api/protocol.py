@@ -20,6 +20,10 @@ Limits (`HttpLimits`, transit/api/limits.py; docs/configuration.md, Listener har
   exceeded` and its task is cancelled; a request whose client leaves before its body is in is
   cancelled too (it is never handled on a truncated body). One lazy timer per connection,
   re-armed only when it fires during a younger request.
+TLS: the client certificate presented in the handshake (transit/api/tls.py asks for one
+without verifying it) is put in every request's scope as the ASGI TLS extension,
+`scope["extensions"]["tls"]["client_cert_chain"]` (PEM strings; empty without a certificate),
+for the TLS certificate auth method. Python's ssl gives the leaf only.
 - connections over `max_connections` get 503 and are closed (reset beyond REFUSAL_SLACK more).
 Refusals are written, then the write side is shut and the rest of the request drained for
 LINGER seconds, so the client reads the answer instead of a reset (Go's closeWriteAndWait).
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ssl
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -69,11 +74,13 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._duration_timer: asyncio.TimerHandle | None = None
         self._cancelled: asyncio.Task[None] | None = None
         self._cancel_answer: tuple[int, str] | None = None
+        self._tls: dict[str, Any] | None = None  # the ASGI TLS extension (TLS connections)
 
     # -- connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._tls = tls_extension(transport)
         cap = self._limits.max_connections
         if cap and len(self.connections) > cap:
             if len(self.connections) > cap + REFUSAL_SLACK:
@@ -130,6 +137,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._at_boundary = False
         super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
@@ -278,3 +287,16 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._read_timer = self.loop.call_later(LINGER, transport.close)
         else:
             transport.close()
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension of a connection (None when it is not TLS): the client's
+    certificate as `client_cert_chain` (PEM, leaf only; [] when it sent none)."""
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None:
+        return None
+    try:
+        der = sslobj.getpeercert(binary_form=True)
+    except (ValueError, ssl.SSLError):
+        der = None
+    return {"client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else []}

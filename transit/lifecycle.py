@@ -20,6 +20,7 @@ import orjson
 
 from transit.cluster.consistency import index_key
 from transit.cluster.ha import FENCE_CLOSED
+from transit.engines.approle import approle_factory
 from transit.engines.kv import kv_factory
 from transit.engines.mounts import AUTH, EngineFactory, MountTable
 from transit.engines.transit.backend import TransitBackend
@@ -50,6 +51,7 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 
 # Auth methods by type (`sys/auth` enable). `token` is built in, never in this table.
 AUTH_FACTORIES: dict[str, EngineFactory] = {
+    "approle": approle_factory,
     "userpass": userpass_factory,
 }
 

@@ -41,6 +41,9 @@ class Request:
     mount_accessor: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     perf_standby: bool = False  # served by a performance standby (read-only storage)
+    # The mount's effective max lease TTL in seconds (its tuned max_lease_ttl, else the
+    # server's): Vault's SystemView.MaxLeaseTTL, which AppRole caps secret-ID TTLs with.
+    max_lease_ttl: int = 0
     index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
     # The engine's private per-request cache (transit/engines/framework.py): the matched
     # (Route, path captures), set by Engine.resolve, and the (FieldData, replaced names) built

@@ -300,10 +300,6 @@ def _one(key: str, value: Callable[[Role], object]) -> Reader:
     return lambda role: Response(data={key: value(role)})
 
 
-def _reset(apply: Callable[[Role], None]) -> Deleter:
-    return apply
-
-
 def _bound_cidr_list(role: Role) -> Response:
     # Vault moves the legacy field into secret_id_bound_cidrs on every read: always null
     return Response(data={"bound_cidr_list": None}, warnings=[

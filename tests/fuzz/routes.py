@@ -130,6 +130,7 @@ TRANSIT_MOUNTS = ("transit/",)
 KV2_MOUNTS = ("secret/",)
 KV1_MOUNTS = ("kv1/",)
 USERPASS_MOUNTS = ("auth/userpass/",)
+APPROLE_MOUNTS = ("auth/approle/",)
 
 
 def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
@@ -139,8 +140,10 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
     kv1 = ENGINE_FACTORIES["kv"](None, {})  # type: ignore[arg-type]
     assert isinstance(kv2, KVv2Backend) and isinstance(kv1, KVv1Backend)
     userpass = AUTH_FACTORIES["userpass"](None, {})  # type: ignore[arg-type]
+    approle = AUTH_FACTORIES["approle"](None, {})  # type: ignore[arg-type]
     return [
         ("userpass", USERPASS_MOUNTS, userpass),
+        ("approle", APPROLE_MOUNTS, approle),
         ("transit", TRANSIT_MOUNTS, transit),
         ("kv-v2", KV2_MOUNTS, kv2),
         ("kv-v1", KV1_MOUNTS, kv1),

@@ -205,8 +205,8 @@ class AppRoleStore:
 
     async def spend(self, role: Role, secret_hmac: str, accessor: str, now_ns: int
                     ) -> SecretID | None:
-        """One use of a use-limited secret ID, decided on the stored entry: the last use
-        deletes it (and its accessor). None when it is gone (spent, destroyed or expired in
+        """One use of a use-limited secret ID, decided on the stored entry: the entry with
+        the uses left; the last use deletes it (and its accessor). None when it is gone (spent, destroyed or expired in
         the meantime). Two logins racing for the last use: one gets it."""
         skey = role.secret_key(secret_hmac)
         akey = await self.accessor_key(role, accessor)
@@ -219,6 +219,7 @@ class AppRoleStore:
             if entry.expired(now_ns):
                 return [], None
             if entry.num_uses <= 1:
+                entry.num_uses = 0
                 return [Write(skey, None), Write(akey, None)], entry
             entry.num_uses -= 1
             entry.last_updated_time = now_ns

@@ -262,6 +262,9 @@ def test_malformed_writes(client: hvac.Client, server: ServerProcess, ar: str) -
         ("secret-id-bound-cidrs", {"secret_id_bound_cidrs": "bad"}, 400,
          "failed to validate CIDR blocks: invalid CIDR address: bad"),
         ("token-bound-cidrs", {"token_bound_cidrs": "bad"}, 400, None),
+        ("bound-cidr-list", {"bound_cidr_list": []}, 400, "missing bound_cidr_list"),
+        ("bound-cidr-list", {"bound_cidr_list": "10.0.0.1"}, 400,
+         "failed to validate CIDR blocks: invalid CIDR address: 10.0.0.1"),
         ("role-id", {}, 400, "missing role_id"),
         ("role-id", {"role_id": {"a": 1}}, 400, None),
     ]

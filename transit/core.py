@@ -162,6 +162,15 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         tuned = entry.config.get("default_lease_ttl") if entry is not None else 0
         return int(tuned or self.tokens.default_lease_ttl)
 
+    def max_lease_ttl(self, mount_path: str) -> int:
+        """The mount's tuned max_lease_ttl (a secret or an `auth/` mount), else the server's."""
+        if mount_path.startswith(AUTH_PREFIX):
+            entry = self.auth_mounts.get(mount_path[len(AUTH_PREFIX):])
+        else:
+            entry = self.mounts.get(mount_path)
+        tuned = entry.config.get("max_lease_ttl") if entry is not None else 0
+        return int(tuned or self.tokens.max_lease_ttl)
+
     def identity_mount(self, accessor: str) -> tuple[str, str, bool] | None:
         """(path, type, local) of the mount with `accessor` (identity aliases name their
         mount by accessor; issue 17), None when there is none."""
@@ -319,6 +328,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         req.path, req.storage, req.mount_path = inner, storage, mount_path
         req.mount_type, req.mount_accessor = mount_type, accessor
         req.perf_standby = self.perf_standby
+        req.max_lease_ttl = self.max_lease_ttl(mount_path)
         if req.operation == LIST and not inner.endswith("/"):  # a LIST of the mount's root
             req.path = inner = inner + "/"
         full_path = mount_path + inner

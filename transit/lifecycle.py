@@ -20,6 +20,7 @@ import orjson
 
 from transit.cluster.consistency import index_key
 from transit.cluster.ha import FENCE_CLOSED
+from transit.engines.approle import approle_factory
 from transit.engines.cert import cert_factory
 from transit.engines.jwt import jwt_factory, oidc_factory
 from transit.engines.kv import kv_factory
@@ -52,6 +53,7 @@ ENGINE_FACTORIES: dict[str, EngineFactory] = {
 
 # Auth methods by type (`sys/auth` enable). `token` is built in, never in this table.
 AUTH_FACTORIES: dict[str, EngineFactory] = {
+    "approle": approle_factory,
     "userpass": userpass_factory,
     "jwt": jwt_factory,
     "oidc": oidc_factory,  # Vault's one plugin under both names (JWT mode only here)

@@ -44,6 +44,9 @@ class Request:
     # when the request did not come over TLS. Read by the cert auth method's login.
     client_certs: list[str] | None = None
     perf_standby: bool = False  # served by a performance standby (read-only storage)
+    # The mount's effective max lease TTL in seconds (its tuned max_lease_ttl, else the
+    # server's): Vault's SystemView.MaxLeaseTTL, which AppRole caps secret-ID TTLs with.
+    max_lease_ttl: int = 0
     index_header: str = ""  # X-Vault-Index for the response, set when the request wrote
     # The engine's private per-request cache (transit/engines/framework.py): the matched
     # (Route, path captures), set by Engine.resolve, and the (FieldData, replaced names) built

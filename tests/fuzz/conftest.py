@@ -125,6 +125,9 @@ def _setup(env: FuzzEnv) -> None:
     _ok(root("POST", "auth/jwt/role/r", json={"role_type": "jwt", "user_claim": "sub",
                                               "bound_subject": "s"}), 204)
     _ok(root("POST", "sys/auth/cert", json={"type": "cert"}), 204)
+    _ok(root("POST", "sys/auth/approle", json={"type": "approle"}), 204)
+    _ok(root("POST", "auth/approle/role/r1", json={"secret_id_num_uses": 3}), 204)
+    _ok(root("POST", "auth/approle/role/r1/secret-id", json={}))
     for name, body in KEYS.items():
         _ok(root("POST", f"transit/keys/{name}", json=body))
     wrapping_key = _ok(root("GET", "transit/wrapping_key"))["data"]["public_key"]

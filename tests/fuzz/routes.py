@@ -132,6 +132,7 @@ KV1_MOUNTS = ("kv1/",)
 USERPASS_MOUNTS = ("auth/userpass/",)
 JWT_MOUNTS = ("auth/jwt/",)  # configured with a static key and role "r" (fuzz conftest)
 CERT_MOUNTS = ("auth/cert/",)
+APPROLE_MOUNTS = ("auth/approle/",)
 
 
 def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
@@ -143,10 +144,12 @@ def _engines() -> list[tuple[str, tuple[str, ...], Engine]]:
     userpass = AUTH_FACTORIES["userpass"](None, {})  # type: ignore[arg-type]
     jwt = AUTH_FACTORIES["jwt"](None, {})  # type: ignore[arg-type]
     cert = AUTH_FACTORIES["cert"](None, {})  # type: ignore[arg-type]
+    approle = AUTH_FACTORIES["approle"](None, {})  # type: ignore[arg-type]
     return [
         ("userpass", USERPASS_MOUNTS, userpass),
         ("jwt", JWT_MOUNTS, jwt),
         ("cert", CERT_MOUNTS, cert),
+        ("approle", APPROLE_MOUNTS, approle),
         ("transit", TRANSIT_MOUNTS, transit),
         ("kv-v2", KV2_MOUNTS, kv2),
         ("kv-v1", KV1_MOUNTS, kv1),

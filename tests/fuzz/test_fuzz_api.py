@@ -738,6 +738,19 @@ LEGIT_500: list[tuple[str, str, str]] = [
      "auth-api §1.6, §3: a login handler's plain error is a 500, unwrapped"),
     (rf"auth/userpass/users/{NAME}/(password|policies)", r"username does not exist",
      "auth-api §3: an unknown user's password or policies update is a 500w"),
+    (r"auth/approle/login",
+     r"missing role_id|Field validation failed: .*|failed to verify subset relationship .*",
+     "auth-api §1.6, §2.5: the look-ahead's and the login's plain errors are 500, unwrapped"),
+    (rf"auth/approle/role/{NAME}(/[a-z-]+)?",
+     r"at least one constraint should be enabled on the role|role_id already in use"
+     r"|failed to validate (token )?CIDR blocks: .*|failed to verify subset relationship .*"
+     r"|failed to store secret_id: SecretID is already registered"
+     r'|role "[^"]*" does not exist'
+     r'|failed to find accessor entry for secret_id_accessor: .*',
+     "auth-api §2.1-2.4: setRoleEntry's and the secret-ID paths' plain errors (500w)"),
+    (rf"auth/approle/role/{NAME}/secret-id(-accessor)?/(lookup|destroy)",
+     r'role "[^"]*" does not exist|failed to find accessor entry for secret_id_accessor: .*',
+     "auth-api §2.4: lookup and destroy of a missing role or accessor are plain errors"),
     # raw handlers (operations-api §0): their 500s are unwrapped `{"errors":["<msg>"]}`
     (r"sys/rekey(-recovery-key)?/init/?", r"invalid rekey seal configuration: .*",
      "operations-api §1.2 step 4: seal-config validation is a 500"),

@@ -333,15 +333,19 @@ class NodeLifecycle:
         self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)
 
     async def run_periodic(self, interval: float = 60.0) -> None:
-        """Call every mounted engine's `periodic()` (auto-rotation) forever; beside it, the
-        token expiration manager, which works only while this node is the active one."""
-        expiration = asyncio.ensure_future(ExpirationManager(self.tokens).run(
-            lambda: not self.sealed and not self.barrier.read_only
-            and (self.ha is None or self.ha.is_active)))
+        """Call every mounted engine's `periodic()` (transit's auto-rotation, AppRole's
+        secret-ID tidy) forever, and beside it run the token expiration manager: both only
+        while this node is the active one (they write; a standby's writes would only fail)."""
+
+        def writable() -> bool:
+            return (not self.sealed and not self.barrier.read_only
+                    and (self.ha is None or self.ha.is_active))
+
+        expiration = asyncio.ensure_future(ExpirationManager(self.tokens).run(writable))
         try:
             while True:
                 await asyncio.sleep(interval)
-                if self.sealed:
+                if not writable():
                     continue
                 for entry in [*self.mounts.entries(), *self.auth_mounts.entries()]:
                     if entry.engine is None:

@@ -94,8 +94,10 @@ class Engine:
       drop or reload what caches it (Vault's `InvalidateKey`; performance standbys and
       sibling workers, transit/cluster/invalidate.py).
     - `invalidate_all()`: the invalidation feed may have missed keys: drop every cache.
-    - `periodic()`: about once a minute on every unsealed node (Vault's `PeriodicFunc`;
-      transit's auto-rotation). An exception is logged, never raised further.
+    - `periodic()`: about once a minute while the node is the active one (Vault's
+      `PeriodicFunc`; transit's auto-rotation, AppRole's tidy), in one worker process of
+      that node (transit/server.py); still decide on storage re-read, never on a cache (a
+      deposed node may overlap its successor). An exception is logged, never raised further.
     """
 
     mount_type: str = ""

@@ -9,7 +9,7 @@ import base64
 import threading
 
 from tests.loop import Ticker
-from tests.unit.engine.tx import Env, atest
+from tests.unit.engines.transit.tx import Env, atest
 from transit import pools
 from transit.crypto.keytypes import KeyType
 from transit.engines.transit import batch

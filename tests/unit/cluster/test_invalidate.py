@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.unit.engine.tx import atest
+from tests.unit.engines.transit.tx import atest
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.core import Core
 from transit.engines.transit.backend import TransitBackend

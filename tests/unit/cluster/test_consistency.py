@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.unit.engine.tx import atest
+from tests.unit.engines.transit.tx import atest
 from transit.barrier import Barrier
 from transit.cluster.consistency import (
     INDEX_KEY_PATH,

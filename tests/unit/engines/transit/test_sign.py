@@ -9,7 +9,7 @@ import hmac as _hmac
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tests.unit.engine.ops_helpers import b64, fails, read, run, snapshot, write
+from tests.unit.engines.transit.ops_helpers import b64, fails, read, run, snapshot, write
 from transit.errors import InternalError, UserError
 
 MSG = b64("hello world")

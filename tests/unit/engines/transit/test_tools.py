@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from tests.unit.engine.ops_helpers import b64, call, fails, run, snapshot, write
+from tests.unit.engines.transit.ops_helpers import b64, call, fails, run, snapshot, write
 from transit.crypto.encoding import b64decode as go_b64decode
 from transit.engines.fields import FieldData
 from transit.engines.transit.tools import (

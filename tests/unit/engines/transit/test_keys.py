@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from tests.unit.engine.tx import DELETE, LIST, Env, atest
+from tests.unit.engines.transit.tx import DELETE, LIST, Env, atest
 from transit.errors import InternalError, UserError
 
 

@@ -8,7 +8,7 @@ from unittest.mock import patch
 
 import pytest
 
-from tests.unit.engine.tx import CREATE, DELETE, LIST, READ, UPDATE, atest
+from tests.unit.engines.transit.tx import CREATE, DELETE, LIST, READ, UPDATE, atest
 from transit.engines.kv import PATCH, KVv1Backend, KVv2Backend, kv_factory
 from transit.engines.kv.common import format_time, now_ns
 from transit.engines.mounts import MountTable

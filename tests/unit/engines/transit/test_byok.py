@@ -18,8 +18,17 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
-from tests.unit.engine import vectors as v
-from tests.unit.engine.ops_helpers import b64, call, fails, new_backend, read, run, snapshot, write
+from tests import vectors as v
+from tests.unit.engines.transit.ops_helpers import (
+    b64,
+    call,
+    fails,
+    new_backend,
+    read,
+    run,
+    snapshot,
+    write,
+)
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.engines.transit.byok import WRAPPING_KEY_NAME

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.unit.engine import vectors as v
-from tests.unit.engine.ops_helpers import call, fails, read, run, snapshot, write
+from tests import vectors as v
+from tests.unit.engines.transit.ops_helpers import call, fails, read, run, snapshot, write
 from transit.errors import InternalError, UserError
 from transit.logical import READ
 

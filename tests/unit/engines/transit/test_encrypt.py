@@ -8,7 +8,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.unit.engine.tx import Env, atest
+from tests.unit.engines.transit.tx import Env, atest
 from transit.crypto.encoding import b64decode
 from transit.crypto.policy import Policy
 from transit.engines.fields import FieldData

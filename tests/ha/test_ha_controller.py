@@ -1,4 +1,12 @@
-"""HAController against a real redis-server, with a fake core that records its calls.
+"""The HA election loop (transit/cluster/ha.py) of two controllers over a real redis-server.
+
+These test one module, `HAController`, with real storage (RedisBackend, and the real barrier
+the leader advertisements go through) but without a node around it: the node is a
+`RecordingCore`, which is exactly the controller's port to the core (`become_active(record)`,
+`become_standby()`, `sealed`, `barrier`; see the module docstring of transit/cluster/ha.py)
+and records what the controller asked of it. That is what makes the failure paths below
+reachable and observable (a partitioned or frozen lock holder, a failed activation, a sealed
+node); whole-node failover runs are tests/ha/test_failover.py.
 
 Timings are short (ttl 2 s, retry 0.1 s) so takeovers are measured in fractions of seconds;
 each test prints what it measured (`pytest -s` shows it).
@@ -16,36 +24,36 @@ from typing import Any
 import pytest
 
 from tests.redis_fixtures import RedisServer
+from transit.barrier import Barrier
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.ha import HAController
 from transit.errors import Fenced, StorageError
-from transit.storage.base import Versioned
 from transit.storage.redis import RedisBackend
 
 TTL = 2.0
 RETRY = 0.1
 
 
-class FakeBarrier:
-    """Plain pass-through to the backend, so advertisement writes are fenced for real."""
+ROOT_KEY = bytes(range(32))  # every node's barrier opens with it (one cluster)
+
+
+async def open_barrier(backend: RedisBackend) -> Barrier:
+    """The real barrier over `backend`, unsealed (initialised first by the first node)."""
+    barrier = Barrier(backend)
+    if not await barrier.initialized():
+        await barrier.initialize(ROOT_KEY)
+    await barrier.unseal(ROOT_KEY)
+    return barrier
+
+
+class RecordingCore:
+    """The node as the controller sees it (its port to the core), recording every call.
+
+    Advertisements go through the real barrier, so their writes are fenced for real."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self.backend = backend
-
-    async def get(self, key: str) -> bytes | None:
-        return await self.backend.get(key)
-
-    async def get_versioned(self, key: str) -> Versioned:
-        return await self.backend.get_versioned(key)
-
-    async def put(self, key: str, value: bytes) -> None:
-        await self.backend.put(key, value)
-
-
-class FakeCore:
-    def __init__(self, backend: RedisBackend) -> None:
-        self.backend = backend
-        self.barrier = FakeBarrier(backend)
+        self.barrier = Barrier(backend)  # sealed until `open_barrier` replaces it
         self.sealed = False
         self.events: list[tuple[str, float]] = []
         self.records: list[LeaderRecord] = []
@@ -70,11 +78,16 @@ class Node:
     def __init__(self, srv: RedisServer, name: str, owner: str | None = None,
                  **kw: Any) -> None:
         self.backend = RedisBackend(address=srv.address, lock_ttl=TTL, node_id=owner or name)
-        self.core = FakeCore(self.backend)
+        self.core = RecordingCore(self.backend)
         self.ha = HAController(
             self.core, self.backend, name, f"https://{name}:8200", f"https://{name}:8201",
             retry=RETRY, cooldown=kw.pop("cooldown", 1.0), **kw,
         )
+
+    async def open(self) -> Node:
+        """Unseal this node's barrier (before its controller starts)."""
+        self.core.barrier = await open_barrier(self.backend)
+        return self
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.ha.stop(timeout=timeout)
@@ -105,8 +118,8 @@ def run_nodes(srv: RedisServer, body: Callable[[Node, Node], Awaitable[None]],
     kw_close = close_timeout
 
     async def go() -> None:
-        a = Node(srv, names[0], owners[0], **kw)
-        b = Node(srv, names[1], owners[1], **kw)
+        a = await Node(srv, names[0], owners[0], **kw).open()
+        b = await Node(srv, names[1], owners[1], **kw).open()
         try:
             a.ha.start()
             await until(lambda: a.ha.is_active)  # a starts first: deterministic roles
@@ -301,7 +314,7 @@ def test_release_on_seal_hands_over_and_waits_for_unseal(redis_server: RedisServ
 
 def test_single_node_stop_releases_lock(redis_server: RedisServer) -> None:
     async def go() -> None:
-        a = Node(redis_server, "solo")
+        a = await Node(redis_server, "solo").open()
         try:
             a.ha.start()
             await until(lambda: a.ha.is_active)
@@ -318,7 +331,7 @@ def test_own_stale_lock_is_reclaimed(redis_server: RedisServer) -> None:
     async def go() -> None:
         ghost = RedisBackend(address=redis_server.address, lock_ttl=30, node_id="same")
         assert await ghost.acquire_lock("same") is not None  # a previous run's lock, 30 s
-        a = Node(redis_server, "same")
+        a = await Node(redis_server, "same").open()
         try:
             a.ha.start()
             # Reclaimed, not waited out: the polling limit is a third of the ghost's 30 s TTL,
@@ -335,7 +348,7 @@ def test_own_stale_lock_is_reclaimed(redis_server: RedisServer) -> None:
 
 def test_failed_activation_releases_and_retries(redis_server: RedisServer) -> None:
     async def go() -> None:
-        a = Node(redis_server, "flaky")
+        a = await Node(redis_server, "flaky").open()
         real = a.core.become_active
         calls = 0
 
@@ -399,9 +412,10 @@ def test_same_node_id_two_owners_one_writer(redis_server: RedisServer) -> None:
         stale = LeaderRecord("twin", "https://old:8200", "https://old:8201", "c", "k",
                              "twin@old0")
         try:
-            await other.put(leader_key("twin"), stale.to_json())  # unfenced
+            barrier = await open_barrier(other)  # unfenced writes
+            await barrier.put(leader_key("twin"), stale.to_json())
             assert await b.ha.refresh_leader() is None
-            await other.put(leader_key("twin"), a.core.records[-1].to_json())
+            await barrier.put(leader_key("twin"), a.core.records[-1].to_json())
             assert await b.ha.refresh_leader() == a.core.records[-1]
         finally:
             await other.close()
@@ -427,12 +441,12 @@ def test_same_node_id_two_owners_one_writer(redis_server: RedisServer) -> None:
 
 def test_owner_defaults_to_the_backend_identity(redis_server: RedisServer) -> None:
     backend = RedisBackend(address=redis_server.address, lock_ttl=TTL, node_id="n1@beef")
-    ha = HAController(FakeCore(backend), backend, "n1", "http://a", "https://a:1")
+    ha = HAController(RecordingCore(backend), backend, "n1", "http://a", "https://a:1")
     assert ha.owner == "n1@beef" and ha.node_id == "n1"
     # a backend named for another node: the node id itself
-    ha = HAController(FakeCore(backend), backend, "n2", "http://a", "https://a:1")
+    ha = HAController(RecordingCore(backend), backend, "n2", "http://a", "https://a:1")
     assert ha.owner == "n2" and ha.node_id == "n2"
-    ha = HAController(FakeCore(backend), backend, "n1", "http://a", "https://a:1",
+    ha = HAController(RecordingCore(backend), backend, "n1", "http://a", "https://a:1",
                       owner="n1@cafe")
     assert ha.owner == "n1@cafe" and ha.node_id == "n1"
     asyncio.run(backend.close())

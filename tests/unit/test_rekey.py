@@ -9,8 +9,6 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 import pytest
@@ -25,10 +23,6 @@ from transit.errors import InvalidKey, UserError
 from transit.rekey import OperatorError
 from transit.seal import SEAL_CONFIG_PATH, SHAMIR_KEK_PATH, SealManager
 from transit.storage.inmem import InmemBackend
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())
 
 
 async def two_nodes(shares: int = 3, threshold: int = 2
@@ -72,7 +66,7 @@ def test_barrier_rekey_is_followed_by_other_processes_through_core_master() -> N
         await c.unseal(bytes(b.barrier._root))
         assert await c.get("data/x") == b"one"
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_seal_rekey_replaces_shares_on_every_node() -> None:
@@ -105,7 +99,7 @@ def test_seal_rekey_replaces_shares_on_every_node() -> None:
             await a.rekey(os.urandom(32), config, expect=version)
         assert await a.physical.get(KEYRING_PATH) == before
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_rekey_attempt_state_machine() -> None:
@@ -135,7 +129,7 @@ def test_rekey_attempt_state_machine() -> None:
         a.seal()
         assert a.attempts == {}
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_root_token_encoding_round_trip() -> None:

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,10 +44,6 @@ class _Core:
 
     async def post_unseal(self) -> None:
         self.post_unseal_calls += 1
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())
 
 
 async def call(core: _Core, path: str, method: str = "GET", body: dict[str, Any] | None = None,
@@ -96,7 +91,7 @@ def test_lifecycle_init_unseal_health() -> None:
         assert await call(core, "sys/health", query={"standbyok": "maybe"}) == (400, {"errors": []})
         assert (await call(core, "sys/init"))[1] == {"initialized": True}
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_health_uninit_override_and_verbs() -> None:
@@ -107,7 +102,7 @@ def test_health_uninit_override_and_verbs() -> None:
                            ("sys/unseal", "GET"), ("sys/init", "DELETE"), ("sys/leader", "PUT")):
             assert await call(core, path, verb) == (405, {"errors": []})
 
-    run(go)
+    asyncio.run(go())
 
 
 @pytest.mark.parametrize(
@@ -142,7 +137,7 @@ def test_init_bad_input(body: dict[str, Any], message: str) -> None:
         assert str(exc.value) == message
         assert await core.physical.list("") == []
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_init_twice() -> None:
@@ -152,7 +147,7 @@ def test_init_twice() -> None:
         with pytest.raises(UserError, match="^Vault is already initialized$"):
             await call(core, "sys/init", "PUT", {"secret_shares": 1, "secret_threshold": 1})
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_unseal_bad_input_and_reset() -> None:
@@ -190,7 +185,7 @@ def test_unseal_bad_input_and_reset() -> None:
         with pytest.raises(UserError, match="^vault is unsealed$"):
             await call(core, "sys/unseal", "PUT", {"reset": True})
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_unseal_uninitialized() -> None:
@@ -198,7 +193,7 @@ def test_unseal_uninitialized() -> None:
         with pytest.raises(UserError, match="^Vault is not initialized$"):
             await call(_Core(), "sys/unseal", "PUT", {"key": os.urandom(33).hex()})
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_static_seal_init_returns_recovery_keys() -> None:
@@ -214,7 +209,7 @@ def test_static_seal_init_returns_recovery_keys() -> None:
             "static", False, True, 3, 5)
         assert (await call(core, "sys/health"))[0] == 200
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_health_says_why_a_standby_is_not_serving_yet() -> None:
@@ -233,7 +228,7 @@ def test_health_says_why_a_standby_is_not_serving_yet() -> None:
         assert code == 429 and health["performance_standby"] is False
         assert health["standby_problem"].startswith("cannot load state")
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_health_answers_503_while_storage_is_unreachable() -> None:
@@ -255,4 +250,4 @@ def test_health_answers_503_while_storage_is_unreachable() -> None:
         code, _ = await call(core, "sys/health", query={"sealedcode": "299"})
         assert code == 299
 
-    run(go)
+    asyncio.run(go())

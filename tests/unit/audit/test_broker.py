@@ -169,7 +169,7 @@ def test_file_device_write_failure_raises() -> None:
 
 # -- broker -------------------------------------------------------------------------------------
 def test_entries_shape_and_hashing(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         log = tmp_path / "audit.log"
         await broker.enable("file", "file", {"file_path": str(log)})
@@ -214,11 +214,11 @@ def test_entries_shape_and_hashing(tmp_path: Path) -> None:
         assert TOKEN not in text and PLAINTEXT not in text and "vault:v1:abc" not in text
         assert ACCESSOR not in text
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_response_auth_wrap_info_error_and_elide(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         log = tmp_path / "a.log"
         await broker.enable("f", "file", {"file_path": str(log), "hmac_accessor": "false",
@@ -244,11 +244,11 @@ def test_response_auth_wrap_info_error_and_elide(tmp_path: Path) -> None:
         await broker.log_response(req, None, None, "permission denied")
         assert lines(log)[1]["response"] == {"mount_type": "transit", "data": None}
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_log_raw_and_prefix(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, _ = new_broker()
         log = tmp_path / "raw.log"
         await broker.enable("raw", "file", {"file_path": str(log), "log_raw": "true",
@@ -260,7 +260,7 @@ def test_log_raw_and_prefix(tmp_path: Path) -> None:
         assert entry["request"]["data"] == {"plaintext": PLAINTEXT}
         assert entry["auth"]["client_token"] == TOKEN
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_non_hmac_keys_from_mount_config(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_non_hmac_keys_from_mount_config(tmp_path: Path) -> None:
                    "audit_non_hmac_response_keys": ["ciphertext"]}
             return Mount(cfg) if path == "transit/" else None
 
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         broker.mounts = Mounts()
         log = tmp_path / "a.log"
@@ -289,17 +289,17 @@ def test_non_hmac_keys_from_mount_config(tmp_path: Path) -> None:
         assert entry["response"]["data"] == {"ciphertext": "vault:v1:x",
                                              "plaintext": expected(salt, "leak?")}
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_no_devices_logs_nothing_and_never_fails() -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, _ = new_broker()
         assert not broker.enabled
         await broker.log_request(make_req(), Decision())
         await broker.log_response(make_req(), Decision(), None, "")
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_small_counts_values_and_bytes() -> None:
@@ -314,7 +314,7 @@ def test_large_entries_are_built_off_the_loop_and_hash_the_same(tmp_path: Path) 
     """A 3,000-item batch: its entries are built on the thread pool (the loop keeps turning)
     and are exactly what hashing on the loop gives; a small request never leaves the loop."""
 
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         log = tmp_path / "audit.log"
         await broker.enable("file", "file", {"file_path": str(log)})
@@ -338,7 +338,7 @@ def test_large_entries_are_built_off_the_loop_and_hash_the_same(tmp_path: Path) 
         assert third["request"]["data"] == {"plaintext": expected(salt, PLAINTEXT)}
 
     try:
-        asyncio.run(run())
+        asyncio.run(go())
     finally:
         pools.shutdown()
 
@@ -347,7 +347,7 @@ def test_fail_closed_when_the_only_device_breaks(tmp_path: Path) -> None:
     """Log rotation gone wrong: the file is moved away, a directory takes its place and the
     SIGHUP reopen fails; every entry now fails for real and the broker raises."""
 
-    async def run() -> None:
+    async def go() -> None:
         broker, _ = new_broker()
         log = tmp_path / "logs" / "audit.log"
         await broker.enable("file", "file", {"file_path": str(log)})
@@ -366,12 +366,12 @@ def test_fail_closed_when_the_only_device_breaks(tmp_path: Path) -> None:
         await broker.log_request(make_req(), Decision())
         assert [e["type"] for e in lines(log)] == ["request"]
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_one_failing_device_and_one_working_device(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, _ = new_broker()
         good = tmp_path / "good.log"
         await broker.enable("full", "file", {"file_path": "/dev/full"})  # ENOSPC on write
@@ -387,11 +387,11 @@ def test_one_failing_device_and_one_working_device(tmp_path: Path) -> None:
         assert await broker.disable("full") is True
         await broker.log_request(make_req(), Decision())  # nothing enabled: passes
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_enable_validation_and_nothing_stored_on_failure(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         with pytest.raises(UserError, match="file sink creation failed"):
             await broker.enable("bad", "file", {"file_path": str(tmp_path)})
@@ -409,11 +409,11 @@ def test_enable_validation_and_nothing_stored_on_failure(tmp_path: Path) -> None
         assert [e.path for e in broker.entries()] == ["a/b/"]
         assert await broker.disable("nope") is False
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_audit_hash_reproduces_logged_values(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         log = tmp_path / "a.log"
         await broker.enable("file", "file", {"file_path": str(log)})
@@ -426,11 +426,11 @@ def test_audit_hash_reproduces_logged_values(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="unknown audit backend"):
             await broker.hash("other", "x")
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_table_and_salt_persist_across_brokers(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         backend = InmemBackend()
         first = AuditBroker(StorageView(backend, ""))
         log = tmp_path / "a.log"
@@ -466,11 +466,11 @@ def test_table_and_salt_persist_across_brokers(tmp_path: Path) -> None:
         await third.setup()
         assert [e.path for e in third.entries()] == ["file/"]
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_setup_with_an_unopenable_file_fails_closed_instead_of_crashing(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         backend = InmemBackend()
         first = AuditBroker(StorageView(backend, ""))
         log = tmp_path / "gone" / "a.log"
@@ -485,7 +485,7 @@ def test_setup_with_an_unopenable_file_fails_closed_instead_of_crashing(tmp_path
         with pytest.raises(AuditFailed):
             await again.log_request(make_req(), Decision())
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 # -- sys/audit handlers -------------------------------------------------------------------------
@@ -495,7 +495,7 @@ def test_sys_audit_handlers(tmp_path: Path) -> None:
     from transit.engines.fields import FieldData
     from transit.engines.system import audit as sys_audit
 
-    async def run() -> None:
+    async def go() -> None:
         broker, _ = new_broker()
         b: Any = SimpleNamespace(audit=broker)  # the node's NodeControl port
         req = make_req({})
@@ -526,14 +526,14 @@ def test_sys_audit_handlers(tmp_path: Path) -> None:
         await sys_audit.disable_device(b, req, fd(sys_audit.ENABLE_FIELDS, path="file"))
         assert (await sys_audit.list_devices(b, req, fd({}))).data == {}
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_error_messages_do_not_carry_request_secrets_in_clear(tmp_path: Path) -> None:
     """An error that quotes a request value (Go's `error converting input map[pw:hunter2]`)
     is logged with that value hashed, as it is in the request data."""
 
-    async def run() -> None:
+    async def go() -> None:
         broker, storage = new_broker()
         log = tmp_path / "audit.log"
         await broker.enable("file", "file", {"file_path": str(log)})
@@ -548,4 +548,4 @@ def test_error_messages_do_not_carry_request_secrets_in_clear(tmp_path: Path) ->
         assert first["error"] == second["error"] == scrubbed  # "abc" is too short to scrub
         assert "hunter2" not in log.read_text()
 
-    asyncio.run(run())
+    asyncio.run(go())

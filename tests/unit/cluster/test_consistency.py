@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -9,7 +10,6 @@ import os
 
 import pytest
 
-from tests.unit.engines.transit.tx import atest
 from transit.barrier import Barrier
 from transit.cluster.consistency import (
     INDEX_KEY_PATH,
@@ -137,37 +137,41 @@ class TestIndexKey:
         await barrier.unseal(root)
         return barrier
 
-    @atest
-    async def test_created_once_when_writable(self) -> None:
-        barrier = await self._barrier()
-        key = await index_key(barrier, writable=True)
-        assert len(key) == 32
-        assert await index_key(barrier, writable=True) == key
-        assert await index_key(barrier, writable=False) == key
-        stored = await barrier.physical.get(INDEX_KEY_PATH)
-        assert stored is not None and key not in stored  # encrypted by the barrier
+    def test_created_once_when_writable(self) -> None:
+        async def go() -> None:
+            barrier = await self._barrier()
+            key = await index_key(barrier, writable=True)
+            assert len(key) == 32
+            assert await index_key(barrier, writable=True) == key
+            assert await index_key(barrier, writable=False) == key
+            stored = await barrier.physical.get(INDEX_KEY_PATH)
+            assert stored is not None and key not in stored  # encrypted by the barrier
+        asyncio.run(go())
 
-    @atest
-    async def test_standby_never_creates(self) -> None:
-        barrier = await self._barrier()
-        with pytest.raises(StorageError):
-            await index_key(barrier, writable=False)
-        assert await barrier.get(INDEX_KEY_PATH) is None
+    def test_standby_never_creates(self) -> None:
+        async def go() -> None:
+            barrier = await self._barrier()
+            with pytest.raises(StorageError):
+                await index_key(barrier, writable=False)
+            assert await barrier.get(INDEX_KEY_PATH) is None
+        asyncio.run(go())
 
-    @atest
-    async def test_read_only_barrier_is_a_standby(self) -> None:
-        barrier = await self._barrier()
-        barrier.read_only = True
-        with pytest.raises(StorageError):
-            await index_key(barrier)
-        barrier.read_only = False
-        key = await index_key(barrier)  # active: created
-        barrier.read_only = True
-        assert await index_key(barrier) == key
+    def test_read_only_barrier_is_a_standby(self) -> None:
+        async def go() -> None:
+            barrier = await self._barrier()
+            barrier.read_only = True
+            with pytest.raises(StorageError):
+                await index_key(barrier)
+            barrier.read_only = False
+            key = await index_key(barrier)  # active: created
+            barrier.read_only = True
+            assert await index_key(barrier) == key
+        asyncio.run(go())
 
-    @atest
-    async def test_corrupt_key(self) -> None:
-        barrier = await self._barrier()
-        await barrier.put(INDEX_KEY_PATH, b"short")
-        with pytest.raises(StorageError):
-            await index_key(barrier, writable=False)
+    def test_corrupt_key(self) -> None:
+        async def go() -> None:
+            barrier = await self._barrier()
+            await barrier.put(INDEX_KEY_PATH, b"short")
+            with pytest.raises(StorageError):
+                await index_key(barrier, writable=False)
+        asyncio.run(go())

@@ -84,10 +84,6 @@ def make() -> tuple[RoleFollower, FakeBackend, FakeCore, Clock, list[str]]:
     return f, backend, core, clock, relayed
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def test_follows_the_lock_of_its_own_node() -> None:
     f, backend, core, clock, relayed = make()
 
@@ -116,7 +112,7 @@ def test_follows_the_lock_of_its_own_node() -> None:
         assert core.calls[-1] == "standby"
         assert backend.acquired == 0
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_follows_only_once_worker_0_has_advertised_the_term() -> None:
@@ -136,7 +132,7 @@ def test_follows_only_once_worker_0_has_advertised_the_term() -> None:
         await f.check()
         assert f.is_active and backend.fence == 5
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_not_ready_is_retried() -> None:
@@ -150,7 +146,7 @@ def test_not_ready_is_retried() -> None:
         await f.check()
         assert f.is_active and backend.fence == 2
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_unreadable_lock_leaves_the_role_only_after_ttl_minus_margin() -> None:
@@ -169,7 +165,7 @@ def test_unreadable_lock_leaves_the_role_only_after_ttl_minus_margin() -> None:
         assert not f.is_active and backend.fence == FENCE_CLOSED
         assert f.last_leave is not None and f.last_leave[0] == "overdue"
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_sealed_core_is_never_active() -> None:
@@ -183,7 +179,7 @@ def test_sealed_core_is_never_active() -> None:
         await f.check()
         assert not f.is_active and backend.fence == FENCE_CLOSED
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_stop_leaves_the_role() -> None:
@@ -200,7 +196,7 @@ def test_stop_leaves_the_role() -> None:
         await f.stop()
         assert not f.is_active and backend.fence == FENCE_CLOSED
 
-    run(go())
+    asyncio.run(go())
 
 
 # -- the lock owner: `<node id>@<instance>`, one per running server ---------------------------
@@ -250,7 +246,7 @@ def test_never_follows_another_process_with_the_same_node_id() -> None:
         assert not f.is_active and backend.fence == FENCE_CLOSED
         assert backend.acquired == 0
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_leader_of_the_same_node_id_is_the_holders_record_only() -> None:
@@ -278,7 +274,7 @@ def test_leader_of_the_same_node_id_is_the_holders_record_only() -> None:
         assert await f.refresh_leader() == mine
         assert f.max_epoch == 4  # every holder read counts
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_explicit_owner_wins() -> None:
@@ -304,7 +300,7 @@ def test_a_follower_stops_serving_once_the_lock_is_unconfirmed_too_long() -> Non
         await f.check()  # the poll leaves, then takes the role again: the lock is still ours
         assert f.is_active and f.serving
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_a_fence_error_deposes_a_follower_at_once() -> None:
@@ -322,7 +318,7 @@ def test_a_fence_error_deposes_a_follower_at_once() -> None:
         assert not f.is_active and backend.fence == FENCE_CLOSED
         assert core.calls[-1] == "standby"
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_the_controller_serves_only_within_ttl_minus_margin() -> None:
@@ -405,7 +401,7 @@ def test_core_refuses_as_a_deposed_active_and_deposes_on_a_fence_error() -> None
         except Fenced:
             pass
 
-    run(go())
+    asyncio.run(go())
 
 
 # -- a request arriving while the node takes the active role waits for it ----------------------
@@ -431,7 +427,7 @@ def test_activated_waits_for_the_activation_in_progress() -> None:
         await c.activated(0.05)  # bounded: returns at the deadline
         assert c.activating
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_await_leader_waits_for_the_holders_advertisement() -> None:
@@ -460,7 +456,7 @@ def test_await_leader_waits_for_the_holders_advertisement() -> None:
         await task
         assert record is not None and record.epoch == 3 and record.owner == "n1@w"
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_a_follower_serves_only_until_the_lock_it_saw_expires() -> None:
@@ -489,4 +485,4 @@ def test_a_follower_serves_only_until_the_lock_it_saw_expires() -> None:
         await f.check()
         assert f.serving
 
-    run(go())
+    asyncio.run(go())

@@ -198,7 +198,7 @@ def _decl(path: str, file_path: Path, **extra: str) -> AuditDeviceConfig:
 
 
 def test_declared_devices_are_reconciled_on_the_active_node(tmp_path: Path) -> None:
-    async def run() -> None:
+    async def go() -> None:
         storage = StorageView(InmemBackend(), "")
         broker = AuditBroker(storage)
         broker.declared = (_decl("conf/", tmp_path / "a.log"),)
@@ -242,7 +242,7 @@ def test_declared_devices_are_reconciled_on_the_active_node(tmp_path: Path) -> N
             await broker.enable("api2", "file", {"file_path": str(tmp_path / "d.log")})
         broker.teardown()
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 # -- hclog lines and the log file ---------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
 
@@ -29,10 +28,6 @@ class Clock:
 
     def advance(self, s: float) -> None:
         self.t += s
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 async def make(clock: Clock, physical: InmemBackend) -> TokenStore:
@@ -58,7 +53,7 @@ async def drain(manager: ExpirationManager, limit: int = 100) -> int:
 
 
 def test_expired_parent_takes_its_children_without_a_lookup() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         root = await store.create_root()
@@ -88,11 +83,11 @@ def test_expired_parent_takes_its_children_without_a_lookup() -> None:
         for gone in (parent, child, grandchild):
             assert await store.lookup(gone.id) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_tokens_created_and_renewed_here_are_scheduled_directly() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         manager = ExpirationManager(store)
@@ -110,14 +105,14 @@ def test_tokens_created_and_renewed_here_are_scheduled_directly() -> None:
         await drain(manager)
         assert tok.hash not in stored_ids(physical)
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_a_renewal_elsewhere_is_honoured() -> None:
     """Another worker (a second store over the same storage) renews the token: whether or not
     its invalidation arrives, the manager re-reads storage before revoking."""
 
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         sibling = await make(clock, physical)
@@ -139,11 +134,11 @@ def test_a_renewal_elsewhere_is_honoured() -> None:
         await drain(manager)
         assert stored_ids(physical) == {root.hash}
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_tokens_another_worker_creates_are_found() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         sibling = await make(clock, physical)
@@ -164,11 +159,11 @@ def test_tokens_another_worker_creates_are_found() -> None:
         assert stored_ids(physical) == {root.hash}
         assert await sibling.lookup(unheard.id) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_never_expiring_tokens_are_not_scheduled() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         root = await store.create_root()
@@ -181,11 +176,11 @@ def test_never_expiring_tokens_are_not_scheduled() -> None:
         await drain(manager)
         assert len(stored_ids(physical)) == 2
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_expired_wrapping_token_and_its_data_are_removed() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         wrapper = Wrapper(store, StorageView(physical, "sys/wrapping/"))
@@ -201,11 +196,11 @@ def test_expired_wrapping_token_and_its_data_are_removed() -> None:
         assert stored(physical, "sys/wrapping/") == [] and stored_ids(physical) == set()
         assert stored(physical, "sys/token/accessor/") == []
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_work_per_tick_is_bounded() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         root = await store.create_root()
@@ -224,7 +219,7 @@ def test_work_per_tick_is_bounded() -> None:
         assert await manager.tick() is False
         assert stored_ids(physical) == {root.hash}
 
-    run(main())
+    asyncio.run(go())
 
 
 class FlakyDeletes(InmemBackend):
@@ -239,7 +234,7 @@ class FlakyDeletes(InmemBackend):
 
 
 def test_storage_errors_are_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), FlakyDeletes()
         store = await make(clock, physical)
         root = await store.create_root()
@@ -277,14 +272,14 @@ def test_storage_errors_are_logged_and_retried(caplog: pytest.LogCaptureFixture)
             task.cancel()
 
     caplog.set_level(logging.WARNING, "transit.tokens.expiration")
-    run(main())
+    asyncio.run(go())
 
 
 def test_nothing_happens_while_not_active() -> None:
     """A standby (or a sealed node) never writes: the manager idles and keeps no schedule;
     once active it scans and revokes."""
 
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         root = await store.create_root()
@@ -315,4 +310,4 @@ def test_nothing_happens_while_not_active() -> None:
         finally:
             task.cancel()
 
-    run(main())
+    asyncio.run(go())

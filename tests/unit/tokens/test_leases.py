@@ -50,10 +50,6 @@ class Recording(InmemBackend):
         return await super().get(key)
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 async def make(clock: Clock | None = None, physical: InmemBackend | None = None) -> TokenStore:
     store = TokenStore(StorageView(physical if physical is not None else InmemBackend(),
                                    "sys/token/"), clock=clock or Clock())
@@ -103,7 +99,7 @@ def test_folders_refuse_segments_no_lease_id_has() -> None:
 
 
 def test_which_tokens_have_leases() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()  # sys/init, generate-root, dev: no lease (Vault)
@@ -115,14 +111,14 @@ def test_which_tokens_have_leases() -> None:
         assert index_keys(physical) == {leases.lease_id(forever), leases.lease_id(timed)}
         assert leases.lease_id(timed) == f"auth/token/create/h{timed.hash}"
 
-    run(main())
+    asyncio.run(go())
 
 
 # --- the index lives and dies with its token ----------------------------------------------------
 
 
 def test_index_entry_is_written_and_deleted_with_the_token() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -135,11 +131,11 @@ def test_index_entry_is_written_and_deleted_with_the_token() -> None:
         await store.revoke_orphan(other)
         assert index_keys(physical) == set()
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_lookup_data_matches_vaults_lease_lookup() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = await make(clock)
         root = await store.create_root()
@@ -162,11 +158,11 @@ def test_lookup_data_matches_vaults_lease_lookup() -> None:
         assert "issue_time" not in root.lookup_data(clock())  # no lease at all
         assert leases.lookup_data(forever, "x", clock())["expire_time"] is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_find_checks_the_whole_lease_id() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         tok = await store.create(None, policies=["default"], ttl=60, path="auth/approle/login")
         lease = leases.lease_id(tok)
@@ -175,14 +171,14 @@ def test_find_checks_the_whole_lease_id() -> None:
         assert await leases.find(store, lease + "/") is None
         assert await leases.find(store, "auth/approle/login/nope") is None
 
-    run(main())
+    asyncio.run(go())
 
 
 # --- revocation -----------------------------------------------------------------------------------
 
 
 def test_revoke_prefix_of_a_mount_takes_its_logins_and_their_children() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = Recording()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -208,11 +204,11 @@ def test_revoke_prefix_of_a_mount_takes_its_logins_and_their_children() -> None:
                    for p in physical.listed), physical.listed
         assert index_keys(physical) == {leases.lease_id(t) for t in (near, user, unrelated)}
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_revoke_prefix_of_one_lease_and_of_nothing() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         a = await store.create(None, policies=["default"], ttl=60, path="auth/approle/login")
         b = await store.create(None, policies=["default"], ttl=60, path="auth/approle/login")
@@ -222,11 +218,11 @@ def test_revoke_prefix_of_one_lease_and_of_nothing() -> None:
             await handlers._revoke_prefix(store, prefix, force=True, sync=True)
         assert await store.lookup(b.id) is b
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_lazy_revocation_ends_the_lease_and_the_manager_revokes() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         manager = ExpirationManager(store)
@@ -252,11 +248,11 @@ def test_lazy_revocation_ends_the_lease_and_the_manager_revokes() -> None:
         assert {k for k in physical._data if k.startswith("sys/token/id/")} == {
             "sys/token/id/" + root.hash}
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_a_racing_renewal_cannot_undo_a_lazy_revocation() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock, physical = Clock(), InmemBackend()
         store = await make(clock, physical)
         tok = await store.create(None, policies=["default"], ttl=600, path="auth/approle/login")
@@ -274,11 +270,11 @@ def test_a_racing_renewal_cannot_undo_a_lazy_revocation() -> None:
         assert index_keys(physical) == set()
         assert await store.expire_now(tok.hash) is False  # gone
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_handlers_errors_and_answers() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         tok = await store.create(None, policies=["default"], ttl=60, path="auth/approle/login")
         fixed = await store.create(None, policies=["default"], ttl=60, renewable=False,
@@ -321,7 +317,7 @@ def test_handlers_errors_and_answers() -> None:
                              "ttl"}
         assert await store.lookup(tok.id) is tok  # nothing above revoked it
 
-    run(main())
+    asyncio.run(go())
 
 
 # --- tokens stored before the index existed; tidy -------------------------------------------------
@@ -335,7 +331,7 @@ async def _old_token(store: TokenStore, physical: InmemBackend, path: str) -> To
 
 
 def test_first_scan_backfills_the_index_and_marks_it_done() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         old = [await _old_token(store, physical, "auth/approle/login") for _ in range(3)]
@@ -360,11 +356,11 @@ def test_first_scan_backfills_the_index_and_marks_it_done() -> None:
         await store.tidy()
         assert index_keys(physical) == {leases.lease_id(t) for t in (*old, lost)}
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_backfill_never_indexes_a_revoked_token() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         tok = await _old_token(store, physical, "auth/approle/login")
@@ -372,11 +368,11 @@ def test_backfill_never_indexes_a_revoked_token() -> None:
         assert await leases.ensure_indexed(store, tok.hash) is False
         assert index_keys(physical) == set()
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_collect_walks_the_index_depth_first() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         paths = ["auth/approle/login", "auth/approle/login", "auth/userpass/login/alice",
                  "auth/token/create/r/s", "sys/wrapping/wrap"]
@@ -388,4 +384,4 @@ def test_collect_walks_the_index_depth_first() -> None:
         assert await leases.list_folder(store, "auth") == ["approle/", "token/", "userpass/"]
         assert await leases.list_folder(store, "auth//x") == []
 
-    run(main())
+    asyncio.run(go())

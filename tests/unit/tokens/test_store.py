@@ -30,10 +30,6 @@ class Clock:
         self.t += s
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 async def make(clock: Clock | None = None, physical: InmemBackend | None = None) -> TokenStore:
     store = TokenStore(StorageView(physical if physical is not None else InmemBackend(), "sys/token/"), clock=clock or Clock())
     await store.setup()
@@ -48,7 +44,7 @@ def dump(physical: InmemBackend) -> str:
 
 
 def test_create_lookup_and_format() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         root = await store.create_root()
         assert re.fullmatch(r"hvs\.[A-Za-z0-9]{24}", root.id)
@@ -60,11 +56,11 @@ def test_create_lookup_and_format() -> None:
         assert await store.lookup("hvs.nope") is None
         assert await store.lookup("") is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_salted_storage_never_holds_token_ids() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root("dev-root-token")
@@ -80,11 +76,11 @@ def test_salted_storage_never_holds_token_ids() -> None:
         assert f"sys/token/id/{child.hash}" in physical._data
         assert f"sys/token/parent/{child.hash}/{grandchild.hash}" in physical._data
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_reload_from_storage_with_same_salt() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -94,11 +90,11 @@ def test_reload_from_storage_with_same_salt() -> None:
         assert got is not None and got.id == child.id and got.hash == child.hash
         assert got.accessor == child.accessor and got.policies == ["default"]
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_expiry_uses_the_clock_and_revokes() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         physical = InmemBackend()
         store = await make(clock, physical)
@@ -111,11 +107,11 @@ def test_expiry_uses_the_clock_and_revokes() -> None:
         assert f"sys/token/id/{child.hash}" not in physical._data
         assert await store.lookup_accessor(child.accessor) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_num_uses_counts_down_and_revokes() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         root = await store.create_root()
         t = await store.create(root, policies=["default"], ttl=60, num_uses=2)
@@ -133,11 +129,11 @@ def test_num_uses_counts_down_and_revokes() -> None:
         await store.use(t2)
         assert await store.lookup(t2.id) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_num_uses_persisted() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -146,11 +142,11 @@ def test_num_uses_persisted() -> None:
         other = await make(physical=physical)
         assert (await other.lookup(t.id)).num_uses == 2
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_revoke_tree_and_orphans() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -166,11 +162,11 @@ def test_revoke_tree_and_orphans() -> None:
         assert not [k for k in physical._data if "/parent/" in k]
         assert len([k for k in physical._data if "/accessor/" in k]) == 2
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_revoke_orphan_keeps_children() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -183,11 +179,11 @@ def test_revoke_orphan_keeps_children() -> None:
         await store.revoke(root)
         assert await store.lookup(b.id) is not None  # no longer in root's tree
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_accessor_lookups() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         root = await store.create_root()
@@ -201,11 +197,11 @@ def test_accessor_lookups() -> None:
         await store.revoke(t)
         assert await store.lookup_accessor(t.accessor) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_renew_ttl_period_and_explicit_max() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = await make(clock)
         root = await store.create_root()
@@ -232,11 +228,11 @@ def test_renew_ttl_period_and_explicit_max() -> None:
         with pytest.raises(UserError, match="lease is not renewable"):
             await store.renew(n)
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_renew_past_explicit_max_is_an_error() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = await make(clock)
         root = await store.create_root()
@@ -245,11 +241,11 @@ def test_renew_past_explicit_max_is_an_error() -> None:
         await store.renew(t)
         assert t.ttl == 1
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_renew_never_outlives_the_parent() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = await make(clock)
         root = await store.create_root()
@@ -259,11 +255,11 @@ def test_renew_never_outlives_the_parent() -> None:
         await store.renew(child, increment=1000)
         assert child.expire_time == parent.expire_time
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_invalidate_drops_a_stale_cache_entry() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         a = await make(physical=physical)
         root = await a.create_root()
@@ -274,11 +270,11 @@ def test_invalidate_drops_a_stale_cache_entry() -> None:
         a.invalidate(t.hash)
         assert await a.lookup(t.id) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_custom_ids_and_duplicates() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         root = await store.create_root("root")
         assert (await store.lookup("root")) is root
@@ -290,11 +286,11 @@ def test_custom_ids_and_duplicates() -> None:
         with pytest.raises(UserError, match="'.'"):
             await store.create(root, policies=["default"], ttl=60, id="a.b")
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_tidy_revokes_expired_and_dangling() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         physical = InmemBackend()
         store = await make(clock, physical)
@@ -306,7 +302,7 @@ def test_tidy_revokes_expired_and_dangling() -> None:
         assert len([k for k in physical._data if "/id/" in k]) == 2
         assert await store.lookup(keep.id) is keep
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_entry_json_roundtrip_has_no_id() -> None:
@@ -318,7 +314,7 @@ def test_entry_json_roundtrip_has_no_id() -> None:
 
 
 def test_roles_store() -> None:
-    async def main() -> None:
+    async def go() -> None:
         physical = InmemBackend()
         store = await make(physical=physical)
         await store.roles.put(TokenRole(name="Web", allowed_policies=["a"], period=60))
@@ -329,7 +325,7 @@ def test_roles_store() -> None:
         await store.roles.delete("web")
         assert await store.roles.get("web") is None and await store.roles.list() == []
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_helpers() -> None:
@@ -364,7 +360,7 @@ def _req(path: str, mount: str = "sys/", op: str = UPDATE, **kw: Any) -> Request
 
 
 def test_wrap_unwrap_once() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store, wrapper, physical = await make_wrapper()
         resp = await wrapper.wrap(Response(data={"secret": "s3"}), 60, _req("wrapping/wrap"))
         info = resp.wrap_info
@@ -382,11 +378,11 @@ def test_wrap_unwrap_once() -> None:
             await wrapper.unwrap(info["token"])
         assert not [k for k in physical._data if k.startswith("cubbyhole/")]
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_wrap_auth_rewrap_and_expiry() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store, wrapper, _ = await make_wrapper(clock)
         root = await store.create_root()
@@ -411,11 +407,11 @@ def test_wrap_auth_rewrap_and_expiry() -> None:
         with pytest.raises(UserError, match="wrapping token is not valid"):
             await wrapper.unwrap(again.wrap_info["token"])
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_concurrent_unwraps_consume_once() -> None:
-    async def main() -> None:
+    async def go() -> None:
         _, wrapper, _ = await make_wrapper()
         resp = await wrapper.wrap(Response(data={"x": 1}), 60, _req("wrapping/wrap"))
         results = await asyncio.gather(
@@ -423,11 +419,11 @@ def test_concurrent_unwraps_consume_once() -> None:
         )
         assert sum(isinstance(r, Response) for r in results) == 1
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_check_request_sources() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store, wrapper, _ = await make_wrapper()
         resp = await wrapper.wrap(Response(data={"x": 1}), 60, _req("wrapping/wrap"))
         tok = resp.wrap_info["token"]
@@ -441,7 +437,7 @@ def test_check_request_sources() -> None:
         await store.use(entry)  # wrapping tokens are consumed by unwrap, not by use
         assert await store.lookup(tok) is entry
 
-    run(main())
+    asyncio.run(go())
 
 
 # --- auth/token handlers (through the engine, with a stand-in core) ---------------------
@@ -473,7 +469,7 @@ async def call(
 
 
 def test_handler_create_shapes_and_policy_rules() -> None:
-    async def main() -> None:
+    async def go() -> None:
         b, store, root = await backend()
         resp = await call(b, root, "create", {"policies": ["dev", "nosuch"], "meta": {"a": 1},
                                                "ttl": "1h", "display_name": "my app!"})
@@ -520,11 +516,11 @@ def test_handler_create_shapes_and_policy_rules() -> None:
         orphan = (await call(b, root, "create-orphan", {"policies": ["dev"]})).auth
         assert orphan["orphan"]
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_handler_lookup_renew_revoke() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         b, store, root = await backend(clock)
         auth = (await call(b, root, "create", {"policies": ["dev"], "ttl": 600})).auth
@@ -576,11 +572,11 @@ def test_handler_lookup_renew_revoke() -> None:
         keys = (await call(b, root, "accessors/", op=LIST)).data["keys"]
         assert root.accessor in keys
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_handler_roles() -> None:
-    async def main() -> None:
+    async def go() -> None:
         b, store, root = await backend()
         assert await call(b, root, "roles/web", {"allowed_policies": "dev,ops", "orphan": True,
                                                   "token_period": "1h", "path_suffix": "v1"}) is None
@@ -610,17 +606,17 @@ def test_handler_roles() -> None:
         await call(b, root, "roles/web", op="delete")
         assert await call(b, root, "roles/web", op=READ) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_handler_tidy() -> None:
-    async def main() -> None:
+    async def go() -> None:
         b, _, root = await backend()
         resp = await call(b, root, "tidy", {})
         assert resp.status == 202 and "Tidy operation successfully started" in resp.warnings[0]
         await asyncio.gather(*b.background)
 
-    run(main())
+    asyncio.run(go())
 
 
 # --- bounded caches ------------------------------------------------------------------
@@ -636,7 +632,7 @@ def test_make_room_drops_the_oldest_eighth_only_when_full() -> None:
 
 
 def test_token_cache_is_bounded_and_evicted_tokens_still_work() -> None:
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=clock, cache_size=16)
         await store.setup()
@@ -653,7 +649,7 @@ def test_token_cache_is_bounded_and_evicted_tokens_still_work() -> None:
             await store.revoke(t)
         assert [await store.lookup(t.id) for t in tokens[:50]] == [None] * 50
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_a_renewal_through_an_evicted_copy_is_what_the_cache_holds() -> None:
@@ -661,7 +657,7 @@ def test_a_renewal_through_an_evicted_copy_is_what_the_cache_holds() -> None:
     the renewal through the first must win, or the cached copy would expire the token at
     its old time."""
 
-    async def main() -> None:
+    async def go() -> None:
         clock = Clock()
         store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=clock, cache_size=8)
         await store.setup()
@@ -678,11 +674,11 @@ def test_a_renewal_through_an_evicted_copy_is_what_the_cache_holds() -> None:
         got = await store.lookup(held.id)
         assert got is not None and got.expire_time == held.expire_time
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_uses_through_an_evicted_copy_are_counted_once() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = TokenStore(StorageView(InmemBackend(), "sys/token/"), clock=Clock(), cache_size=8)
         await store.setup()
         root = await store.create_root()
@@ -698,11 +694,11 @@ def test_uses_through_an_evicted_copy_are_counted_once() -> None:
         await store.use(held)  # the stale copy: storage decides
         assert await store.lookup(held.id) is None
 
-    run(main())
+    asyncio.run(go())
 
 
 def test_role_cache_is_bounded() -> None:
-    async def main() -> None:
+    async def go() -> None:
         store = await make()
         store.roles.cache_size = 8
         for i in range(30):
@@ -713,4 +709,4 @@ def test_role_cache_is_bounded() -> None:
             assert role is not None and role.period == i
             assert len(store.roles._cache) <= 8
 
-    run(main())
+    asyncio.run(go())

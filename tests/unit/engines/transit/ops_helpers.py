@@ -1,14 +1,12 @@
 """Helpers for the unit tests of the transit tools/hmac/sign/export/backup/byok handlers.
 
 Each test builds a fresh `TransitBackend` on in-memory storage and drives it through
-`backend.handle(Request(...))`, inside one `asyncio.run` per test.
+`backend.handle(Request(...))`, inside one `asyncio.run(go(new_backend()))` per test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -28,11 +26,6 @@ def b64(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode()
     return base64.b64encode(data).decode()
-
-
-def run(fn: Callable[[TransitBackend], Awaitable[Any]]) -> Any:
-    """Run an async scenario against a fresh backend."""
-    return asyncio.run(fn(new_backend()))
 
 
 async def call(

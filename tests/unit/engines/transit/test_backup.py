@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
 import pytest
 
 from tests import vectors as v
-from tests.unit.engines.transit.ops_helpers import call, fails, read, run, snapshot, write
+from tests.unit.engines.transit.ops_helpers import call, fails, new_backend, read, snapshot, write
 from transit.errors import InternalError, UserError
 from transit.logical import READ
 
@@ -44,7 +45,7 @@ def test_export_types_versions_and_errors() -> None:
         assert (await fails(b, "export/encryption-key/private", op=READ,
                             exc=UserError)).message == "private key material is not exportable"
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_backup_restore_round_trip() -> None:
@@ -75,7 +76,7 @@ def test_backup_restore_round_trip() -> None:
         assert await write(b, "restore", {"backup": blob, "force": "true"}) is None
         assert (await read(b, "keys/k"))["latest_version"] == 2
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_backup_errors_are_500_and_write_nothing() -> None:
@@ -90,7 +91,7 @@ def test_backup_errors_are_500_and_write_nothing() -> None:
         assert await snapshot(b) == before
         assert "backup_info" not in (await read(b, "keys/nobak"))
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 @pytest.mark.parametrize("blob", [
@@ -109,7 +110,7 @@ def test_restore_bad_backups(blob: str) -> None:
         assert await snapshot(b) == before
         assert await b.policies.get("x") is None
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_restore_request_errors() -> None:
@@ -123,7 +124,7 @@ def test_restore_request_errors() -> None:
         assert err.message.startswith("Field validation failed")
         assert await snapshot(b) == {}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_restore_vectors_convergent_and_hmac() -> None:
@@ -148,7 +149,7 @@ def test_restore_vectors_convergent_and_hmac() -> None:
             "plaintext"] == v.PLAINTEXT_B64
         assert (await read(b, "export/hmac-key/plain"))["keys"] == {"1": v.H_B64}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_backup_of_restored_vector_round_trips() -> None:
@@ -160,4 +161,4 @@ def test_backup_of_restored_vector_round_trips() -> None:
         enc = {"plaintext": v.PLAINTEXT_B64, "context": v.CONTEXT_B64}
         assert (await write(b, "encrypt/vec2", enc))["ciphertext"] == v.CONVERGENT_AES256
 
-    run(go)
+    asyncio.run(go(new_backend()))

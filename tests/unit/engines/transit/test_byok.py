@@ -6,6 +6,7 @@ seeded into each fresh backend (policies in the store are immutable, so sharing 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 
@@ -25,7 +26,6 @@ from tests.unit.engines.transit.ops_helpers import (
     fails,
     new_backend,
     read,
-    run,
     snapshot,
     write,
 )
@@ -66,7 +66,7 @@ def run_seeded(fn):
         await seeded(b)
         return await fn(b)
 
-    return run(go)
+    return asyncio.run(go(new_backend()))
 
 
 async def wrapping_pem(b) -> str:
@@ -83,7 +83,7 @@ def test_wrapping_key_created_lazily_once() -> None:
         assert await wrapping_pem(b) == pem
         assert (await call(b, "keys", op=LIST)).data == {"keys": ["import/"]}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_import_aes256_known_key_decrypts_offline_ciphertext() -> None:
@@ -285,4 +285,4 @@ def test_byok_export_errors() -> None:
             assert (await fails(b, path, op=READ, exc=UserError)).message == msg, path
         assert list((await read(b, "byok-export/rsa/aes/v1"))["keys"]) == ["1"]
 
-    run(go)
+    asyncio.run(go(new_backend()))

@@ -18,7 +18,7 @@ def _sizes(store: PolicyStore) -> list[int]:
 
 
 def test_every_per_key_dict_is_bounded_and_evicted_keys_reload() -> None:
-    async def run() -> None:
+    async def go() -> None:
         storage = StorageView(InmemBackend(), "logical/m/")
         store = PolicyStore(storage, cache_size=8)
         cts = {}
@@ -42,11 +42,11 @@ def test_every_per_key_dict_is_bounded_and_evicted_keys_reload() -> None:
         p = await fresh.get("k1")
         assert p is not None and p.latest_version == 3 and p.decrypt(cts["k1"]) == b"pt-k1"
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_a_lock_in_use_is_never_dropped() -> None:
-    async def run() -> None:
+    async def go() -> None:
         store = PolicyStore(StorageView(InmemBackend(), "logical/m/"), cache_size=8)
         held = store.lock("busy")
         async with held:
@@ -56,4 +56,4 @@ def test_a_lock_in_use_is_never_dropped() -> None:
             assert len(store._locks) <= 8
         assert len(store._locks) <= 8
 
-    asyncio.run(run())
+    asyncio.run(go())

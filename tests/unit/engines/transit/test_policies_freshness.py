@@ -16,7 +16,7 @@ from transit.storage.inmem import InmemBackend
 
 
 def test_stale_cache_reloads_then_forwards() -> None:
-    async def run() -> None:
+    async def go() -> None:
         storage = StorageView(InmemBackend(), "logical/m/")
         standby, active = PolicyStore(storage), PolicyStore(storage)
         await active.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
@@ -37,7 +37,7 @@ def test_stale_cache_reloads_then_forwards() -> None:
         same = await standby.get_for("k", ["vault:v3:AAAA"], forward=False)
         assert same is not None and same.latest_version == 2  # the decrypt error follows
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_two_stores_rotating_one_key_never_lose_a_version() -> None:
@@ -45,7 +45,7 @@ def test_two_stores_rotating_one_key_never_lose_a_version() -> None:
     (stale) cache: rotations interleaved at every await still give distinct versions, and the
     stored key ends with all of them (DESIGN §7: re-read storage, guarded commit)."""
 
-    async def run() -> None:
+    async def go() -> None:
         storage = StorageView(InmemBackend(), "logical/m/")
         a, b = PolicyStore(storage), PolicyStore(storage)
         await a.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
@@ -63,11 +63,11 @@ def test_two_stores_rotating_one_key_never_lose_a_version() -> None:
         assert stored is not None and stored.latest_version == 21
         assert sorted(stored.keys) == list(range(1, 22))
 
-    asyncio.run(run())
+    asyncio.run(go())
 
 
 def test_a_change_that_raises_writes_nothing_and_keeps_the_cache() -> None:
-    async def run() -> None:
+    async def go() -> None:
         storage = StorageView(InmemBackend(), "logical/m/")
         store = PolicyStore(storage)
         await store.modify("k", lambda _: (Policy.create("k", KeyType.AES256_GCM96), None))
@@ -84,4 +84,4 @@ def test_a_change_that_raises_writes_nothing_and_keeps_the_cache() -> None:
         cached = store.cached("k")
         assert cached is not None and cached.latest_version == 1
 
-    asyncio.run(run())
+    asyncio.run(go())

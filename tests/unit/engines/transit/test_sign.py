@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac as _hmac
@@ -9,7 +10,7 @@ import hmac as _hmac
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tests.unit.engines.transit.ops_helpers import b64, fails, read, run, snapshot, write
+from tests.unit.engines.transit.ops_helpers import b64, fails, new_backend, read, snapshot, write
 from transit.errors import InternalError, UserError
 
 MSG = b64("hello world")
@@ -43,7 +44,7 @@ def test_sign_verify_ed25519_matches_cryptography() -> None:
         assert (await write(b, "verify/ed", {"input": b64("other"),
                                              "signature": out["signature"]})) == {"valid": False}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_sign_ecdsa_sha384_url_algorithm_and_jws() -> None:
@@ -69,7 +70,7 @@ def test_sign_ecdsa_sha384_url_algorithm_and_jws() -> None:
         assert (await write(b, "verify/ec", {"input": MSG, "signature": pre["signature"]}))[
             "valid"]
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_derived_ed25519_single_and_batch_field_names() -> None:
@@ -90,7 +91,7 @@ def test_derived_ed25519_single_and_batch_field_names() -> None:
         assert not (await write(b, "verify/d", {"input": MSG, "signature": single["signature"],
                                                 "context": b64("other")}))["valid"]
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_sign_batch_items_and_errors() -> None:
@@ -121,7 +122,7 @@ def test_sign_batch_items_and_errors() -> None:
         assert vres[2] == {"valid": False, "error": "invalid signature: no prefix",
                            "reference": ""}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_sign_request_errors() -> None:
@@ -170,7 +171,7 @@ def test_sign_request_errors() -> None:
             assert err.message.startswith("failed to parse batch input: ")
         assert await snapshot(b) == before
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_verify_shape_errors() -> None:
@@ -195,7 +196,7 @@ def test_verify_shape_errors() -> None:
         both = {"input": MSG, "signature": "vault:v1:AA==", "hmac": "vault:v1:AA=="}
         assert await write(b, "verify/ed", both) == {"valid": False}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hmac_generate_and_verify() -> None:
@@ -233,7 +234,7 @@ def test_hmac_generate_and_verify() -> None:
             {"error": "missing input for HMAC", "reference": "3"},
         ]
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hmac_versions_and_errors() -> None:
@@ -274,7 +275,7 @@ def test_hmac_versions_and_errors() -> None:
         assert (await write(b, "hmac/k", {"input": MSG, "key_version": 3}))["hmac"].startswith(
             "vault:v3:")
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hmac_key_type_uses_key_itself() -> None:
@@ -286,4 +287,4 @@ def test_hmac_key_type_uses_key_itself() -> None:
         assert (await write(b, "hmac/h", {"input": MSG}))["hmac"] == (
             "vault:v1:" + base64.b64encode(want).decode())
 
-    run(go)
+    asyncio.run(go(new_backend()))

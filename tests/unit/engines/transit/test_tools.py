@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 
-from tests.unit.engines.transit.ops_helpers import b64, call, fails, run, snapshot, write
+from tests.unit.engines.transit.ops_helpers import b64, call, fails, new_backend, snapshot, write
 from transit.crypto.encoding import b64decode as go_b64decode
 from transit.engines.fields import FieldData
 from transit.engines.transit.tools import (
@@ -24,7 +25,7 @@ def test_random_default_is_32_base64_bytes() -> None:
         assert len(base64.b64decode(data["random_bytes"])) == 32
         assert await snapshot(b) == {}
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_random_bytes_and_format_from_body_url_and_source() -> None:
@@ -43,7 +44,7 @@ def test_random_bytes_and_format_from_body_url_and_source() -> None:
             "no seal/entropy augmentation available, using platform entropy source"
         ]
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_random_errors() -> None:
@@ -70,7 +71,7 @@ def test_random_errors() -> None:
             "cannot parse '' as int: strconv.ParseInt: parsing \"many\": invalid syntax")
         await fails(b, "random", op=READ, exc=UnsupportedOperation)
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_random_core_reusable_without_backend() -> None:
@@ -98,7 +99,7 @@ def test_hash_vectors() -> None:
         # empty input is fine
         assert (await write(b, "hash", {"input": ""}))["sum"] == hashlib.sha256().hexdigest()
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hash_errors() -> None:
@@ -119,7 +120,7 @@ def test_hash_errors() -> None:
         assert (await fails(b, "hash/blake", {"input": ""}, exc=UserError)).message == (
             "unsupported algorithm blake")
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hash_unknown_params_warn() -> None:
@@ -127,7 +128,7 @@ def test_hash_unknown_params_warn() -> None:
         resp = await call(b, "hash", {"input": "", "zzz": 1, "aaa": 2})
         assert resp.warnings == ["Endpoint ignored these unrecognized parameters: [aaa zzz]"]
 
-    run(go)
+    asyncio.run(go(new_backend()))
 
 
 def test_hash_core_reusable_without_backend() -> None:

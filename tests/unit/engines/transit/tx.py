@@ -1,10 +1,8 @@
-"""Helpers for driving a TransitBackend in-process (no HTTP), without pytest-asyncio."""
+"""Helpers for driving a TransitBackend in-process (no HTTP), without pytest-asyncio: a test
+runs its scenario with `asyncio.run(go())`."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from transit.engines.transit.backend import TransitBackend
@@ -12,17 +10,7 @@ from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Respons
 from transit.storage.base import StorageView
 from transit.storage.inmem import InmemBackend
 
-__all__ = ["CREATE", "DELETE", "LIST", "READ", "UPDATE", "Env", "CountingStorage", "atest"]
-
-
-def atest(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Run an async test body in a fresh event loop."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
+__all__ = ["CREATE", "DELETE", "LIST", "READ", "UPDATE", "Env", "CountingStorage"]
 
 
 class CountingStorage:

@@ -1,29 +1,18 @@
 """Issue 13: server-config keys that work or are refused (logging, lease TTLs, pid_file,
-declarative audit devices, Vault keys transit does not implement), hclog lines, the log
-file, declarative audit reconciliation and `sys/internal/ui/mounts` mount access."""
+declarative audit stanzas, Vault keys transit does not implement). Their effects live beside
+their modules: tests/unit/audit/test_broker_declared.py, tests/unit/test_logs.py,
+tests/unit/engines/system/test_internal.py."""
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
-import logging
-import os
 import re
-from pathlib import Path
 
-import orjson
 import pytest
 
-from transit.acl import ACL, parse_policy
-from transit.audit import AuditBroker
-from transit.audit.broker import AUDIT_TABLE_KEY, check_declared
+from transit.audit.broker import check_declared
 from transit.config import DEFAULT_LEASE_TTL, AuditDeviceConfig, parse_config, resolve_logging
-from transit.engines.system.internal import has_mount_access
-from transit.errors import ConfigError, UserError
-from transit.logs import HclogFormatter, HclogStreamHandler, LogFile, resolve_log_file
-from transit.storage import StorageView
-from transit.storage.inmem import InmemBackend
+from transit.errors import ConfigError
 
 MINIMAL = 'storage "inmem" {}\nlistener "tcp" { tls_disable = true }\n'
 REDIS = 'storage "redis" { address = "127.0.0.1:6379" }\nlistener "tcp" { tls_disable = true }\n'
@@ -182,165 +171,3 @@ def test_audit_stanzas_hcl_and_json() -> None:
 def test_bad_audit_stanzas(stanza: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         cfg(stanza + "\n")
-
-
-def test_check_declared_validates_options_like_the_api() -> None:
-    bad = (AuditDeviceConfig("file", "a/", options={"file_path": "/a", "format": "jsonx"}),)
-    with pytest.raises(ConfigError, match='audit "file" "a": unsupported "format"'):
-        check_declared(bad)
-    bad = (AuditDeviceConfig("file", "a/", options={"file_path": "/a", "mode": "rw"}),)
-    with pytest.raises(ConfigError, match="octal file mode"):
-        check_declared(bad)
-
-
-def _decl(path: str, file_path: Path, **extra: str) -> AuditDeviceConfig:
-    return AuditDeviceConfig("file", path, "d", False, {"file_path": str(file_path), **extra})
-
-
-def test_declared_devices_are_reconciled_on_the_active_node(tmp_path: Path) -> None:
-    async def go() -> None:
-        storage = StorageView(InmemBackend(), "")
-        broker = AuditBroker(storage)
-        broker.declared = (_decl("conf/", tmp_path / "a.log"),)
-        await broker.setup(create=False)  # a standby: never writes
-        assert await storage.get(AUDIT_TABLE_KEY) is None and not broker.enabled
-        await broker.setup()
-        (entry,) = broker.entries()
-        assert (entry.path, entry.declared, entry.description) == ("conf/", True, "d")
-        assert entry.describe() == {"type": "file", "description": "d", "local": False,
-                                    "options": {"file_path": str(tmp_path / "a.log")},
-                                    "path": "conf/"}
-        table = await storage.get(AUDIT_TABLE_KEY)
-        await broker.setup()  # unchanged: no write
-        assert await storage.get(AUDIT_TABLE_KEY) == table
-        # the API: cannot disable it, cannot enable over it; other devices work beside it
-        with pytest.raises(UserError, match="configuration-managed"):
-            await broker.disable("conf")
-        with pytest.raises(UserError, match="path already in use"):
-            await broker.enable("conf", "file", {"file_path": str(tmp_path / "x.log")})
-        await broker.enable("api", "file", {"file_path": str(tmp_path / "api.log")})
-        # a changed stanza updates in place (same uuid, so the same salt and HMACs)
-        broker.declared = (_decl("conf/", tmp_path / "b.log", hmac_accessor="false"),)
-        await broker.setup()
-        conf = next(e for e in broker.entries() if e.path == "conf/")
-        assert conf.uuid == entry.uuid and conf.options["file_path"].endswith("b.log")
-        # a stanza on a path the API owns is skipped (error logged), never taken over
-        broker.declared = (_decl("conf/", tmp_path / "b.log", hmac_accessor="false"),
-                           _decl("api/", tmp_path / "c.log"))
-        await broker.setup()
-        api = next(e for e in broker.entries() if e.path == "api/")
-        assert not api.declared and api.options["file_path"].endswith("api.log")
-        # a removed stanza disables its device (and only it)
-        broker.declared = ()
-        await broker.setup()
-        assert [e.path for e in broker.entries()] == ["api/"]
-        assert await storage.get(f"audit/{entry.uuid}/salt") is None
-        stored = orjson.loads(await storage.get(AUDIT_TABLE_KEY))
-        assert [e["path"] for e in stored["entries"]] == ["api/"]
-        broker.allow_api_creation = False  # OpenBao's default
-        with pytest.raises(UserError, match="cannot enable audit device via API"):
-            await broker.enable("api2", "file", {"file_path": str(tmp_path / "d.log")})
-        broker.teardown()
-
-    asyncio.run(go())
-
-
-# -- hclog lines and the log file ---------------------------------------------------------------
-
-
-def _record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
-    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
-
-
-STANDARD = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4}) \[(INFO|WARN|ERROR|DEBUG|TRACE)\]"
-                      r" {1,3}\S+: ")
-
-
-def test_standard_lines() -> None:
-    f = HclogFormatter("standard")
-    line = f.format(_record("transit.core", logging.INFO, "node %s is active", "n1"))
-    assert STANDARD.match(line) and line.endswith("[INFO]  core: node n1 is active")
-    assert "[WARN]  cluster.ha: x" in f.format(_record("transit.cluster.ha", logging.WARNING, "x"))
-    assert "[ERROR] uvicorn: y" in f.format(_record("uvicorn.error", logging.ERROR, "y"))
-    assert "[DEBUG] httpx: z" in f.format(_record("httpx", logging.DEBUG, "z"))
-    assert "[TRACE] core: t" in f.format(_record("transit.core", 5, "t"))
-    kv = HclogFormatter("standard", {"worker": 1, "path": "a b"})
-    assert kv.format(_record("transit.core", logging.INFO, "m")).endswith(
-        'core: m: worker=1 path="a b"')
-
-
-def test_json_lines() -> None:
-    f = HclogFormatter("json", {"worker": 2})
-    obj = json.loads(f.format(_record("transit.core", logging.WARNING, "careful: %d", 3)))
-    assert list(obj) == sorted(obj)
-    assert obj["@level"] == "warn" and obj["@message"] == "careful: 3"
-    assert obj["@module"] == "core" and obj["worker"] == 2
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)", obj["@timestamp"])
-    try:
-        raise ValueError("boom")
-    except ValueError:
-        rec = logging.LogRecord("transit.x", logging.ERROR, __file__, 1, "failed", (),
-                                __import__("sys").exc_info())
-    obj = json.loads(f.format(rec))
-    assert "ValueError: boom" in obj["stacktrace"]
-
-
-def test_worker_tagging_keeps_the_hclog_format() -> None:
-    """transit/workers.py swaps every handler's formatter for `[w<i>] <old format>`."""
-    out = io.StringIO()
-    handler = HclogStreamHandler(out)
-    handler.setFormatter(HclogFormatter("json"))
-    handler.setFormatter(logging.Formatter("[w3] %(message)s"))
-    handler.emit(_record("transit.core", logging.INFO, "hi"))
-    obj = json.loads(out.getvalue())
-    assert obj["worker"] == 3 and obj["@message"] == "hi"
-
-
-def test_log_file_naming(tmp_path: Path) -> None:
-    assert resolve_log_file(str(tmp_path) + "/") == str(tmp_path / "vault.log")
-    assert resolve_log_file(str(tmp_path)) == str(tmp_path / "vault.log")
-    assert resolve_log_file(str(tmp_path / "transit")) == str(tmp_path / "transit.log")
-    assert resolve_log_file(str(tmp_path / "t.txt")) == str(tmp_path / "t.txt")
-    with pytest.raises(ConfigError, match="log_file"):
-        LogFile("/proc/no/such/dir/x.log")
-
-
-def test_log_file_rotation_by_size_keeps_max_files(tmp_path: Path) -> None:
-    handler = LogFile(str(tmp_path / "t.log"), rotate_bytes=300, rotate_max_files=2)
-    handler.setFormatter(HclogFormatter("standard"))
-    assert os.stat(tmp_path / "t.log").st_mode & 0o777 == 0o640
-    for i in range(40):
-        handler.emit(_record("transit.core", logging.INFO, "line %d %s", i, "x" * 40))
-    handler.close()
-    rotated = sorted(p.name for p in tmp_path.iterdir() if p.name != "t.log")
-    assert len(rotated) == 2 and all(re.fullmatch(r"t-\d+\.log", n) for n in rotated)
-    assert os.path.getsize(tmp_path / "t.log") <= 300
-    assert "line 39" in (tmp_path / "t.log").read_text()
-
-
-# -- sys/internal/ui/mounts: Vault's hasMountAccess ------------------------------------------
-
-
-def _acl(text: str) -> ACL:
-    return ACL([parse_policy("p", text)])
-
-
-@pytest.mark.parametrize("policy, mount, allowed", [
-    ('path "secret/data/app/*" { capabilities = ["read"] }', "secret/", True),
-    ('path "secret/data/app/*" { capabilities = ["read"] }', "other/", False),
-    ('path "secret/data/app" { capabilities = ["read"] }', "secret/", True),
-    ('path "secret/*" { capabilities = ["deny"] }', "secret/", False),
-    ('path "secret/+/app" { capabilities = ["read"] }', "secret/", True),
-    ('path "+/data/*" { capabilities = ["list"] }', "kv/", True),
-    ('path "other/+/x" { capabilities = ["read"] }', "secret/", False),
-    ('path "sec*" { capabilities = ["read"] }', "secret/", True),
-    ('path "transit/encrypt/k" { capabilities = ["update"] }', "transit/", True),
-    ('path "auth/token/lookup-self" { capabilities = ["read"] }', "auth/token/", True),
-])
-def test_has_mount_access(policy: str, mount: str, allowed: bool) -> None:
-    assert has_mount_access(_acl(policy), mount) is allowed
-
-
-def test_root_has_access_everywhere() -> None:
-    assert has_mount_access(ACL([parse_policy("root", "")]), "anything/")
-    assert not has_mount_access(ACL([]), "anything/")

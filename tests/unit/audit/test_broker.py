@@ -1,14 +1,13 @@
-"""Audit: HMAC of entries, the file device, the fail-closed broker, the device table."""
+"""The audit broker (transit/audit/broker.py): entry shapes and hashing, fail-closed logging
+across devices, and the device table and salts."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,158 +15,27 @@ import orjson
 import pytest
 
 from tests.loop import ticks_while
+from tests.unit.audit.helpers import (
+    ACCESSOR,
+    PLAINTEXT,
+    TOKEN,
+    Decision,
+    expected,
+    lines,
+    make_req,
+    new_broker,
+    salt_of,
+)
 from transit import pools
 from transit.audit import AuditBroker
 from transit.audit.broker import AUDIT_TABLE_KEY
-from transit.audit.devices import FileDevice, create_device
-from transit.audit.hashing import SMALL_BYTES, Hasher, identified_hmac, small
+from transit.audit.hashing import SMALL_BYTES, Hasher, small
 from transit.errors import AuditFailed, InternalError, UserError
-from transit.logical import Request, Response
+from transit.logical import Response
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend
 
-TOKEN = "hvs.SECRETTOKENabcdefghijklmn"
-ACCESSOR = "ACCESSORxyz123"
-PLAINTEXT = "c2VjcmV0IHBsYWludGV4dA=="
 
-
-@dataclass
-class Tok:
-    id: str = TOKEN
-    accessor: str = ACCESSOR
-    policies: list[str] = field(default_factory=lambda: ["app", "default"])
-    display_name: str = "token-app"
-    meta: dict[str, str] | None = field(default_factory=lambda: {"team": "x"})
-    ttl: int = 3600
-    creation_time: int = 1_700_000_000
-    type: str = "service"
-    entity_id: str = ""
-
-
-@dataclass
-class Decision:
-    allowed: bool = True
-    granting_policies: list[dict[str, str]] = field(
-        default_factory=lambda: [{"name": "app", "type": "acl"}]
-    )
-
-
-def make_req(data: dict[str, Any] | None = None, op: str = "update",
-             path: str = "encrypt/app") -> Request:
-    return Request(
-        operation=op, path=path, data=data if data is not None else {"plaintext": PLAINTEXT},
-        storage=None, mount_path="transit/", client_token=TOKEN, token=Tok(),
-        id="4c1a0d8e-0000-4000-8000-000000000001", remote_addr="10.0.0.9", remote_port=51234,
-        mount_type="transit", mount_accessor="transit_abcd1234",
-    )
-
-
-def expected(salt: str, value: str) -> str:
-    return "hmac-sha256:" + hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()
-
-
-def lines(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
-
-
-def new_broker() -> tuple[AuditBroker, StorageView]:
-    storage = StorageView(InmemBackend(), "")
-    return AuditBroker(storage), storage
-
-
-async def salt_of(storage: StorageView, broker: AuditBroker, path: str) -> str:
-    entry = next(e for e in broker.entries() if e.path == path)
-    raw = await storage.get(f"audit/{entry.uuid}/salt")
-    assert raw is not None
-    return raw.decode()
-
-
-# -- hashing ------------------------------------------------------------------------------------
-def test_identified_hmac_format() -> None:
-    assert identified_hmac("salt", "x") == expected("salt", "x")
-    assert re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", identified_hmac("s", "v"))
-
-
-def test_hash_nested_lists_numbers_untouched() -> None:
-    h = Hasher("s1")
-    data = {
-        "plaintext": "p", "n": 7, "f": 1.5, "b": True, "none": None,
-        "nested": {"a": "x", "deep": {"b": ["y", 3, {"c": "z"}]}},
-        "batch_input": [{"plaintext": "q", "context": "c"}],
-    }
-    out = h.data(data)
-    assert out["plaintext"] == expected("s1", "p")
-    assert (out["n"], out["f"], out["b"], out["none"]) == (7, 1.5, True, None)
-    assert out["nested"]["a"] == expected("s1", "x")
-    assert out["nested"]["deep"]["b"][0] == expected("s1", "y")
-    assert out["nested"]["deep"]["b"][1] == 3
-    assert out["nested"]["deep"]["b"][2]["c"] == expected("s1", "z")
-    assert out["batch_input"][0] == {"plaintext": expected("s1", "q"),
-                                     "context": expected("s1", "c")}
-    assert data["plaintext"] == "p" and data["nested"]["a"] == "x"  # input untouched
-    assert set(out) == set(data)  # keys never hashed
-
-
-def test_hash_exempt_keys_apply_to_nearest_key() -> None:
-    h = Hasher("s")
-    out = h.data({"name": "k", "other": "v", "items": {"name": "inner", "x": ["a"]},
-                  "tags": ["t1", "t2"]}, frozenset({"name", "tags"}))
-    assert out["name"] == "k" and out["items"]["name"] == "inner"
-    assert out["tags"] == ["t1", "t2"]
-    assert out["other"] == expected("s", "v") and out["items"]["x"] == [expected("s", "a")]
-
-
-def test_log_raw_and_hmac_accessor() -> None:
-    raw = Hasher("s", log_raw=True)
-    assert raw.data({"a": "b"}) == {"a": "b"}
-    assert raw.token(TOKEN) == TOKEN
-    assert raw.hash("x") == expected("s", "x")  # audit-hash hashes whatever log_raw says
-    clear_acc = Hasher("s", hmac_accessor=False)
-    assert clear_acc.accessor(ACCESSOR) == ACCESSOR
-    assert clear_acc.token(TOKEN) == expected("s", TOKEN)
-    assert Hasher("s").accessor(ACCESSOR) == expected("s", ACCESSOR)
-    assert Hasher("s").token("") == ""
-
-
-# -- devices ------------------------------------------------------------------------------------
-def test_file_device_options_and_errors(tmp_path: Path) -> None:
-    dev, fmt = create_device("file", {"file_path": str(tmp_path / "sub" / "a.log"),
-                                      "mode": "0640", "prefix": "AUDIT:"})
-    assert isinstance(dev, FileDevice) and fmt.prefix == b"AUDIT:" and fmt.hmac_accessor
-    assert (os.stat(tmp_path / "sub" / "a.log").st_mode & 0o777) == 0o640
-    dev.write(b"one\n")
-    dev.write(b"two\n")
-    assert (tmp_path / "sub" / "a.log").read_bytes() == b"one\ntwo\n"
-    dev.close()
-    create_device("file", {"file_path": "discard"})[0].write(b"x")
-    with pytest.raises(UserError, match='unknown backend type: "syslog"'):
-        create_device("syslog", {})
-    with pytest.raises(UserError, match='"file_path" is required'):
-        create_device("file", {})
-    with pytest.raises(UserError, match="unable to parse 'log_raw'"):
-        create_device("file", {"file_path": "discard", "log_raw": "maybe"})
-    with pytest.raises(UserError, match="mode"):
-        create_device("file", {"file_path": "discard", "mode": "rw"})
-    with pytest.raises(UserError, match="format"):
-        create_device("file", {"file_path": "discard", "format": "xml"})
-    with pytest.raises(UserError, match="file sink creation failed .*is a directory"):
-        create_device("file", {"file_path": str(tmp_path)})
-
-
-def test_stdout_device(capfd: pytest.CaptureFixture[str]) -> None:
-    dev, _ = create_device("file", {"file_path": "STDOUT"})
-    dev.write(b'{"a":1}\n')
-    assert capfd.readouterr().out == '{"a":1}\n'
-
-
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_file_device_write_failure_raises() -> None:
-    dev, _ = create_device("file", {"file_path": "/dev/full"})
-    with pytest.raises(OSError):
-        dev.write(b"x" * 100 + b"\n")
-
-
-# -- broker -------------------------------------------------------------------------------------
 def test_entries_shape_and_hashing(tmp_path: Path) -> None:
     async def go() -> None:
         broker, storage = new_broker()
@@ -484,47 +352,6 @@ def test_setup_with_an_unopenable_file_fails_closed_instead_of_crashing(tmp_path
         assert again.enabled
         with pytest.raises(AuditFailed):
             await again.log_request(make_req(), Decision())
-
-    asyncio.run(go())
-
-
-# -- sys/audit handlers -------------------------------------------------------------------------
-def test_sys_audit_handlers(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from transit.engines.fields import FieldData
-    from transit.engines.system import audit as sys_audit
-
-    async def go() -> None:
-        broker, _ = new_broker()
-        b: Any = SimpleNamespace(audit=broker)  # the node's NodeControl port
-        req = make_req({})
-
-        def fd(schema: dict[str, Any], **raw: Any) -> FieldData:
-            d = FieldData(raw, schema)
-            d.validate()
-            return d
-
-        log = tmp_path / "a.log"
-        opts = {"file_path": str(log), "hmac_accessor": False, "mode": "0600"}
-        assert await sys_audit.enable_device(
-            b, req, fd(sys_audit.ENABLE_FIELDS, path="file", type="file", options=opts)
-        ) is None
-        resp = await sys_audit.list_devices(b, req, fd({}))
-        assert resp.mirror_data and resp.data == {"file/": {
-            "type": "file", "description": "", "local": False, "path": "file/",
-            "options": {"file_path": str(log), "hmac_accessor": "0", "mode": "0600"}}}
-        h = await sys_audit.audit_hash(b, req, fd(sys_audit.HASH_FIELDS, path="file", input="x"))
-        assert h.data == {"hash": await broker.hash("file", "x")}
-        with pytest.raises(UserError, match='the "input" parameter is empty'):
-            await sys_audit.audit_hash(b, req, fd(sys_audit.HASH_FIELDS, path="file"))
-        with pytest.raises(UserError, match="unknown backend type"):
-            await sys_audit.enable_device(b, req, fd(sys_audit.ENABLE_FIELDS, path="y"))
-        with pytest.raises(UserError, match="Field validation failed"):
-            await sys_audit.enable_device(b, req, fd(
-                sys_audit.ENABLE_FIELDS, path="y", type="file", options={"file_path": ["a"]}))
-        await sys_audit.disable_device(b, req, fd(sys_audit.ENABLE_FIELDS, path="file"))
-        assert (await sys_audit.list_devices(b, req, fd({}))).data == {}
 
     asyncio.run(go())
 

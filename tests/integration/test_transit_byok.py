@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
+from tests import vectors as v
 from tests.helpers import ServerProcess
 from tests.integration.ops_helpers import api, b64, error, ok, wrapped
-from tests.unit.engine import vectors as v
 
 _HASHES = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256, "SHA384": hashes.SHA384}
 

@@ -11,9 +11,9 @@ import hvac.exceptions
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests import vectors as v
 from tests.helpers import ServerProcess
 from tests.integration.ops_helpers import api, b64, error, errors_of, ok, wrapped
-from tests.unit.engine import vectors as v
 
 
 def _names(server: ServerProcess, mount: str) -> list[str]:

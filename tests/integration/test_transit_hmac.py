@@ -9,9 +9,9 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from tests import vectors as v
 from tests.helpers import ServerProcess
 from tests.integration.ops_helpers import api, b64, error, ok
-from tests.unit.engine import vectors as v
 
 MSG = v.PLAINTEXT_B64
 

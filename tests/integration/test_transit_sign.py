@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
+from tests import vectors as v
 from tests.helpers import ServerProcess
 from tests.integration.ops_helpers import api, b64, error, ok
-from tests.unit.engine import vectors as v
 
 MSG = v.PLAINTEXT_B64
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 import pytest
@@ -16,10 +15,6 @@ from transit.errors import InvalidKey, Sealed, StorageError, UserError
 from transit.storage.base import Backend, StorageView
 from transit.storage.inmem import InmemBackend
 from transit.storage.testing import BackendConformance
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())
 
 
 async def _unsealed(physical: InmemBackend | None = None) -> tuple[Barrier, InmemBackend, bytes]:
@@ -59,7 +54,7 @@ def test_round_trip_and_layout() -> None:
         await b.delete("sys/token/x")
         assert await b.get("sys/token/x") is None
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_keyring_under_root_key_term_1() -> None:
@@ -72,7 +67,7 @@ def test_keyring_under_root_key_term_1() -> None:
         assert len(ring["Keys"][0]["Value"]) == 44  # base64 of 32 bytes
         assert await physical.get(MASTER_PATH) is not None
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_aad_binds_the_path() -> None:
@@ -88,7 +83,7 @@ def test_aad_binds_the_path() -> None:
         with pytest.raises(StorageError):
             await b.get("a/one")
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_rotation_keeps_old_values_readable() -> None:
@@ -113,7 +108,7 @@ def test_rotation_keeps_old_values_readable() -> None:
         assert await other.get("new") == b"written under term 3"
         assert other.key_status()["term"] == 3
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_follower_picks_up_a_rotation() -> None:
@@ -129,7 +124,7 @@ def test_follower_picks_up_a_rotation() -> None:
         await follower.reload_keyring()
         assert follower.key_status()["term"] == 3
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_unknown_term_is_an_error() -> None:
@@ -141,7 +136,7 @@ def test_unknown_term_is_an_error() -> None:
         with pytest.raises(StorageError, match="term 9"):
             await b.get("k")
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_sealed_barrier_refuses_everything() -> None:
@@ -160,7 +155,7 @@ def test_sealed_barrier_refuses_everything() -> None:
         with pytest.raises(Sealed):
             await fresh.get("k")
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_wrong_root_key() -> None:
@@ -175,7 +170,7 @@ def test_wrong_root_key() -> None:
         await b.unseal(root)
         assert not b.sealed
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_initialize_twice_and_unseal_uninitialized() -> None:
@@ -188,7 +183,7 @@ def test_initialize_twice_and_unseal_uninitialized() -> None:
         with pytest.raises(UserError, match="not initialized"):
             await empty.unseal(root)
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_physical_store_holds_no_plaintext() -> None:
@@ -205,7 +200,7 @@ def test_physical_store_holds_no_plaintext() -> None:
             assert bytes(term_key.value) not in everything
         assert root not in everything
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_seal_zeroes_keys() -> None:
@@ -216,4 +211,4 @@ def test_seal_zeroes_keys() -> None:
         assert all(v == bytearray(32) for v in held)
         assert b._keys == {} and b._aeads == {}
 
-    run(go)
+    asyncio.run(go())

@@ -36,7 +36,7 @@ def test_settings_defaults_and_config() -> None:
 
 
 def test_lock_reset_unlock() -> None:
-    async def run() -> None:
+    async def go() -> None:
         clock = Clock()
         lock = Lockout(InmemBackend(), clock)
         s = Settings(3, 60, 30, False)
@@ -69,4 +69,4 @@ def test_lock_reset_unlock() -> None:
         await lock.failed("acc", "", s)  # no alias: never counted
         assert not await lock.locked("acc", "", s)
 
-    asyncio.run(run())
+    asyncio.run(go())

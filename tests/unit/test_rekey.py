@@ -1,34 +1,23 @@
-"""Rekey and root generation below HTTP: the barrier following a new root key through
-`core/master`, the seal's guarded rekey, the attempt state machines, the root-token
-encoding and the OpenPGP reader/encrypter (operations-api §1-2)."""
+"""Rekey below HTTP (operations-api §1): the barrier following a new root key through
+`core/master`, the seal's guarded rekey on every node, and the attempt state machine
+(transit/rekey.py over transit/seal.py and transit/barrier.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from transit import generate_root as roots
 from transit import rekey as rekeys
 from transit.barrier import KEYRING_PATH, Barrier
-from transit.crypto import openpgp, shamir
-from transit.engines.system.rawjson import decode_share
+from transit.crypto import shamir
 from transit.errors import InvalidKey, UserError
 from transit.rekey import OperatorError
 from transit.seal import SEAL_CONFIG_PATH, SHAMIR_KEK_PATH, SealManager
 from transit.storage.inmem import InmemBackend
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())
 
 
 async def two_nodes(shares: int = 3, threshold: int = 2
@@ -72,7 +61,7 @@ def test_barrier_rekey_is_followed_by_other_processes_through_core_master() -> N
         await c.unseal(bytes(b.barrier._root))
         assert await c.get("data/x") == b"one"
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_seal_rekey_replaces_shares_on_every_node() -> None:
@@ -105,7 +94,7 @@ def test_seal_rekey_replaces_shares_on_every_node() -> None:
             await a.rekey(os.urandom(32), config, expect=version)
         assert await a.physical.get(KEYRING_PATH) == before
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_rekey_attempt_state_machine() -> None:
@@ -135,74 +124,4 @@ def test_rekey_attempt_state_machine() -> None:
         a.seal()
         assert a.attempts == {}
 
-    run(go)
-
-
-def test_root_token_encoding_round_trip() -> None:
-    token, otp = "hvs." + "a" * 24, roots.new_otp()
-    assert len(otp) == roots.OTP_LENGTH == 28 and otp.isalnum()
-    encoded = roots.encode_token(token, otp)
-    assert len(encoded) == 38 and "=" not in encoded  # RawStdEncoding
-    assert roots.decode_token(encoded, otp) == token
-    raw = base64.b64decode(encoded + "==")
-    assert bytes(x ^ y for x, y in zip(raw, otp.encode(), strict=True)) == token.encode()
-    with pytest.raises(ValueError):
-        roots.encode_token(token, otp[:-1])
-
-
-def test_decode_share_is_go_strict_about_hex() -> None:
-    key = os.urandom(33)
-    assert decode_share(key.hex()) == key
-    assert decode_share(base64.b64encode(key).decode()) == key
-    with pytest.raises(UserError):  # Python's fromhex would take the spaces
-        decode_share(" ".join(key.hex()[i:i + 2] for i in range(0, 66, 2)))
-
-
-def _rsa_public_key(uid: bytes = b"T <t@example.com>", subkey: bool = False) -> bytes:
-    """A minimal transferable public key (no signatures): RSA primary (+ an RSA subkey)."""
-    def mpi(n: int) -> bytes:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        return n.bit_length().to_bytes(2, "big") + raw
-
-    def key_body() -> bytes:
-        pub = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
-        return b"\x04" + (1_700_000_000).to_bytes(4, "big") + b"\x01" + mpi(pub.n) + mpi(pub.e)
-
-    def packet(tag: int, body: bytes) -> bytes:
-        return bytes([0xC0 | tag, 0xFF]) + len(body).to_bytes(4, "big") + body
-
-    out = packet(6, key_body())
-    if uid:
-        out += bytes([0x80 | (13 << 2), len(uid)]) + uid  # old-format user ID packet
-    if subkey:
-        out += packet(14, key_body())
-    return out
-
-
-def test_openpgp_read_and_encrypt_structure() -> None:
-    data = _rsa_public_key()
-    key = openpgp.read_public_key(data)
-    body_len = int.from_bytes(data[2:6], "big")
-    body = data[6:6 + body_len]
-    assert key.fingerprint == hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body
-                                           ).hexdigest()
-    assert key.encryption_key() is key.primary  # no self-signature: the primary encrypts
-    message = openpgp.encrypt(key, b"secret")
-    assert message[0] == 0xC0 | 1 and message[2] == 3  # PKESK v3
-    assert message[3:11] == key.primary.key_id and message[11] == 1
-    assert b"secret" not in message
-    # a subkey without a binding signature is not an encryption key
-    with_sub = openpgp.read_public_key(_rsa_public_key(subkey=True))
-    assert len(with_sub.subkeys) == 1 and with_sub.encryption_key() is with_sub.primary
-    for bad, message_part in [
-        (b"", "first packet was not a public/private key"),
-        (b"\x00\x01", "tag byte does not have MSB set"),
-        (_rsa_public_key(uid=b""), "entity without any identities"),
-        (_rsa_public_key()[:40], "unexpected EOF"),
-    ]:
-        with pytest.raises(openpgp.PGPError, match=message_part):
-            openpgp.read_public_key(bad)
-    with pytest.raises(openpgp.PGPError, match="error decoding given PGP key: illegal base64 "
-                                                "data at input byte 2"):
-        rekeys.read_pgp_key("ab!cd")
-    assert rekeys.read_pgp_key(base64.b64encode(data).decode()).fingerprint == key.fingerprint
+    asyncio.run(go())

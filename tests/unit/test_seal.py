@@ -6,9 +6,7 @@ import asyncio
 import base64
 import itertools
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -23,10 +21,6 @@ from transit.seal import (
     static_key_from_config,
 )
 from transit.storage.inmem import InmemBackend
-
-
-def run(fn: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(fn())
 
 
 def manager(physical: InmemBackend | None = None, static: bytes | None = None) -> SealManager:
@@ -61,7 +55,7 @@ def test_init_validation(shares: int, threshold: int, message: str) -> None:
         assert not await m.initialized()
         assert await m.physical.list("") == []  # nothing stored
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_init_stores_config_in_plaintext_and_leaves_barrier_unsealed() -> None:
@@ -83,7 +77,7 @@ def test_init_stores_config_in_plaintext_and_leaves_barrier_unsealed() -> None:
         status = await m.status()
         assert status["sealed"] is False and (status["t"], status["n"]) == (3, 5)
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_unseal_with_several_subsets() -> None:
@@ -99,7 +93,7 @@ def test_unseal_with_several_subsets() -> None:
             assert status["progress"] == 0 and status["nonce"] == ""
             m.seal()
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_progress_nonce_duplicate_and_reset() -> None:
@@ -127,7 +121,7 @@ def test_progress_nonce_duplicate_and_reset() -> None:
         assert await m.unseal(keys[0]) is False  # already unsealed: nothing happens
         assert not m.barrier.sealed
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_wrong_shares_fail_and_reset_progress() -> None:
@@ -151,7 +145,7 @@ def test_wrong_shares_fail_and_reset_progress() -> None:
             last = await m.unseal(k)
         assert last is True
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_key_length_and_uninitialized_errors() -> None:
@@ -168,7 +162,7 @@ def test_key_length_and_uninitialized_errors() -> None:
         with pytest.raises(UserError, match="Vault is not initialized"):
             await fresh.unseal(os.urandom(33))
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_one_of_one_share_is_the_kek() -> None:
@@ -180,7 +174,7 @@ def test_one_of_one_share_is_the_kek() -> None:
         with pytest.raises(InvalidKey):
             await m.unseal(os.urandom(32))
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_unseal_is_per_node() -> None:
@@ -196,7 +190,7 @@ def test_unseal_is_per_node() -> None:
         assert await b.unseal(keys[2]) is True
         assert a.barrier.sealed and not b.barrier.sealed
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_static_seal_auto_unseals() -> None:
@@ -231,7 +225,7 @@ def test_static_seal_auto_unseals() -> None:
         with pytest.raises(UserError, match="static seal"):
             await shamir_node.unseal(recovery[0])
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_static_seal_init_validation_says_recovery() -> None:
@@ -240,7 +234,7 @@ def test_static_seal_init_validation_says_recovery() -> None:
         with pytest.raises(UserError, match="^invalid recovery configuration: threshold cannot"):
             await m.initialize(2, 3)
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_static_key_on_shamir_storage_stays_sealed() -> None:
@@ -252,7 +246,7 @@ def test_static_key_on_shamir_storage_stays_sealed() -> None:
         assert node.barrier.sealed
         assert await node.unseal(keys[0]) is True  # the stored (Shamir) config rules
 
-    run(go)
+    asyncio.run(go())
 
 
 def test_static_key_sources(tmp_path: Path) -> None:

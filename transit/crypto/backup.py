@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from transit.crypto.encoding import b64decode, b64encode, dump_json, now_utc
 from transit.errors import InternalError, TransitError
 from transit.gocompat import format_time
 
-if TYPE_CHECKING:
-    from transit.crypto.policy import Policy
-
 
 class BackupMixin:
+    """`backup` and `restore`; relies on the Policy attributes and methods declared below (it
+    does not import `Policy`, which mixes it in)."""
+
     name: str
     exportable: bool
     allow_plaintext_backup: bool
@@ -30,7 +30,7 @@ class BackupMixin:
         def to_json(self) -> dict[str, Any]: ...
         def archive_json(self) -> dict[str, Any]: ...
         @classmethod
-        def from_json(cls, d: dict[str, Any], archive: dict[str, Any] | None) -> Policy: ...
+        def from_json(cls, d: dict[str, Any], archive: dict[str, Any] | None) -> Self: ...
 
     def backup(self, now: datetime | None = None) -> str:
         """The `backup/:name` blob; records backup_info. InternalError (500) per §4.18."""
@@ -44,7 +44,7 @@ class BackupMixin:
         return b64encode(dump_json(blob) + b"\n")
 
     @classmethod
-    def restore(cls, blob: str, name: str | None = None, now: datetime | None = None) -> Policy:
+    def restore(cls, blob: str, name: str | None = None, now: datetime | None = None) -> Self:
         """Parse a backup blob (§4.19); sets restore_info. InternalError on a bad blob."""
         try:
             raw = b64decode(blob)

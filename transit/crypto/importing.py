@@ -5,11 +5,10 @@ without the "error importing key: " prefix that `Policy.import_*` adds."""
 
 from __future__ import annotations
 
-import builtins
 import os
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -25,9 +24,6 @@ from transit.crypto.keytypes import (
 )
 from transit.errors import InternalError, UserError
 from transit.gocompat import format_time
-
-if TYPE_CHECKING:
-    from transit.crypto.policy import Policy
 
 
 class ImportError_(ValueError):
@@ -159,16 +155,26 @@ def fill_private(key_type: KeyType, old: KeyEntry, key: bytes) -> KeyEntry:
 
 
 class ImportMixin:
-    """BYOK import (mixed into `Policy`); errors get Vault's "error importing key: " prefix."""
+    """BYOK import (mixed into `Policy`); errors get Vault's "error importing key: " prefix.
+    Relies on the Policy attributes and methods declared below (it does not import `Policy`,
+    which mixes it in)."""
 
     type: KeyType
+    derived: bool
+    kdf: int
+    exportable: bool
+    allow_plaintext_backup: bool
+    auto_rotate_period: int
+    key_size: int
     imported: bool
+    allow_imported_key_rotation: bool
     convergent_encryption: bool
     min_available_version: int
     keys: dict[int, KeyEntry]
     archive: list[KeyEntry]
 
     if TYPE_CHECKING:
+        def __init__(self, name: str, key_type: KeyType) -> None: ...
         def _add_version(self, e: KeyEntry) -> None: ...
         def _entry(self, ver: int) -> KeyEntry: ...
 
@@ -177,13 +183,13 @@ class ImportMixin:
                    public_key_pem: str | None = None, derived: bool = False,
                    exportable: bool = False, allow_plaintext_backup: bool = False,
                    allow_rotation: bool = False, auto_rotate_period: int = 0,
-                   now: datetime | None = None) -> Policy:
+                   now: datetime | None = None) -> Self:
         """A new imported key from raw/PKCS#8 `key` or a public `public_key_pem` (§4.20)."""
         t = key_type if isinstance(key_type, KeyType) else KeyType.parse(key_type)
         check_auto_rotate(auto_rotate_period)
         if auto_rotate_period and not allow_rotation:
             raise InternalError("allow_rotation must be set to true if auto-rotation is enabled")
-        p = cast("builtins.type[Policy]", cls)(name, t)  # the mixin is only ever Policy
+        p = cls(name, t)
         p.derived = derived
         if derived:
             p.kdf = KDF_HKDF_SHA256

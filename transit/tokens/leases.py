@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from transit.storage.base import Write
 from transit.storage.update import update
 from transit.tokens.entry import TokenEntry, rfc3339
-
-if TYPE_CHECKING:
-    from transit.tokens.store import TokenStore
 
 INDEX = "lease/"
 INDEX_VALUE = b"1"
@@ -41,6 +38,17 @@ INDEX_VALUE = b"1"
 # manager's first scan on the active node writes it; `tidy` repairs either way anyway).
 INDEXED_MARKER = "lease-index"
 _SALTED = re.compile(r"h([0-9a-f]{64})", re.ASCII)
+
+
+class TokenLookup(Protocol):
+    """What the index needs of the token store (`TokenStore` satisfies it; this module sits
+    below `transit/tokens/store.py`, which writes the index entries in its own commits)."""
+
+    storage: Any  # the token store's StorageView (the storage Backend protocol)
+
+    async def lookup_hash(self, token_hash: str) -> TokenEntry | None:
+        """The live entry by salted hash, or None."""
+        ...
 
 
 def lease_id(entry: TokenEntry) -> str:
@@ -73,7 +81,7 @@ def folder(prefix: str) -> str | None:
     return prefix
 
 
-async def find(store: TokenStore, lease: str) -> TokenEntry | None:
+async def find(store: TokenLookup, lease: str) -> TokenEntry | None:
     """The live token whose lease this is (None: unknown, revoked, expired, not a lease)."""
     h = token_hash(lease)
     if h is None:
@@ -84,7 +92,7 @@ async def find(store: TokenStore, lease: str) -> TokenEntry | None:
     return entry
 
 
-async def list_folder(store: TokenStore, prefix: str) -> list[str]:
+async def list_folder(store: TokenLookup, prefix: str) -> list[str]:
     """One level of lease IDs under `prefix` (Vault's `LIST sys/leases/lookup/<prefix>`)."""
     where = folder(prefix)
     if where is None:
@@ -92,7 +100,7 @@ async def list_folder(store: TokenStore, prefix: str) -> list[str]:
     return await store.storage.list(INDEX + where)
 
 
-async def collect(store: TokenStore, prefix: str) -> list[str]:
+async def collect(store: TokenLookup, prefix: str) -> list[str]:
     """Every lease ID under `prefix` (a folder, "" = all), depth first: Vault's
     `logical.CollectKeys` over its lease view. Reads only the index under the prefix."""
     out: list[str] = []
@@ -125,7 +133,7 @@ def lookup_data(entry: TokenEntry, lease: str, now: float) -> dict[str, object]:
     return data
 
 
-async def ensure_indexed(store: TokenStore, token_hash: str) -> bool:
+async def ensure_indexed(store: TokenLookup, token_hash: str) -> bool:
     """Give a stored token that should have a lease its index entry (a token written before
     the index existed). Guarded on both keys: a token revoked meanwhile gets none. True if
     an entry was written."""
@@ -147,7 +155,7 @@ async def ensure_indexed(store: TokenStore, token_hash: str) -> bool:
     return bool(await update(store.storage, [key, idx], change))
 
 
-async def drop_dangling(store: TokenStore, lease: str) -> bool:
+async def drop_dangling(store: TokenLookup, lease: str) -> bool:
     """Delete an index entry whose token is gone (guarded: never one a token has again)."""
     h = token_hash(lease)
     idx = INDEX + lease

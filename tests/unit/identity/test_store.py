@@ -24,10 +24,6 @@ def make(backend: Any | None = None) -> tuple[IdentityStore, Any]:
     return IdentityStore(StorageView(backend, "sys/identity/"), mounts=MOUNTS.get), backend
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def test_login_creates_then_reuses_entity_and_refreshes_alias_metadata() -> None:
     async def go() -> None:
         s, _ = make()
@@ -45,7 +41,7 @@ def test_login_creates_then_reuses_entity_and_refreshes_alias_metadata() -> None
         other, _ = await s.login_entity("auth_jwt_1", "jwt", "alice", {})
         assert other != eid
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_login_uses_a_pre_created_alias_and_refuses_a_disabled_entity() -> None:
@@ -61,7 +57,7 @@ def test_login_uses_a_pre_created_alias_and_refuses_a_disabled_entity() -> None:
         with pytest.raises(PermissionDenied):
             await s.login_entity("auth_userpass_1", "userpass", "svc-login", {})
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_identity_policies_union_direct_parent_and_external_groups() -> None:
@@ -84,7 +80,7 @@ def test_identity_policies_union_direct_parent_and_external_groups() -> None:
         ctx = await s.context(eid)
         assert ctx is not None and {g["name"] for g in ctx.groups} == {"child", "parent"}
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_names_are_unique_across_two_stores_on_one_storage() -> None:
@@ -104,7 +100,7 @@ def test_names_are_unique_across_two_stores_on_one_storage() -> None:
                                         for st in (a, b, a, b)))
         assert len({eid for eid, _ in logins}) == 1
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_invalidation_keeps_another_store_fresh() -> None:
@@ -123,7 +119,7 @@ def test_invalidation_keeps_another_store_fresh() -> None:
         await b.invalidate("entity/" + eid)
         assert await b.context(eid) is None
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_delete_entity_leaves_groups_and_frees_name_and_aliases() -> None:
@@ -144,7 +140,7 @@ def test_delete_entity_leaves_groups_and_frees_name_and_aliases() -> None:
         keys = await backend.list("sys/identity/index/alias/")
         assert keys == []
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_merge_moves_aliases_and_deletes_the_source() -> None:
@@ -169,7 +165,7 @@ def test_merge_moves_aliases_and_deletes_the_source() -> None:
         await s.merge(to, [clash], [keep[0]["id"]])
         assert (await s.view()).alias_by_factors("auth_userpass_1", "v") is None
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_group_cycles_external_members_and_local_mount_aliases_are_refused() -> None:
@@ -190,7 +186,7 @@ def test_group_cycles_external_members_and_local_mount_aliases_are_refused() -> 
         with pytest.raises(UserError, match="group type cannot be changed"):
             await s.upsert_group(ext["id"], "", group_type="internal")
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_context_keys_change_only_with_the_entity_and_its_groups() -> None:
@@ -210,4 +206,4 @@ def test_context_keys_change_only_with_the_entity_and_its_groups() -> None:
         assert reloaded is not None and reloaded.key not in (first.key, joined.key)
         assert g is not None and reloaded.groups[0]["id"] == g["id"]
 
-    run(go())
+    asyncio.run(go())

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.kv.common import now_ns, parse_int_list
+from transit.engines.kv.ports import KVv2Port
 from transit.engines.kv.store import Config, KeyMetadata, Staged, VersionMeta
 from transit.errors import NotFound, UserError
 from transit.logical import Request, Response
-
-if TYPE_CHECKING:
-    from transit.engines.kv.backend import KVv2Backend
 
 DATA_FIELDS = {
     "path": Field(FieldType.STRING, ""),
@@ -96,12 +94,12 @@ def _check_path(path: str) -> None:
         raise UserError("missing path")
 
 
-async def data_exists(b: KVv2Backend, req: Request, d: FieldData) -> bool:
+async def data_exists(b: KVv2Port, req: Request, d: FieldData) -> bool:
     return await b.store.metadata(b.path_of(req, d)) is not None
 
 
 async def _read_version(
-    b: KVv2Backend, path: str, version: int, key: str, render: Callable[[Any], Any]
+    b: KVv2Port, path: str, version: int, key: str, render: Callable[[Any], Any]
 ) -> Response | None:
     """`{key: render(data), "metadata": ...}` of a version (0 = current) for data/ and
     subkeys/: None (404) when there is none, a 404 with `key` null when deleted/destroyed."""
@@ -121,11 +119,11 @@ async def _read_version(
     return Response(data={key: render(data), "metadata": body})
 
 
-async def read_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+async def read_data(b: KVv2Port, req: Request, d: FieldData) -> Response | None:
     return await _read_version(b, d.get("path"), d.get("version"), "data", lambda data: data)
 
 
-async def write_data(b: KVv2Backend, req: Request, d: FieldData) -> Response:
+async def write_data(b: KVv2Port, req: Request, d: FieldData) -> Response:
     path = d.get("path")
     _check_path(path)
     data = require_data(d)
@@ -154,7 +152,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-async def patch_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+async def patch_data(b: KVv2Port, req: Request, d: FieldData) -> Response | None:
     path = d.get("path")
     _check_path(path)
     patch = require_data(d)
@@ -179,7 +177,7 @@ async def patch_data(b: KVv2Backend, req: Request, d: FieldData) -> Response | N
         return await b.store.modify(path, body)
 
 
-async def delete_latest(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def delete_latest(b: KVv2Port, req: Request, d: FieldData) -> None:
     path = d.get("path")
 
     async def body(st: Staged, meta: KeyMetadata | None) -> None:
@@ -203,7 +201,7 @@ def _versions(d: FieldData) -> list[int]:
     return versions
 
 
-async def delete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def delete_versions(b: KVv2Port, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
 
@@ -223,7 +221,7 @@ async def delete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
     return None
 
 
-async def undelete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def undelete_versions(b: KVv2Port, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
 
@@ -241,7 +239,7 @@ async def undelete_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
     return None
 
 
-async def destroy_versions(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def destroy_versions(b: KVv2Port, req: Request, d: FieldData) -> None:
     versions = _versions(d)
     path = d.get("path")
 
@@ -272,7 +270,7 @@ def _subkeys(value: Any, depth: int, level: int = 1) -> Any:
     return {k: _subkeys(v, depth, level + 1) for k, v in value.items()}
 
 
-async def read_subkeys(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+async def read_subkeys(b: KVv2Port, req: Request, d: FieldData) -> Response | None:
     path = d.get("path")
     version = d.get("version")
     depth = d.get("depth")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.kv.common import now_ns, uint32
+from transit.engines.kv.ports import KVv2Port
 from transit.engines.kv.store import Config, KeyMetadata, Staged
 from transit.errors import UserError
 from transit.gocompat import multierror
 from transit.logical import Request, Response
-
-if TYPE_CHECKING:
-    from transit.engines.kv.backend import KVv2Backend
 
 METADATA_FIELDS = {
     "path": Field(FieldType.STRING, ""),
@@ -92,16 +90,16 @@ def _delete_version_after(d: FieldData) -> int:
     return value
 
 
-async def metadata_exists(b: KVv2Backend, req: Request, d: FieldData) -> bool:
+async def metadata_exists(b: KVv2Port, req: Request, d: FieldData) -> bool:
     return await b.store.metadata(b.path_of(req, d)) is not None
 
 
-async def read_metadata(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+async def read_metadata(b: KVv2Port, req: Request, d: FieldData) -> Response | None:
     meta = await b.store.metadata(d.get("path"))
     return None if meta is None else Response(data=meta.describe())
 
 
-async def list_metadata(b: KVv2Backend, req: Request, d: FieldData) -> Response | None:
+async def list_metadata(b: KVv2Port, req: Request, d: FieldData) -> Response | None:
     prefix = d.get("path").lstrip("/")  # the mount root may arrive as "/"
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -128,7 +126,7 @@ def _stage_pruned(st: Staged, meta: KeyMetadata, config: Config) -> None:
         st.delete_version(meta.key, v)
 
 
-async def write_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def write_metadata(b: KVv2Port, req: Request, d: FieldData) -> None:
     path = d.get("path")
     if not path:
         raise UserError("missing path")
@@ -150,7 +148,7 @@ async def write_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
     return None
 
 
-async def patch_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def patch_metadata(b: KVv2Port, req: Request, d: FieldData) -> None:
     path = d.get("path")
     patch_cm = (
         custom_metadata(d.get("custom_metadata"), patch=True)
@@ -181,7 +179,7 @@ async def patch_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
     return None
 
 
-async def delete_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def delete_metadata(b: KVv2Port, req: Request, d: FieldData) -> None:
     path = d.get("path")
 
     async def body(st: Staged, meta: KeyMetadata | None) -> None:
@@ -196,11 +194,11 @@ async def delete_metadata(b: KVv2Backend, req: Request, d: FieldData) -> None:
     return None
 
 
-async def read_config(b: KVv2Backend, req: Request, d: FieldData) -> Response:
+async def read_config(b: KVv2Port, req: Request, d: FieldData) -> Response:
     return Response(data=(await b.store.config()).describe())
 
 
-async def write_config(b: KVv2Backend, req: Request, d: FieldData) -> None:
+async def write_config(b: KVv2Port, req: Request, d: FieldData) -> None:
     async with b.locks.lock("\x00config"):
         await b.store.modify_config(lambda config: _apply_config(config, d))
     return None

@@ -11,7 +11,9 @@ the values it is given (it may raise to abort: nothing is written). Callers that
 process-local lock per entry keep conflicts to the rare cross-process case. A writer that
 loses `CLAIM_AFTER` races in a row claims the entry where the backend can (`Backend.claim`),
 so that a process that is always a little late (another process rewrites the entry in a
-tight loop) still gets its turn instead of giving up.
+tight loop) still gets its turn instead of giving up. A backend owned by this one process
+(inmem, file) has no claims: there such a writer waits its turn on a process-local lock per
+entry instead (`_Turns`), so that many tasks racing for one entry all get through.
 """
 
 from __future__ import annotations
@@ -32,6 +34,41 @@ CLAIM_AFTER = 3  # lost races in a row before claiming the entry (`Backend.claim
 CLAIM_TTL = 2.0  # seconds a claim holds if its writer dies
 
 
+class _Turns:
+    """Process-local turns per (storage object, key), for backends without claims: a writer
+    that keeps losing queues here; only writers that lost as often contend with it then.
+    Advisory like a claim (the guards keep the data right); an entry lives only while a
+    writer holds or waits for it, so the table stays as small as the contention."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
+
+    async def take(self, storage: object, key: str) -> asyncio.Lock:
+        where = (id(storage), key)
+        lock, users = self._locks.get(where) or (asyncio.Lock(), 0)
+        self._locks[where] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._leave(where)
+            raise
+        return lock
+
+    def give(self, storage: object, key: str, lock: asyncio.Lock) -> None:
+        lock.release()
+        self._leave((id(storage), key))
+
+    def _leave(self, where: tuple[int, str]) -> None:
+        lock, users = self._locks[where]
+        if users <= 1:
+            del self._locks[where]
+        else:
+            self._locks[where] = (lock, users - 1)
+
+
+_turns = _Turns()
+
+
 async def update(
     storage: Backend, keys: Sequence[str], change: Callable[..., Any], *,
     durable: bool = False, attempts: int = ATTEMPTS,
@@ -43,6 +80,7 @@ async def update(
     claim = getattr(storage, "claim", None)
     many = getattr(storage, "get_versioned_many", None) if len(keys) > 1 else None
     token = ""
+    turn: asyncio.Lock | None = None
     lost = 0  # races lost to a concurrent change (a claim by another writer does not count)
     deadline = time.monotonic() + 2 * CLAIM_TTL
     try:
@@ -74,9 +112,14 @@ async def update(
                     break
                 if not token and claim is not None and lost >= CLAIM_AFTER:
                     token = await claim(keys[0], CLAIM_TTL) or ""
+                elif claim is None and turn is None and lost >= CLAIM_AFTER:
+                    turn = await _turns.take(storage, keys[0])
+                    continue  # our turn: read again at once
                 if not token:
                     await asyncio.sleep(random.uniform(0, 0.002 * min(lost, 5)))
     finally:
+        if turn is not None:
+            _turns.give(storage, keys[0], turn)
         if token:  # best effort: an unreleased claim expires after CLAIM_TTL anyway
             with contextlib.suppress(TransitError):
                 await storage.release_claim(keys[0], token)  # type: ignore[attr-defined]

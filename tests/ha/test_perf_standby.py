@@ -100,12 +100,7 @@ class PerfCluster(HACluster):
             active = self.active_index()
             if active is None:
                 return False
-            # Every other worker of the active node has taken the role worker 0 won (it
-            # reads the mounts and their config from the primary as it does): a few health
-            # requests cannot tell, since they may all land on worker 0.
-            log = self.nodes[active].log_path.read_text(errors="replace")
-            if log.count("follows the active role") < WORKERS - 1:
-                return False
+            # (every worker of the active node has taken its role: LocalCluster.wait_ready)
             for s in self.standbys(active):
                 for _ in range(4):  # separate connections, so several workers answer
                     r = requests.get(f"{self.nodes[s].addr}/v1/sys/health", timeout=5,

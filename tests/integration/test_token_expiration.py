@@ -72,7 +72,10 @@ def test_an_expired_parent_and_its_child_leave_storage_unlooked(
     assert not {parent["accessor"], child["accessor"]} & accessors(srv)
     hashes = {Path(k).name.lstrip("_") for k in new_ids}  # file storage: leaves are "_<key>"
     assert not any(h in k for h in hashes for k in stored(data, "sys/token/parent/"))
-    assert "revoked expired token (accessor " + parent["accessor"] in srv.log_path.read_text()
+    # logged just after the revocation it reports: wait for it rather than race it
+    line = "revoked expired token (accessor " + parent["accessor"]
+    wait_until(lambda: line in srv.log_path.read_text())
+    assert line in srv.log_path.read_text()
     r = srv.request("POST", "auth/token/lookup-accessor", json={"accessor": child["accessor"]})
     assert r.status_code == 400 and r.json()["errors"] == ["invalid accessor"]
     with pytest.raises(hvac.exceptions.Forbidden):

@@ -81,6 +81,7 @@ class NodeHandle:
     node_id: str
     pid: int | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    log_start: int = 0  # where the current process's lines begin in the (appended) log
 
     @property
     def cluster_port(self) -> int:

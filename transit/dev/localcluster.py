@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -92,6 +93,13 @@ from transit.dev.processes import (
 DEFAULT_WORKDIR = ".transit-cluster"
 # Env vars that would override the generated config files (the env wins in Vault).
 _OVERRIDING_ENV = ("VAULT_API_ADDR", "VAULT_CLUSTER_ADDR", "VAULT_REDIRECT_ADDR")
+
+
+# What a node's log says once one of its worker processes has taken a role (wait_ready).
+_WORKER_COUNT = re.compile(r"==> transit node \S+: (\d+) worker processes")
+_WORKER_ID = re.compile(r"\bworker=(\d+)")
+_ACTIVE_ROLE = re.compile(r"is now the active node|follows the active role")
+_STANDBY_ROLE = re.compile(r"entered standby mode")
 
 
 class LocalCluster:
@@ -367,6 +375,7 @@ class LocalCluster:
         env = {k: v for k, v in os.environ.items() if k not in _OVERRIDING_ENV}
         env["PYTHONUNBUFFERED"] = "1"
         with open(node.log_path, "ab") as log:
+            node.log_start = log.tell()
             node.proc = subprocess.Popen(
                 [self.python, "-m", "transit", "server", "-config", str(node.config_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -427,13 +436,34 @@ class LocalCluster:
                     ready = False
                 elif h[0] == 200:
                     actives.append(node.index)
-                elif h[0] not in (429, 473):  # standby, performance standby
+                    ready = ready and self._every_worker_in(node, _ACTIVE_ROLE)
+                elif h[0] in (429, 473):  # standby, performance standby
+                    ready = ready and self._every_worker_in(node, _STANDBY_ROLE)
+                else:
                     ready = False
             if ready and len(actives) == 1:
                 return actives[0]
             if time.monotonic() > deadline:
                 raise ClusterError(f"cluster not ready (health: {last})")
             time.sleep(0.05)
+
+    @staticmethod
+    def _every_worker_in(node: NodeHandle, role: re.Pattern[str]) -> bool:
+        """Whether every worker process of `node` has logged taking `role`: the health
+        answer above came from one of them, and a sibling may still be unsealing (503) or
+        taking the role; a few more requests could all reach the same worker."""
+        try:
+            with open(node.log_path, "rb") as f:
+                f.seek(node.log_start)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return False
+        count = _WORKER_COUNT.search(text)
+        if count is None:  # one process: no worker=<i> on its lines
+            return role.search(text) is not None
+        seen = {m.group(1) for line in text.splitlines() if role.search(line)
+                for m in [_WORKER_ID.search(line)] if m is not None}
+        return len(seen) >= int(count.group(1))
 
     # -- inspection and faults ----------------------------------------------------------------
     def active_index(self, timeout: float = 0.5) -> int | None:

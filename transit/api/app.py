@@ -141,7 +141,7 @@ class VaultApp:
 
         body = await inc.read_body(receive, self.max_request_size)
         headers = inc.headers
-        token = inc.client_token
+        token = inc.token
 
         data: dict[str, Any]
         params = _query(query) if query else {}

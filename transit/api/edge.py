@@ -25,7 +25,7 @@ sees an HTTP request builds an `Incoming` (`incoming(scope)`), stores it in the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,13 +55,14 @@ class Incoming:
     query: bytes
     client: tuple[str, int]  # the real client (see the module docstring)
     forwarded: bool  # received on the cluster port, from a standby
-    token: str | None = None  # the first X-Vault-Token
-    bearer: str | None = None  # the first "Authorization: Bearer ..."
+    # the client's token: the first X-Vault-Token, else the first "Authorization: Bearer"
+    # (Go's Header.Get), else ""
+    token: str = ""
     content_length: int = -1  # -1: none (or not a number)
     # X-Vault-* headers and Content-Type (last value wins), lower-case names: the logical
     # request's `headers` (wrap TTL, X-Vault-Request, forwarded-by, audit's view of them)
     headers: dict[str, str] = field(default_factory=dict)
-    index: list[str] = field(default_factory=list)  # every X-Vault-Index, in order
+    index: Sequence[str] = ()  # every X-Vault-Index, in order
     inconsistent: bytes = b""  # the first X-Vault-Inconsistent
     no_forwarding: bool = False  # a non-empty X-Vault-No-Request-Forwarding
     prometheus: bool = False  # an Accept asking for Prometheus text (sys/metrics)
@@ -80,11 +81,6 @@ class Incoming:
     @property
     def forwarded_by(self) -> str | None:
         return self.headers.get("x-vault-forwarded-by")
-
-    @property
-    def client_token(self) -> str:
-        """X-Vault-Token, else the bearer token, else ""."""
-        return self.token or self.bearer or ""
 
     @property
     def request_id(self) -> str:
@@ -139,7 +135,7 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
     bearer: str | None = None
     content_length = -1
     headers: dict[str, str] = {}
-    index: list[str] = []
+    index: list[str] | None = None
     inconsistent: bytes | None = None
     no_forwarding = False
     prometheus = False
@@ -159,7 +155,10 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
             value = v.decode("latin-1")
             headers[name] = value
             if k == b"x-vault-index":
-                index.append(value)
+                if index is None:
+                    index = [value]
+                else:
+                    index.append(value)
             elif k == b"x-vault-inconsistent":
                 if inconsistent is None:
                     inconsistent = v
@@ -182,6 +181,6 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
             client = (host, int(port) if port.isdigit() else 0)
     return Incoming(
         scope["method"], scope["path"], scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""), client, forwarded, token, bearer, content_length,
-        headers, index, inconsistent or b"", no_forwarding, prometheus,
+        scope.get("query_string", b""), client, forwarded, token or bearer or "",
+        content_length, headers, index or (), inconsistent or b"", no_forwarding, prometheus,
     )

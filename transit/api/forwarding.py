@@ -128,11 +128,10 @@ class ForwardingGate:
         carries X-Vault-Index is served here only once the local replica has that state
         (waiting up to `core.index_wait`); otherwise it is forwarded when the client sent
         `X-Vault-Inconsistent: forward-active-node`, or refused with 412."""
-        wanted = inc.index
-        if not wanted:
+        if not inc.index:
             return None
         try:
-            if await self.core.index_reached(wanted):
+            if await self.core.index_reached(list(inc.index)):
                 return None
         except UserError as exc:
             return 400, error_body([exc.message])

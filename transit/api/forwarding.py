@@ -17,21 +17,19 @@ import logging
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from transit import metrics
 from transit.api.app import DEFAULT_MAX_REQUEST_SIZE
 from transit.api.edge import CLIENT_ADDR_HEADER, Incoming, incoming
+from transit.api.ports import GateNode
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import NOT_ACTIVE_HEADERS, ForwardingError, LeaderNotActive
 from transit.cluster.listener import FORWARDED_SCOPE
 from transit.core import ECHO_PATH as CORE_ECHO_PATH
 from transit.errors import ForwardToActive, RequestTooLarge, TransitError, UserError
-
-if TYPE_CHECKING:
-    from transit.core import Core
 
 log = logging.getLogger("transit.forwarding")
 
@@ -59,7 +57,7 @@ _FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
 
 class ForwardingGate:
-    def __init__(self, app: Any, core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    def __init__(self, app: Any, core: GateNode, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
                  ) -> None:
         self.app = app
         self.core = core

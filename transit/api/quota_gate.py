@@ -16,6 +16,7 @@ from typing import Any
 
 from transit.api.app import METHOD_OPS
 from transit.api.edge import incoming
+from transit.api.ports import QuotaNode
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.errors import NoHandler
 from transit.logical import READ, UPDATE, Request
@@ -25,7 +26,7 @@ PREFIX = "/v1/"
 
 
 class QuotaGate:
-    def __init__(self, app: Any, core: Any, buckets: Buckets) -> None:
+    def __init__(self, app: Any, core: QuotaNode, buckets: Buckets) -> None:
         self.app = app
         self.core = core
         self.buckets = buckets

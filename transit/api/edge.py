@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transit import errors
-from transit.api.wire import request_id
+from transit.api.wire import new_request_id
 from transit.cluster.listener import FORWARDED_SCOPE
 
 # The scope key holding the request's `Incoming`.
@@ -43,6 +43,8 @@ GONE = "client disconnected before the request body was complete"
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 _NO_CLIENT = ("", 0)
+# Headers every client sends that no layer reads: skipped with one set lookup.
+_TRANSPORT = frozenset({b"host", b"user-agent", b"accept-encoding", b"connection"})
 
 
 @dataclass(slots=True)
@@ -86,7 +88,7 @@ class Incoming:
     def request_id(self) -> str:
         """This request's id (a random UUID), made on first use and kept."""
         if not self._id:
-            self._id = request_id().decode()
+            self._id = new_request_id()
         return self._id
 
     async def read_body(self, receive: Receive, limit: int) -> bytes:
@@ -141,6 +143,8 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
     prometheus = False
     client_header: bytes | None = None
     for k, v in scope["headers"]:
+        if k in _TRANSPORT:
+            continue
         if k == b"x-vault-token":
             if token is None:
                 token = v.decode("latin-1")

@@ -21,13 +21,19 @@ _SORT = orjson.OPT_SORT_KEYS
 _NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
 
 
+# the RFC 4122 variant nibble (10xx) for a random hex digit: 8 + (digit & 3)
+_VARIANT = dict(zip("0123456789abcdef", "89ab89ab89ab89ab", strict=True))
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID, formatted; cheaper than str(uuid.uuid4()) on the hot path."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 def request_id() -> bytes:
-    """A random (version 4) UUID, formatted; cheaper than uuid.uuid4() on the hot path."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex().encode()
-    return b"-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+    """`new_request_id()` as bytes."""
+    return new_request_id().encode()
 
 
 def envelope(resp: Response, mount_type: str = "", rid: str = "") -> bytes:

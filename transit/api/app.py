@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from transit import errors, metrics, monitor
-from transit.api.edge import Incoming, incoming
+from transit.api.edge import EDGE_KEY, Incoming, incoming
 from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
 from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_monitor
 from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response
@@ -107,7 +107,10 @@ class VaultApp:
             _count(scope, status_code, started)
 
     async def _handle(self, scope: Scope, receive: Any) -> tuple[int, list[Any], bytes]:
-        inc = incoming(scope)  # the edge's one parse of this request (transit/api/edge.py)
+        # the edge's one parse of this request (transit/api/edge.py), made by the outer layer
+        inc: Incoming | None = scope.get(EDGE_KEY)
+        if inc is None:
+            inc = incoming(scope)
         path = inc.path  # percent-decoded by the HTTP parser
         if not path.isprintable():  # before routing, token lookup, the ACL and the body
             return _BAD_PATH

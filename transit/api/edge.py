@@ -177,7 +177,7 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
         elif k == CLIENT_ADDR_HEADER:
             if client_header is None:
                 client_header = v
-    forwarded = bool(scope.get(FORWARDED_SCOPE))
+    forwarded = FORWARDED_SCOPE in scope and bool(scope[FORWARDED_SCOPE])
     client = scope.get("client") or _NO_CLIENT
     if forwarded and client_header is not None:
         host, _, port = client_header.decode("latin-1").rpartition(":")

@@ -42,8 +42,9 @@ def envelope(resp: Response, mount_type: str = "", rid: str = "") -> bytes:
     data_json = orjson.dumps(data, option=_SORT | _NON_STR_KEYS) if data is not None else b"null"
     body = b"".join((
         b'{"request_id":"', rid.encode() if rid else request_id(), b'","lease_id":',
-        orjson.dumps(resp.lease_id), b',"renewable":', b"true" if resp.renewable else b"false",
-        b',"lease_duration":', str(resp.lease_duration).encode(), b',"data":', data_json,
+        orjson.dumps(resp.lease_id) if resp.lease_id else b'""', b',"renewable":',
+        b"true" if resp.renewable else b"false", b',"lease_duration":',
+        str(resp.lease_duration).encode() if resp.lease_duration else b"0", b',"data":', data_json,
         b',"wrap_info":', _struct(resp.wrap_info), b',"warnings":',
         orjson.dumps(resp.warnings) if resp.warnings else b"null", b',"auth":', _struct(resp.auth),
         b',"mount_type":"', mount_type.encode(), b'"',

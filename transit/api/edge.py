@@ -143,8 +143,6 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
     prometheus = False
     client_header: bytes | None = None
     for k, v in scope["headers"]:
-        if k in _TRANSPORT:
-            continue
         if k == b"x-vault-token":
             if token is None:
                 token = v.decode("latin-1")
@@ -154,6 +152,8 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
             n = int(v) if v.isdigit() else -1
             if n > content_length:
                 content_length = n
+        elif k in _TRANSPORT:
+            continue
         elif k.startswith(b"x-vault-"):
             name = k.decode("latin-1")
             value = v.decode("latin-1")

@@ -212,6 +212,14 @@ def test_body_cut_by_a_disconnect_is_never_handled() -> None:
 # -- the real app and quota gate over one Incoming ------------------------------------------
 
 
+def test_status_endpoints_are_all_under_sys() -> None:
+    """VaultApp looks them up only for paths under sys/ (one startswith on the hot path)."""
+    from transit.api.status import APP_ANSWERED, STATUS_HANDLERS
+
+    assert all(path.startswith("sys/") for path in [*STATUS_HANDLERS, *APP_ANSWERED])
+
+
+
 def test_app_reads_the_one_parse_and_the_body_once() -> None:
     async def go() -> None:
         core = await _dev_core()

@@ -1,6 +1,7 @@
 """The ASGI application: Vault's HTTP API in front of the core.
 
-A pure ASGI callable (no Starlette middleware classes): read the body within the size limit, decode it,
+A pure ASGI callable (no Starlette middleware classes): take the request's one parse
+(`transit/api/edge.py`: headers, client, body read within the size limit), decode the body,
 authenticate, route by the mount table, call the engine, and render Vault's envelope or
 error body. Status endpoints that need no token are answered by `status.py`.
 """
@@ -17,11 +18,11 @@ from urllib.parse import parse_qsl
 import orjson
 
 from transit import errors, metrics, monitor
+from transit.api.edge import EDGE_KEY, Incoming, incoming
 from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
 from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_monitor
-from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, request_id
+from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response
 from transit.cluster.forward import NOT_ACTIVE_HEADERS
-from transit.cluster.listener import FORWARDED_SCOPE as FORWARDED
 from transit.core import Core
 from transit.engines.fields import parse_bool
 from transit.logical import DELETE, LIST, PATCH, READ, UPDATE, Request, Response
@@ -38,15 +39,11 @@ _NO_DATA_OPS = (READ, LIST)
 
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
-# Set in the ASGI scope by the forwarding gate when a standby tries a request locally.
-LOCAL_ATTEMPT = "transit.local_attempt"
 DEFAULT_MAX_BATCH_ITEMS = 10_000
 # A path with a non-printable character (a control character, percent-encoded or raw, or any
 # other rune Go's unicode.IsPrint refuses, e.g. U+0085, U+00A0, U+200B) is refused before
 # anything else, as OpenBao does: a bare 400 there (no message), here in Vault's error body.
 _BAD_PATH = 400, JSON_HEADERS, error_body([])
-# The client left before its body was complete: the answer goes nowhere, but nothing runs.
-_GONE = "client disconnected before the request body was complete"
 # The request the core handled (for telemetry), set in the ASGI scope by `_handle`.
 REQUEST_KEY = "transit.request"
 _HANDLE_REQUEST = "vault.core.handle_request"
@@ -90,15 +87,15 @@ class VaultApp:
                 await monitor.stream(self.core, level, fmt, receive, send)
                 return
         except errors.ForwardToActive:
-            if scope.get(LOCAL_ATTEMPT):
+            if incoming(scope).local_attempt:
                 raise  # the forwarding gate sends the whole request to the active node
             # this node stopped being active mid-request: nothing was written
             status_code, body = 503, error_body(["node is not active"])
-            headers = NOT_ACTIVE_HEADERS if scope.get(FORWARDED) else JSON_HEADERS
+            headers = NOT_ACTIVE_HEADERS if incoming(scope).forwarded else JSON_HEADERS
         except errors.TransitError as exc:
             status_code, body = error_response(exc)
             headers = (NOT_ACTIVE_HEADERS if isinstance(exc, errors.NotActive)
-                       and scope.get(FORWARDED) else JSON_HEADERS)
+                       and incoming(scope).forwarded else JSON_HEADERS)
         except Exception:  # never a traceback on the wire
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             status_code, body, headers = 500, error_body(["internal error"]), JSON_HEADERS
@@ -110,29 +107,35 @@ class VaultApp:
             _count(scope, status_code, started)
 
     async def _handle(self, scope: Scope, receive: Any) -> tuple[int, list[Any], bytes]:
-        path: str = scope["path"]  # percent-decoded by the HTTP parser
+        # the edge's one parse of this request (transit/api/edge.py), made by the outer layer
+        inc: Incoming | None = scope.get(EDGE_KEY)
+        if inc is None:
+            inc = incoming(scope)
+        path = inc.path  # percent-decoded by the HTTP parser
         if not path.isprintable():  # before routing, token lookup, the ACL and the body
             return _BAD_PATH
         if not path.startswith("/v1/"):
             return 404, JSON_HEADERS, error_body([])
         rel = path[4:]
-        method: str = scope["method"]
-        query = scope["query_string"]
+        method = inc.method
+        query = inc.query
 
-        status_handler = STATUS_HANDLERS.get(rel.rstrip("/"))
-        if status_handler is None:
-            status_handler = APP_ANSWERED.get(rel)  # sys/metrics, sys/monitor (no "/")
+        status_handler = None
+        if rel.startswith("sys/"):  # where every status endpoint is (tests/unit/api/test_edge.py)
+            status_handler = STATUS_HANDLERS.get(rel.rstrip("/"))
+            if status_handler is None:
+                status_handler = APP_ANSWERED.get(rel)  # sys/metrics, sys/monitor (no "/")
         if status_handler is sys_metrics and (
                 self.unauthenticated_metrics_access or method != "GET"):
             if method != "GET":  # a logical read only: other verbs as Vault's raw handler
                 return 405, JSON_HEADERS, error_body([])
-            return _metrics_answer(scope, _query(query))  # unauthenticated_metrics_access
+            return _metrics_answer(inc, _query(query))  # unauthenticated_metrics_access
         if status_handler is not None and status_handler not in _APP_ANSWERED:
             # unauthenticated, raw JSON, never audited
             if method not in ("GET", "HEAD", "PUT", "POST") and not (
                     method == "DELETE" and getattr(status_handler, "accepts_delete", False)):
                 raise errors.UnsupportedOperation()
-            payload = (self._decode(await self._read_body(receive))
+            payload = (self._decode(await inc.read_body(receive, self.max_request_size))
                        if method in ("PUT", "POST") else {})
             code, body = await status_handler(self.core, method, _query(query), payload)
             return code, JSON_HEADERS, (b"" if method == "HEAD" else body)
@@ -141,26 +144,9 @@ class VaultApp:
         if op is None:
             return 405, JSON_HEADERS, error_body([f"unsupported method {method}"])
 
-        token: str | None = None  # X-Vault-Token: the first one wins (Go's Header.Get)
-        bearer: str | None = None  # else the first "Authorization: Bearer"
-        headers: dict[str, str] = {}
-        content_length = -1
-        for k, v in scope["headers"]:
-            if k == b"x-vault-token":
-                if token is None:
-                    token = v.decode("latin-1")
-            elif k == b"authorization":
-                if bearer is None and v[:7].lower() == b"bearer ":
-                    bearer = v[7:].decode("latin-1").strip()
-            elif k == b"content-length":
-                content_length = int(v) if v.isdigit() else -1
-            elif k == b"content-type":
-                headers["content-type"] = v.decode("latin-1")
-            elif k.startswith(b"x-vault-"):
-                headers[k.decode("latin-1")] = v.decode("latin-1")
-        if content_length > self.max_request_size:
-            raise errors.RequestTooLarge()
-        body = await self._read_body(receive)
+        body = await inc.read_body(receive, self.max_request_size)
+        headers = inc.headers
+        token = inc.token
 
         data: dict[str, Any]
         params = _query(query) if query else {}
@@ -185,12 +171,12 @@ class VaultApp:
             # gets its body parsed (None: a path that checks its token itself).
             if body:
                 try:
-                    preauth = await self.core.authenticate(rel, token or bearer or "")
+                    preauth = await self.core.authenticate(rel, token)
                 except errors.PermissionDenied:
-                    client = scope.get("client") or ("", 0)
+                    client = inc.client
                     await self.core.audit_refused(Request(
-                        op, rel, {}, None, client_token=token or bearer or "",
-                        id=request_id().decode(), remote_addr=client[0],
+                        op, rel, {}, None, client_token=token,
+                        id=inc.request_id, remote_addr=client[0],
                         remote_port=client[1], headers=headers))
                     raise
             data = self._decode(body)
@@ -200,12 +186,12 @@ class VaultApp:
                     f"batch_input has {len(batch)} items; the maximum is {self.max_batch_items}"
                 )
 
-        client = scope.get("client") or ("", 0)
+        client = inc.client
         req = Request(
-            op, rel, data, None, client_token=token or bearer or "",
-            id=request_id().decode(),
+            op, rel, data, None, client_token=token,
+            id=inc.request_id,
             remote_addr=client[0], remote_port=client[1], headers=headers,
-            client_certs=client_cert_chain(scope),
+            client_certs=inc.client_certs,
         )
         if preauth is not None:
             req.token = preauth
@@ -213,7 +199,7 @@ class VaultApp:
         resp = await self.core.handle(req, rel)
         if status_handler is not None:  # passed the token, ACL and audit: answer raw
             if status_handler is sys_metrics:
-                return _metrics_answer(scope, params)
+                return _metrics_answer(inc, params)
             if status_handler is sys_monitor:
                 try:
                     scope[_MONITOR_KEY] = monitor.parse_query(params)
@@ -228,28 +214,6 @@ class VaultApp:
     def _decode(self, body: bytes) -> dict[str, Any]:
         """The JSON body, within the listener's JSON limits (transit/api/jsonlimits.py)."""
         return _decode_json(body, self.json_limits.decode)
-
-    async def _read_body(self, receive: Any) -> bytes:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise errors.UserError(_GONE)  # never handle a request on a truncated (empty) body
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body"):
-            if len(body) > self.max_request_size:
-                raise errors.RequestTooLarge()
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise errors.UserError(_GONE)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_request_size:
-                raise errors.RequestTooLarge()
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def _count(scope: Scope, status: int, started: float) -> None:
@@ -273,15 +237,11 @@ def _count(scope: Scope, status: int, started: float) -> None:
                          len(batch) if isinstance(batch, list) else 1)
 
 
-def _metrics_answer(scope: Scope, params: dict[str, str]) -> tuple[int, list[Any], bytes]:
+def _metrics_answer(inc: Incoming, params: dict[str, str]) -> tuple[int, list[Any], bytes]:
     """The raw body of sys/metrics (operations-api §4.2-4.3)."""
     fmt = params.get("format", "")
-    if not fmt:
-        for k, v in scope["headers"]:
-            if k == b"accept" and (v.startswith(b"application/openmetrics-text")
-                                   or b"prometheus/telemetry" in v):
-                fmt = "prometheus"
-                break
+    if not fmt and inc.prometheus:
+        fmt = "prometheus"
     if fmt == "prometheus":
         if metrics.settings.prometheus_retention_time <= 0:
             return 400, _TEXT_PLAIN, b"prometheus is not enabled"
@@ -340,12 +300,3 @@ async def _lifespan(receive: Any, send: Any) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-def client_cert_chain(scope: dict[str, Any]) -> list[str] | None:
-    """The TLS client certificate chain of the request (ASGI TLS extension, set by
-    transit/api/protocol.py or, for a forwarded request, by transit/api/forwarding.py)."""
-    tls = (scope.get("extensions") or {}).get("tls")
-    if tls is None:
-        return None
-    return list(tls.get("client_cert_chain") or [])

@@ -13,27 +13,29 @@ an echo every few seconds (`sys/ha-status` lists them).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
-import ssl
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from transit import metrics
-from transit.api.app import DEFAULT_MAX_REQUEST_SIZE, LOCAL_ATTEMPT
+from transit.api.app import DEFAULT_MAX_REQUEST_SIZE
+from transit.api.edge import (
+    CLIENT_ADDR_HEADER,
+    CLIENT_CERT_HEADER,
+    Incoming,
+    cert_header,
+    incoming,
+)
+from transit.api.ports import GateNode
 from transit.api.wire import JSON_HEADERS, error_body
 from transit.cluster.forward import NOT_ACTIVE_HEADERS, ForwardingError, LeaderNotActive
 from transit.cluster.listener import FORWARDED_SCOPE
 from transit.core import ECHO_PATH as CORE_ECHO_PATH
-from transit.errors import ForwardToActive, TransitError, UserError
-
-if TYPE_CHECKING:
-    from transit.core import Core
+from transit.errors import ForwardToActive, RequestTooLarge, TransitError, UserError
 
 log = logging.getLogger("transit.forwarding")
 
@@ -52,21 +54,17 @@ _LOCAL_UPDATE = re.compile(
     r"|sys/wrapping/lookup)\Z"
 )
 FORWARDED_SCOPE_KEY = FORWARDED_SCOPE
-# The client's address, added by the forwarding standby (any copy the client sent is dropped)
-# and believed only on the mutual-TLS cluster listener: bound-CIDR checks (token_bound_cidrs,
-# secret-ID CIDRs) and audit entries of a forwarded request see the real client, as Vault's
-# forwarded RPC carries its RemoteAddr.
-CLIENT_ADDR_HEADER = b"x-transit-forwarded-client"
-# Likewise the TLS client certificate the standby's client presented (TLS certificate
-# logins): base64 DER of the leaf, or "-" for a TLS connection without one; absent when the
-# client did not use TLS.
-CLIENT_CERT_HEADER = b"x-transit-forwarded-client-cert"
+# CLIENT_ADDR_HEADER and CLIENT_CERT_HEADER (transit/api/edge.py): the client's address and
+# TLS client certificate, added by the forwarding standby (any copy the client sent is
+# dropped) and believed only on the mutual-TLS cluster listener: bound-CIDR checks, TLS
+# certificate logins and audit entries of a forwarded request see the real client, as
+# Vault's forwarded RPC carries its RemoteAddr and peer certificates.
 _FORWARD = "vault.ha.rpc.client.forward"  # telemetry (transit/metrics.py)
 _FORWARD_ERRORS = ("vault.ha.rpc.client.forward.errors",)
 
 
 class ForwardingGate:
-    def __init__(self, app: Any, core: Core, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    def __init__(self, app: Any, core: GateNode, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
                  ) -> None:
         self.app = app
         self.core = core
@@ -78,13 +76,13 @@ class ForwardingGate:
         if scope["type"] != "http" or core.ha is None or core.sealed:
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
+        inc = incoming(scope)  # the edge's one parse of this request (transit/api/edge.py)
+        path = inc.path
         if core.ha.activating and not core.ha.is_active:
             await core.ha.activated()  # mid-activation: answer as the active node it becomes
-        if scope.get(FORWARDED_SCOPE_KEY):
-            scope = _with_forwarded_client(scope)
+        if inc.forwarded:  # (its client address is the standby's X-Transit-Forwarded-Client)
             if path == ECHO_PATH:
-                await self._echo(receive, send)
+                await self._echo(inc, receive, send)
             elif core.ha.is_active:
                 await self.app(scope, receive, send)
             else:  # it was sent to us as the active node, and we no longer are
@@ -95,66 +93,61 @@ class ForwardingGate:
             # (a path with a control character is refused here, by the app: never forwarded)
             await self.app(scope, receive, send)
             return
-        if core.perf_standby and _may_serve_locally(scope["method"], path):
-            verdict = await self._consistency(scope)
+        if core.perf_standby and _may_serve_locally(inc.method, path):
+            verdict = await self._consistency(inc)
             if verdict == "forward":
-                await self._forward(scope, receive, send)
+                await self._forward(scope, inc, receive, send)
                 return
             if verdict is not None:
                 status, body = verdict
                 await _respond(send, status, body)
                 return
-            body = await self._read_limited(scope, receive)
-            if body is None:
-                await _respond(send, 413, error_body(["http: request body too large"]))
+            if not await self._read_body(inc, receive, send):
                 return
+            inc.local_attempt = True  # the app re-raises ForwardToActive instead of a 503
             try:
-                await self.app({**scope, LOCAL_ATTEMPT: True}, _replay(body), send)
+                await self.app(scope, receive, send)  # the body is already in `inc`
                 return
             except ForwardToActive as exc:  # nothing was sent yet: the app answers at the end
                 log.debug("forwarding after a local attempt: %s", exc)
-            await self._forward(scope, _replay(body), send)
+            finally:
+                inc.local_attempt = False
+            await self._forward(scope, inc, receive, send)
             return
-        await self._forward(scope, receive, send)
+        await self._forward(scope, inc, receive, send)
 
-    async def _read_limited(self, scope: dict[str, Any], receive: Any) -> bytes | None:
-        """The request body, or None when it is over the listener's max_request_size."""
-        limit = self.max_request_size
-        for k, v in scope["headers"]:
-            if k == b"content-length" and v.isdigit() and int(v) > limit:
-                return None
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
+    async def _read_body(self, inc: Incoming, receive: Any, send: Any) -> bool:
+        """Read the request body into `inc` (once); False when it was over the listener's
+        max_request_size (answered 413 here) or the client left before its end."""
+        try:
+            await inc.read_body(receive, self.max_request_size)
+        except RequestTooLarge:
+            await _respond(send, 413, error_body(["http: request body too large"]))
+            return False
+        except UserError:  # disconnected: the answer goes nowhere, nothing is sent on
+            return False
+        return True
 
-    async def _consistency(self, scope: dict[str, Any]) -> Any:
+    async def _consistency(self, inc: Incoming) -> Any:
         """Vault's client-controlled consistency on a performance standby: a request that
         carries X-Vault-Index is served here only once the local replica has that state
         (waiting up to `core.index_wait`); otherwise it is forwarded when the client sent
         `X-Vault-Inconsistent: forward-active-node`, or refused with 412."""
-        wanted = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-vault-index"]
-        if not wanted:
+        if not inc.index:
             return None
         try:
-            if await self.core.index_reached(wanted):
+            if await self.core.index_reached(list(inc.index)):
                 return None
         except UserError as exc:
             return 400, error_body([exc.message])
         except TransitError:  # the index key has not reached this replica yet
             pass
-        mode = next((v for k, v in scope["headers"] if k == b"x-vault-inconsistent"), b"")
-        if mode.strip().lower() == b"forward-active-node":
+        if inc.inconsistent.strip().lower() == b"forward-active-node":
             return "forward"
         return 412, error_body(["required index state not present"])
 
-    async def _forward(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _forward(self, scope: dict[str, Any], inc: Incoming, receive: Any, send: Any
+                       ) -> None:
         started = time.perf_counter()
         # only an HA node forwards (`__call__`); setup_ha sets both, once
         assert self.core.ha is not None and self.core.forwarder is not None
@@ -169,25 +162,23 @@ class ForwardingGate:
         if leader is None:
             await _respond(send, 503, error_body(["no active Vault instance found"]))
             return
-        path_qs = scope["raw_path"].decode("latin-1")
-        if scope["query_string"]:
-            path_qs += "?" + scope["query_string"].decode("latin-1")
-        headers = scope["headers"]
-        if not self.core.perf_standby and any(
-                k == b"x-vault-no-request-forwarding" and v for k, v in headers):
+        path_qs = inc.raw_path.decode("latin-1")
+        if inc.query:
+            path_qs += "?" + inc.query.decode("latin-1")
+        if not self.core.perf_standby and inc.no_forwarding:
             await _redirect(send, leader.api_addr, path_qs)
             return
-        body = await self._read_limited(scope, receive)
-        if body is None:
-            await _respond(send, 413, error_body(["http: request body too large"]))
+        if not await self._read_body(inc, receive, send):
             return
-        method = scope["method"]
-        client = scope.get("client") or ("", 0)
-        headers = [(k, v) for k, v in headers
+        body = inc.body
+        assert body is not None  # read just above
+        method = inc.method
+        client = inc.client
+        headers = [(k, v) for k, v in scope["headers"]
                    if k != CLIENT_ADDR_HEADER and k != CLIENT_CERT_HEADER]
         if client[0]:
             headers.append((CLIENT_ADDR_HEADER, f"{client[0]}:{client[1]}".encode()))
-        cert = _cert_header(scope)
+        cert = cert_header(inc.client_certs)
         if cert is not None:
             headers.append((CLIENT_CERT_HEADER, cert))
         try:
@@ -209,7 +200,8 @@ class ForwardingGate:
         if stale:  # the leader we knew has just changed: look again, try once more
             fresh = await self.core.ha.refresh_leader()
             if self.core.ha.is_active:  # this process took the role meanwhile (nothing
-                await self.app(scope, _replay(body), send)  # was sent): answer it here
+                await self.app(scope, receive, send)  # was sent): answer it here (the
+                return  # body is already in `inc`)
                 return
             if fresh is None:
                 await _respond(send, 503, error_body(["no active Vault instance found"]))
@@ -244,48 +236,13 @@ class ForwardingGate:
         log.warning("request forwarding failed, redirecting the client: %s", exc)
         await _redirect(send, api_addr, path_qs)
 
-    async def _echo(self, receive: Any, send: Any) -> None:
+    async def _echo(self, inc: Incoming, receive: Any, send: Any) -> None:
         try:
-            info = orjson.loads(await _read_body(receive))
+            info = orjson.loads(await inc.read_body(receive, sys.maxsize))
             self.core.record_echo(info, time.time())
             await _respond(send, 204, b"")
-        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
+        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError, UserError):
             await _respond(send, 400, error_body(["invalid echo"]))
-
-
-def _with_forwarded_client(scope: dict[str, Any]) -> dict[str, Any]:
-    """A forwarded request's scope with the original client's address and TLS client
-    certificate (from the standby), never the standby's own cluster certificate."""
-    out = {**scope, "extensions": {k: v for k, v in (scope.get("extensions") or {}).items()
-                                   if k != "tls"}}
-    for k, v in scope["headers"]:
-        if k == CLIENT_ADDR_HEADER:
-            host, _, port = v.decode("latin-1").rpartition(":")
-            if host:
-                out["client"] = (host, int(port) if port.isdigit() else 0)
-        elif k == CLIENT_CERT_HEADER:
-            out["extensions"]["tls"] = {"client_cert_chain": _certs_from_header(v)}
-    return out
-
-
-def _cert_header(scope: dict[str, Any]) -> bytes | None:
-    """The CLIENT_CERT_HEADER value for the client's TLS certificate (None: no TLS)."""
-    tls = (scope.get("extensions") or {}).get("tls")
-    if tls is None:
-        return None
-    chain = tls.get("client_cert_chain") or []
-    if not chain:
-        return b"-"
-    return base64.b64encode(ssl.PEM_cert_to_DER_cert(chain[0]))
-
-
-def _certs_from_header(value: bytes) -> list[str]:
-    if value == b"-":
-        return []
-    try:
-        return [ssl.DER_cert_to_PEM_cert(base64.b64decode(value, validate=True))]
-    except (ValueError, binascii.Error):
-        return []
 
 
 def _may_serve_locally(method: str, path: str) -> bool:
@@ -296,28 +253,6 @@ def _may_serve_locally(method: str, path: str) -> bool:
     if method not in ("POST", "PUT"):
         return False
     return _LOCAL_UPDATE.search(path) is not None
-
-
-def _replay(body: bytes) -> Any:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:  # a second receive waits for a disconnect that never matters here
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "LIST"})

@@ -5,7 +5,8 @@ on the node that received the connection; a request forwarded to the active node
 standby was counted there and is not counted again. A request over its rule's limit gets 429
 `request path "<path>": rate limit quota exceeded` (and `Retry-After` plus the
 `X-Ratelimit-*` headers when `enable_rate_limit_response_headers` is set). With no rules,
-the cost is one attribute read and a dict's truth value.
+the cost is the request's one header parse (transit/api/edge.py, which the API app needs anyway),
+one attribute read and a dict's truth value.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import math
 from typing import Any
 
 from transit.api.app import METHOD_OPS
-from transit.api.forwarding import FORWARDED_SCOPE_KEY
-from transit.api.wire import JSON_HEADERS, error_body, request_id
+from transit.api.edge import incoming
+from transit.api.ports import QuotaNode
+from transit.api.wire import JSON_HEADERS, error_body
 from transit.errors import NoHandler
 from transit.logical import READ, UPDATE, Request
 from transit.ratelimit import Buckets
@@ -24,19 +26,24 @@ PREFIX = "/v1/"
 
 
 class QuotaGate:
-    def __init__(self, app: Any, core: Any, buckets: Buckets) -> None:
+    def __init__(self, app: Any, core: QuotaNode, buckets: Buckets) -> None:
         self.app = app
         self.core = core
         self.buckets = buckets
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        core = self.core
-        table = core.quotas.table
-        if (not table.rules or scope["type"] != "http" or scope.get(FORWARDED_SCOPE_KEY)
-                or core.sealed or not scope["path"].startswith(PREFIX)):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"][len(PREFIX):]
+        # the outermost API layer: the request's one parse (transit/api/edge.py) starts here
+        inc = incoming(scope)
+        core = self.core
+        table = core.quotas.table
+        if (not table.rules or inc.forwarded or core.sealed
+                or not inc.path.startswith(PREFIX)):
+            await self.app(scope, receive, send)
+            return
+        path = inc.path[len(PREFIX):]
         if table.exempt(path) or not path.isprintable():
             await self.app(scope, receive, send)
             return
@@ -48,7 +55,7 @@ class QuotaGate:
         if rule is None:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("", 0))[0]
+        client = inc.client[0]
         identity = f"{rule.name}\0{rule.rate}\0{rule.interval}\0{rule.block_interval}"
         verdict = self.buckets.take(Buckets.key(identity, client), rule.tokens,
                                     float(rule.interval), float(rule.block_interval))
@@ -71,11 +78,11 @@ class QuotaGate:
             return
         message = f'request path "{path}": rate limit quota exceeded'
         if table.config.enable_rate_limit_audit_logging:
-            client = scope.get("client") or ("", 0)
+            method = inc.method
             await core.audit_refused(Request(
-                METHOD_OPS.get(scope["method"]) or (READ if scope["method"] == "HEAD" else UPDATE),
+                METHOD_OPS.get(method) or (READ if method == "HEAD" else UPDATE),
                 path, {}, None,
-                id=request_id().decode(), remote_addr=client[0], remote_port=client[1]),
+                id=inc.request_id, remote_addr=inc.client[0], remote_port=inc.client[1]),
                 message)
         if headers:
             headers.append((b"retry-after", str(math.ceil(verdict.reset)).encode()))

@@ -35,6 +35,7 @@ from typing import Any
 
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.ha import ACTIVATION_WAIT, FENCE_CLOSED, HAController
+from transit.cluster.ports import RoleNode
 
 log = logging.getLogger("transit.cluster.follower")
 
@@ -49,7 +50,7 @@ class RoleFollower(HAController):
     """Follow the lock worker 0 of this node holds; see the module docstring."""
 
     def __init__(
-        self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
+        self, core: RoleNode, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
         lock_ttl: float | None = None, *, poll: float = 0.25, relay: Relay | None = None,
         clock: Callable[[], float] = time.monotonic, owner: str | None = None,
     ) -> None:

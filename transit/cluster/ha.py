@@ -53,6 +53,7 @@ from typing import Any, Literal
 from transit import metrics
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.identity import node_of
+from transit.cluster.ports import RoleNode
 from transit.errors import TransitError
 
 # An epoch no lock value can carry: writes of a node in this state are refused by Redis.
@@ -73,7 +74,7 @@ _Reason = Literal["lost", "overdue", "step-down", "release", "stop", "ready", "f
 
 class HAController:
     def __init__(
-        self, core: Any, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
+        self, core: RoleNode, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
         lock_ttl: float | None = None, *, retry: float = 1.0, renew_interval: float | None = None,
         margin: float | None = None, cooldown: float = 10.0, leader_refresh: float = 2.5,
         clock: Callable[[], float] = time.monotonic, owner: str | None = None,

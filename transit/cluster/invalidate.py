@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transit.cluster.ports import CacheNode
 
 log = logging.getLogger("transit.cluster.invalidate")
 
@@ -52,14 +55,14 @@ async def _maybe_await(value: Any) -> None:
         await value
 
 
-def _mount_by_uuid(core: Any, mount_uuid: str, table: str = "mounts") -> Any:
+def _mount_by_uuid(core: CacheNode, mount_uuid: str, table: str = "mounts") -> Any:
     for entry in getattr(core, table).entries():
         if entry.uuid == mount_uuid:
             return entry
     return None
 
 
-async def _reload_mounts(core: Any) -> None:
+async def _reload_mounts(core: CacheNode) -> None:
     reload = getattr(core, "reload_mounts", None)
     if reload is not None:
         await _maybe_await(reload())
@@ -67,11 +70,11 @@ async def _reload_mounts(core: Any) -> None:
         await core.mounts.load([], keep_engines=True)
 
 
-def _writable(core: Any) -> bool:
+def _writable(core: CacheNode) -> bool:
     return not getattr(core.barrier, "read_only", False)
 
 
-async def _reload_salt(core: Any) -> None:
+async def _reload_salt(core: CacheNode) -> None:
     # setup() only writes when the salt is missing; a standby must not write, so look first.
     if await core.tokens.storage.get("salt") is not None:
         await core.tokens.setup(create=_writable(core))
@@ -79,7 +82,7 @@ async def _reload_salt(core: Any) -> None:
         core.tokens.invalidate()
 
 
-async def invalidate_key(core: Any, key: str) -> None:
+async def invalidate_key(core: CacheNode, key: str) -> None:
     """Drop (or reload) the cache fed by storage key `key`; see the module table."""
     if core.sealed:
         return
@@ -119,7 +122,7 @@ async def invalidate_key(core: Any, key: str) -> None:
         await core.quotas.load()
 
 
-async def invalidate_all(core: Any) -> None:
+async def invalidate_all(core: CacheNode) -> None:
     """Drop every cache (after a (re)subscribe: messages may have been missed). The keyring
     goes first, so what follows can decrypt values written under a newer term."""
     if core.sealed:

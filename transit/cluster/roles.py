@@ -32,8 +32,11 @@ from transit.errors import StorageError, TransitError
 
 if TYPE_CHECKING:
     from transit.acl.store import AclPolicyStore
+    from transit.audit.broker import AuditBroker
     from transit.barrier import Barrier
     from transit.cluster.identity import ClusterInfo
+    from transit.engines.mounts import MountTable
+    from transit.quotas import QuotaStore
     from transit.tokens.store import TokenStore
 
 log = logging.getLogger("transit.core")  # the node's one logger, as before the split
@@ -52,6 +55,9 @@ class NodeRoles:
         barrier: Barrier
         tokens: TokenStore
         policies: AclPolicyStore
+        mounts: MountTable
+        audit: AuditBroker
+        quotas: QuotaStore
         cluster: ClusterInfo
         ha: HAController | None
         forwarder: Forwarder | None

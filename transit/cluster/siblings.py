@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from transit.cluster.follower import RoleFollower
+from transit.cluster.ports import SiblingNode
 from transit.engines.system.operator import answer_call
 from transit.errors import TransitError
 from transit.ratelimit import Buckets
@@ -67,7 +68,7 @@ class WorkerInfo:
         return self.index == 0
 
 
-async def unseal_with_sibling_root(core: Any, root: bytes) -> None:
+async def unseal_with_sibling_root(core: SiblingNode, root: bytes) -> None:
     """The unseal hook of a (re)started worker of an unsealed Shamir node: drop any unseal
     progress of its own, open the barrier with the root key a sibling sent, finish as an unseal
     does (`post_unseal`)."""
@@ -82,7 +83,7 @@ async def unseal_with_sibling_root(core: Any, root: bytes) -> None:
 class WorkerLink:
     """A worker's end of the supervisor pipe, driven by the worker's event loop."""
 
-    def __init__(self, info: WorkerInfo, core: Any) -> None:
+    def __init__(self, info: WorkerInfo, core: SiblingNode) -> None:
         assert info.conn is not None
         self.info = info
         self.conn = info.conn
@@ -229,7 +230,7 @@ class WorkerLink:
                 self._send(("ack", eid))
 
 
-async def apply_event(core: Any, kind: str, payload: dict[str, Any],
+async def apply_event(core: SiblingNode, kind: str, payload: dict[str, Any],
                       link: WorkerLink | None = None) -> None:
     """Apply what a sibling worker did (never relays it again)."""
     seal = getattr(core.seal, "inner", core.seal)

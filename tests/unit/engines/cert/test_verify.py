@@ -1,5 +1,5 @@
 """Pure pieces of the cert auth method (transit/engines/cert/verify.py, roles.py) and the
-forwarded client-certificate header (transit/api/forwarding.py)."""
+forwarded client-certificate header (transit/api/edge.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from transit.api.forwarding import (
-    CLIENT_CERT_HEADER,
-    _cert_header,
-    _certs_from_header,
-    _with_forwarded_client,
-)
+from transit.api.edge import CLIENT_CERT_HEADER, _certs_from_header, cert_header, parse
+from transit.cluster.listener import FORWARDED_SCOPE
 from transit.engines.cert.roles import CertRole, parse_pem
 from transit.engines.cert.verify import asn1_string, glob, key_id_hex
 
@@ -76,19 +72,28 @@ def test_role_round_trip() -> None:
 def test_forwarded_client_certificate_header() -> None:
     pem = _pem()
     der = ssl_der(pem)
-    assert _cert_header({}) is None  # not TLS: no header
-    assert _cert_header({"extensions": {"tls": {"client_cert_chain": []}}}) == b"-"
-    value = _cert_header({"extensions": {"tls": {"client_cert_chain": [pem]}}})
+    assert cert_header(None) is None  # not TLS: no header
+    assert cert_header([]) == b"-"
+    value = cert_header([pem])
     assert value == base64.b64encode(der)
     assert _certs_from_header(b"-") == [] and _certs_from_header(b"%%%") == []
+
+    def scope(headers: list[tuple[bytes, bytes]], forwarded: bool) -> dict[str, object]:
+        out: dict[str, object] = {
+            "type": "http", "method": "POST", "path": "/v1/auth/cert/login",
+            "headers": headers, "client": ("10.0.0.1", 1),
+            "extensions": {"tls": {"client_cert_chain": ["standby's cluster cert"]}}}
+        if forwarded:
+            out[FORWARDED_SCOPE] = True
+        return out
+
     # the active node believes the header, never the cluster connection's own certificate
-    scope = {"headers": [(CLIENT_CERT_HEADER, value)], "client": ("10.0.0.1", 1),
-             "extensions": {"tls": {"client_cert_chain": ["standby's cluster cert"]}}}
-    out = _with_forwarded_client(scope)
-    assert ssl_der(out["extensions"]["tls"]["client_cert_chain"][0]) == der
-    plain = _with_forwarded_client({"headers": [], "extensions": {"tls": {
-        "client_cert_chain": ["standby's cluster cert"]}}})
-    assert "tls" not in plain["extensions"]
+    inc = parse(scope([(CLIENT_CERT_HEADER, value)], True))
+    assert inc.client_certs is not None and ssl_der(inc.client_certs[0]) == der
+    assert parse(scope([], True)).client_certs is None  # the client did not use TLS
+    # on the API port the connection's certificate counts, and a client's header does not
+    inc = parse(scope([(CLIENT_CERT_HEADER, value)], False))
+    assert inc.client_certs == ["standby's cluster cert"]
 
 
 def ssl_der(pem: str) -> bytes:

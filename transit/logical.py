@@ -3,7 +3,8 @@
 The HTTP layer turns a request into a `Request` (operation, path relative to the mount, raw
 data), the core runs it through token, ACL and audit to an engine, and the engine answers
 with a `Response` (or raises an exception from `transit.errors`). Tokens, ACL, audit, the
-API and the engines all speak these types; nothing here imports any of them.
+API and the engines all speak these types; nothing here imports any of them (the token
+settings a `Login` carries are typed from transit/engines/tokenutil.py, for the checker only).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the login description lives with the auth methods (same layer)
-    from transit.engines.authmethod import Login
+if TYPE_CHECKING:
+    from transit.engines.tokenutil import TokenParams
 
 # Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
 # check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
@@ -85,3 +86,27 @@ class Response:
         if self.warnings is None:
             self.warnings = []
         self.warnings.append(message)
+
+
+@dataclass(slots=True)
+class Login:
+    """A successful login, before its token exists."""
+
+    token: TokenParams  # the role's token_* settings (policies, TTLs, type, bound CIDRs...)
+    display_name: str = ""  # the core prepends the mount path: `userpass-alice`
+    metadata: dict[str, str] | None = None  # the token's meta and the auth block's metadata
+    alias_name: str = ""  # the identity alias (username, role_id, CN, JWT user claim)
+    alias_metadata: dict[str, str] = field(default_factory=dict)
+    # Names of external groups the method asserts (JWT groups claim), for the identity store.
+    # None: the method asserts no groups (memberships untouched); a list, even empty: the
+    # entity's external groups on this mount become exactly those named.
+    group_aliases: list[str] | None = None
+    renewable: bool = True  # Vault's LeaseOptions.Renewable (periodic tokens renew anyway)
+    # Refuse the login (403 permission denied) when the client's address is outside
+    # `token.bound_cidrs` (userpass, cert, jwt do; approle checks its own secret-ID CIDRs).
+    check_bound_cidrs: bool = True
+    # Method-private data kept with the token for a later renewal check (Vault's
+    # InternalData): JSON-serialisable, never shown to clients; `renew_login` reads it back
+    # as `token.internal_data`.
+    internal_data: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)

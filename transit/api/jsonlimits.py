@@ -24,13 +24,15 @@ from typing import Any
 
 import orjson
 
+from transit.config.listener import (
+    DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT,
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT,
+    DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
+)
 from transit.errors import UserError
 
 # Vault's defaults (vault/http: CustomMaxJSON*; the listener reports max_json_depth 300).
-DEFAULT_MAX_JSON_DEPTH = 300
-DEFAULT_MAX_JSON_STRING_VALUE_LENGTH = 1024 * 1024
-DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT = 10_000
-DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT = 10_000
 
 # Vault's messages (sdk/helper/jsonutil VerifyMaxDepthStreaming)
 DEPTH_ERROR = "JSON input exceeds allowed nesting depth"

@@ -29,6 +29,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
+from transit.config.tls_names import LEGACY_LEVEL, openssl_ciphers
 from transit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,72 +44,6 @@ TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
     "tls13": ssl.TLSVersion.TLSv1_3,
 }
 
-# crypto/tls name -> OpenSSL name, TLS 1.0-1.2 (crypto/tls CipherSuites + InsecureCipherSuites,
-# and the older ChaCha20 names without "_SHA256")
-GO_CIPHER_SUITES: dict[str, str] = {
-    "TLS_RSA_WITH_RC4_128_SHA": "RC4-SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA": "DES-CBC3-SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA": "ECDHE-ECDSA-RC4-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA": "ECDHE-RSA-RC4-SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA": "ECDHE-RSA-DES-CBC3-SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": "ECDHE-RSA-CHACHA20-POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": "ECDHE-ECDSA-CHACHA20-POLY1305",
-}
-GO_TLS13_SUITES = frozenset(
-    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"})
-
-# TLS 1.0 and 1.1 need SHA-1 signatures, which OpenSSL 3 refuses above security level 0.
-_LEGACY_LEVEL = ":@SECLEVEL=0"
-
-
-def parse_cipher_suites(value: str) -> tuple[str, ...]:
-    """Vault's comma-separated `tls_cipher_suites` -> Go names (ValueError for an unknown one,
-    or one this OpenSSL cannot offer)."""
-    names = tuple(n.strip() for n in value.split(",") if n.strip())
-    for name in names:
-        if name not in GO_CIPHER_SUITES and name not in GO_TLS13_SUITES:
-            raise ValueError(f'unsupported cipher "{name}"')
-    openssl_ciphers(names)  # every one must be available
-    return names
-
-
-def openssl_ciphers(names: tuple[str, ...], legacy: bool = False) -> str | None:
-    """The OpenSSL cipher string for these Go suite names; None when they name no TLS 1.0-1.2
-    suite (nothing to set). ValueError if OpenSSL lacks one of them."""
-    wanted = [GO_CIPHER_SUITES[n] for n in names if n in GO_CIPHER_SUITES]
-    if not wanted:
-        return None
-    text = ":".join(dict.fromkeys(wanted)) + (_LEGACY_LEVEL if legacy else "")
-    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        probe.set_ciphers(text)
-    except ssl.SSLError:
-        available: set[str] = set()
-    else:
-        available = {c["name"] for c in probe.get_ciphers()}
-    for name in names:
-        if name in GO_CIPHER_SUITES and GO_CIPHER_SUITES[name] not in available:
-            raise ValueError(f'cipher "{name}" is not available in {ssl.OPENSSL_VERSION}')
-    return text
-
-
 def server_context(listener: ListenerConfig) -> ssl.SSLContext:
     """The listener's server-side SSLContext; ConfigError for unreadable files."""
     where = f'listener "tcp" on {listener.address}'
@@ -121,7 +56,7 @@ def server_context(listener: ListenerConfig) -> ssl.SSLContext:
     except ValueError as exc:
         raise ConfigError(f"{where}: tls_cipher_suites: {exc}") from None
     if ciphers is None and legacy:
-        ciphers = "DEFAULT" + _LEGACY_LEVEL
+        ciphers = "DEFAULT" + LEGACY_LEVEL
     if ciphers is not None:
         ctx.set_ciphers(ciphers)
     try:

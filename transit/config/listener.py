@@ -1,26 +1,25 @@
 """The `listener "tcp" { ... }` stanza: ListenerConfig and its parser (address and cluster
 address, TLS, HTTP timeouts, request size and JSON limits, the listener's telemetry block).
 
-It reads the stdlib-only TLS and JSON-limit tables of the API (transit/api/tls.py,
-transit/api/jsonlimits.py): the one owner of the cipher-suite names and the JSON defaults."""
+Configuration owns the TLS cipher-suite names (transit/config/tls_names.py) and the JSON-limit
+defaults; the API (transit/api/tls.py, transit/api/jsonlimits.py) applies them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from transit.api import tls
-from transit.api.jsonlimits import (
-    DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT,
-    DEFAULT_MAX_JSON_DEPTH,
-    DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT,
-    DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
-)
+from transit.config import tls_names
 from transit.config.stanzas import _LISTENER_TELEMETRY_KEYS, _telemetry_body
 from transit.config.values import _parse_int, _str, parse_bool, parse_duration
 from transit.errors import ConfigError
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
+# Vault's listener defaults for the JSON limits (transit/api/jsonlimits.py applies them)
+DEFAULT_MAX_JSON_DEPTH = 300
+DEFAULT_MAX_JSON_STRING_VALUE_LENGTH = 1024 * 1024
+DEFAULT_MAX_JSON_OBJECT_ENTRY_COUNT = 10_000
+DEFAULT_MAX_JSON_ARRAY_ELEMENT_COUNT = 10_000
 JSON_LIMIT_DEFAULTS = {
     "max_json_depth": DEFAULT_MAX_JSON_DEPTH,
     "max_json_string_value_length": DEFAULT_MAX_JSON_STRING_VALUE_LENGTH,
@@ -120,11 +119,11 @@ def _listener_tls(body: dict[str, Any], where: str) -> dict[str, Any]:
         raise ConfigError(f'{where}: tls_max_version "{max_version}" is lower than '
                           f'tls_min_version "{min_version}"')
     try:
-        suites = tls.parse_cipher_suites(
+        suites = tls_names.parse_cipher_suites(
             _str(body.get("tls_cipher_suites", ""), f"{where} tls_cipher_suites"))
     except ValueError as exc:
         raise ConfigError(f"{where} tls_cipher_suites: {exc}") from None
-    if suites and min_version != "tls13" and not any(s in tls.GO_CIPHER_SUITES for s in suites):
+    if suites and min_version != "tls13" and not any(s in tls_names.GO_CIPHER_SUITES for s in suites):
         raise ConfigError(f"{where}: tls_cipher_suites names only TLS 1.3 suites, which are "
                           "not configurable; name TLS 1.2 suites or set tls_min_version "
                           '= "tls13"')

@@ -40,7 +40,7 @@ deps:
 	fi
 
 test: deps $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 $(PYTEST_ARGS)
 
 # Benchmarks (bench/README.md). `make bench` runs the scenario matrix against our server (dev
 # node; dev node + file audit + policy-limited token; 3-node cluster with performance standbys)

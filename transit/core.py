@@ -296,7 +296,9 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
                 path.startswith(AUTH_PREFIX) and not path.startswith(TOKEN_MOUNT)):
             raise UserError("cannot write to a path ending in '/'")
         token = None
-        login = await self._login(path, req.client_token)
+        # a token the HTTP layer already looked up means this is not a login path
+        # (`authenticate` answers None there): the encrypt path skips the second check
+        login = req.token is None and await self._login(path, req.client_token)
         if login:
             req.client_token, req.token = "", None  # ignored, even a bogus one (spec §1.6)
         if path in WRAPPING_PATHS:

@@ -158,3 +158,17 @@ def multierror(messages: Sequence[str]) -> str:
     in one)."""
     head = "1 error occurred:" if len(messages) == 1 else f"{len(messages)} errors occurred:"
     return head + "".join(f"\n\t* {m}" for m in messages) + "\n\n"
+
+
+def json_kind(v: object) -> str:
+    """The JSON kind Go's encoding/json names in an unmarshal error ("cannot unmarshal
+    <kind> into ...") for a decoded value."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"

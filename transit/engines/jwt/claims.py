@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transit.engines.fields import go_value
+from transit.gocompat import json_kind
 
 DEFAULT_SKEW = 60  # cap's clock skew leeway when the role says 0
 DEFAULT_LEEWAY = 150  # cap's expiration / not-before leeway when the role says 0
@@ -76,7 +77,7 @@ def _string_claim(claims: dict[str, Any], name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ClaimError(f"json: cannot unmarshal {_kind(value)} into Go struct field "
+        raise ClaimError(f"json: cannot unmarshal {json_kind(value)} into Go struct field "
                          f"Claims.{name} of type string")
     return value
 
@@ -86,21 +87,9 @@ def _time_claim(claims: dict[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ClaimError(f"json: cannot unmarshal {_kind(value)} into Go struct field "
+        raise ClaimError(f"json: cannot unmarshal {json_kind(value)} into Go struct field "
                          f"Claims.{name} of type jwt.NumericDate")
     return float(value)
-
-
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def audiences(claims: dict[str, Any]) -> list[str]:

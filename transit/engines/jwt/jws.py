@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from transit.gocompat import json_kind
+
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 # cap's default when `jwt_supported_algs` is empty (no HMAC: a public key cannot verify it).
@@ -75,21 +77,9 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
             raise JWSError("unexpected end of JSON input") from None
         raise JWSError(f"invalid character '{text}' looking for beginning of value") from None
     if not isinstance(value, dict):
-        raise JWSError(f"json: cannot unmarshal {_go_kind(value)} into Go value of type "
+        raise JWSError(f"json: cannot unmarshal {json_kind(value)} into Go value of type "
                        f"{what}")
     return value
-
-
-def _go_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"
 
 
 def parse(token: str) -> JWS:

@@ -38,6 +38,15 @@ class Verdict:
     remaining: int
     reset: float  # seconds until the window ends (or the block lifts)
 
+    @property
+    def reset_seconds(self) -> int:
+        """`reset` in whole seconds, rounded up, for the `Retry-After` style headers.
+
+        `(now + block) - now` on monotonic-clock floats can come out a few ulps above
+        `block`; rounding to the microsecond first keeps a one-hour block at 3600, not 3601.
+        """
+        return math.ceil(round(self.reset, 6))
+
 
 class Buckets:
     def __init__(self, memory: mmap.mmap, lock: Any, slots: int) -> None:

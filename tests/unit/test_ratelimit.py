@@ -26,6 +26,17 @@ def test_windows_and_blocking() -> None:
     assert b.take(blocked, 1, 1.0, 60.0, now=61.0).allowed
 
 
+def test_a_block_of_an_hour_reports_3600_seconds_whatever_the_clock_reads() -> None:
+    # (29496.296 + 3600) - 29496.296 is a hair above 3600 in floats: ceil would say 3601
+    now = 29496.296
+    assert (now + 3600.0) - now > 3600.0
+    b = Buckets.create(slots=8)
+    k = Buckets.key("hour", "10.0.0.1")
+    assert b.take(k, 1, 1.0, 3600.0, now=now - 0.1).allowed
+    v = b.take(k, 1, 1.0, 3600.0, now=now)
+    assert not v.allowed and v.reset_seconds == 3600
+
+
 def test_a_full_table_reuses_the_oldest_slot_and_never_refuses_a_newcomer() -> None:
     b = Buckets.create(slots=4)
     for i in range(4):

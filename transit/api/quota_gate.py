@@ -11,7 +11,6 @@ one attribute read and a dict's truth value.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from transit.api.app import METHOD_OPS
@@ -63,7 +62,7 @@ class QuotaGate:
         if table.config.enable_rate_limit_response_headers:
             headers = [(b"x-ratelimit-limit", str(verdict.limit).encode()),
                        (b"x-ratelimit-remaining", str(verdict.remaining).encode()),
-                       (b"x-ratelimit-reset", str(math.ceil(verdict.reset)).encode())]
+                       (b"x-ratelimit-reset", str(verdict.reset_seconds).encode())]
         if verdict.allowed:
             if not headers:
                 await self.app(scope, receive, send)
@@ -85,7 +84,7 @@ class QuotaGate:
                 id=inc.request_id, remote_addr=inc.client[0], remote_port=inc.client[1]),
                 message)
         if headers:
-            headers.append((b"retry-after", str(math.ceil(verdict.reset)).encode()))
+            headers.append((b"retry-after", str(verdict.reset_seconds).encode()))
         body = error_body([message])
         await send({"type": "http.response.start", "status": 429,
                     "headers": [*JSON_HEADERS, *headers]})

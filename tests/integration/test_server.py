@@ -76,6 +76,14 @@ def test_http_conventions(server: ServerProcess) -> None:
     r = server.request("GET", "sys/mounts")
     assert r.headers["Content-Type"] == "application/json"
     assert r.headers["Cache-Control"] == "no-store"
+    # a whole body carries its length, as Go's net/http sends it, not chunks
+    assert r.headers["Content-Length"] == str(len(r.content))
+    assert "Transfer-Encoding" not in r.headers
+    r = server.request("GET", "nope/thing")
+    assert r.headers["Content-Length"] == str(len(r.content)) and r.content
+    r = server.request("POST", "sys/policy/conventions-204", json={"policy": "path \"a\" {}"})
+    assert r.status_code == 204 and r.content == b""
+    assert "Content-Length" not in r.headers and "Transfer-Encoding" not in r.headers
 
 
 @pytest.mark.parametrize(

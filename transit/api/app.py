@@ -21,7 +21,7 @@ from transit import errors, metrics, monitor
 from transit.api.edge import EDGE_KEY, Incoming, incoming
 from transit.api.jsonlimits import DEFAULT_LIMITS, JSONLimits
 from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_monitor
-from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response
+from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, sized
 from transit.cluster.forward import NOT_ACTIVE_HEADERS
 from transit.core import Core
 from transit.engines.fields import parse_bool
@@ -101,6 +101,8 @@ class VaultApp:
             status_code, body, headers = 500, error_body(["internal error"]), JSON_HEADERS
         if status_code in (204, 304) or status_code < 200:
             body = b""  # e.g. a sys/health code override of 204: HTTP forbids a body
+        else:  # as Go's net/http for a body written at once: a length, not chunks
+            headers = sized(headers, body)
         await send({"type": "http.response.start", "status": status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         if metrics.enabled:

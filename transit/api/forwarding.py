@@ -31,7 +31,7 @@ from transit.api.edge import (
     incoming,
 )
 from transit.api.ports import GateNode
-from transit.api.wire import JSON_HEADERS, error_body
+from transit.api.wire import JSON_HEADERS, error_body, sized
 from transit.cluster.forward import NOT_ACTIVE_HEADERS, ForwardingError, LeaderNotActive
 from transit.cluster.listener import FORWARDED_SCOPE
 from transit.core import ECHO_PATH as CORE_ECHO_PATH
@@ -269,5 +269,6 @@ async def _redirect(send: Any, api_addr: str, path_qs: str) -> None:
 
 async def _respond(send: Any, status: int, body: bytes,
                    headers: list[tuple[bytes, bytes]] = JSON_HEADERS) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status,
+                "headers": sized(headers, body) if status != 204 else headers})
     await send({"type": "http.response.body", "body": body})

@@ -43,7 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from transit.api.limits import REFUSAL_SLACK, HttpLimits
-from transit.api.wire import JSON_HEADERS, error_body
+from transit.api.wire import JSON_HEADERS, error_body, sized
 
 LINGER = 1.0  # seconds
 _EARLY = 0.002  # loop timers may fire up to a millisecond early
@@ -75,12 +75,14 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._cancelled: asyncio.Task[None] | None = None
         self._cancel_answer: tuple[int, str] | None = None
         self._tls: dict[str, Any] | None = None  # the ASGI TLS extension (TLS connections)
+        self._corked: CorkedWrites | None = None  # the transport as request cycles see it
 
     # -- connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport)
+        self._corked = CorkedWrites(transport, self.loop)
         cap = self._limits.max_connections
         if cap and len(self.connections) > cap:
             if len(self.connections) > cap + REFUSAL_SLACK:
@@ -155,6 +157,9 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             scope["method"] = "LIST"
         else:
             super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and self._corked is not None:
+            cycle.transport = self._corked  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._at_boundary = True
@@ -162,6 +167,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        if self._corked is not None:
+            self._corked.flush()
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
@@ -204,9 +211,10 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
                 headers = list(JSON_HEADERS)
                 if status == 408:
                     headers.append((b"connection", b"close"))
+                body = error_body([message])
                 await send({"type": "http.response.start", "status": status,
-                            "headers": headers})
-                await send({"type": "http.response.body", "body": error_body([message])})
+                            "headers": sized(headers, body)})
+                await send({"type": "http.response.body", "body": body})
 
     def _cancel_request(self, answer: tuple[int, str] | None) -> bool:
         """Cancel the task of the request being handled, to be answered `answer` (None: no
@@ -267,6 +275,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer `status` and close (see the module docstring)."""
         transport = self.transport
+        if self._corked is not None:
+            self._corked.flush()  # what a cycle wrote goes out first
         self._discarding = True
         if self._read_timer is not None:
             self._read_timer.cancel()
@@ -287,6 +297,50 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._read_timer = self.loop.call_later(LINGER, transport.close)
         else:
             transport.close()
+
+
+class CorkedWrites:
+    """A connection's transport as its request cycles see it: what they write in one turn of
+    the event loop goes out in one `write`, so an answer's status line and headers leave in
+    the same send(2) and TCP segment as its body instead of one each (uvicorn writes them
+    separately; the second send cost about a tenth of an encrypt's CPU). The protocol flushes
+    when the answer is complete; a streamed answer's head is flushed at the end of the turn."""
+
+    __slots__ = ("_transport", "_loop", "_chunks", "_scheduled")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._chunks: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._chunks.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._turn_ended)
+
+    def _turn_ended(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        chunks = self._chunks
+        if chunks:
+            self._chunks = []
+            self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:

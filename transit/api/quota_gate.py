@@ -16,7 +16,7 @@ from typing import Any
 from transit.api.app import METHOD_OPS
 from transit.api.edge import incoming
 from transit.api.ports import QuotaNode
-from transit.api.wire import JSON_HEADERS, error_body
+from transit.api.wire import JSON_HEADERS, error_body, sized
 from transit.errors import NoHandler
 from transit.logical import READ, UPDATE, Request
 from transit.ratelimit import Buckets
@@ -87,5 +87,5 @@ class QuotaGate:
             headers.append((b"retry-after", str(verdict.reset_seconds).encode()))
         body = error_body([message])
         await send({"type": "http.response.start", "status": 429,
-                    "headers": [*JSON_HEADERS, *headers]})
+                    "headers": sized([*JSON_HEADERS, *headers], body)})
         await send({"type": "http.response.body", "body": body})

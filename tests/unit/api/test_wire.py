@@ -42,11 +42,32 @@ def test_request_id_is_a_uuid4() -> None:
 
     from transit.api.wire import request_id
 
-    ids = {request_id() for _ in range(100)}
-    assert len(ids) == 100
+    ids = {request_id() for _ in range(1000)}  # several batches of made-ahead ids
+    assert len(ids) == 1000
     for rid in ids:
         u = uuid.UUID(rid.decode())
-        assert u.version == 4 and str(u) == rid.decode()
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and str(u) == rid.decode()
+
+
+def test_a_forked_worker_never_repeats_its_parents_request_ids() -> None:
+    import os
+
+    from transit.api.wire import new_request_id
+
+    new_request_id()  # the parent has ids made ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it would hand out next
+        os.write(write, "".join(new_request_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode()
+    os.close(read)
+    parent = "".join(new_request_id() for _ in range(10))
+    assert len(child) == len(parent) == 360
+    assert {child[i:i + 36] for i in range(0, 360, 36)}.isdisjoint(
+        {parent[i:i + 36] for i in range(0, 360, 36)})
 
 
 def test_envelope_auth_wrap_and_lease() -> None:

@@ -153,8 +153,11 @@ def test_fencing_and_lock_takeover(redis_server: RedisServer) -> None:
         await a.put("k", b"from-a")
         assert await a.renew_lock("node-a", 1)
 
-        await asyncio.sleep(0.4)  # A paused past its TTL
-        assert await a.lock_holder() is None
+        # A paused past its TTL: the lock expires in Redis
+        async def expired() -> bool:
+            return await a.lock_holder() is None
+
+        await wait_for(expired)
         epoch_b = await b.acquire_lock("node-b")
         assert epoch_b == 2
         b.fence = epoch_b

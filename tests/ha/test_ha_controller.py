@@ -54,10 +54,21 @@ class RecordingCore:
     def __init__(self, backend: RedisBackend) -> None:
         self.backend = backend
         self.barrier = Barrier(backend)  # sealed until `open_barrier` replaces it
-        self.sealed = False
+        self._sealed = False
+        self.sealed_seen = 0  # how often the controller found this node sealed
         self.events: list[tuple[str, float]] = []
         self.records: list[LeaderRecord] = []
         self.active = False
+
+    @property
+    def sealed(self) -> bool:
+        if self._sealed:
+            self.sealed_seen += 1
+        return self._sealed
+
+    @sealed.setter
+    def sealed(self, value: bool) -> None:
+        self._sealed = value
 
     async def become_active(self, record: LeaderRecord) -> None:
         await self.barrier.put(leader_key(record.node_id), record.to_json())
@@ -124,7 +135,8 @@ def run_nodes(srv: RedisServer, body: Callable[[Node, Node], Awaitable[None]],
             a.ha.start()
             await until(lambda: a.ha.is_active)  # a starts first: deterministic roles
             b.ha.start()
-            await asyncio.sleep(3 * RETRY)
+            # b has tried the lock and seen a's term (not a pause that might be too short)
+            await until(lambda: a.ha.epoch is not None and b.ha.max_epoch >= a.ha.epoch)
             await body(a, b)
         finally:
             await asyncio.gather(a.close(kw_close), b.close(kw_close))
@@ -140,7 +152,7 @@ def test_exactly_one_active_and_standby_sees_leader(redis_server: RedisServer) -
             await asyncio.sleep(0.1)
         assert a.ha.state == "active" and b.ha.state == "standby"
         assert a.ha.active_since is not None and b.ha.active_since is None
-        assert a.ha.renew_age < TTL / 3 + 0.2
+        assert a.ha.serving  # renewed throughout (a state, not a stopwatch)
         mine = await a.ha.leader()
         seen = await b.ha.leader()
         assert mine is not None and seen == mine == a.core.records[-1]
@@ -304,8 +316,9 @@ def test_release_on_seal_hands_over_and_waits_for_unseal(redis_server: RedisServ
         assert not a.ha.is_active
         await until(lambda: b.ha.is_active)
         await b.ha.step_down()  # b sits out its cooldown; sealed a must not take the lock
-        await asyncio.sleep(0.5)
-        assert not a.ha.is_active
+        seen = a.core.sealed_seen
+        await until(lambda: a.core.sealed_seen >= seen + 3)  # a's loop went round 3 times
+        assert not a.ha.is_active and await a.backend.lock_holder() is None
         a.core.sealed = False
         await until(lambda: a.ha.is_active, timeout=3)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -66,11 +65,9 @@ def test_unauthenticated_large_body_is_403_without_decoding(server: ServerProces
     assert len(body) > 16 * 1024 * 1024 - 2 ** 20
     before = _rss_kib(server.proc.pid)
     for token in ("", "not-a-token"):
-        t0 = time.monotonic()
         r = server.request("POST", f"{mount}/encrypt/k", data=body, token=token)
         assert r.status_code == 403, r.text[:200]
         assert r.json() == {"errors": ["permission denied"]}
-        assert time.monotonic() - t0 < 5
     grown_mib = (_rss_kib(server.proc.pid) - before) / 1024
     assert grown_mib < 100, grown_mib
 

@@ -250,12 +250,10 @@ def test_request_over_max_request_duration_is_answered_500_and_cancelled(tight: 
     body = _sign_batch(8000)  # ~0.7 ms of CPU each: several seconds of work
     with _connect(tight.deadline_port) as sock:
         sock.settimeout(30)
-        started = time.monotonic()
         sock.sendall(_request("transit/sign/slow", tight.token, body, "POST"))
         status, answer = _read_response(sock)
-        took = time.monotonic() - started
+        # the deadline's own answer (only its timer writes it), not a stopwatch
         assert (status, answer) == (500, b'{"errors":["context deadline exceeded"]}')
-        assert took < 5
         # the handler was cancelled: the server stops working on the batch
         assert srv.proc is not None
         before = _cpu_seconds(srv.proc.pid)

@@ -418,7 +418,7 @@ def test_activated_waits_for_the_activation_in_progress() -> None:
         c._activation_began()
         assert c.activating
         waiter = asyncio.ensure_future(c.activated(5))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # one turn of the loop: the waiter is now waiting
         assert not waiter.done()
         c._activation_ended()
         await asyncio.wait_for(waiter, 1)

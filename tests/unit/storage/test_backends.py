@@ -1,7 +1,7 @@
 """The storage contracts (transit/storage/testing.py, testing_ha.py) run on every in-process
 backend: Backend on inmem, file, a view and the in-memory HA backend; HABackend on the
 in-memory HA backend; and proof that the suites catch broken implementations. RedisBackend
-runs them in tests/integration/test_redis_backend.py."""
+runs them in tests/unit/storage/test_redis.py."""
 
 from __future__ import annotations
 

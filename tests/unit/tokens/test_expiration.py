@@ -287,11 +287,21 @@ def test_nothing_happens_while_not_active() -> None:
         clock.advance(11)
         manager = ExpirationManager(store, interval=0.001)
         active = False
+        asked = 0  # how often the manager asked whether this node is active
+
+        def is_active() -> bool:
+            nonlocal asked
+            asked += 1
+            return active
+
         writes_before = dict(physical._data)
-        task = asyncio.ensure_future(manager.run(lambda: active))
+        task = asyncio.ensure_future(manager.run(is_active))
         try:
-            for _ in range(20):
+            for _ in range(5000):  # bounded: until it has been told "not active" 20 times
+                if asked >= 20:
+                    break
                 await asyncio.sleep(0.001)
+            assert asked >= 20
             assert physical._data == writes_before and not manager.running
             active = True
             for _ in range(500):

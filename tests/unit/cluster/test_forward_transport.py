@@ -185,7 +185,9 @@ def test_a_new_leader_record_lets_requests_in_flight_finish() -> None:
         fwd = Forwarder("standby-9")
         try:
             slow = asyncio.ensure_future(fwd.forward(live, "GET", "/v1/slow", [], b""))
-            await asyncio.sleep(0.1)
+            async with asyncio.timeout(10):  # in flight: the active is handling it
+                while not app.seen:
+                    await asyncio.sleep(0.01)
             # same listener, another record value (a new term would bring a new certificate)
             newer = LeaderRecord(live.node_id, live.api_addr, live.cluster_addr, live.cert_pem,
                                  live.key_pem, epoch=live.epoch + 1)

@@ -40,13 +40,6 @@ from transit.storage.testing_ha import HABackendConformance, HAConnect
 from transit.storage.update import update
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    async def main() -> Any:
-        return await coro
-
-    return asyncio.run(main())
-
-
 def backend(srv: RedisServer, **kw: Any) -> RedisBackend:
     kw.setdefault("prefix", f"t{uuid.uuid4().hex[:8]}")
     return RedisBackend(address=srv.address, **kw)
@@ -112,7 +105,7 @@ def test_layout_and_folder_index(redis_server: RedisServer) -> None:
             await b.put("core/lock", b"x")
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_listing_matches_model_after_many_ops(redis_server: RedisServer) -> None:
@@ -143,7 +136,7 @@ def test_listing_matches_model_after_many_ops(redis_server: RedisServer) -> None
             assert await b.get(key) == model.get(key), key
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_fencing_and_lock_takeover(redis_server: RedisServer) -> None:
@@ -160,8 +153,11 @@ def test_fencing_and_lock_takeover(redis_server: RedisServer) -> None:
         await a.put("k", b"from-a")
         assert await a.renew_lock("node-a", 1)
 
-        await asyncio.sleep(0.4)  # A paused past its TTL
-        assert await a.lock_holder() is None
+        # A paused past its TTL: the lock expires in Redis
+        async def expired() -> bool:
+            return await a.lock_holder() is None
+
+        await wait_for(expired)
         epoch_b = await b.acquire_lock("node-b")
         assert epoch_b == 2
         b.fence = epoch_b
@@ -193,7 +189,7 @@ def test_fencing_and_lock_takeover(redis_server: RedisServer) -> None:
         for x in (a, b):
             await x.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_index_and_invalidation_messages(redis_server: RedisServer) -> None:
@@ -221,7 +217,7 @@ def test_index_and_invalidation_messages(redis_server: RedisServer) -> None:
         await sub.aclose()
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_holder_gone_and_connection_names(redis_server: RedisServer) -> None:
@@ -242,7 +238,7 @@ def test_holder_gone_and_connection_names(redis_server: RedisServer) -> None:
         assert not await b.holder_gone("node-b")
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_read_from_replica(redis_primary_with_replica: tuple[RedisServer, RedisServer]) -> None:
@@ -277,7 +273,7 @@ def test_read_from_replica(redis_primary_with_replica: tuple[RedisServer, RedisS
         await sub.aclose()
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 async def _eq(b: RedisBackend, n: int) -> bool:
@@ -312,7 +308,7 @@ def test_storage_error_when_redis_is_down(redis_server: RedisServer) -> None:
             await never.get("k")
         await never.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_sentinel_discovery(redis_server: RedisServer, tmp_path: Path) -> None:
@@ -353,7 +349,7 @@ def test_sentinel_discovery(redis_server: RedisServer, tmp_path: Path) -> None:
             assert not await b.holder_gone("s1")
             await b.close()
 
-        run(go())
+        asyncio.run(go())
         assert redis_server.client().get("sen/a/b") == b"via-sentinel"
     finally:
         proc.terminate()
@@ -390,7 +386,7 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
                 await b.get("k")
             await b.close()
 
-        run(go())
+        asyncio.run(go())
 
 
 def test_factory_builds_redis_backend(redis_server: RedisServer) -> None:
@@ -415,7 +411,7 @@ def test_factory_builds_redis_backend(redis_server: RedisServer) -> None:
         await b.put("k", b"v")  # type: ignore[union-attr]
         await b.close()  # type: ignore[union-attr]
 
-    run(go())
+    asyncio.run(go())
     assert redis_server.client(db=1).get("fac/k") == b"v"
     for bad in ({}, {"address": "x:1", "db": "one"}, {"sentinel_addresses": "h:1"},
                 {"address": "x:1", "lock_ttl": "soon"}):  # fmt: skip
@@ -484,7 +480,7 @@ def test_two_processes_with_one_node_id_are_two_owners(redis_server: RedisServer
         assert await b.acquire_lock("n@0002") == epoch + 1
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_acquire_with_min_epoch_jumps_the_epoch(redis_server: RedisServer) -> None:
@@ -507,7 +503,7 @@ def test_acquire_with_min_epoch_jumps_the_epoch(redis_server: RedisServer) -> No
         assert await b.stored_epoch() == 44
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 # -- read-modify-write across backend objects ---------------------------------------------
@@ -573,7 +569,7 @@ def test_durable_commit_waits_for_the_replica(
         assert await b.get("k") == b"key-material"
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_durable_commit_unconfirmed(redis_server: RedisServer) -> None:
@@ -588,7 +584,7 @@ def test_durable_commit_unconfirmed(redis_server: RedisServer) -> None:
         await b.commit([Write("k2", b"v")])  # not durable: no WAIT
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 # -- a lost reply is OutcomeUnknown, applied at most once; a stopped Redis is Unavailable ---
@@ -631,7 +627,7 @@ def test_lost_reply_during_debug_sleep_is_applied_at_most_once(tmp_path: Path) -
             sleeper.close()
             await b.close()
 
-        run(go())
+        asyncio.run(go())
 
 
 def test_lost_reply_during_client_pause_is_applied_at_most_once(
@@ -665,7 +661,7 @@ def test_lost_reply_during_client_pause_is_applied_at_most_once(
             assert moved in {0, writes}, f"index moved by {moved}, expected 0 or {writes}"
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_write_to_stopped_redis_is_unavailable(redis_server: RedisServer) -> None:
@@ -697,7 +693,7 @@ def test_write_to_stopped_redis_is_unavailable(redis_server: RedisServer) -> Non
         await never.close()
         return b.prefix
 
-    prefix = run(go())
+    prefix = asyncio.run(go())
     redis_server.start()  # same folder, AOF: the acknowledged write is there, nothing else
     r = redis_server.client()
     assert r.get(f"{prefix}/k") == b"v"
@@ -715,7 +711,7 @@ def test_durable_write_to_stopped_redis_is_unavailable(redis_server: RedisServer
             await b.commit([Write("k", b"key-material")], durable=True)
         await b.close()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_claim_gives_a_losing_writer_its_turn(redis_server: RedisServer) -> None:

@@ -73,7 +73,7 @@ class Response:
     mirror_data: bool = False
     auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
     # A login handler's token description: the core creates the token and fills `auth`
-    # (transit/engines/authmethod.py, Core.complete_login). Never rendered itself.
+    # (transit/engines/authmethod.py, NodeLogin.complete_login). Never rendered itself.
     login: Login | None = None
     wrap_info: dict[str, Any] | None = None
     lease_id: str = ""

@@ -1,6 +1,6 @@
 """What an auth method's login handler returns: `Login`, a typed description of the token
-to make (Vault's `logical.Auth`). The core (transit/core.py, `Core.complete_login`) creates the
-token from it and builds the response's `auth` block, so every method gets the same TTL,
+to make (Vault's `logical.Auth`). The core (transit/login.py, `NodeLogin.complete_login`)
+creates the token from it and builds the response's `auth` block, so every method gets the same TTL,
 token-type, policy, bound-CIDR, identity and audit rules.
 
 A login handler:

@@ -301,7 +301,7 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
     core.enable_ha(physical, HaOptions(
         node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
         cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
-        app=front, perf_standby=not config.disable_performance_standby,
+        http=VaultHttpToolsProtocol, app=front, perf_standby=not config.disable_performance_standby,
         invalidation_address=standby_feed,
         invalidation_prefix=str(opts.get("prefix") or "transit"),
         follower=multi and worker is not None and not worker.elector,

@@ -31,7 +31,7 @@ from transit.cluster.forward import Forwarder, ForwardingError
 from transit.cluster.ha import HAController
 from transit.cluster.invalidate import invalidate_all, invalidate_key
 from transit.cluster.invalidation import DEFAULT_MAX_STALENESS, InvalidationSubscriber
-from transit.cluster.listener import ClusterListener
+from transit.cluster.listener import ClusterListener, HttpProtocol
 from transit.cluster.ports import RoleHost, StateLoader
 from transit.errors import StorageError, TransitError
 
@@ -53,13 +53,15 @@ class HaOptions:
     replica) while a standby. An empty address (Sentinel without `read_address`) is the
     primary the backend finds at each (re)subscribe. A performance standby serves from its
     caches only while the feed says they are at most `max_staleness` seconds old. `app` is
-    what the cluster listener serves while this node is active."""
+    what the cluster listener serves while this node is active, over the HTTP protocol
+    `http` (the API's: transit/api/protocol.py)."""
 
     node_id: str
     api_addr: str
     cluster_addr: str
     cluster_listen: str
     lock_ttl: float
+    http: HttpProtocol
     app: Any = None  # the ASGI app the cluster listener serves
     perf_standby: bool = True
     invalidation_address: str = ""
@@ -86,6 +88,7 @@ class NodeRoles:
         self.cluster_listener: ClusterListener | None = None
         self.cluster_listen = ""
         self.cluster_app: Any = None
+        self.cluster_http: HttpProtocol = "h11"  # set by `enable_ha` (`HaOptions.http`)
         self.max_staleness = DEFAULT_MAX_STALENESS
         self._inval: dict[str, str] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -121,6 +124,7 @@ class NodeRoles:
         node.cluster_addr = options.cluster_addr
         self.cluster_listen = options.cluster_listen
         self.cluster_app = options.app
+        self.cluster_http = options.http
         node.perf_standby_enabled = options.perf_standby
         node.shared_writes = options.shared_writes
         self._inval = {"standby": options.invalidation_address,
@@ -217,7 +221,8 @@ class NodeRoles:
         # Forwarded requests are short; idle keep-alive connections (echoes) must not hold up
         # a step-down or shutdown for uvicorn's usual grace period.
         self.cluster_listener = ClusterListener(
-            self.cluster_app, self.cluster_listen, record, graceful_shutdown=1.0
+            self.cluster_app, self.cluster_listen, record, http=self.cluster_http,
+            graceful_shutdown=1.0,
         )
         await self.cluster_listener.start()
         node.echoes.clear()

@@ -19,7 +19,6 @@ from typing import Any
 
 from transit.acl.acl import Decision, requires_sudo
 from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/forwarding.py
-from transit.engines.tokenutil import addr_allowed
 from transit.errors import (
     AuditFailed,
     CapabilityDenied,
@@ -44,6 +43,7 @@ from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, PATCH, UPDATE, Requ
 from transit.login import AUTH_PREFIX, TOKEN_MOUNT
 from transit.node import Node
 from transit.tokens.wrapping import parse_wrap_ttl
+from transit.tokenutil import addr_allowed
 
 log = logging.getLogger("transit.core")
 

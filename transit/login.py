@@ -15,12 +15,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.authmethod import Login
-from transit.engines.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
 from transit.errors import InternalError, PermissionDenied, UserError
 from transit.lockout import Settings
 from transit.logical import Request, Response
 from transit.tokens.roles import sanitize_policies
 from transit.tokens.ttl import RenewLimits, calculate_ttl
+from transit.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
 
 if TYPE_CHECKING:
     from transit.engines.framework import Engine

@@ -9,7 +9,7 @@ A login handler:
         ...verify the credentials; raise UserError (400) / InternalError (500, unwrapped on
         login paths) / PermissionDenied (403)...
         return login_response(Login(
-            token=role.token,                      # TokenParams (transit/engines/tokenutil.py)
+            token=role.token,                      # TokenParams (transit/tokenutil.py)
             display_name=username,                 # prefixed with the mount path by the core
             metadata={"username": username},
             alias_name=username, alias_metadata={"username": username},

@@ -6,36 +6,19 @@ the pipeline is Vault's: sealed check, token lookup, route (once), existence che
 (UPDATE → CREATE), ACL on the full path (with sudo for root-protected paths), audit request,
 handler, token use, response wrapping, audit response.
 
-The node's other concerns live beside it, as mixins of `Core` over its one set of state:
-its lifecycle (start, init, unseal, seal, load/unload, periodic tasks) in
-`transit/lifecycle.py`, and HA role switching (active, standby, performance standby, the
-invalidation feed, echoes, X-Vault-Index) in `transit/cluster/roles.py`.
+`Core` is the node (transit/node.py `Node`: its state, and the components that own its
+lifecycle, HA roles and logins) plus this pipeline. The pipeline's methods are `Core`'s own,
+over the node's state: no component sits between a request and its engine.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
 
 from transit.acl.acl import Decision, requires_sudo
-from transit.acl.store import AclPolicyStore
-from transit.audit.broker import AuditBroker
-from transit.barrier import Barrier
-from transit.cluster.forward import Forwarder
-from transit.cluster.ha import HAController
-from transit.cluster.identity import ClusterInfo
-from transit.cluster.invalidation import InvalidationSubscriber
-from transit.cluster.listener import ClusterListener
 from transit.cluster.roles import ECHO_PATH as ECHO_PATH  # re-exported: api/forwarding.py
-from transit.cluster.roles import NodeRoles
-from transit.engines.framework import Engine
-from transit.engines.identity.backend import IdentityBackend
-from transit.engines.mounts import AUTH, MountTable
-from transit.engines.system.backend import SystemBackend
-from transit.engines.token.backend import TokenBackend
-from transit.engines.tokenutil import addr_allowed
 from transit.errors import (
     AuditFailed,
     CapabilityDenied,
@@ -54,25 +37,15 @@ from transit.errors import (
     UnsupportedOperation,
     UserError,
 )
-from transit.identity.store import IdentityStore
-from transit.lifecycle import AUTH_FACTORIES, ENGINE_FACTORIES, NodeLifecycle
-from transit.lockout import Lockout
+from transit.lifecycle import AUTH_FACTORIES as AUTH_FACTORIES  # re-exported: tests/fuzz
+from transit.lifecycle import ENGINE_FACTORIES as ENGINE_FACTORIES
 from transit.logical import CREATE, LIST, MOUNT_DEFAULT_TTL, PATCH, UPDATE, Request, Response
-from transit.login import AUTH_PREFIX, NodeLogin
-from transit.quotas import QuotaStore
-from transit.seal import SealManager
-from transit.storage import Backend, StorageView
-from transit.tokens.store import TokenStore
-from transit.tokens.wrapping import Wrapper, parse_wrap_ttl
+from transit.login import AUTH_PREFIX, TOKEN_MOUNT
+from transit.node import Node
+from transit.tokens.wrapping import parse_wrap_ttl
+from transit.tokenutil import addr_allowed
 
 log = logging.getLogger("transit.core")
-
-TOKEN_MOUNT = "auth/token/"
-# -- identity (issue 17) ---------------------------------------------------------------------
-IDENTITY_MOUNT = "identity/"
-IDENTITY_ACCESSOR = "identity_00000000"
-IDENTITY_STORAGE = "sys/identity/"  # the identity store's corner of the barrier
-TOKEN_ACCESSOR = "auth_token_00000000"
 
 # Vault's wrapping special case: these validate the wrapping token before authentication
 # (a spent one is a 400, not a 403), and the caller's own token may be the wrapping token.
@@ -89,136 +62,22 @@ NOT_ACTIVE = "node is not active"
 _GIVES_UP_THE_LOCK = frozenset({"sys/seal", "sys/step-down"})
 
 
-class Core(NodeLifecycle, NodeRoles, NodeLogin):
-    """One node: its state, set here once; the request pipeline below."""
-
-    def __init__(
-        self, physical: Backend, *, storage_type: str = "inmem", cluster_name: str = "",
-        static_seal_key: bytes | None = None,
-    ) -> None:
-        self.physical = physical
-        self.storage_type = storage_type
-        self.barrier = Barrier(physical)
-        self.seal = SealManager(physical, self.barrier, static_key=static_seal_key)
-        self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)
-        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)  # core/auth
-        self.lockout = Lockout(self.barrier)  # failed-login counters (transit/lockout.py)
-        self.tokens = TokenStore(StorageView(self.barrier, "sys/token/"))
-        self.tokens.login_renewer = self.renew_login  # auth methods' renewal checks
-        self.policies = AclPolicyStore(StorageView(self.barrier, "sys/policy/"))
-        self.audit = AuditBroker(StorageView(self.barrier, ""))
-        self.quotas = QuotaStore(StorageView(self.barrier, ""))
-        self.wrapping = Wrapper(self.tokens, StorageView(self.barrier, "sys/wrapping/"))
-        self.system = SystemBackend(self)
-        self.token_backend = TokenBackend(self.tokens, self.policies)
-        # -- identity (issue 17): the store, its engine at identity/, identity-aware ACLs
-        self.identity = IdentityStore(StorageView(self.barrier, IDENTITY_STORAGE),
-                                      mounts=self.identity_mount)
-        self.identity_backend = IdentityBackend(self.identity)
-        self.policies.identity = self.identity
-        self.token_backend.identity = self.identity  # token roles' entity_alias
-        self.cluster = ClusterInfo(name=cluster_name) if cluster_name else ClusterInfo()
-        self.initialized = False
-        self.ha: HAController | None = None
-        self.forwarder: Forwarder | None = None
-        self.cluster_listener: ClusterListener | None = None
-        self.node_id = ""
-        self.api_addr = ""
-        self.cluster_addr = ""
-        self.cluster_listen = ""
-        self.cluster_app: Any = None
-        self.echoes: dict[str, dict[str, Any]] = {}
-        self.perf_standby_enabled = False
-        self._perf_loaded = False
-        # Why this node is not (yet) serving as a performance standby ("" when it is, or
-        # when it is not meant to): shown by sys/health and sys/ha-status. While it is set a
-        # background task (`_standby_retry`) keeps trying, with backoff.
-        self.standby_problem = ""
-        # Set while start-up waits for storage it cannot reach yet (shown by sys/health).
-        self.storage_problem = ""
-        self._storage_back = asyncio.Event()
-        self._standby_retry: asyncio.Task[None] | None = None
-        self._standby_logged = float("-inf")
-        self._sealing = False
-        self.invalidator: InvalidationSubscriber | None = None
-        # Several worker processes per node (transit/workers.py): the siblings of the active
-        # worker write too, so every worker keeps an invalidation feed in both roles.
-        self.shared_writes = False
-        self._inval: dict[str, Any] = {}
-        # Tells the node's sibling workers about init/seal/echo (set by transit/workers.py).
-        self.relay: Any = None
-        self._background: set[asyncio.Future[None]] = set()
-        self.index_wait = 2.0  # how long a standby waits for a client's X-Vault-Index
-        self._index_key: bytes | None = None
-        self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
-
-    @property
-    def sealed(self) -> bool:
-        return self.barrier.sealed
-
-    def default_lease_ttl(self, mount_path: str) -> int:
-        """The mount's tuned default_lease_ttl, else the server's (config `default_lease_ttl`)."""
-        entry = self.mounts.get(mount_path)
-        tuned = entry.config.get("default_lease_ttl") if entry is not None else 0
-        return int(tuned or self.tokens.default_lease_ttl)
-
-    def max_lease_ttl(self, mount_path: str) -> int:
-        """The mount's tuned max_lease_ttl (a secret or an `auth/` mount), else the server's."""
-        if mount_path.startswith(AUTH_PREFIX):
-            entry = self.auth_mounts.get(mount_path[len(AUTH_PREFIX):])
-        else:
-            entry = self.mounts.get(mount_path)
-        tuned = entry.config.get("max_lease_ttl") if entry is not None else 0
-        return int(tuned or self.tokens.max_lease_ttl)
-
-    def identity_mount(self, accessor: str) -> tuple[str, str, bool] | None:
-        """(path, type, local) of the mount with `accessor` (identity aliases name their
-        mount by accessor; issue 17), None when there is none."""
-        if accessor == TOKEN_ACCESSOR:
-            return TOKEN_MOUNT, "token", False
-        for entry in self.mounts.entries():
-            if entry.accessor == accessor:
-                return entry.path, entry.type, entry.local
-        for entry in self.auth_mounts.entries():
-            if entry.accessor == accessor:
-                return AUTH_PREFIX + entry.path, entry.type, entry.local
-        return None
+class Core(Node):
+    """One node (`Node`) and the request pipeline every logical request goes through."""
 
     # -- the request pipeline ---------------------------------------------------------------
-    def route(self, path: str) -> tuple[Engine, str, Any, str, str, str]:
-        """(engine, path inside it, storage, mount path, mount type, mount accessor)."""
-        if path.startswith("sys/") or path == "sys":
-            return self.system, path[4:], None, "sys/", "system", "system_00000000"
-        if path.startswith(TOKEN_MOUNT) or path == TOKEN_MOUNT[:-1]:
-            return (self.token_backend, path[len(TOKEN_MOUNT):], None, TOKEN_MOUNT, "token",
-                    "auth_token_00000000")
-        if path.startswith(IDENTITY_MOUNT) or path == IDENTITY_MOUNT[:-1]:  # issue 17
-            return (self.identity_backend, path[len(IDENTITY_MOUNT):], None, IDENTITY_MOUNT,
-                    "identity", IDENTITY_ACCESSOR)
-        if path.startswith(AUTH_PREFIX):  # auth methods: longest prefix over core/auth
-            routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
-            prefix = AUTH_PREFIX
-        else:
-            routed = self.mounts.route(path)
-            prefix = ""
-        if routed is None:
-            raise NoHandler(f'no handler for route "{path}". route entry not found.')
-        entry, inner = routed
-        assert entry.engine is not None  # the table indexes entries once their engine is set up
-        return (entry.engine, inner, entry.storage, prefix + entry.path, entry.type,
-                entry.accessor)
-
     async def _login(self, path: str, client_token: str) -> bool:
         """Whether `path` is a login path (`NodeLogin.login_path`). Without a token on an HA
         node, a miss looks at the stored auth table first: another process may have just
         enabled the mount and our invalidation feed may be behind (a loaded machine)."""
-        if self.login_path(path):
-            return True
-        if (client_token or self.ha is None or not path.startswith(AUTH_PREFIX)
-                or not await self.auth_mounts.changed()):
+        if not path.startswith(AUTH_PREFIX):  # no auth mount: the encrypt path stops here
             return False
-        await self.reload_mounts()
-        return self.login_path(path)
+        if self.login.login_path(path):
+            return True
+        if client_token or self.ha is None or not await self.auth_mounts.changed():
+            return False
+        await self.loader.reload_mounts()
+        return self.login.login_path(path)
 
     async def authenticate(self, path: str, client_token: str) -> Any:
         """The caller's token entry, looked up before the request body is decoded.
@@ -325,7 +184,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
             # feed is behind (a loaded machine): check the stored table before saying 404.
             if not (await self.mounts.changed() or await self.auth_mounts.changed()):
                 raise
-            await self.reload_mounts()
+            await self.loader.reload_mounts()
             engine, inner, storage, mount_path, mount_type, accessor = self.route(path)
         req.path, req.storage, req.mount_path = inner, storage, mount_path
         req.mount_type, req.mount_accessor = mount_type, accessor
@@ -367,11 +226,11 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
         try:
             try:
                 if login:
-                    alias = await self.login_lockout_check(engine, req)
+                    alias = await self.login.login_lockout_check(engine, req)
                 resp = await engine.handle(req)
             except InvalidCredentials:
                 if alias:
-                    await self.login_failed(req, alias)
+                    await self.login.login_failed(req, alias)
                 raise
             except UnsupportedOperation as exc:
                 if login:  # Vault answers a GET on a login path unwrapped
@@ -382,7 +241,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
                     raise LoginFailed(exc.message) from None
                 raise
             if resp is not None and resp.login is not None:
-                resp = await self.complete_login(req, resp, alias)
+                resp = await self.login.complete_login(req, resp, alias)
             if resp is not None and resp.lease_duration == MOUNT_DEFAULT_TTL:
                 resp.lease_duration = self.default_lease_ttl(mount_path)
         except ForwardToActive:
@@ -393,7 +252,7 @@ class Core(NodeLifecycle, NodeRoles, NodeLogin):
             raise
         index_after = getattr(self.physical, "last_index", 0)
         if index_after > index_before:
-            req.index_header = self.index_header()
+            req.index_header = self.roles.index_header()
             if self.shared_writes and self.relay is not None:
                 # Read-your-writes across the workers of this node: answer once every
                 # sibling's invalidation feed has applied this write (transit/workers.py).

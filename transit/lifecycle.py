@@ -2,9 +2,11 @@
 mode, unseal and seal, loading and dropping what lives behind the barrier, and the periodic
 tasks (engines' auto-rotation, token expiration).
 
-`NodeLifecycle` is a mixin of `transit.core.Core`, over the node's one set of state (declared
-below for type checkers; `Core.__init__` sets it). After unseal an HA node enters the standby
-role (`transit/cluster/roles.py`), which calls back into `_load` / `_unload` here.
+Two components `transit.core.Core` owns, each over a narrow view of the node
+(transit/ports.py): `StateLoader` (`core.loader`) loads and drops what lives behind the
+barrier; `NodeLifecycle` (`core.lifecycle`) starts, initialises, unseals and seals the node.
+After unseal an HA node enters the standby role (`transit/cluster/roles.py` `NodeRoles`,
+which loads and drops state through the same `StateLoader`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import contextlib
 import logging
 import random
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,16 +35,8 @@ from transit.storage.update import get_or_create
 from transit.tokens.expiration import ExpirationManager
 
 if TYPE_CHECKING:
-    from transit.acl.store import AclPolicyStore
-    from transit.audit.broker import AuditBroker
-    from transit.barrier import Barrier
-    from transit.cluster.ha import HAController
-    from transit.cluster.identity import ClusterInfo
-    from transit.cluster.invalidation import InvalidationSubscriber
-    from transit.identity.store import IdentityStore
-    from transit.quotas import QuotaStore
-    from transit.seal import SealManager
-    from transit.tokens.store import TokenStore
+    from transit.cluster.roles import NodeRoles
+    from transit.ports import LifecycleNode, LoaderNode
 
 log = logging.getLogger("transit.core")  # the node's one logger, as before the split
 
@@ -79,38 +74,95 @@ class AllMounts:
         return self.mounts.get(path)
 
 
+class StateLoader:
+    """Loads and drops what lives behind the barrier (a component of `Core`): the lifecycle
+    and the HA role switch (`transit.cluster.ports.StateLoader`) both go through it."""
+
+    def __init__(self, node: LoaderNode) -> None:
+        self.node = node
+        # What `load(create=True)` mounts on a node that has no mounts yet (dev mode).
+        self.default_mounts: list[tuple[str, str, str, dict[str, Any] | None]] = []
+
+    async def load(self, *, create: bool = True) -> None:
+        """Load what lives behind the barrier. `create` (the active node, `sys/init`): make
+        what is missing (salts, built-in policies, cluster identity, default mounts).
+        Without it (a standby, or a worker following the active role) nothing is written:
+        whatever is missing is a StorageError — not replicated here yet — and the caller
+        waits and retries."""
+        node = self.node
+        await self._load_cluster_identity(create=create)
+        node.identity.unload()  # issue 17: loaded again on first use
+        await node.tokens.setup(create=create)
+        if create:
+            await node.policies.setup()
+        else:
+            for name in BUILTIN_POLICIES:
+                if await node.barrier.get(POLICY_PREFIX + name) is None:
+                    raise StorageError(f"the {name!r} policy has not reached this node's "
+                                       "storage yet")
+            node.policies.invalidate()
+        await node.mounts.load([])
+        await node.auth_mounts.load([])
+        if create and not node.mounts.entries():
+            for path, typ, description, options in self.default_mounts:
+                await node.mounts.mount(path, typ, description=description, options=options)
+        # tuned audit_non_hmac_* keys live on mount entries
+        node.audit.mounts = AllMounts(node.mounts, node.auth_mounts)
+        await node.audit.setup(create=create)
+        await node.quotas.load()
+
+    async def reload_mounts(self) -> None:
+        """Re-read the mount tables (`core/mounts` or `core/auth` changed on another worker
+        or node)."""
+        node = self.node
+        await node.mounts.load([], keep_engines=True)
+        await node.auth_mounts.load([], keep_engines=True)
+        node.audit.mounts = AllMounts(node.mounts, node.auth_mounts)
+
+    async def _load_cluster_identity(self, *, create: bool = True) -> None:
+        """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
+        the key that authenticates X-Vault-Index values."""
+        node = self.node
+        barrier, cluster = node.barrier, node.cluster
+        raw = await barrier.get(CLUSTER_INFO_KEY)
+        if raw is None and create and not barrier.read_only:
+            # first activation (or sys/init): once, cluster-wide
+            raw = await get_or_create(barrier, CLUSTER_INFO_KEY, lambda: orjson.dumps(
+                {"name": cluster.name, "id": cluster.id}))
+        if raw is None and not create:
+            raise StorageError(f"the cluster identity ({CLUSTER_INFO_KEY}) has not reached "
+                               "this node's storage yet")
+        if raw is not None:
+            info = orjson.loads(raw)
+            cluster.name, cluster.id = info["name"], info["id"]
+        if hasattr(node.physical, "last_index"):
+            try:
+                node.index_hmac_key = await index_key(barrier)
+            except TransitError:  # a standby whose replica has not got it yet
+                node.index_hmac_key = None
+
+    async def unload(self) -> None:
+        """Forget every decrypted thing in memory: caches, audit devices, mount engines."""
+        node = self.node
+        node.perf_loaded = False
+        node.tokens.invalidate()
+        node.policies.invalidate()
+        node.identity.unload()  # issue 17
+        node.audit.teardown()
+        node.quotas.clear()
+        node.mounts = MountTable(node.barrier, ENGINE_FACTORIES)  # drops engines and caches
+        node.auth_mounts = MountTable(node.barrier, AUTH_FACTORIES, AUTH)
+
+
 class NodeLifecycle:
-    """Start, init, unseal, seal, load and unload, periodic tasks (a mixin of `Core`)."""
+    """Start, init, unseal, seal and periodic tasks (a component of `Core`)."""
 
-    if TYPE_CHECKING:
-        physical: Any
-        barrier: Barrier
-        seal: SealManager
-        mounts: MountTable
-        auth_mounts: MountTable
-        tokens: TokenStore
-        policies: AclPolicyStore
-        identity: IdentityStore
-        audit: AuditBroker
-        quotas: QuotaStore
-        cluster: ClusterInfo
-        initialized: bool
-        ha: HAController | None
-        invalidator: InvalidationSubscriber | None
-        node_id: str
-        storage_problem: str
-        relay: Any
-        default_mounts: list[tuple[str, str, str, dict[str, Any] | None]]
-        _storage_back: asyncio.Event
-        _background: set[asyncio.Future[None]]
-        _perf_loaded: bool
-        _sealing: bool
-        _index_key: bytes | None
-
-        @property
-        def sealed(self) -> bool: ...
-        async def _enter_standby(self) -> None: ...
-        async def _stop_standby_retry(self) -> None: ...
+    def __init__(self, node: LifecycleNode, loader: StateLoader, roles: NodeRoles) -> None:
+        self.node = node
+        self.loader = loader
+        self.roles = roles
+        self._storage_back = asyncio.Event()
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -- start, init, unseal, seal --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,13 +181,14 @@ class NodeLifecycle:
             self._spawn(self._start_when_reachable())
 
     async def _start_once(self) -> None:
-        self.initialized = await self.barrier.initialized()
-        self.storage_problem = ""
-        if self.initialized and self.seal.auto:
-            if self.sealed:
-                await self.seal.auto_unseal()
+        node = self.node
+        node.initialized = await node.barrier.initialized()
+        node.storage_problem = ""
+        if node.initialized and node.seal.auto:
+            if node.sealed:
+                await node.seal.auto_unseal()
             await self.post_unseal()
-        elif not self.initialized and self.seal.auto and self.ha is not None:
+        elif not node.initialized and node.seal.auto and node.ha is not None:
             self._spawn(self._auto_unseal_once_initialized())
 
     async def _start_when_reachable(self, first: float = 0.1, cap: float = 2.0) -> None:
@@ -154,7 +207,7 @@ class NodeLifecycle:
                 self._note_storage_problem(exc)
                 delay = min(delay * 2, cap)
                 continue
-            log.info("storage reachable: start-up of node %s continues", self.node_id)
+            log.info("storage reachable: start-up of node %s continues", self.node.node_id)
             await self._relay("storage-back", {})
             return
 
@@ -164,25 +217,26 @@ class NodeLifecycle:
 
     def _note_storage_problem(self, exc: Exception) -> None:
         problem = f"storage unreachable at start-up, retrying: {exc}"
-        if problem != self.storage_problem:
+        if problem != self.node.storage_problem:
             log.warning("%s", problem)
-        self.storage_problem = problem
+        self.node.storage_problem = problem
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _auto_unseal_once_initialized(self, interval: float = AUTO_UNSEAL_POLL) -> None:
-        seal = getattr(self.seal, "inner", self.seal)  # each worker process polls for itself
-        while self.sealed:
+        node = self.node
+        seal = getattr(node.seal, "inner", node.seal)  # each worker process polls for itself
+        while node.sealed:
             await asyncio.sleep(interval)
-            if not self.sealed:
+            if not node.sealed:
                 return
             try:
-                if not await self.barrier.initialized():
+                if not await node.barrier.initialized():
                     continue
-                self.initialized = True
+                node.initialized = True
                 if await seal.auto_unseal():
                     log.info("storage initialised by another node: unsealed")
                     await self.post_unseal()
@@ -194,18 +248,19 @@ class NodeLifecycle:
 
     async def initialize(self, shares: int, threshold: int) -> dict[str, Any]:
         """`sys/init`: create the barrier, split its key, create the root token."""
-        if await self.barrier.initialized():
+        node = self.node
+        if await node.barrier.initialized():
             raise UserError("Vault is already initialized")
-        keys, _root_key = await self.seal.initialize(shares, threshold)
+        keys, _root_key = await node.seal.initialize(shares, threshold)
         log.info("security barrier initialized: shares=%d threshold=%d", shares, threshold)
-        await self._load()
-        root = await self.tokens.create_root()
-        self.initialized = True
-        await self._unload()
-        if self.seal.auto:
+        await self.loader.load()
+        root = await node.tokens.create_root()
+        node.initialized = True
+        await self.loader.unload()
+        if node.seal.auto:
             await self.post_unseal()
         else:
-            self.seal.seal()
+            node.seal.seal()
         await self._relay("init", {})
         return {
             "keys": [k.hex() for k in keys],
@@ -216,32 +271,35 @@ class NodeLifecycle:
     async def setup_dev(self, root_token: str = "") -> tuple[str, bytes]:
         """Dev mode: initialised with one unseal key, unsealed, transit at `transit/` and
         KV v2 at `secret/`. Returns (root token, unseal key)."""
-        self.default_mounts = [
+        node = self.node
+        self.loader.default_mounts = [
             ("transit/", "transit", "", None),
             ("secret/", "kv", "key/value secret storage", {"version": "2"}),
         ]
-        keys, _root_key = await self.seal.initialize(1, 1)
-        await self._load()
-        root = await self.tokens.create_root(root_token)
-        self.initialized = True
+        keys, _root_key = await node.seal.initialize(1, 1)
+        await self.loader.load()
+        root = await node.tokens.create_root(root_token)
+        node.initialized = True
         return root.id, keys[0]
 
     async def post_unseal(self) -> None:
         """After unseal: a single node serves at once; an HA node starts as a (performance)
         standby and competes for the lock (the controller calls `become_active`)."""
-        log.info("vault is unsealed (%s)", "static seal" if self.seal.auto else "key shares")
-        if self.ha is None:
-            await self._load()
+        node = self.node
+        log.info("vault is unsealed (%s)", "static seal" if node.seal.auto else "key shares")
+        ha = node.ha
+        if ha is None:
+            await self.loader.load()
         else:
             # From now on this node writes only while it holds the lock (the controller opens
             # the fence with its epoch). Before unseal it may write unfenced: `sys/init`.
-            self.physical.fence = FENCE_CLOSED
+            node.physical.fence = FENCE_CLOSED
             try:
-                await self._enter_standby()
+                await self.roles.enter_standby()
             finally:  # whatever loading did, this node competes and forwards
-                self.ha.start()
-            log.info("node %s entered standby mode%s", self.node_id,
-                     " (performance standby)" if self._perf_loaded else "")
+                ha.start()
+            log.info("node %s entered standby mode%s", node.node_id,
+                     " (performance standby)" if node.perf_loaded else "")
 
     async def pre_seal(self) -> None:
         """Before sealing: give up the HA lock and forget every decrypted thing in memory;
@@ -252,102 +310,31 @@ class NodeLifecycle:
 
     async def pre_seal_local(self) -> None:
         """`pre_seal` of this process only."""
-        await self._stop_standby_retry()
-        if self.invalidator is not None:
-            await self.invalidator.stop()
-        if self.ha is not None:
-            self._sealing = True  # become_standby must not reload state we are dropping
-            try:
-                await self.ha.stop()
-            finally:
-                self._sealing = False
-        await self._unload()
+        await self.roles.leave_for_seal()
+        await self.loader.unload()
 
     async def _relay(self, kind: str, payload: dict[str, Any]) -> None:
-        if self.relay is not None:
-            await self.relay(kind, payload)
-
-    # -- loading and unloading what lives behind the barrier --------------------------------
-    async def _load(self, *, create: bool = True) -> None:
-        """Load what lives behind the barrier. `create` (the active node, `sys/init`): make
-        what is missing (salts, built-in policies, cluster identity, default mounts).
-        Without it (a standby, or a worker following the active role) nothing is written:
-        whatever is missing is a StorageError — not replicated here yet — and the caller
-        waits and retries."""
-        await self._load_cluster_identity(create=create)
-        self.identity.unload()  # issue 17: loaded again on first use
-        await self.tokens.setup(create=create)
-        if create:
-            await self.policies.setup()
-        else:
-            for name in BUILTIN_POLICIES:
-                if await self.barrier.get(POLICY_PREFIX + name) is None:
-                    raise StorageError(f"the {name!r} policy has not reached this node's "
-                                       "storage yet")
-            self.policies.invalidate()
-        await self.mounts.load([])
-        await self.auth_mounts.load([])
-        if create and not self.mounts.entries():
-            for path, typ, description, options in self.default_mounts:
-                await self.mounts.mount(path, typ, description=description, options=options)
-        # tuned audit_non_hmac_* keys live on mount entries
-        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
-        await self.audit.setup(create=create)
-        await self.quotas.load()
-
-    async def reload_mounts(self) -> None:
-        """Re-read the mount tables (`core/mounts` or `core/auth` changed on another worker
-        or node)."""
-        await self.mounts.load([], keep_engines=True)
-        await self.auth_mounts.load([], keep_engines=True)
-        self.audit.mounts = AllMounts(self.mounts, self.auth_mounts)
-
-    async def _load_cluster_identity(self, *, create: bool = True) -> None:
-        """Cluster name and id are shared by every node (`core/cluster/local/info`), as is
-        the key that authenticates X-Vault-Index values."""
-        raw = await self.barrier.get(CLUSTER_INFO_KEY)
-        if raw is None and create and not self.barrier.read_only:
-            # first activation (or sys/init): once, cluster-wide
-            raw = await get_or_create(self.barrier, CLUSTER_INFO_KEY, lambda: orjson.dumps(
-                {"name": self.cluster.name, "id": self.cluster.id}))
-        if raw is None and not create:
-            raise StorageError(f"the cluster identity ({CLUSTER_INFO_KEY}) has not reached "
-                               "this node's storage yet")
-        if raw is not None:
-            info = orjson.loads(raw)
-            self.cluster.name, self.cluster.id = info["name"], info["id"]
-        if hasattr(self.physical, "last_index"):
-            try:
-                self._index_key = await index_key(self.barrier)
-            except TransitError:  # a standby whose replica has not got it yet
-                self._index_key = None
-
-    async def _unload(self) -> None:
-        self._perf_loaded = False
-        self.tokens.invalidate()
-        self.policies.invalidate()
-        self.identity.unload()  # issue 17
-        self.audit.teardown()
-        self.quotas.clear()
-        self.mounts = MountTable(self.barrier, ENGINE_FACTORIES)  # drops engines and caches
-        self.auth_mounts = MountTable(self.barrier, AUTH_FACTORIES, AUTH)
+        relay = self.node.relay
+        if relay is not None:
+            await relay(kind, payload)
 
     async def run_periodic(self, interval: float = 60.0) -> None:
         """Call every mounted engine's `periodic()` (transit's auto-rotation, AppRole's
         secret-ID tidy) forever, and beside it run the token expiration manager: both only
         while this node is the active one (they write; a standby's writes would only fail)."""
+        node = self.node
 
         def writable() -> bool:
-            return (not self.sealed and not self.barrier.read_only
-                    and (self.ha is None or self.ha.is_active))
+            return (not node.sealed and not node.barrier.read_only
+                    and (node.ha is None or node.ha.is_active))
 
-        expiration = asyncio.ensure_future(ExpirationManager(self.tokens).run(writable))
+        expiration = asyncio.ensure_future(ExpirationManager(node.tokens).run(writable))
         try:
             while True:
                 await asyncio.sleep(interval)
                 if not writable():
                     continue
-                for entry in [*self.mounts.entries(), *self.auth_mounts.entries()]:
+                for entry in [*node.mounts.entries(), *node.auth_mounts.entries()]:
                     if entry.engine is None:
                         continue
                     try:

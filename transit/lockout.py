@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from transit.engines.fields import FieldType, coerce, go_value
 from transit.errors import UserError
+from transit.fields import FieldType, coerce, go_value
 from transit.storage.base import Write
 from transit.storage.update import update
 

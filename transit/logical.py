@@ -4,7 +4,7 @@ The HTTP layer turns a request into a `Request` (operation, path relative to the
 data), the core runs it through token, ACL and audit to an engine, and the engine answers
 with a `Response` (or raises an exception from `transit.errors`). Tokens, ACL, audit, the
 API and the engines all speak these types; nothing here imports any of them (the token
-settings a `Login` carries are typed from transit/engines/tokenutil.py, for the checker only).
+settings a `Login` carries are typed from transit/tokenutil.py, for the checker only).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from transit.engines.tokenutil import TokenParams
+    from transit.tokenutil import TokenParams
 
 # Operations, as Vault names them. POST/PUT map to UPDATE (or CREATE after an existence
 # check that finds nothing), GET to READ, DELETE to DELETE, LIST / GET?list=true to LIST.
@@ -73,7 +73,7 @@ class Response:
     mirror_data: bool = False
     auth: dict[str, Any] | None = None  # the envelope's "auth" block (token creation)
     # A login handler's token description: the core creates the token and fills `auth`
-    # (transit/engines/authmethod.py, Core.complete_login). Never rendered itself.
+    # (transit/engines/authmethod.py, NodeLogin.complete_login). Never rendered itself.
     login: Login | None = None
     wrap_info: dict[str, Any] | None = None
     lease_id: str = ""

@@ -2,9 +2,11 @@
 (transit/engines/authmethod.py) into a token and the response's `auth` block, the same way
 for every method (Vault's `handleLoginRequest` / `RegisterAuth`; spec auth-api §1.6-1.7).
 
-`NodeLogin` is a mixin of `transit.core.Core` (like `NodeLifecycle`): the request pipeline
-calls `login_path` before it looks at the token, and `complete_login` after a login handler
-answered. `login_identity` is the one hook into the identity store.
+`NodeLogin` is a component `transit.core.Core` owns (`core.login`), given the token store,
+the lockout counters, the identity store and a view of the node's auth mount table
+(transit/ports.py `LoginNode`): the request pipeline calls `login_path` before it looks at
+the token, and `complete_login` after a login handler answered. `login_identity` is the one
+hook into the identity store.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from transit.engines.authmethod import Login
-from transit.engines.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
 from transit.errors import InternalError, PermissionDenied, UserError
 from transit.lockout import Settings
 from transit.logical import Request, Response
 from transit.tokens.roles import sanitize_policies
 from transit.tokens.ttl import RenewLimits, calculate_ttl
+from transit.tokenutil import BATCH, DEFAULT, SERVICE, TokenParams, addr_allowed
 
 if TYPE_CHECKING:
     from transit.engines.framework import Engine
-    from transit.engines.mounts import MountTable
     from transit.identity.store import IdentityStore
     from transit.lockout import Lockout
+    from transit.ports import LoginNode
     from transit.tokens.entry import TokenEntry
     from transit.tokens.store import TokenStore
 
@@ -38,20 +40,21 @@ _NOT_ASSIGNABLE = ("response-wrapping", "control-group")
 
 
 class NodeLogin:
-    """Login paths and token creation for logins (a mixin of `Core`)."""
+    """Login paths and token creation for logins (a component of `Core`)."""
 
-    if TYPE_CHECKING:
-        auth_mounts: MountTable
-        tokens: TokenStore
-        lockout: Lockout
-        identity: IdentityStore
+    def __init__(self, node: LoginNode, tokens: TokenStore, lockout: Lockout,
+                 identity: IdentityStore) -> None:
+        self.node = node
+        self.tokens = tokens
+        self.lockout = lockout
+        self.identity = identity
 
     def login_path(self, path: str) -> bool:
         """Whether `path` (after /v1/) is an unauthenticated path of an auth mount: the
         request needs no token, and any X-Vault-Token it carries is ignored."""
         if not path.startswith(AUTH_PREFIX) or path.startswith(TOKEN_MOUNT):
             return False
-        routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
+        routed = self.node.auth_mounts.route(path[len(AUTH_PREFIX):])
         if routed is None:
             return False
         entry, inner = routed
@@ -75,7 +78,7 @@ class NodeLogin:
         login: Login | None = resp.login
         assert login is not None  # the pipeline calls this only for such a response
         params = login.token
-        entry = self.auth_mounts.get(req.mount_path[len(AUTH_PREFIX):])
+        entry = self.node.auth_mounts.get(req.mount_path[len(AUTH_PREFIX):])
         config: dict[str, Any] = entry.config if entry is not None else {}
         if login.check_bound_cidrs and not addr_allowed(req.remote_addr, params.bound_cidrs):
             raise PermissionDenied()
@@ -132,7 +135,7 @@ class NodeLogin:
         path = token.path
         if not path.startswith(AUTH_PREFIX) or path.startswith(TOKEN_MOUNT):
             return None
-        routed = self.auth_mounts.route(path[len(AUTH_PREFIX):])
+        routed = self.node.auth_mounts.route(path[len(AUTH_PREFIX):])
         if routed is None or routed[0].engine is None:
             return None
         entry, engine = routed[0], routed[0].engine
@@ -163,13 +166,8 @@ class NodeLogin:
                                   self._lockout_settings(req.mount_path))
 
     def _lockout_settings(self, mount_path: str) -> Settings:
-        entry = self.auth_mounts.get(mount_path[len(AUTH_PREFIX):])
+        entry = self.node.auth_mounts.get(mount_path[len(AUTH_PREFIX):])
         return Settings.of(entry.config if entry is not None else {})
-
-    async def revoke_mount_tokens(self, mount_path: str) -> int:
-        """Revoke every token issued through an auth mount (`auth/<path>/`); their children
-        go with them. Returns how many were revoked."""
-        return await self.tokens.revoke_path_prefix(mount_path)
 
 
 def token_type_for(role_type: str, mount_type: str) -> str:

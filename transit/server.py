@@ -24,6 +24,7 @@ from transit.api.protocol import VaultHttpToolsProtocol
 from transit.api.quota_gate import QuotaGate
 from transit.api.tls import server_context
 from transit.cluster.identity import check_node_id, configured_node_id, new_owner
+from transit.cluster.roles import HaOptions
 from transit.cluster.siblings import RelayedSeal, WorkerInfo, WorkerLink
 from transit.config import (
     ListenerConfig,
@@ -220,9 +221,9 @@ async def _run(config: ServerConfig, dev: DevOptions | None, *, worker: WorkerIn
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # diagnostics: where is it waiting?
     tasks = [asyncio.create_task(metrics.run_flusher())]  # every process
     if worker is None or worker.elector:  # once per node: auto-rotation, echo heartbeats
-        tasks.append(asyncio.create_task(core.run_periodic()))
+        tasks.append(asyncio.create_task(core.lifecycle.run_periodic()))
         if core.ha is not None:
-            tasks.append(asyncio.create_task(core.run_echo()))
+            tasks.append(asyncio.create_task(core.roles.run_echo()))
     # uvicorn re-raises the signal that stopped it once it has drained; with the default
     # disposition that would kill us before the HA lock is released below.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -297,16 +298,16 @@ def _enable_ha(core: Core, physical: Any, config: ServerConfig, front: Any,
     host, port = split_host_port(listener.cluster_address)
     shown = f"[{host}]" if ":" in host else host
     cluster_addr = config.cluster_addr or f"https://{shown}:{port}"
-    core.enable_ha(
-        physical, node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
+    core.enable_ha(physical, HaOptions(
+        node_id=node_id, api_addr=api_addr, cluster_addr=cluster_addr,
         cluster_listen=listener.cluster_address, lock_ttl=float(getattr(physical, "lock_ttl", 10.0)),
-        app=front, perf_standby=not config.disable_performance_standby,
+        http=VaultHttpToolsProtocol, app=front, perf_standby=not config.disable_performance_standby,
         invalidation_address=standby_feed,
         invalidation_prefix=str(opts.get("prefix") or "transit"),
         follower=multi and worker is not None and not worker.elector,
         shared_writes=multi, invalidation_primary_address=primary_feed,
         max_staleness=config.performance_standby_max_staleness,
-    )
+    ))
 
 
 def _front(core: Core, listener: ListenerConfig, gated: bool, buckets: Buckets) -> Any:

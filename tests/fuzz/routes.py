@@ -17,12 +17,12 @@ from typing import Any
 
 from transit.api.status import STATUS_HANDLERS
 from transit.core import AUTH_FACTORIES, ENGINE_FACTORIES, TOKEN_MOUNT
-from transit.engines.fields import Field
 from transit.engines.framework import Engine, Route
 from transit.engines.identity.backend import IdentityBackend
 from transit.engines.kv import KVv1Backend, KVv2Backend
 from transit.engines.system.backend import SystemBackend
 from transit.engines.token.backend import TokenBackend
+from transit.fields import Field
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from tests.fuzz.conftest import (
 )
 from tests.fuzz.routes import Template, all_templates, check_templates, param_names
 from transit.api.status import STATUS_HANDLERS
-from transit.engines.fields import FieldType
+from transit.fields import FieldType
 
 SCALE = max(1, int(os.environ.get("TRANSIT_FUZZ_SCALE", "1")))
 RSS_LIMIT_KIB = 600 * 1024

@@ -1,6 +1,6 @@
 """Becoming a performance standby never writes (issue 15, item 1): state the active node made
 that has not reached this node's storage yet is waited for with backoff, and the node says
-why meanwhile (`Core.standby_problem`), instead of trying to create it and staying a plain
+why meanwhile (`core.roles.standby_problem`), instead of trying to create it and staying a plain
 standby for good."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_missing_state_is_waited_for_never_created(missing: str) -> None:
 
         await standby.post_unseal()
         assert not standby.perf_standby
-        assert missing.rsplit("/", 1)[-1] in standby.standby_problem
+        assert missing.rsplit("/", 1)[-1] in standby.roles.standby_problem
         # Several retries really ran (each reads the missing key again): a positive barrier,
         # where a sleep would only hope they had. The loop is a polling limit (10 s).
         tried = physical.reads.get(missing, 0)
@@ -78,7 +78,7 @@ def test_missing_state_is_waited_for_never_created(missing: str) -> None:
                 break
             await asyncio.sleep(0.05)
         assert physical.reads.get(missing, 0) >= tried + 3, "the standby did not retry"
-        assert not standby.perf_standby and standby.standby_problem
+        assert not standby.perf_standby and standby.roles.standby_problem
         assert physical.writes == [], "becoming a standby wrote storage"
 
         await physical.put(missing, saved)  # replication catches up
@@ -87,7 +87,7 @@ def test_missing_state_is_waited_for_never_created(missing: str) -> None:
             if standby.perf_standby:
                 break
             await asyncio.sleep(0.05)
-        assert standby.perf_standby and standby.standby_problem == ""
+        assert standby.perf_standby and standby.roles.standby_problem == ""
         assert standby.tokens.salt_id("x") == active.tokens.salt_id("x")
         assert standby.cluster.id == active.cluster.id
         assert physical.writes == []
@@ -104,14 +104,14 @@ def test_sealing_stops_the_retries() -> None:
         saved = physical._data.pop("sys/token/salt")
         standby = await _standby(physical, key)
         await standby.post_unseal()
-        retry = standby._standby_retry
+        retry = standby.roles._standby_retry
         assert retry is not None
         await standby.pre_seal_local()
         # The retry task has finished (cancelled): nothing is left that could load the state,
         # which a sleep after the put below could only sample.
-        assert standby._standby_retry is None and retry.done()
+        assert standby.roles._standby_retry is None and retry.done()
         await physical.put("sys/token/salt", saved)
-        assert not standby._perf_loaded
+        assert not standby.perf_loaded
 
     asyncio.run(go())
 
@@ -124,8 +124,8 @@ def test_a_loaded_standby_has_no_problem() -> None:
         standby = await _standby(physical, key)
         physical.writes.clear()
         await standby.post_unseal()
-        assert standby.perf_standby and standby.standby_problem == ""
-        assert standby._standby_retry is None
+        assert standby.perf_standby and standby.roles.standby_problem == ""
+        assert standby.roles._standby_retry is None
         assert physical.writes == []
 
     asyncio.run(go())

@@ -7,7 +7,7 @@ Mirrors Vault's `vault/policy.go` (ParseACLPolicy / parsePaths): top-level keys 
 `deny` among the capabilities wipes the others. The raw text is kept verbatim in `raw`.
 
 Every problem is a `UserError("failed to parse policy: ...")`, never a parser traceback.
-Layer: stdlib, transit.hcl, transit.errors and `transit.engines.fields.parse_duration`.
+Layer: stdlib, transit.hcl, transit.errors and `transit.fields.parse_duration`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from transit import hcl
-from transit.engines.fields import MAX_DURATION_SECONDS, parse_duration
 from transit.errors import UserError
+from transit.fields import MAX_DURATION_SECONDS, parse_duration
 from transit.identity.templating import UNBALANCED, balanced, is_templated, render
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from transit.api.status import APP_ANSWERED, STATUS_HANDLERS, sys_metrics, sys_m
 from transit.api.wire import JSON_HEADERS, envelope, error_body, error_response, sized
 from transit.cluster.forward import NOT_ACTIVE_HEADERS
 from transit.core import Core
-from transit.engines.fields import parse_bool
+from transit.fields import parse_bool
 from transit.logical import DELETE, LIST, PATCH, READ, UPDATE, Request, Response
 
 log = logging.getLogger("transit.api")

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from transit.api.wire import error_body
-from transit.engines.fields import parse_bool, parse_int
 from transit.engines.system import operator
 from transit.engines.system.rawjson import bool_field as _bool
 from transit.engines.system.rawjson import decode_share
@@ -27,6 +26,7 @@ from transit.engines.system.rawjson import int_field as _int
 from transit.engines.system.rawjson import str_field as _str
 from transit.engines.system.rawjson import strings_field as _strings
 from transit.errors import StorageError, UserError
+from transit.fields import parse_bool, parse_int
 from transit.gocompat import isoformat_z
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from transit.engines.fields import parse_bool
 from transit.errors import UserError
+from transit.fields import parse_bool
 
 log = logging.getLogger("transit.audit")
 

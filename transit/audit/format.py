@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from transit.audit.hashing import EMPTY, Hasher, elide_list_data
-from transit.engines.fields import parse_duration
+from transit.fields import parse_duration
 from transit.gocompat import format_time_s
 from transit.logical import Request, Response
 

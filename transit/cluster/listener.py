@@ -27,6 +27,10 @@ Scope = MutableMapping[str, Any]
 # The scope key that marks a request as received on the cluster port (forwarded by a standby).
 FORWARDED_SCOPE = "transit.forwarded"
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+# The HTTP protocol the listener speaks (uvicorn's `http`). The node's is the API's
+# (transit/api/protocol.py: Vault's LIST verb, Go's limits), a layer above this one: the
+# composition root (transit/server.py) passes it in through `HaOptions.http`.
+HttpProtocol = type[asyncio.Protocol] | str
 
 
 class ForwardedApp:
@@ -50,14 +54,6 @@ class _EmbeddedServer(uvicorn.Server):
 
     def install_signal_handlers(self) -> None:  # older uvicorn
         return None
-
-
-def _http_protocol() -> Any:
-    try:
-        from transit.api.protocol import VaultHttpToolsProtocol
-    except ImportError:  # pragma: no cover - httptools missing
-        return "h11"
-    return VaultHttpToolsProtocol
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -86,10 +82,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 class ClusterListener:
     def __init__(
-        self, app: ASGIApp, address: str, record: LeaderRecord, *,
+        self, app: ASGIApp, address: str, record: LeaderRecord, *, http: HttpProtocol,
         graceful_shutdown: float = 5.0, log_level: str = "warning",
     ) -> None:
         self.app = ForwardedApp(app)
+        self.http = http
         self.address = address
         self.record = record
         self.graceful_shutdown = graceful_shutdown
@@ -113,7 +110,7 @@ class ClusterListener:
         try:
             record = self.record
             config = uvicorn.Config(
-                self.app, loop="uvloop", http=_http_protocol(), lifespan="off",
+                self.app, loop="uvloop", http=self.http, lifespan="off",
                 proxy_headers=False, access_log=False, log_level=self.log_level,
                 server_header=False, date_header=True, timeout_keep_alive=65,
                 timeout_graceful_shutdown=max(1, int(self.graceful_shutdown)),

@@ -10,6 +10,10 @@ types still satisfy them (as `transit/engines/system/ports.py` NodeControl does)
 - `CacheNode`: invalidation (transit/cluster/invalidate.py) drops or reloads the node's caches.
 - `SiblingNode`: a worker's sibling link (transit/cluster/siblings.py) applies its siblings'
   events (init, unseal, seal, step-down, echo, keyring) and answers their calls (NodeControl).
+- `RoleHost` and `StateLoader`: the node's HA role switch (transit/cluster/roles.py
+  `NodeRoles`, a component `Core` owns) reads and sets the node's role state through
+  `RoleHost`, and loads or drops what lives behind the barrier through `StateLoader`
+  (transit/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ if TYPE_CHECKING:
     from transit.audit.broker import AuditBroker
     from transit.barrier import Barrier
     from transit.cluster.advert import LeaderRecord
+    from transit.cluster.forward import Forwarder
+    from transit.cluster.identity import ClusterInfo
     from transit.cluster.invalidation import InvalidationSubscriber
     from transit.engines.mounts import MountTable
+    from transit.engines.system.ports import Relay
     from transit.quotas import QuotaStore
     from transit.storage.base import Versioned
     from transit.tokens.store import TokenStore
@@ -97,3 +104,74 @@ class SiblingNode(NodeControl, Protocol):
     def record_echo(self, info: dict[str, Any], now: float, *, relayed: bool = False) -> None: ...
 
     def storage_back(self) -> None: ...
+
+
+class HaRole(Protocol):
+    """The node's HA controller (transit/cluster/ha.py, or a worker's follower) as the role
+    switch and the lifecycle drive it."""
+
+    @property
+    def is_active(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self, timeout: float = 10.0) -> None: ...
+
+    async def leader(self) -> LeaderRecord | None: ...
+
+
+class StateLoader(Protocol):
+    """What lives behind the barrier, as a role switch loads and drops it
+    (transit/lifecycle.py `StateLoader`)."""
+
+    async def load(self, *, create: bool = True) -> None:
+        """Load it; `create` (the active node) makes what is missing, else StorageError."""
+
+    async def unload(self) -> None:
+        """Forget every decrypted thing in memory (engines, caches)."""
+
+
+class RoleHost(CacheNode, Protocol):
+    """The node as its HA role switch (transit/cluster/roles.py `NodeRoles`) sees it: the
+    role state it reads and sets, and the caches invalidation drops (`CacheNode`)."""
+
+    node_id: str
+    api_addr: str
+    cluster_addr: str
+    perf_standby_enabled: bool
+    perf_loaded: bool  # the performance standby state is loaded (set on load, drop, activate)
+    shared_writes: bool
+    invalidator: InvalidationSubscriber | None
+    index_hmac_key: bytes | None  # authenticates X-Vault-Index values (`_load` reads it)
+
+    @property
+    def physical(self) -> Any:
+        """The storage backend; its HA extras (read_from_replica, check_persistence,
+        write_index, primary_address, connection) are read by name where configured."""
+
+    @property
+    def ha(self) -> HaRole | None: ...
+
+    @property
+    def forwarder(self) -> Forwarder | None: ...
+
+    @property
+    def cluster(self) -> ClusterInfo: ...
+
+    @property
+    def echoes(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def relay(self) -> Relay | None: ...
+
+    @property
+    def index_wait(self) -> float: ...
+
+    @property
+    def storage_problem(self) -> str: ...
+
+    @property
+    def standby(self) -> bool: ...
+
+    @property
+    def perf_standby(self) -> bool: ...

@@ -1,6 +1,6 @@
 """What an auth method's login handler returns: `Login`, a typed description of the token
-to make (Vault's `logical.Auth`). The core (transit/core.py, `Core.complete_login`) creates the
-token from it and builds the response's `auth` block, so every method gets the same TTL,
+to make (Vault's `logical.Auth`). The core (transit/login.py, `NodeLogin.complete_login`)
+creates the token from it and builds the response's `auth` block, so every method gets the same TTL,
 token-type, policy, bound-CIDR, identity and audit rules.
 
 A login handler:
@@ -9,7 +9,7 @@ A login handler:
         ...verify the credentials; raise UserError (400) / InternalError (500, unwrapped on
         login paths) / PermissionDenied (403)...
         return login_response(Login(
-            token=role.token,                      # TokenParams (transit/engines/tokenutil.py)
+            token=role.token,                      # TokenParams (transit/tokenutil.py)
             display_name=username,                 # prefixed with the mount path by the core
             metadata={"username": username},
             alias_name=username, alias_metadata={"username": username},

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transit.engines.fields import VALIDATION_PREFIX, Field, FieldData
 from transit.errors import UnsupportedOperation, UnsupportedPath, UserError
+from transit.fields import VALIDATION_PREFIX, Field, FieldData
 from transit.logical import CREATE, UPDATE, Request, Response
 
 # Vault's key-name pattern and optional trailing segment (spec §1.1).
@@ -133,7 +133,7 @@ class Engine:
 
     async def renew_login(self, token: Any) -> Any:
         """An auth method's renewal check of a token one of its logins made (Vault's
-        AuthRenew): return the role's current `TokenParams` (transit/engines/tokenutil.py)
+        AuthRenew): return the role's current `TokenParams` (transit/tokenutil.py)
         to renew with, None to renew with the token's own values, raise InternalError to
         refuse (the core prefixes `failed to renew entry: `), or raise
         `transit.tokens.ttl.RenewDeclined` to leave the token as it is (204). `token` is the

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from transit.engines.fields import VALIDATION_PREFIX, go_value
 from transit.errors import InternalError, UserError
+from transit.fields import VALIDATION_PREFIX, go_value
 
 MAX_CUSTOM_KEYS = 64
 MAX_CUSTOM_KEY_LEN = 128

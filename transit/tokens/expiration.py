@@ -5,7 +5,7 @@ goes with its whole tree (a child never outlives an expired parent), and an expi
 response-wrapping token takes its cubbyhole data with it (the wrapper's revoke hook). Lookups
 still revoke an expired token they find (`TokenStore.lookup`); this does it without them.
 
-Only the active node runs it, in the one process per node that runs `Core.run_periodic`
+Only the active node runs it, in the one process per node that runs `NodeLifecycle.run_periodic`
 (`active()` is checked every tick: a standby never writes). Its schedule lives in memory:
 
 - a min-heap of (expire time, token hash), with `_due` (hash → the time it is scheduled for)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from transit.fields import remove_duplicates
 from transit.tokens.cache import ROLE_CACHE_SIZE, make_room
 
 TOKEN_TYPES = ("service", "batch", "default-service", "default-batch")
@@ -115,13 +116,6 @@ class RoleStore:
 
 
 # --- policy-list helpers (Vault's policyutil / strutil) ------------------------------
-
-
-def remove_duplicates(items: list[str], lower: bool = True) -> list[str]:
-    """strutil.RemoveDuplicates: trim, (lower-case), drop empties, de-duplicate, sort."""
-    out = {(s.strip().lower() if lower else s.strip()) for s in items}
-    out.discard("")
-    return sorted(out)
 
 
 def sanitize_policies(policies: list[str], add_default: bool) -> list[str]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from transit.engines.fields import parse_duration
 from transit.errors import UnsupportedPath, UserError
+from transit.fields import parse_duration
 from transit.logical import LIST, Request, Response
 from transit.tokens.entry import TokenEntry, rfc3339
 from transit.tokens.store import WRAPPING_POLICY, TokenStore

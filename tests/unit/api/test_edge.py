@@ -333,7 +333,7 @@ async def _standby(perf: bool = True) -> tuple[Core, ForwardingGate, Forwarder]:
     forwarder = Forwarder()
     core.forwarder = forwarder  # type: ignore[assignment]
     core.perf_standby_enabled = perf
-    core._perf_loaded = perf
+    core.perf_loaded = perf
     return core, ForwardingGate(app, core, max_request_size=64), forwarder
 
 

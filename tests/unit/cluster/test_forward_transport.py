@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from transit.api.protocol import VaultHttpToolsProtocol
 from transit.cluster.advert import LeaderRecord
 from transit.cluster.forward import Forwarder, ForwardingError
 from transit.cluster.listener import ClusterListener
@@ -45,7 +46,7 @@ class RecordingApp:
 
 async def _serve(app: RecordingApp, fn: Any, record: LeaderRecord | None = None) -> Any:
     record = record or LeaderRecord.create("active-1", "https://a:8200", "")
-    listener = ClusterListener(app, "127.0.0.1:0", record)
+    listener = ClusterListener(app, "127.0.0.1:0", record, http=VaultHttpToolsProtocol)
     await listener.start()
     try:
         live = LeaderRecord(record.node_id, record.api_addr, f"127.0.0.1:{listener.port}",

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from transit.api.protocol import VaultHttpToolsProtocol
 from transit.cluster.advert import LeaderRecord
 from transit.cluster.forward import (
     NOT_ACTIVE_HEADER,
@@ -53,7 +54,7 @@ class EchoApp:
 
 
 async def _with_listener(record: LeaderRecord, app: EchoApp, fn: Any) -> Any:
-    listener = ClusterListener(app, "127.0.0.1:0", record)
+    listener = ClusterListener(app, "127.0.0.1:0", record, http=VaultHttpToolsProtocol)
     await listener.start()
     try:
         live = LeaderRecord(record.node_id, record.api_addr, f"https://127.0.0.1:{listener.port}",
@@ -159,10 +160,11 @@ def test_listener_start_stop_and_bind_error() -> None:
     record = LeaderRecord.create("active-1", "https://a:8200", "")
 
     async def go() -> None:
-        a = ClusterListener(EchoApp(), "127.0.0.1:0", record)
+        a = ClusterListener(EchoApp(), "127.0.0.1:0", record, http=VaultHttpToolsProtocol)
         await a.start()
         assert a.running
-        b = ClusterListener(EchoApp(), f"127.0.0.1:{a.port}", record)
+        b = ClusterListener(EchoApp(), f"127.0.0.1:{a.port}", record,
+                            http=VaultHttpToolsProtocol)
         with pytest.raises(OSError):
             await b.start()
         assert not b.running

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from transit.engines.fields import Field, FieldData, FieldType, parse_bool, parse_duration
 from transit.engines.framework import Engine, Route, name
 from transit.errors import UnsupportedOperation, UnsupportedPath, UserError
+from transit.fields import Field, FieldData, FieldType, parse_bool, parse_duration
 from transit.logical import READ, UPDATE, Request, Response
 
 

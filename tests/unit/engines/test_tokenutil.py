@@ -1,4 +1,4 @@
-"""The shared token_* role fields (transit/engines/tokenutil.py) and the login token type
+"""The shared token_* role fields (transit/tokenutil.py) and the login token type
 rule (transit/login.py)."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from transit.engines.fields import FieldData
-from transit.engines.tokenutil import (
+from transit.errors import UserError
+from transit.fields import FieldData
+from transit.login import token_type_for
+from transit.tokenutil import (
     TokenParams,
     addr_allowed,
     parse_cidrs,
     parse_token_fields,
     token_fields,
 )
-from transit.errors import UserError
-from transit.login import token_type_for
 
 LEGACY = ("policies", "ttl", "max_ttl", "period", "bound_cidrs", "num_uses")
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from transit.engines.fields import FieldData
 from transit.engines.system import leases as handlers
 from transit.errors import UserError
+from transit.fields import FieldData
 from transit.logical import UPDATE, Request
 from transit.storage import StorageView
 from transit.storage.inmem import InmemBackend

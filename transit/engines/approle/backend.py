@@ -25,11 +25,11 @@ from transit.engines.approle.secretids import (
     SECRET_ID_FIELDS,
 )
 from transit.engines.approle.store import AppRoleStore
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
-from transit.engines.tokenutil import TokenParams
 from transit.errors import TransitError
+from transit.fields import FieldData
 from transit.logical import DELETE, LIST, READ, UPDATE, Request, Response
+from transit.tokenutil import TokenParams
 
 log = logging.getLogger("transit.approle")
 

@@ -10,10 +10,10 @@ import time
 from transit.engines.approle.model import create_hmac, subset_error
 from transit.engines.approle.store import AppRoleStore
 from transit.engines.authmethod import Login, login_response
-from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.tokenutil import TokenParams, addr_allowed, parse_cidrs
 from transit.errors import InternalError, InvalidCredentials, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
+from transit.tokenutil import TokenParams, addr_allowed, parse_cidrs
 
 LOGIN_FIELDS: dict[str, Field] = {
     "role_id": Field(FieldType.STRING, ""),

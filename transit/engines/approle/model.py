@@ -29,9 +29,9 @@ from typing import Any
 
 import orjson
 
-from transit.engines.tokenutil import TokenParams
 from transit.errors import UserError
 from transit.gocompat import ZERO_TIME, format_time_ns
+from transit.tokenutil import TokenParams
 
 ROLE_PREFIX = "role/"
 ROLE_ID_PREFIX = "role_id/"

@@ -10,18 +10,17 @@ from dataclasses import dataclass
 
 from transit.engines.approle.model import MAX_HMAC_INPUT, Role, invalid_cidr
 from transit.engines.approle.store import AppRoleStore
-from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.tokenutil import (
+from transit.errors import InternalError, UnsupportedPath, UserError
+from transit.fields import Field, FieldData, FieldType, remove_duplicates
+from transit.gocompat import format_duration
+from transit.logical import CREATE, Request, Response
+from transit.tokenutil import (
     comma_list,
     parse_cidrs,
     parse_token_fields,
     token_fields,
     validate,
 )
-from transit.errors import InternalError, UnsupportedPath, UserError
-from transit.gocompat import format_duration
-from transit.logical import CREATE, Request, Response
-from transit.tokens.roles import remove_duplicates
 
 DEFAULT_MAX_TTL = 32 * 24 * 3600  # the server's default max_lease_ttl, when none is known
 LEGACY = ("policies", "period")  # Vault's approle accepts these beside the token_* fields

@@ -20,10 +20,10 @@ from transit.engines.approle.model import (
 )
 from transit.engines.approle.roles import ROLE_NAME, max_ttl, role_name
 from transit.engines.approle.store import AppRoleStore
-from transit.engines.fields import Field, FieldData, FieldType
-from transit.engines.tokenutil import comma_list
 from transit.errors import InternalError, NoHandler, PermissionDenied, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
+from transit.tokenutil import comma_list
 
 GENERATE_FIELDS: dict[str, Field] = {
     **ROLE_NAME,

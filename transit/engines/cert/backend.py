@@ -40,14 +40,14 @@ from transit.engines.cert.verify import (
     match_role,
     metadata_extensions,
 )
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
-from transit.engines.tokenutil import TokenParams, comma_list, parse_token_fields, token_fields
 from transit.errors import InternalError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import Write
 from transit.storage.update import update
 from transit.tokens.ttl import RenewDeclined
+from transit.tokenutil import TokenParams, comma_list, parse_token_fields, token_fields
 
 LEGACY = ("policies", "ttl", "max_ttl", "period", "bound_cidrs", "num_uses")
 

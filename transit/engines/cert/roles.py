@@ -10,8 +10,8 @@ import orjson
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from transit.engines.tokenutil import TokenParams
 from transit.errors import UserError
+from transit.tokenutil import TokenParams
 
 ROLE_PREFIX = "cert/"
 CONFIG_KEY = "config"

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, Handler, Route
 from transit.engines.identity import entities as ent
 from transit.engines.identity import groups as grp
+from transit.fields import FieldData
 from transit.identity.store import IdentityStore
 from transit.logical import DELETE, LIST, READ, UPDATE, Request
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.identity.views import (
     LIST_ALIAS_KEYS,
     alias_data,
@@ -12,6 +11,7 @@ from transit.engines.identity.views import (
     entity_list_info,
 )
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.identity import inputs
 from transit.identity.store import IdentityStore
 from transit.identity.txn import entity_name_key

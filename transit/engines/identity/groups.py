@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.identity.views import (
     LIST_ALIAS_KEYS,
     entity_data,
@@ -14,6 +13,7 @@ from transit.engines.identity.views import (
     group_list_info,
 )
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.identity import inputs
 from transit.identity.cache import IdentityCache
 from transit.identity.model import Record

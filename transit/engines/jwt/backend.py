@@ -17,18 +17,18 @@ from typing import Any
 
 from transit import pools
 from transit.engines.authmethod import Login, login_response
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
 from transit.engines.jwt import claims as jwtclaims
 from transit.engines.jwt import jws
 from transit.engines.jwt.config import CONFIG_FIELDS, CONFIG_KEY, JWTConfig, parse_config
 from transit.engines.jwt.keys import FetchError, KeyCache, check_config, has_kid, select
 from transit.engines.jwt.role import ROLE_FIELDS, ROLE_PREFIX, JWTRole, apply_role_write, role_key
-from transit.engines.tokenutil import TokenParams, addr_allowed
 from transit.errors import InternalError, PermissionDenied, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import Write
 from transit.storage.update import update
+from transit.tokenutil import TokenParams, addr_allowed
 
 LOGIN_FIELDS: dict[str, Field] = {
     "role": Field(FieldType.STRING, ""),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transit.engines.fields import go_value
+from transit.fields import go_value
 from transit.gocompat import json_kind
 
 DEFAULT_SKEW = 60  # cap's clock skew leeway when the role says 0

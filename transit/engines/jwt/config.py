@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
-from transit.engines.fields import Field, FieldData, FieldType, go_value
 from transit.engines.jwt.jws import SUPPORTED_ALGS, JWSError, parse_pem_keys
-from transit.engines.tokenutil import comma_list
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType, go_value
+from transit.tokenutil import comma_list
 
 CONFIG_KEY = "config"
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from transit.engines.fields import Field, FieldData, FieldType, go_type, go_value, parse_duration
 from transit.engines.jwt.claims import normalize_list
-from transit.engines.tokenutil import TokenParams, comma_list, parse_token_fields, token_fields
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType, go_type, go_value, parse_duration
+from transit.tokenutil import TokenParams, comma_list, parse_token_fields, token_fields
 
 ROLE_PREFIX = "role/"
 ROLE_TYPES = ("jwt", "oidc")

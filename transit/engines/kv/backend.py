@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route
 from transit.engines.kv import upgrade, v2_data, v2_metadata
 from transit.engines.kv.common import PathLocks
 from transit.engines.kv.store import KVStore
+from transit.fields import FieldData
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 
 # Vault's logical.PatchOperation (HTTP PATCH with application/merge-patch+json).

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from transit.engines.fields import FieldData
     from transit.engines.kv.common import PathLocks
     from transit.engines.kv.store import KVStore
+    from transit.fields import FieldData
     from transit.logical import Request
 
 

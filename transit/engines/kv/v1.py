@@ -6,16 +6,16 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from transit.engines.fields import (
+from transit.engines.framework import Engine, ExistenceCheck, Handler, Route
+from transit.engines.kv.common import dumps, loads
+from transit.errors import UserError
+from transit.fields import (
     MAX_DURATION_SECONDS,
     Field,
     FieldData,
     FieldType,
     parse_duration,
 )
-from transit.engines.framework import Engine, ExistenceCheck, Handler, Route
-from transit.engines.kv.common import dumps, loads
-from transit.errors import UserError
 from transit.logical import DELETE, LIST, MOUNT_DEFAULT_TTL, READ, UPDATE, Request, Response
 
 PATH_FIELDS = {"path": Field(FieldType.STRING, "")}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.kv.common import now_ns, parse_int_list
 from transit.engines.kv.ports import KVv2Port
 from transit.engines.kv.store import Config, KeyMetadata, Staged, VersionMeta
 from transit.errors import NotFound, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 DATA_FIELDS = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.kv.common import now_ns, uint32
 from transit.engines.kv.ports import KVv2Port
 from transit.engines.kv.store import Config, KeyMetadata, Staged
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.gocompat import multierror
 from transit.logical import Request, Response
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from transit import lockout
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.mounts import normalize
 from transit.engines.system.internal import TOKEN_AUTH_ENTRY
 from transit.engines.system.mounts import TUNE_FIELDS, mount_config, tune_view
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

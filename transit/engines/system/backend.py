@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, Handler, Route
 from transit.engines.system import (
     audit,
@@ -28,6 +27,7 @@ from transit.engines.system import (
     wrapping,
 )
 from transit.engines.transit import tools
+from transit.fields import FieldData
 from transit.logical import DELETE, LIST, READ, UPDATE, Request, Response
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ import socket
 from typing import Any
 
 from transit import __version__
-from transit.engines.fields import FieldData
 from transit.engines.system.ports import NodeControl
 from transit.errors import ForwardToActive
+from transit.fields import FieldData
 from transit.gocompat import isoformat_z
 from transit.logical import Request, Response
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from transit.acl.policy import DENY
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.system.mounts import SYS_ENTRY
 from transit.errors import PermissionDenied
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

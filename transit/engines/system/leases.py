@@ -18,8 +18,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import Fenced, ForwardToActive, InternalError, Sealed, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 from transit.tokens import leases
 

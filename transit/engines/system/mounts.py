@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.fields import (
+from transit.engines.mounts import OPTIONAL_CONFIG, MountEntry
+from transit.errors import UserError
+from transit.fields import (
     MAX_DURATION_SECONDS,
     Field,
     FieldData,
@@ -13,8 +15,6 @@ from transit.engines.fields import (
     parse_bool,
     parse_duration,
 )
-from transit.engines.mounts import OPTIONAL_CONFIG, MountEntry
-from transit.errors import UserError
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from transit.engines.fields import FieldData
 from transit.engines.system import generate_root, rekey
 from transit.engines.system.ports import NodeControl
 from transit.errors import ForwardToActive, InternalError, StorageError, TransitError, UserError
+from transit.fields import FieldData
 from transit.logical import Request, Response
 from transit.rekey import BACKUP_PATH, OperatorError
 

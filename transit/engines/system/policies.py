@@ -12,8 +12,8 @@ import binascii
 from typing import TYPE_CHECKING, Any
 
 from transit.acl.store import ROOT
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import InternalError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

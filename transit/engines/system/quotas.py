@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.fields import (
+from transit.errors import NoHandler, UserError
+from transit.fields import (
     MAX_DURATION_SECONDS,
     Field,
     FieldData,
     FieldType,
     parse_duration,
 )
-from transit.errors import NoHandler, UserError
 from transit.logical import Request, Response
 from transit.quotas import QuotaConfig, RateLimitQuota
 

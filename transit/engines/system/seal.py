@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 
-from transit.engines.fields import FieldData
 from transit.engines.system.ports import NodeControl
 from transit.errors import InternalError
+from transit.fields import FieldData
 from transit.logical import Request, Response
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.system.ports import NodeControl
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 TOKEN_FIELDS: dict[str, Field] = {"token": Field(FieldType.STRING, "")}

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
 from transit.engines.token import create, manage, roles
 from transit.engines.token.common import TokenPort
+from transit.fields import FieldData
 from transit.logical import DELETE, LIST, READ, UPDATE, Request
 
 if TYPE_CHECKING:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.token.common import is_sudo, string_list, string_map
 from transit.errors import InternalError, PermissionDenied, UserError
+from transit.fields import Field, FieldData, FieldType, remove_duplicates
 from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, SERVICE
 from transit.tokens.roles import (
     TokenRole,
     contains_glob,
     go_quote_list,
-    remove_duplicates,
     sanitize_policies,
 )
 from transit.tokens.ttl import calculate_ttl
@@ -227,7 +226,7 @@ async def _create(
     ttl, has_ttl = d.get_ok("ttl")
     ttl = ttl or 0
     if not has_ttl and d.get("lease"):
-        from transit.engines.fields import parse_duration
+        from transit.fields import parse_duration
 
         try:
             ttl = parse_duration(d.get("lease"))

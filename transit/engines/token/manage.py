@@ -6,9 +6,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.token.common import caller, is_sudo
 from transit.errors import PermissionDenied, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 from transit.tokens.entry import BATCH, TokenEntry
 from transit.tokens.ttl import RenewDeclined

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.token.common import string_list
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType, remove_duplicates
 from transit.logical import Request, Response
-from transit.tokens.roles import TOKEN_TYPES, TokenRole, remove_duplicates
+from transit.tokens.roles import TOKEN_TYPES, TokenRole
 
 if TYPE_CHECKING:
     from transit.engines.token.common import TokenPort

@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any
 
 from transit.crypto.policy import Policy
-from transit.engines.fields import FieldData
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name, opt
 from transit.engines.transit import (
     backup,
@@ -29,6 +28,7 @@ from transit.engines.transit import (
 )
 from transit.engines.transit.policies import ARCHIVE_PREFIX, KEEP, POLICY_PREFIX, PolicyStore
 from transit.engines.transit.ports import TransitPort
+from transit.fields import FieldData
 from transit.logical import DELETE, LIST, READ, UPDATE, Request
 
 # A transit handler (or existence check): the mount's port first, then request and fields.

@@ -41,8 +41,8 @@ from typing import Any, TypeVar
 
 from transit import pools
 from transit.crypto.keytypes import KeyType
-from transit.engines.fields import FieldData, go_type
 from transit.errors import InternalError, UserError
+from transit.fields import FieldData, go_type
 from transit.logical import Response
 
 T = TypeVar("T")

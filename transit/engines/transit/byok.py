@@ -18,9 +18,9 @@ from transit.crypto import wrapping
 from transit.crypto.encoding import Base64Error, b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, TransitError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

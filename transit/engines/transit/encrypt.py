@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.batch import (
     INLINE_BUDGET,
     INT,
@@ -47,6 +46,7 @@ from transit.engines.transit.batch import (
 )
 from transit.engines.transit.policies import KEEP
 from transit.errors import InternalError, OptionError, TransitError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import CREATE, Request, Response
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import KeyType
-from transit.engines.fields import Field, FieldData, FieldType, go_type
 from transit.engines.transit.batch import item_cost, not_a_slice, run_items
 from transit.errors import CryptoError, InternalError, UserError
+from transit.fields import Field, FieldData, FieldType, go_type
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

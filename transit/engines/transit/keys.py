@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from transit.crypto.encoding import b64decode
 from transit.crypto.keytypes import HMAC_MAX_KEY_SIZE, HMAC_MIN_KEY_SIZE, KeyType
 from transit.crypto.policy import Policy
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.policies import DELETE, KEEP
 from transit.errors import CryptoError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import StorageError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from transit.crypto.encoding import b64decode
 from transit.crypto.hashing import SIGN_HASH_ALGORITHMS
 from transit.crypto.signing import MARSHALING, parse_salt_length
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.transit.batch import PRIVATE, PUBLIC, gil_free, item_cost, run_items
 from transit.engines.transit.hmac import decode_input, decode_string_maps, verify_hmac_items
 from transit.errors import CryptoError, InternalError, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:

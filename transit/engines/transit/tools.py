@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from transit.crypto.encoding import Base64Error, b64decode
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.errors import UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.gocompat import atoi
 from transit.logical import Request, Response
 

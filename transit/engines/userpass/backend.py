@@ -2,7 +2,7 @@
 `builtin/credential/userpass`; spec auth-api §3).
 
 Users live at `user/<lowercase name>` of the mount's storage: a bcrypt hash (never the
-password) and the common token fields (transit/engines/tokenutil.py). `login/<username>` is
+password) and the common token fields (transit/tokenutil.py). `login/<username>` is
 the only unauthenticated path; it returns a `Login` and the core makes the token.
 """
 
@@ -13,9 +13,7 @@ from functools import partial
 from typing import Any
 
 from transit.engines.authmethod import Login, login_response
-from transit.engines.fields import Field, FieldData, FieldType
 from transit.engines.framework import Engine, ExistenceCheck, Handler, Route, name
-from transit.engines.tokenutil import TokenParams, parse_token_fields, token_fields
 from transit.engines.userpass.users import (
     USER_PREFIX,
     User,
@@ -25,10 +23,12 @@ from transit.engines.userpass.users import (
     user_key,
 )
 from transit.errors import InternalError, InvalidCredentials, UserError
+from transit.fields import Field, FieldData, FieldType
 from transit.logical import CREATE, DELETE, LIST, READ, UPDATE, Request, Response
 from transit.storage.base import Write
 from transit.storage.update import update
 from transit.tokens.ttl import RenewDeclined
+from transit.tokenutil import TokenParams, parse_token_fields, token_fields
 
 # Vault's userpass accepts these legacy names beside the token_* fields.
 LEGACY = ("policies", "ttl", "max_ttl", "bound_cidrs")

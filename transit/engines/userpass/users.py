@@ -10,8 +10,8 @@ from typing import Any
 import bcrypt
 import orjson
 
-from transit.engines.tokenutil import TokenParams
 from transit.errors import UserError
+from transit.tokenutil import TokenParams
 
 BCRYPT_COST = 10
 USER_PREFIX = "user/"

@@ -21,9 +21,9 @@ from transit.engines.approle.model import (
     subset_error,
 )
 from transit.engines.approle.store import AppRoleStore
-from transit.engines.tokenutil import TokenParams
 from transit.errors import InternalError, UserError
 from transit.storage.inmem import InmemBackend
+from transit.tokenutil import TokenParams
 
 
 @pytest.mark.parametrize("text, expected", [

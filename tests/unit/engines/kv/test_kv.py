@@ -526,8 +526,8 @@ def test_sys_remount_and_status_handlers() -> None:
     async def go() -> None:
         from types import SimpleNamespace
 
-        from transit.engines.fields import FieldData
         from transit.engines.system import mounts as sysmounts
+        from transit.fields import FieldData
 
         table, _ = await _table()
         await table.mount("src", "kv")

@@ -15,8 +15,8 @@ from transit.errors import UserError
 def test_sys_audit_handlers(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from transit.engines.fields import FieldData
     from transit.engines.system import audit as sys_audit
+    from transit.fields import FieldData
 
     async def go() -> None:
         broker, _ = new_broker()

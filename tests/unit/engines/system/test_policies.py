@@ -42,7 +42,7 @@ def _backend() -> Any:
 
 
 def _call(b: Any, fn: Any, path: str, raw: dict[str, Any], fields: Any, token: Any = None):
-    from transit.engines.fields import FieldData
+    from transit.fields import FieldData
     from transit.logical import Request
 
     req = Request("update", path, raw, None, token=token)

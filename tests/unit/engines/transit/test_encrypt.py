@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tests.unit.engines.transit.tx import Env
 from transit.crypto.encoding import b64decode
 from transit.crypto.policy import Policy
-from transit.engines.fields import FieldData
 from transit.engines.transit.batch import decode_items
 from transit.engines.transit.policies import PolicyStore
 from transit.errors import CryptoError, InternalError, UserError
+from transit.fields import FieldData
 from transit.logical import CREATE, UPDATE, Request
 
 HELLO = "aGVsbG8gd29ybGQ="  # "hello world"

@@ -8,7 +8,6 @@ import hashlib
 
 from tests.unit.engines.transit.ops_helpers import b64, call, fails, new_backend, snapshot, write
 from transit.crypto.encoding import b64decode as go_b64decode
-from transit.engines.fields import FieldData
 from transit.engines.transit.tools import (
     HASH_FIELDS,
     RANDOM_FIELDS,
@@ -16,6 +15,7 @@ from transit.engines.transit.tools import (
     random_bytes_response,
 )
 from transit.errors import UnsupportedOperation, UserError
+from transit.fields import FieldData
 from transit.logical import READ
 
 

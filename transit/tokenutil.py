@@ -20,9 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transit.engines.fields import Field, FieldData, FieldType, coerce, go_value
 from transit.errors import UserError
-from transit.tokens.roles import remove_duplicates
+from transit.fields import Field, FieldData, FieldType, coerce, go_value, remove_duplicates
 
 # token_type values a role may hold ("default": the mount's type decides).
 DEFAULT = "default"

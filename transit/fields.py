@@ -267,3 +267,10 @@ class FieldData:
     def get_ok(self, name: str) -> tuple[Any, bool]:
         """(value, present) like Vault's GetOk."""
         return self.get(name), self.present(name)
+
+
+def remove_duplicates(items: list[str], lower: bool = True) -> list[str]:
+    """strutil.RemoveDuplicates: trim, (lower-case), drop empties, de-duplicate, sort."""
+    out = {(s.strip().lower() if lower else s.strip()) for s in items}
+    out.discard("")
+    return sorted(out)

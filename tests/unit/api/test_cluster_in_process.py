@@ -27,8 +27,10 @@ import pytest
 from tests.helpers import free_port
 from transit.api.app import VaultApp
 from transit.api.forwarding import ForwardingGate
+from transit.api.protocol import VaultHttpToolsProtocol
 from transit.cluster.forward import NOT_ACTIVE_HEADER
 from transit.cluster.listener import ClusterListener
+from transit.cluster.roles import HaOptions
 from transit.core import Core
 from transit.storage.inmem_ha import InmemHABackend
 
@@ -46,11 +48,12 @@ class Node:
         port = free_port()
         self.core = Core(backend, storage_type="inmem")
         self.app = ForwardingGate(VaultApp(self.core), self.core)
-        self.core.enable_ha(
-            backend, node_id=name, api_addr=self.api_addr,
+        self.core.enable_ha(backend, HaOptions(
+            node_id=name, api_addr=self.api_addr,
             cluster_addr=f"https://127.0.0.1:{port}", cluster_listen=f"127.0.0.1:{port}",
-            lock_ttl=backend.lock_ttl, app=self.app, perf_standby=False,
-        )
+            lock_ttl=backend.lock_ttl, http=VaultHttpToolsProtocol, app=self.app,
+            perf_standby=False,
+        ))
         assert self.core.ha is not None
         self.ha = self.core.ha
         self.ha.retry = RETRY
@@ -269,7 +272,8 @@ def test_a_stale_leader_is_recognised_by_the_typed_header_alone(marked: bool) ->
             # the old leader's cluster port still answers (e.g. a listener slow to close):
             # served again on its address once the old listener has let go of it
             answers = Answers(old.app, strip=not marked)
-            listener = ClusterListener(answers, old.core.cluster_listen, stale_view)
+            listener = ClusterListener(answers, old.core.roles.cluster_listen, stale_view,
+                                       http=VaultHttpToolsProtocol)
             await until(lambda: bound(listener), "the old cluster port is free again")
             try:
                 assert await s2.ha.leader() == stale_view

@@ -81,6 +81,9 @@ def _field_data(
     return FieldData(raw, route.fields), replaced
 
 
+MATCH_MEMORY = 4096  # paths whose route match an engine remembers (Engine.match)
+
+
 class Engine:
     """A logical backend mounted at some path; subclasses set `routes` and `mount_type`.
 
@@ -110,6 +113,7 @@ class Engine:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
+        self._matches: dict[str, tuple[Route, dict[str, str]]] = {}
 
     # -- lifecycle hooks ----------------------------------------------------------------------
     async def setup(self) -> None:
@@ -151,10 +155,22 @@ class Engine:
         return False
 
     def match(self, path: str) -> tuple[Route, dict[str, str]]:
+        """The route of `path` and its captured parameters (a fresh dict each call).
+
+        Paths repeat (`encrypt/<key>` on every request), so matches are remembered: one dict
+        lookup instead of trying the route table's patterns in order. The memory is bounded
+        (emptied past MATCH_MEMORY paths); a path that matches nothing is never kept."""
+        hit = self._matches.get(path)
+        if hit is not None:
+            return hit[0], dict(hit[1])
         for route in self.routes:
             m = route.regex.fullmatch(path)
             if m is not None:
-                return route, {k: v for k, v in m.groupdict().items() if v is not None}
+                params = {k: v for k, v in m.groupdict().items() if v is not None}
+                if len(self._matches) >= MATCH_MEMORY:
+                    self._matches.clear()
+                self._matches[path] = (route, params)
+                return route, dict(params)
         raise UnsupportedPath()
 
     def resolve(self, req: Request) -> tuple[Route, dict[str, str]] | None:

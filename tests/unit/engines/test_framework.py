@@ -18,9 +18,9 @@ async def _noop(req: object, d: object) -> None:
 
 def _engine() -> Engine:
     return Engine([
-        Route(r"keys/(?P<name>\w(([\w-.@]+)?\w)?)/rotate", {READ: _noop}),
-        Route(r"keys/(?P<name>\w(([\w-.@]+)?\w)?)", {READ: _noop}),
-        Route(r"encrypt/(?P<name>\w(([\w-.@]+)?\w)?)", {READ: _noop}),
+        Route(r"keys/(?P<name>[\w.-]+)/rotate", {READ: _noop}),
+        Route(r"keys/(?P<name>[\w.-]+)", {READ: _noop}),
+        Route(r"encrypt/(?P<name>[\w.-]+)", {READ: _noop}),
     ])
 
 

@@ -330,6 +330,8 @@ class CorkedWrites:
         chunks = self._chunks
         if chunks:
             self._chunks = []
+            if self._transport.is_closing():  # gone meanwhile: nobody to read it
+                return
             self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def close(self) -> None:

@@ -68,3 +68,16 @@ def test_close_sends_what_is_pending_first_and_the_rest_delegates() -> None:
         await asyncio.sleep(0)
         assert rec.writes == [b"last answer"]
     asyncio.run(go())
+
+
+def test_what_is_pending_when_the_connection_goes_is_dropped_not_written() -> None:
+    async def go() -> None:
+        rec = _Recorder()
+        corked = CorkedWrites(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        rec.close()  # the peer left: the transport closed under the cycle
+        await asyncio.sleep(0)
+        corked.flush()
+        assert rec.writes == []  # _Recorder fails a write after close
+    asyncio.run(go())
+

@@ -263,7 +263,7 @@ async def _redirect(send: Any, api_addr: str, path_qs: str) -> None:
     if "://" not in base:
         base = "https://" + base
     await send({"type": "http.response.start", "status": 307,
-                "headers": [*JSON_HEADERS, (b"location", (base + path_qs).encode())]})
+                "headers": sized([*JSON_HEADERS, (b"location", (base + path_qs).encode())], b"")})
     await send({"type": "http.response.body", "body": b""})
 
 

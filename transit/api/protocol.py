@@ -275,14 +275,15 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         """Answer `status` and close (see the module docstring)."""
         transport = self.transport
-        if self._corked is not None:
-            self._corked.flush()  # what a cycle wrote goes out first
         self._discarding = True
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # a pipelined answer must not follow this one
+        for cycle in (self.cycle, self._request_cycle):  # the one read, the one running
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True  # a pipelined answer must not follow this one
+        if self._corked is not None:
+            self._corked.refuse()  # what was written goes first; nothing more after it
         body = error_body([message])
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -306,16 +307,23 @@ class CorkedWrites:
     separately; the second send cost about a tenth of an encrypt's CPU). The protocol flushes
     when the answer is complete; a streamed answer's head is flushed at the end of the turn."""
 
-    __slots__ = ("_transport", "_loop", "_chunks", "_scheduled")
+    __slots__ = ("_transport", "_loop", "_chunks", "_scheduled", "_refused")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._chunks: list[bytes] = []
         self._scheduled = False
+        self._refused = False
+
+    def refuse(self) -> None:
+        """The protocol is answering a refusal itself and closing: send what is pending now
+        and drop every later write (the write side may be shut already)."""
+        self.flush()
+        self._refused = True
 
     def write(self, data: bytes) -> None:
-        if not data:
+        if not data or self._refused:
             return
         self._chunks.append(data)
         if not self._scheduled:

@@ -45,9 +45,11 @@ def _make_ids() -> None:
 def new_request_id() -> str:
     """A random (version 4) UUID, formatted. Cheaper than str(uuid.uuid4()) on the hot path:
     one os.urandom call (a getrandom syscall) makes 64 of them."""
-    if not _ids:
+    try:
+        return _ids.pop()
+    except IndexError:
         _make_ids()
-    return _ids.pop()
+        return _ids.pop()
 
 
 def request_id() -> bytes:

@@ -82,6 +82,7 @@ def _field_data(
 
 
 MATCH_MEMORY = 4096  # paths whose route match an engine remembers (Engine.match)
+MATCH_PATH_MAX = 256  # longer paths are matched every time, never remembered
 
 
 class Engine:
@@ -159,7 +160,8 @@ class Engine:
 
         Paths repeat (`encrypt/<key>` on every request), so matches are remembered: one dict
         lookup instead of trying the route table's patterns in order. The memory is bounded
-        (emptied past MATCH_MEMORY paths); a path that matches nothing is never kept."""
+        (emptied past MATCH_MEMORY paths, none longer than MATCH_PATH_MAX); a path that matches
+        nothing is never kept."""
         hit = self._matches.get(path)
         if hit is not None:
             return hit[0], dict(hit[1])
@@ -167,9 +169,10 @@ class Engine:
             m = route.regex.fullmatch(path)
             if m is not None:
                 params = {k: v for k, v in m.groupdict().items() if v is not None}
-                if len(self._matches) >= MATCH_MEMORY:
-                    self._matches.clear()
-                self._matches[path] = (route, params)
+                if len(path) <= MATCH_PATH_MAX:  # a hostile 1 MiB key name is not kept
+                    if len(self._matches) >= MATCH_MEMORY:
+                        self._matches.clear()
+                    self._matches[path] = (route, params)
                 return route, dict(params)
         raise UnsupportedPath()
 

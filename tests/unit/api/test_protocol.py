@@ -81,3 +81,17 @@ def test_what_is_pending_when_the_connection_goes_is_dropped_not_written() -> No
         assert rec.writes == []  # _Recorder fails a write after close
     asyncio.run(go())
 
+
+def test_after_a_refusal_pending_data_goes_first_and_later_writes_are_dropped() -> None:
+    async def go() -> None:
+        rec = _Recorder()
+        corked = CorkedWrites(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        corked.refuse()
+        assert rec.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        corked.write(b"a late answer")
+        await asyncio.sleep(0)
+        corked.flush()
+        assert rec.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    asyncio.run(go())
+

@@ -46,3 +46,7 @@ def test_no_match_is_never_remembered_and_memory_is_bounded(
         assert e.match(f"encrypt/k{i}")[1] == {"name": f"k{i}"}
         assert len(e._matches) <= 8
     assert "encrypt/app\n" not in e._matches
+    long = "encrypt/" + "k" * 10_000  # a hostile key name: matched, never remembered
+    e._matches.clear()
+    assert e.match(long)[1] == {"name": "k" * 10_000}
+    assert e._matches == {}

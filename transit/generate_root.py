@@ -33,7 +33,7 @@ from transit.rekey import (
     read_pgp_key,
     same_root,
 )
-from transit.seal import SealManager
+from transit.seal.manager import SealManager
 
 log = logging.getLogger("transit.generate_root")
 

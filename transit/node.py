@@ -34,7 +34,7 @@ from transit.lifecycle import AUTH_FACTORIES, ENGINE_FACTORIES, NodeLifecycle, S
 from transit.lockout import Lockout
 from transit.login import AUTH_PREFIX, TOKEN_MOUNT, NodeLogin
 from transit.quotas import QuotaStore
-from transit.seal import SealManager
+from transit.seal.manager import SealManager
 from transit.storage import Backend, StorageView
 from transit.tokens.store import TokenStore
 from transit.tokens.wrapping import Wrapper

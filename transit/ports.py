@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from transit.engines.system.ports import Relay
     from transit.identity.store import IdentityStore
     from transit.quotas import QuotaStore
-    from transit.seal import SealManager
+    from transit.seal.manager import SealManager
     from transit.tokens.store import TokenStore
 
 

@@ -38,7 +38,8 @@ from transit.errors import (
     ReplicationUnconfirmed,
     TransitError,
 )
-from transit.seal import MAX_SHARE_SIZE, MIN_KEY_SIZE, SealConfig, SealManager, validate
+from transit.seal.manager import MAX_SHARE_SIZE, MIN_KEY_SIZE, SealManager
+from transit.seal.stored import SealConfig, validate
 
 log = logging.getLogger("transit.rekey")
 

@@ -38,7 +38,7 @@ from transit.errors import ConfigError
 from transit.logs import uvicorn_level
 from transit.ratelimit import Buckets
 from transit.reload import Reloader
-from transit.seal import static_key
+from transit.seal.static import static_key
 from transit.storage.factory import create_backend
 from transit.ui.shell import with_ui
 

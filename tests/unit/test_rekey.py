@@ -1,6 +1,6 @@
 """Rekey below HTTP (operations-api §1): the barrier following a new root key through
 `core/master`, the seal's guarded rekey on every node, and the attempt state machine
-(transit/rekey.py over transit/seal.py and transit/barrier.py)."""
+(transit/rekey.py over transit/seal/ and transit/barrier.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from transit.barrier import KEYRING_PATH, Barrier
 from transit.crypto import shamir
 from transit.errors import InvalidKey, UserError
 from transit.rekey import OperatorError
-from transit.seal import SEAL_CONFIG_PATH, SHAMIR_KEK_PATH, SealManager
+from transit.seal.manager import SealManager
+from transit.seal.stored import SEAL_CONFIG_PATH, SHAMIR_KEK_PATH
 from transit.storage.inmem import InmemBackend
 
 

@@ -13,13 +13,9 @@ import pytest
 
 from transit.barrier import Barrier
 from transit.errors import ConfigError, InvalidKey, UserError
-from transit.seal import (
-    SEAL_CONFIG_PATH,
-    UNSEAL_KEYS_PATH,
-    SealManager,
-    load_static_key,
-    static_key_from_config,
-)
+from transit.seal.manager import SealManager
+from transit.seal.static import load_static_key, static_key_from_config
+from transit.seal.stored import SEAL_CONFIG_PATH, UNSEAL_KEYS_PATH
 from transit.storage.inmem import InmemBackend
 
 

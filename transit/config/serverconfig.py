@@ -130,7 +130,7 @@ class ServerConfig:
     @property
     def seal(self) -> SealStanza | None:
         """The `seal` stanza, typed; None for Shamir. Read from `raw` when asked, so a malformed
-        stanza is reported where the seal key is loaded (transit.seal.static_key), as before."""
+        stanza is reported where the seal key is loaded (transit.seal.static.static_key), as before."""
         return seal_stanza(self.raw)
 
 

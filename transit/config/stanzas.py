@@ -1,7 +1,7 @@
 """The server configuration's stanzas other than `listener`, each a frozen dataclass:
 `telemetry` (TelemetryConfig), `storage`/`backend` (StorageConfig), `audit "<type>" "<path>"`
 (AuditDeviceConfig) and `seal "<type>"` (SealStanza: not SealConfig, the name of the
-seal configuration stored in `core/seal-config`, transit/seal.py), with their parsers.
+seal configuration stored in `core/seal-config`, transit/seal/stored.py), with their parsers.
 
 StorageConfig.options stays a string map, as Vault decodes it (`map[string]string`): each
 backend reads its own keys (transit/storage/factory.py)."""
@@ -49,8 +49,8 @@ class AuditDeviceConfig:
 
 @dataclass(frozen=True)
 class SealStanza:
-    """The `seal "<type>" { ... }` stanza (at most one; none means Shamir). transit.seal reads
-    it (`static_key`): "static" with `current_key`, or "shamir"; other types are refused there."""
+    """The `seal "<type>" { ... }` stanza (at most one; none means Shamir). transit.seal.static
+    reads it (`static_key`): "static" with `current_key`, or "shamir"; other types are refused there."""
 
     type: str
     options: dict[str, Any] = field(default_factory=dict, hash=False)

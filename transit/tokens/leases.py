@@ -42,7 +42,8 @@ _SALTED = re.compile(r"h([0-9a-f]{64})", re.ASCII)
 
 class TokenLookup(Protocol):
     """What the index needs of the token store (`TokenStore` satisfies it; this module sits
-    below `transit/tokens/store.py`, which writes the index entries in its own commits)."""
+    below `transit/tokens/store.py` and `revocation.py`, which write and delete the index
+    entries in their own commits)."""
 
     storage: Any  # the token store's StorageView (the storage Backend protocol)
 

@@ -9,63 +9,30 @@ Storage layout (inside the view the core hands us, `sys/token/` of the barrier):
     lease/<lease id>              the lease index (transit/tokens/leases.py)
     roles/<name>                  token roles
 
-The token itself never reaches storage. The hot path (`lookup`) is one dict hit on the token
-string plus an expiry comparison; a miss computes the HMAC and reads `id/<hash>` once. Python
-dicts hash strings with a keyed SipHash, so the dict probe leaks nothing useful about stored
-tokens; hashes are compared with `hmac.compare_digest` where they are compared at all.
-
-The cache is bounded (`cache_size` entries, oldest insertions evicted: transit/tokens/cache.py).
-It is only a copy of storage: every change is a guarded read-modify-write of the stored entry
-(`save`, `use`), after which the cache holds the entry as written, so an evicted and reloaded
-copy never diverges from what a request holds. Expired tokens are revoked when looked up and,
-on the active node, in the background (transit/tokens/expiration.py), which `expiry` is told
-about every token this process writes.
+The token itself never reaches storage. `TokenStore` is built in layers, each on the one
+before: its state, salt and cache (transit/tokens/cached.py), lookups (transit/tokens/
+lookup.py), revocation (transit/tokens/revocation.py); this module adds what creates and
+spends tokens: creation (with its indexes, in one commit), use counting and renewal. Expired
+tokens are revoked when looked up and, on the active node, in the background
+(transit/tokens/expiration.py), which `expiry` is told about every token this process writes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import logging
-import os
 import secrets
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from transit import metrics
-from transit.errors import InternalError, PermissionDenied, StorageError, UserError
+from transit.errors import InternalError, PermissionDenied, UserError
 from transit.storage.base import Write
-from transit.storage.update import get_or_create, update
+from transit.storage.update import update
 from transit.tokens import leases
-from transit.tokens.cache import TOKEN_CACHE_SIZE, make_room
 from transit.tokens.entry import BATCH, SERVICE, TokenEntry
-from transit.tokens.roles import RoleStore
-from transit.tokens.ttl import DEFAULT_LEASE_TTL, MAX_LEASE_TTL, RenewLimits
+from transit.tokens.revocation import TokenRevocation
 
-log = logging.getLogger("transit.tokens")
-
-_HIT = ("vault.cache.hit", "token")
-_MISS = ("vault.cache.miss", "token")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 WRAPPING_POLICY = "response-wrapping"
-
-RevokeHook = Callable[[str], Awaitable[None]]
-
-
-class ExpiryWatcher(Protocol):
-    """What the token store tells the expiration manager (transit/tokens/expiration.py)."""
-
-    def scheduled(self, token_hash: str, expire_time: float) -> None:
-        """This process wrote the token with this expiry (0: never expires)."""
-
-    def changed(self, token_hash: str | None) -> None:
-        """Someone else changed the token (None: possibly every token): re-read storage."""
-
-    def forget(self, token_hash: str) -> None:
-        """The token is gone."""
 
 
 def random_id(n: int = 24) -> str:
@@ -77,164 +44,8 @@ def new_token(prefix: str = "hvs.") -> str:
     return prefix + random_id()
 
 
-class TokenStore:
-    def __init__(
-        self, storage: Any, *, clock: Callable[[], float] = time.time,
-        cache_size: int = TOKEN_CACHE_SIZE,
-    ) -> None:
-        self.storage = storage
-        self.clock = clock
-        self.roles = RoleStore(storage)
-        self._salt: bytes | None = None
-        # token -> entry and hash -> entry: the same objects; `_by_token` only holds entries
-        # that `_by_hash` holds, so bounding `_by_hash` bounds both
-        self._by_token: dict[str, TokenEntry] = {}
-        self._by_hash: dict[str, TokenEntry] = {}
-        self.cache_size = cache_size
-        # the server config's default_lease_ttl / max_lease_ttl (seconds; 768h unless set):
-        # a token created without a TTL gets the default, and none outlives the max
-        self.default_lease_ttl = DEFAULT_LEASE_TTL
-        self.max_lease_ttl = MAX_LEASE_TTL
-        self.expiry: ExpiryWatcher | None = None  # set by the expiration manager
-        self._epoch = 0  # bumped by every revoke/invalidate: a racing load must not cache
-        # Called with the hash of every destroyed token (the wrapper drops its cubbyhole).
-        self.revoke_hooks: list[RevokeHook] = []
-        # Asked before a token made by an auth-method login is renewed (set by the core,
-        # transit/login.py): the role's current limits (None: renew with the token's own), or
-        # an error refusing the renewal (Vault's AuthRenew callbacks).
-        self.login_renewer: Callable[[TokenEntry], Awaitable[RenewLimits | None]] | None = None
-
-    async def setup(self, *, create: bool = True) -> None:
-        """Load the salt, or create it on a fresh store; drops every cache.
-
-        `create=False` (a standby: it never writes): a missing salt is a StorageError — the
-        active node made it, and this node's replica has not received it yet."""
-        if create:
-            self._salt = await get_or_create(self.storage, "salt", lambda: os.urandom(32))
-        else:
-            salt = await self.storage.get("salt")
-            if salt is None:
-                raise StorageError("the token salt (sys/token/salt) has not reached this "
-                                   "node's storage yet")
-            self._salt = salt
-        self.invalidate()
-
-    def salt_id(self, value: str) -> str:
-        if self._salt is None:
-            raise InternalError("token store is not set up")
-        return hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-
-    # --- lookups -----------------------------------------------------------------
-
-    async def lookup(self, token: str) -> TokenEntry | None:
-        """The live entry for a token string, or None (unknown, revoked, expired, used up)."""
-        entry = self._by_token.get(token)
-        if entry is None:
-            if not token:
-                return None
-            entry = await self._load(token)
-            if entry is None:
-                return None
-        else:
-            metrics.incr(_HIT)
-        exp = entry.expire_time
-        if exp and exp <= self.clock():
-            await self._expire(entry)
-            return None
-        if entry.revoked or entry.num_uses < 0:
-            return None
-        return entry
-
-    async def lookup_hash(self, token_hash: str) -> TokenEntry | None:
-        """The live entry by salted hash (its `id` is "" unless the token was seen)."""
-        entry = self._by_hash.get(token_hash)
-        if entry is None:
-            entry = await self._load_hash(token_hash)
-            if entry is None:
-                return None
-        else:
-            metrics.incr(_HIT)
-        return await self._live(entry)
-
-    async def lookup_accessor(self, accessor: str) -> TokenEntry | None:
-        if not accessor:
-            return None
-        raw = await self.storage.get("accessor/" + self.salt_id(accessor))
-        if raw is None:
-            return None
-        return await self.lookup_hash(orjson.loads(raw)["token_hash"])
-
-    async def list_accessors(self) -> list[str]:
-        out = []
-        for key in await self.storage.list("accessor/"):
-            raw = await self.storage.get("accessor/" + key)
-            if raw is not None:
-                out.append(orjson.loads(raw)["accessor"])
-        return sorted(out)
-
-    async def _live(self, entry: TokenEntry) -> TokenEntry | None:
-        if entry.revoked or entry.num_uses < 0:
-            return None
-        exp = entry.expire_time
-        if exp and exp <= self.clock():
-            await self._expire(entry)
-            return None
-        return entry
-
-    async def _load(self, token: str) -> TokenEntry | None:
-        token_hash = self.salt_id(token)
-        cached = self._by_hash.get(token_hash)
-        if cached is not None:  # known by hash (accessor lookup) but not by token yet
-            metrics.incr(_HIT)
-            if cached.id and not hmac.compare_digest(cached.id, token):
-                return None
-            cached.id = token
-            self._by_token[token] = cached
-            return cached
-        entry = await self._load_hash(token_hash, token)
-        return entry
-
-    async def _load_hash(self, token_hash: str, token: str = "") -> TokenEntry | None:
-        metrics.incr(_MISS)
-        for _ in range(3):
-            epoch = self._epoch
-            raw = await self.storage.get("id/" + token_hash)
-            if raw is None:
-                return None
-            entry = TokenEntry.from_json(raw, id=token, hash=token_hash)
-            if epoch == self._epoch:
-                self._cache(entry)
-                return entry
-        return None  # storage keeps changing under us: treat as unknown this time
-
-    def _cache(self, entry: TokenEntry) -> None:
-        if entry.hash not in self._by_hash:
-            for old in make_room(self._by_hash, self.cache_size):
-                if old.id and self._by_token.get(old.id) is old:
-                    del self._by_token[old.id]
-        self._by_hash[entry.hash] = entry
-        if entry.id:
-            self._by_token[entry.id] = entry
-
-    def _drop(self, token_hash: str) -> None:
-        """Forget the cached copy of one token; a load in flight will not cache what it read."""
-        self._epoch += 1
-        entry = self._by_hash.pop(token_hash, None)
-        if entry is not None and entry.id:
-            self._by_token.pop(entry.id, None)
-
-    def invalidate(self, token_hash: str | None = None) -> None:
-        """Drop one cached token (by salted hash) or all of them; roles too when all.
-        Someone else changed storage: the expiration manager re-reads it too."""
-        if token_hash is None:
-            self._epoch += 1
-            self._by_token.clear()
-            self._by_hash.clear()
-            self.roles.invalidate()
-        else:
-            self._drop(token_hash)
-        if self.expiry is not None:
-            self.expiry.changed(token_hash)
+class TokenStore(TokenRevocation):
+    """The token store (see the module docstring); `TokenStore(storage)` then `setup()`."""
 
     # --- creation ----------------------------------------------------------------
 
@@ -312,32 +123,6 @@ class TokenStore:
             writes.append(Write(leases.index_key(entry), leases.INDEX_VALUE))
         await self.storage.commit(writes)
         self._cache(entry)
-        if self.expiry is not None:
-            self.expiry.scheduled(entry.hash, entry.expire_time)
-
-    async def save(self, entry: TokenEntry) -> None:
-        """Persist a changed entry (renewal, orphaning). A read-modify-write of the stored
-        entry: never resurrects a revoked (deleted) one, and keeps the stored use count,
-        which only `use` changes (a cached entry's count may be stale). Afterwards the cache
-        holds `entry` (as written) — unless the token changed meanwhile, then nothing."""
-        if entry.revoked:
-            return
-        key = "id/" + entry.hash
-
-        def change(values: dict[str, bytes | None]) -> tuple[list[Write], bool]:
-            raw = values[key]
-            if raw is None:
-                return [], False
-            entry.num_uses = TokenEntry.from_json(raw).num_uses
-            return [Write(key, entry.to_json())], True
-
-        epoch = self._epoch
-        if not await update(self.storage, [key], change):
-            return
-        unchanged = epoch == self._epoch and not entry.revoked
-        self._drop(entry.hash)  # e.g. an evicted copy reloaded meanwhile, older than this
-        if unchanged:
-            self._cache(entry)
         if self.expiry is not None:
             self.expiry.scheduled(entry.hash, entry.expire_time)
 
@@ -425,160 +210,3 @@ class TokenStore:
         entry.last_renewal = now
         await self.save(entry)
         return warnings
-
-    # --- revocation --------------------------------------------------------------
-
-    async def revoke(self, entry: TokenEntry) -> None:
-        """Revoke a token and, depth first, every descendant."""
-        order: list[str] = []
-        stack = [entry.hash]
-        seen: set[str] = set()
-        while stack:
-            h = stack.pop()
-            if h in seen:
-                continue
-            seen.add(h)
-            order.append(h)
-            for child in await self.storage.list(f"parent/{h}/"):
-                stack.append(child.rstrip("/"))
-        entry.revoked = True
-        for h in reversed(order):  # leaves first: an interrupted revoke leaves no orphans
-            await self._destroy(h, entry if h == entry.hash else None)
-
-    async def revoke_orphan(self, entry: TokenEntry) -> None:
-        """Revoke one token; its children become orphans."""
-        for child_hash in await self.storage.list(f"parent/{entry.hash}/"):
-            child_hash = child_hash.rstrip("/")
-            child = self._by_hash.get(child_hash) or await self._load_hash(child_hash)
-            if child is not None:
-                child.parent = ""
-                await self.save(child)
-            await self.storage.delete(f"parent/{entry.hash}/{child_hash}")
-        entry.revoked = True
-        await self._destroy(entry.hash, entry)
-
-    async def revoke_hash(self, token_hash: str) -> bool:
-        """Revoke the stored token with this salted hash and its descendants (a lease
-        revocation); False when no such token is stored."""
-        raw = await self.storage.get("id/" + token_hash)
-        if raw is None:
-            return False
-        await self.revoke(self._by_hash.get(token_hash) or TokenEntry.from_json(raw, hash=token_hash))
-        return True
-
-    async def expire_now(self, token_hash: str) -> bool:
-        """End a token's lease now and leave its revocation to the expiration manager (Vault's
-        LazyRevoke: `sys/leases/revoke` with `sync=false`). Lookups fail from this write on.
-        A guarded write of the stored entry, which it also marks used up (`num_uses = -1`,
-        revocation pending) as the manager does: `save` keeps the stored count, so a renewal
-        racing with this cannot bring the token back. False when no such token is stored."""
-        key = "id/" + token_hash
-        now = self.clock()
-
-        def change(values: dict[str, bytes | None]) -> tuple[list[Write], bool]:
-            raw = values[key]
-            if raw is None:
-                return [], False
-            stored = TokenEntry.from_json(raw)
-            if stored.num_uses < 0 and stored.expire_time and stored.expire_time <= now:
-                return [], True  # already over and marked: its revocation is due anyway
-            if not stored.expire_time or stored.expire_time > now:
-                stored.expire_time = now
-            stored.num_uses = -1
-            return [Write(key, stored.to_json())], True
-
-        found = bool(await update(self.storage, [key], change))
-        cached = self._by_hash.get(token_hash)
-        if found and cached is not None:  # a copy a request holds fails its next check too
-            cached.num_uses = -1
-            if not 0 < cached.expire_time <= now:
-                cached.expire_time = now
-        self._drop(token_hash)
-        if found and self.expiry is not None:
-            self.expiry.scheduled(token_hash, now)
-        return found
-
-    async def _destroy(self, token_hash: str, entry: TokenEntry | None) -> None:
-        """Delete one token: its indexes and hooked data first, the entry itself last, so an
-        interrupted revoke leaves a (still expired or marked) entry to be revoked again."""
-        if entry is None:
-            entry = self._by_hash.get(token_hash)
-            if entry is None:
-                raw = await self.storage.get("id/" + token_hash)
-                entry = TokenEntry.from_json(raw, hash=token_hash) if raw is not None else None
-        self._drop(token_hash)
-        if entry is not None:
-            entry.revoked = True
-            if entry.id:
-                self._by_token.pop(entry.id, None)
-            if entry.accessor:
-                await self.storage.delete("accessor/" + self.salt_id(entry.accessor))
-            if entry.parent:
-                await self.storage.delete(f"parent/{entry.parent}/{token_hash}")
-        for hook in self.revoke_hooks:
-            try:
-                await hook(token_hash)
-            except Exception:
-                log.exception("revoke hook failed")
-        last = [Write("id/" + token_hash, None)]  # with its lease index, atomically
-        if entry is not None and entry.has_lease:
-            last.append(Write(leases.index_key(entry), None))
-        await self.storage.commit(last)
-        self._drop(token_hash)  # a lookup may have reloaded it while we deleted the rest
-        if self.expiry is not None:
-            self.expiry.forget(token_hash)
-
-    async def revoke_path_prefix(self, prefix: str) -> int:
-        """Revoke every token whose creation path starts with `prefix` (an auth mount being
-        disabled: `auth/userpass/`), with its descendants: the tokens the lease index lists
-        under it (batch tokens have no lease and are not stored). Returns how many."""
-        where = leases.folder(prefix)
-        if where is None:
-            return 0
-        revoked = 0
-        for lease in await leases.collect(self, where):
-            h = leases.token_hash(lease)
-            if h is not None and await self.revoke_hash(h):
-                revoked += 1
-        return revoked
-
-    async def _expire(self, entry: TokenEntry) -> None:
-        """An expired token found on lookup: revoke it (and its tree), best effort."""
-        try:
-            await self.revoke(entry)
-        except Exception:  # e.g. a read-only standby: the active node's tidy will do it
-            log.warning("could not revoke expired token %s", entry.accessor, exc_info=True)
-            entry.revoked = True
-            self.invalidate(entry.hash)
-
-    async def tidy(self) -> int:
-        """Revoke expired tokens and repair the indexes (drop accessor, parent and lease
-        entries whose token is gone; give a leased token its missing lease entry); returns
-        tokens revoked."""
-        now = self.clock()
-        revoked = 0
-        for h in await self.storage.list("id/"):
-            raw = await self.storage.get("id/" + h)
-            if raw is None:
-                continue
-            entry = self._by_hash.get(h) or TokenEntry.from_json(raw, hash=h)
-            if entry.expire_time and entry.expire_time <= now:
-                await self.revoke(entry)
-                revoked += 1
-            elif entry.has_lease:
-                await leases.ensure_indexed(self, h)
-        for lease in await leases.collect(self, ""):
-            h = leases.token_hash(lease)
-            if h is None or await self.storage.get("id/" + h) is None:
-                await leases.drop_dangling(self, lease)
-        for key in await self.storage.list("accessor/"):
-            raw = await self.storage.get("accessor/" + key)
-            if raw is not None and await self.storage.get(
-                "id/" + orjson.loads(raw)["token_hash"]
-            ) is None:
-                await self.storage.delete("accessor/" + key)
-        for parent in await self.storage.list("parent/"):
-            for child in await self.storage.list("parent/" + parent):
-                if await self.storage.get("id/" + child) is None:
-                    await self.storage.delete(f"parent/{parent}{child}")
-        return revoked

@@ -19,7 +19,7 @@ import pytest
 from transit.api import status
 from transit.barrier import Barrier
 from transit.errors import InvalidKey, UserError
-from transit.seal import SealManager
+from transit.seal.manager import SealManager
 from transit.storage.inmem import InmemBackend
 
 

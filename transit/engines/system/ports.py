@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from transit.engines.mounts import MountTable
     from transit.lockout import Lockout
     from transit.quotas import QuotaStore
-    from transit.seal import SealManager
+    from transit.seal.manager import SealManager
     from transit.storage import Backend
     from transit.tokens.store import TokenStore
     from transit.tokens.wrapping import Wrapper

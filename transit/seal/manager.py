@@ -1,142 +1,43 @@
-"""Seals: how a node obtains the root key that opens the barrier (spec §4.3-4.5, §5.1).
+"""`SealManager`: one node's seal: init, unseal progress, seal, and applying a rekey.
 
-**Shamir** (the default, no `seal` stanza). Init generates the root key and a separate
-32-byte unseal key (KEK); the KEK is split into `secret_shares` shares (`transit.crypto.shamir`;
-with one share the share *is* the KEK). The root key, encrypted under the KEK, is stored outside
-the barrier at `core/hsm/barrier-unseal-keys`; the seal configuration is stored in plaintext at
-`core/seal-config`. Unsealing is per node: shares arrive one by one (`progress`, with a nonce
-that names the attempt); once `threshold` distinct shares are in, they are combined and must
-open the stored root key, else `Unseal failed, invalid key` and the progress starts over.
-
-**Static** (`seal "static" { current_key = "..." }`, OpenBao's syntax). A 32-byte key given to
-the server plays the KEK's part and the node unseals itself at start (`auto_unseal`). Like
-Vault's auto seals, init then takes `recovery_shares`/`recovery_threshold`: a separate
-recovery key is split into shares (returned as the init "keys"; the core's route renames them)
-and kept inside the barrier at `core/recovery-key`, its config in plaintext at
-`core/recovery-config`. `current_key` is one of:
-
-- `file:///path`: the file holds the 32 raw bytes, or their hex (64 chars) or base64 text;
-- `env://NAME`: the environment variable holds the hex or base64 text;
-- the hex or base64 text itself.
-
-A store initialised under one seal type is not opened with the other (no seal migration).
-
-**Rekey** (`sys/rekey`, `transit/rekey.py`) replaces the KEK and the root key (`rekey`): the
-new root key, wrapped under the new KEK, the new seal configuration, the keyring re-encrypted
-under the new root key and the KEK (inside the barrier, `core/shamir-kek`, as Vault) are one
-guarded commit. Other processes notice on their own: a sealed node re-reads the seal
-configuration and the wrapped root key for every unseal attempt, an unsealed one re-reads the
-configuration at most every `CONFIG_TTL` seconds (`sys/seal-status`), and the barrier follows
-the new root key through `core/master`.
+It reads and caches the seal configuration (re-read while sealed and every `CONFIG_TTL`
+seconds while unsealed), collects unseal shares per node, and opens the barrier with the root
+key unwrapped from storage (formats: transit/seal/stored.py). The operator flows around it
+(`sys/rekey`, `sys/generate-root`) live in transit/rekey.py and transit/generate_root.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hmac
 import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-from transit.barrier import KEY_SIZE, NONCE_SIZE, Barrier
-from transit.config import SealStanza, seal_stanza
+from transit.barrier import KEY_SIZE, Barrier
 from transit.crypto import shamir
 from transit.errors import ConfigError, InvalidKey, StorageError, UserError
+from transit.seal.stored import (
+    KEYRING_CANARY_PATH,
+    RECOVERY_CONFIG_PATH,
+    RECOVERY_KEY_PATH,
+    SEAL_CONFIG_PATH,
+    SHAMIR_KEK_PATH,
+    UNSEAL_KEYS_PATH,
+    SealConfig,
+    unwrap_root_key,
+    validate,
+    wrap_root_key,
+)
 from transit.storage.base import Backend, Write, version_of
 
 log = logging.getLogger("transit.seal")
 
-SEAL_CONFIG_PATH = "core/seal-config"
-RECOVERY_CONFIG_PATH = "core/recovery-config"
-UNSEAL_KEYS_PATH = "core/hsm/barrier-unseal-keys"
-RECOVERY_KEY_PATH = "core/recovery-key"  # inside the barrier
-SHAMIR_KEK_PATH = "core/shamir-kek"  # inside the barrier (written by a rekey, as Vault)
-KEYRING_CANARY_PATH = "core/keyring-canary"  # inside the barrier: the last rekey's nonce
 CONFIG_TTL = 1.0  # an unsealed node re-reads core/seal-config at most this often
 MIN_KEY_SIZE = 16
 MAX_SHARE_SIZE = KEY_SIZE + shamir.SHARE_OVERHEAD
-_BLOB_VERSION = b"\x02"
-
-
-@dataclass(frozen=True, slots=True)
-class SealConfig:
-    """Vault's SealConfig as stored in `core/seal-config` (JSON, plaintext)."""
-
-    type: str
-    secret_shares: int
-    secret_threshold: int
-    stored_shares: int = 1
-    pgp_keys: tuple[str, ...] = ()
-    nonce: str = ""
-    backup: bool = False
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({
-            "type": self.type, "secret_shares": self.secret_shares,
-            "secret_threshold": self.secret_threshold,
-            "pgp_keys": list(self.pgp_keys) or None, "nonce": self.nonce,
-            "backup": self.backup, "stored_shares": self.stored_shares,
-        })
-
-    @classmethod
-    def from_json(cls, blob: bytes) -> SealConfig:
-        try:
-            raw = orjson.loads(blob)
-            return cls(
-                str(raw["type"]), int(raw["secret_shares"]), int(raw["secret_threshold"]),
-                int(raw.get("stored_shares") or 1),
-                tuple(str(k) for k in raw.get("pgp_keys") or ()),
-                str(raw.get("nonce") or ""), bool(raw.get("backup", False)),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise StorageError(f"seal configuration is corrupt: {exc}") from None
-
-
-def validate(shares: int, threshold: int) -> str | None:
-    """Vault's SealConfig.Validate: the reason the pair is invalid, or None."""
-    if shares < 1:
-        return "shares must be at least one"
-    if threshold < 1:
-        return "threshold must be at least one"
-    if shares > 1 and threshold == 1:
-        return "threshold must be greater than one for multiple shares"
-    if shares > 255:
-        return "shares must be less than 256"
-    if threshold > 255:
-        return "threshold must be less than 256"
-    if threshold > shares:
-        return "threshold cannot be larger than shares"
-    return None
-
-
-def _wrap(kek: bytes, root_key: bytes) -> bytes:
-    """The stored root key: `0x02 ‖ nonce ‖ GCM(kek, ["<b64 root>"], aad=path)`."""
-    nonce = os.urandom(NONCE_SIZE)
-    payload = orjson.dumps([base64.b64encode(root_key).decode()])
-    return _BLOB_VERSION + nonce + AESGCM(kek).encrypt(nonce, payload, UNSEAL_KEYS_PATH.encode())
-
-
-def _unwrap(kek: bytes, blob: bytes) -> bytes:
-    if len(kek) != KEY_SIZE:
-        raise InvalidKey()
-    if blob[:1] != _BLOB_VERSION or len(blob) < 1 + NONCE_SIZE + 16:
-        raise StorageError("stored unseal keys are corrupt")
-    nonce, ct = blob[1 : 1 + NONCE_SIZE], blob[1 + NONCE_SIZE :]
-    try:
-        keys = orjson.loads(AESGCM(kek).decrypt(nonce, ct, UNSEAL_KEYS_PATH.encode()))
-    except InvalidTag:
-        raise InvalidKey() from None
-    return base64.b64decode(keys[0])
 
 
 class SealManager:
@@ -277,7 +178,7 @@ class SealManager:
                 config = SealConfig("shamir", shares, threshold)
             # The keyring is written last: it is what makes the store count as initialised.
             await self.physical.put(SEAL_CONFIG_PATH, config.to_json())
-            await self.physical.put(UNSEAL_KEYS_PATH, _wrap(kek, root_key))
+            await self.physical.put(UNSEAL_KEYS_PATH, wrap_root_key(kek, root_key))
             await self.barrier.initialize(root_key)
             await self.barrier.unseal(root_key)
             if self._static_key is not None:
@@ -341,7 +242,7 @@ class SealManager:
             blob = await self.physical.get(UNSEAL_KEYS_PATH)
             if blob is None:
                 raise StorageError("stored unseal keys are missing")
-            await self.barrier.unseal(_unwrap(kek, blob))
+            await self.barrier.unseal(unwrap_root_key(kek, blob))
             return True
 
     async def auto_unseal(self) -> bool:
@@ -367,7 +268,7 @@ class SealManager:
             blob = await self.physical.get(UNSEAL_KEYS_PATH)
             if blob is None:
                 raise StorageError("stored unseal keys are missing")
-            await self.barrier.unseal(_unwrap(self._static_key, blob))
+            await self.barrier.unseal(unwrap_root_key(self._static_key, blob))
             return True
 
     def seal(self) -> None:
@@ -398,7 +299,7 @@ class SealManager:
         blob = await self.physical.get(UNSEAL_KEYS_PATH)
         if blob is None:
             raise StorageError("stored unseal keys are missing")
-        return _unwrap(kek, blob), version_of(blob)
+        return unwrap_root_key(kek, blob), version_of(blob)
 
     async def rekey(self, new_kek: bytes, config: SealConfig, *, expect: str) -> None:
         """Apply a rekey: a new root key wrapped under `new_kek`, the barrier rekeyed, `config`
@@ -413,7 +314,7 @@ class SealManager:
             if version_of(values[UNSEAL_KEYS_PATH]) != expect:
                 raise UserError("the unseal keys changed while this rekey was in progress; "
                                 "cancel it and start again")
-            return [Write(UNSEAL_KEYS_PATH, _wrap(new_kek, new_root)),
+            return [Write(UNSEAL_KEYS_PATH, wrap_root_key(new_kek, new_root)),
                     Write(SEAL_CONFIG_PATH, config.to_json())]
 
         async with self._lock:
@@ -428,74 +329,3 @@ class SealManager:
     def _reset(self) -> None:
         self._parts = []
         self._nonce = ""
-
-
-# -- static seal key from the server configuration --------------------------------------------
-
-
-def decode_key_text(text: str) -> bytes:
-    """A 32-byte key from hex (64 chars) or standard/URL-safe base64 text."""
-    text = text.strip()
-    if len(text) == 2 * KEY_SIZE:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    try:
-        key = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError("static seal key: expected 32 bytes as hex or base64") from None
-    if len(key) != KEY_SIZE:
-        raise ConfigError(f"static seal key must be {KEY_SIZE} bytes, got {len(key)}")
-    return key
-
-
-def load_static_key(value: str, env: Mapping[str, str] | None = None) -> bytes:
-    """Resolve a `current_key` value: `file://PATH`, `env://NAME`, or the key text."""
-    env = os.environ if env is None else env
-    if value.startswith("file://"):
-        path = value[len("file://") :]
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise ConfigError(f"static seal key file {path}: {exc.strerror or exc}") from None
-        if len(data) == KEY_SIZE:
-            return data
-        try:
-            return decode_key_text(data.decode("ascii"))
-        except UnicodeDecodeError:
-            raise ConfigError(
-                f"static seal key file {path}: expected 32 raw bytes, or hex or base64 text"
-            ) from None
-    if value.startswith("env://"):
-        name = value[len("env://") :]
-        text = env.get(name)
-        if not text:
-            raise ConfigError(f"static seal key: environment variable {name} is not set")
-        return decode_key_text(text)
-    return decode_key_text(value)
-
-
-def static_key(seal: SealStanza | None, env: Mapping[str, str] | None = None) -> bytes | None:
-    """The static seal key of a config's `seal` stanza (`ServerConfig.seal`), or None for
-    Shamir (no stanza, or `seal "shamir"`). Other seal types are a ConfigError."""
-    if seal is None:
-        return None
-    kind, body = seal.type, seal.options
-    if kind == "shamir":
-        return None
-    if kind != "static":
-        raise ConfigError(f'unsupported seal type "{kind}" (only "static"; omit it for Shamir)')
-    if body.get("previous_key"):
-        raise ConfigError('seal "static": previous_key (seal key rotation) is not supported')
-    value = body.get("current_key")
-    if not isinstance(value, str) or not value:
-        raise ConfigError('seal "static": current_key is required')
-    return load_static_key(value, env)
-
-
-def static_key_from_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> bytes | None:
-    """The static seal key from a parsed config's raw dict (`ServerConfig.raw`), or None
-    when there is no `seal` stanza (Shamir). Other seal types are a ConfigError."""
-    return static_key(seal_stanza(raw), env)

@@ -28,7 +28,7 @@ from transit.barrier import Barrier
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.ha import HAController
 from transit.errors import Fenced, StorageError
-from transit.storage.redis import RedisBackend
+from transit.storage.redis.backend import RedisBackend
 
 TTL = 2.0
 RETRY = 0.1

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from transit.barrier import KEYRING_PATH, MASTER_PATH, Barrier
 from transit.errors import InvalidKey, Sealed, StorageError, UserError
 from transit.storage.base import Backend, StorageView
+from transit.storage.conformance.backend import BackendConformance
 from transit.storage.inmem import InmemBackend
-from transit.storage.testing import BackendConformance
 
 
 async def _unsealed(physical: InmemBackend | None = None) -> tuple[Barrier, InmemBackend, bytes]:

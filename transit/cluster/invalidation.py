@@ -62,7 +62,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from transit.storage.redis_client import TLSOptions, client_options, split_address
+from transit.storage.redis.options import TLSOptions, client_options, split_address
 
 log = logging.getLogger("transit.cluster.invalidation")
 

@@ -1,6 +1,6 @@
 """The storage contracts every backend implements, and a prefix-scoped view of one.
 
-Contracts (DESIGN §2, §7), each checked by a conformance suite in `storage/testing.py`:
+Contracts (DESIGN §2, §7), each checked by a conformance suite in `storage/conformance/`:
 
 - `Backend`: get/put/delete/list, plus the two calls that make read-modify-write safe across
   worker processes and nodes: `get_versioned` (read the *stored* entry and its version,

@@ -47,7 +47,8 @@ def _redis(options: Mapping[str, Any]) -> Backend:
     primary would lose acknowledged writes — no AOF, appendfsync no, an evicting policy).
     Without node_id the server must call `backend.set_node_id()` before first use."""
     from transit.config import parse_bool, parse_duration
-    from transit.storage.redis import RedisBackend, TLSOptions
+    from transit.storage.redis.backend import RedisBackend
+    from transit.storage.redis.options import TLSOptions
 
     tls = None
     ca, cert, key = (_opt(options, f"tls_{n}_file") for n in ("ca", "cert", "key"))

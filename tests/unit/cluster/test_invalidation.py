@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.redis_fixtures import RedisServer
 from transit.cluster.invalidation import InvalidationSubscriber, parse_message
-from transit.storage.redis import RedisBackend
+from transit.storage.redis.backend import RedisBackend
 
 Pair = tuple[RedisServer, RedisServer]
 

@@ -1,4 +1,4 @@
-"""The storage contracts (transit/storage/testing.py, testing_ha.py) run on every in-process
+"""The storage contracts (transit/storage/conformance/) run on every in-process
 backend: Backend on inmem, file, a view and the in-memory HA backend; HABackend on the
 in-memory HA backend; and proof that the suites catch broken implementations. RedisBackend
 runs them in tests/unit/storage/test_redis.py."""
@@ -13,13 +13,38 @@ from pathlib import Path
 import pytest
 
 from transit.errors import Conflict
-from transit.storage import testing, testing_ha
 from transit.storage.base import ABSENT, Backend, HABackend, StorageView, Write, version_of
+from transit.storage.conformance.backend import (
+    BackendConformance,
+    Check,
+    check_backend,
+    run_check,
+)
+from transit.storage.conformance.commit import (
+    check_commit_conflict_writes_nothing,
+    check_commit_guard_absent,
+)
+from transit.storage.conformance.ha import (
+    HABackendConformance,
+    HACheck,
+    HAConnect,
+    check_ha_acquire_is_exclusive,
+    check_ha_backend,
+    check_ha_epochs_only_grow,
+    check_ha_fence,
+    check_ha_release_never_foreign,
+    check_ha_release_only_exact,
+    check_ha_ttl,
+    check_ha_write_index,
+    run_ha_check,
+)
+from transit.storage.conformance.read_modify_write import (
+    check_update_concurrent_increments,
+    check_update_creates_once,
+)
 from transit.storage.file import FileBackend
 from transit.storage.inmem import InmemBackend
 from transit.storage.inmem_ha import InmemHABackend
-from transit.storage.testing import BackendConformance, check_backend
-from transit.storage.testing_ha import HABackendConformance, HAConnect, check_ha_backend
 
 
 class TestInmemConformance(BackendConformance):
@@ -143,17 +168,17 @@ class _AbsentIsEmpty(InmemBackend):
 @pytest.mark.parametrize(
     ("broken", "check"),
     [
-        (_IgnoresGuards, testing.check_commit_conflict_writes_nothing),
-        (_IgnoresGuards, testing.check_update_concurrent_increments),
-        (_IgnoresGuards, testing.check_update_creates_once),
-        (_GuardsAfterFirstWrite, testing.check_commit_conflict_writes_nothing),
-        (_SuspendsBetweenCheckAndWrite, testing.check_update_concurrent_increments),
-        (_AbsentIsEmpty, testing.check_commit_guard_absent),
+        (_IgnoresGuards, check_commit_conflict_writes_nothing),
+        (_IgnoresGuards, check_update_concurrent_increments),
+        (_IgnoresGuards, check_update_creates_once),
+        (_GuardsAfterFirstWrite, check_commit_conflict_writes_nothing),
+        (_SuspendsBetweenCheckAndWrite, check_update_concurrent_increments),
+        (_AbsentIsEmpty, check_commit_guard_absent),
     ],
 )
-def test_backend_suite_catches(broken: Callable[[], Backend], check: testing.Check) -> None:
+def test_backend_suite_catches(broken: Callable[[], Backend], check: Check) -> None:
     with pytest.raises(AssertionError):
-        asyncio.run(testing.run_check(broken, check))
+        asyncio.run(run_check(broken, check))
 
 
 class _NoFence(InmemHABackend):
@@ -248,16 +273,16 @@ def _broken_ha(cls: type[InmemHABackend]) -> Callable[[], HAConnect]:
 @pytest.mark.parametrize(
     ("broken", "check"),
     [
-        (_NoFence, testing_ha.check_ha_fence),
-        (_NoFence, testing_ha.check_ha_ttl),
-        (_FenceIgnoresOwner, testing_ha.check_ha_fence),
-        (_Reentrant, testing_ha.check_ha_acquire_is_exclusive),
-        (_IgnoresMinEpoch, testing_ha.check_ha_epochs_only_grow),
-        (_ReleasesAnyEpoch, testing_ha.check_ha_release_only_exact),
-        (_ReleasesForeign, testing_ha.check_ha_release_never_foreign),
-        (_IndexPerCommit, testing_ha.check_ha_write_index),
+        (_NoFence, check_ha_fence),
+        (_NoFence, check_ha_ttl),
+        (_FenceIgnoresOwner, check_ha_fence),
+        (_Reentrant, check_ha_acquire_is_exclusive),
+        (_IgnoresMinEpoch, check_ha_epochs_only_grow),
+        (_ReleasesAnyEpoch, check_ha_release_only_exact),
+        (_ReleasesForeign, check_ha_release_never_foreign),
+        (_IndexPerCommit, check_ha_write_index),
     ],
 )
-def test_ha_suite_catches(broken: type[InmemHABackend], check: testing_ha.HACheck) -> None:
+def test_ha_suite_catches(broken: type[InmemHABackend], check: HACheck) -> None:
     with pytest.raises(AssertionError):
-        asyncio.run(testing_ha.run_ha_check(_broken_ha(broken), check))
+        asyncio.run(run_ha_check(_broken_ha(broken), check))

@@ -33,10 +33,12 @@ from transit.errors import (
     Unavailable,
 )
 from transit.storage.base import Write
+from transit.storage.conformance.backend import BackendConformance
+from transit.storage.conformance.ha import HABackendConformance, HAConnect
 from transit.storage.factory import create_backend
-from transit.storage.redis import RedisBackend, TLSOptions, lock_value, parse_lock_value
-from transit.storage.testing import BackendConformance
-from transit.storage.testing_ha import HABackendConformance, HAConnect
+from transit.storage.redis.backend import RedisBackend
+from transit.storage.redis.lock import lock_value, parse_lock_value
+from transit.storage.redis.options import TLSOptions
 from transit.storage.update import update
 
 

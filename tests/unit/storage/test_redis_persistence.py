@@ -1,5 +1,5 @@
 """`assess`: which Redis settings lose acknowledged writes (problems) and which are worth a
-note (transit/storage/redis_persistence.py)."""
+note (transit/storage/redis/persistence.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from transit.storage.redis_persistence import ALWAYS_NOTE, EVERYSEC_NOTE, Assessment, assess
+from transit.storage.redis.persistence import ALWAYS_NOTE, EVERYSEC_NOTE, Assessment, assess
 
 INFO_AOF = {"aof_enabled": 1, "aof_last_write_status": "ok", "aof_last_bgrewrite_status": "ok"}
 INFO_NO_AOF = {**INFO_AOF, "aof_enabled": 0}

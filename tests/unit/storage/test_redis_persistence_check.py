@@ -1,4 +1,4 @@
-"""`redis_persistence.check` against real redis-server processes started with and without AOF,
+"""`redis.persistence.check` against real redis-server processes started with and without AOF,
 with eviction, with CONFIG renamed or denied by an ACL; and the test fixtures' own AOF (a
 killed server comes back with what it acknowledged)."""
 
@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 
 from tests.redis_fixtures import RedisServer, redis_available
 from transit.errors import StorageError
-from transit.storage.redis_persistence import ALWAYS_NOTE, EVERYSEC_NOTE, Assessment, check
+from transit.storage.redis.persistence import ALWAYS_NOTE, EVERYSEC_NOTE, Assessment, check
 
 
 @pytest.fixture

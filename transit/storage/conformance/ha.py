@@ -1,4 +1,4 @@
-"""The `HABackend` conformance suite (see `storage/testing.py` for both suites and how to run
+"""The `HABackend` conformance suite (see the package docstring for both suites and how to run
 them): the lock (acquire/renew/release/holder, TTL, epochs that only grow, `min_epoch`), the
 fence on every write (`errors.Fenced`, nothing written) and the write index. Each check gets
 `nodes`, a `Nodes` that opens handles on one fresh, empty shared store.
@@ -14,7 +14,12 @@ from typing import Any
 
 from transit.errors import Conflict, Fenced, StorageError
 from transit.storage.base import ABSENT, HABackend, Write
-from transit.storage.testing import _absent, _close, _install, _raises
+from transit.storage.conformance.support import (
+    assert_absent,
+    assert_raises,
+    close_backend,
+    install_tests,
+)
 from transit.storage.update import update
 
 # -- the HA contract ---------------------------------------------------------------------------
@@ -39,7 +44,7 @@ class Nodes:
 
     async def close(self) -> None:
         for handle in self._open:
-            await _close(handle)
+            await close_backend(handle)
 
 
 HACheck = Callable[[Nodes], Coroutine[Any, Any, None]]
@@ -168,7 +173,7 @@ async def check_ha_ttl(nodes: Nodes) -> None:
 
     await _wait_for(expired)  # no more renewals
     index = await b.write_index()
-    await _raises(Fenced, a.put("k", b"2"))
+    await assert_raises(Fenced, a.put("k", b"2"))
     assert not await a.renew_lock("node-a", epoch)  # an expired lock cannot be renewed
     assert await a.get("k") == b"1"
     assert await b.write_index() == index
@@ -202,10 +207,10 @@ async def check_ha_fence(nodes: Nodes) -> None:
             lambda: h.commit([Write("n/y", b"1")], durable=True),
         ]
         for call in calls:
-            await _raises(Fenced, call())
+            await assert_raises(Fenced, call())
         assert await a.get("k") == v.value
         assert await a.get("k2") == b"x"
-        await _absent(a, "n/new", "n/x", "n/y")
+        await assert_absent(a, "n/new", "n/x", "n/y")
         assert await a.list("") == keys_before
         assert await a.write_index() == index, "a refused write moved the index"
         assert h.last_index == last
@@ -232,7 +237,7 @@ async def check_ha_fence(nodes: Nodes) -> None:
         calls += 1
         return [Write("k", b"stale-update")], None
 
-    await _raises(Fenced, update(a, ["k"], change))
+    await assert_raises(Fenced, update(a, ["k"], change))
     assert calls == 1, "update() retried a fenced commit"
     assert await a.get("k") == b"b1"
     a.fence = None  # unfenced writes always go through
@@ -259,7 +264,7 @@ async def check_ha_write_index(nodes: Nodes) -> None:
 
     v = await a.get_versioned("y")
     await a.commit([], {"y": v.version})  # a guard-only commit writes nothing
-    await _raises(Conflict, a.commit([Write("y", b"2"), Write("z", b"3")], {"y": ABSENT}))
+    await assert_raises(Conflict, a.commit([Write("y", b"2"), Write("z", b"3")], {"y": ABSENT}))
     assert await a.write_index() == i0 + 7
     assert a.last_index == i0 + 6
 
@@ -334,4 +339,4 @@ def _ha_test(check: HACheck) -> Callable[[Any, HAFactory], None]:
     return test
 
 
-_install(HABackendConformance, HA_CHECKS, _ha_test)
+install_tests(HABackendConformance, HA_CHECKS, _ha_test)

@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis backend (transit/storage/redis.py): every write, and the HA
+"""The Lua scripts of the Redis backend (transit/storage/redis/): every write, and the HA
 lock's acquire, renew and release, each one atomic script."""
 
 from __future__ import annotations

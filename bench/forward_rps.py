@@ -56,7 +56,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster  # noqa: E402
+from transit.dev.processes import port_free  # noqa: E402
 
 PEAK = ROOT / "bench" / "peak.lua"
 BODY = b'{"plaintext":"' + b"QUFB" * 21 + b'QQ=="}'  # base64 of 64 bytes

@@ -33,7 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster  # noqa: E402
+from transit.dev.processes import port_free  # noqa: E402
 
 COOLDOWN = 10.0
 

@@ -195,7 +195,8 @@ def start_bao_dev(work: Path, scenario: str, audit: bool, bao: str) -> Target:
 
 
 def start_ours_cluster(work: Path, scenario: str) -> Target:
-    from transit.dev.localcluster import LocalCluster, port_free
+    from transit.dev.localcluster import LocalCluster
+    from transit.dev.processes import port_free
 
     rng = random.Random()
     for _ in range(200):

@@ -41,7 +41,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster  # noqa: E402
+from transit.dev.processes import port_free  # noqa: E402
 
 PT = base64.b64encode(b"hello world hello world 1234").decode()
 

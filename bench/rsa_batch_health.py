@@ -37,7 +37,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from transit.dev.localcluster import LocalCluster, port_free  # noqa: E402
+from transit.dev.localcluster import LocalCluster  # noqa: E402
+from transit.dev.processes import port_free  # noqa: E402
 
 
 def free_layout(nodes: int, replicas: int) -> tuple[int, int]:

@@ -62,7 +62,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cluster_parser(sub: argparse._SubParsersAction) -> None:
-    from transit.dev.localcluster import DEFAULT_WORKDIR
+    from transit.dev.clusterparts import DEFAULT_WORKDIR
 
     p = sub.add_parser(
         "cluster",

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from transit.cluster.activeterm import FENCE_CLOSED
 from transit.cluster.consistency import index_key
-from transit.cluster.ha import FENCE_CLOSED
 from transit.engines.approle import approle_factory
 from transit.engines.cert import cert_factory
 from transit.engines.jwt import jwt_factory, oidc_factory

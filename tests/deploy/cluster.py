@@ -17,7 +17,9 @@ import requests
 from tests.fault.harness import Client, History, Op
 from transit.deploy.local import haproxy_stats
 from transit.deploy.topology import SENTINEL_MASTER, Checks, SentinelTimings
-from transit.dev.localcluster import HOST, LocalCluster, RedisHandle, port_free
+from transit.dev.handles import RedisHandle
+from transit.dev.localcluster import LocalCluster
+from transit.dev.processes import HOST, port_free
 
 # The tests run docker/'s settings: HAProxy checks every 1 s (250 ms while a server changes
 # state or is down, rise 1, fall 1), Sentinel down-after 2 s, lock_ttl 10 s.

@@ -24,7 +24,7 @@ import pytest
 
 from tests.ha.util import HACluster, poll
 from tests.redis_fixtures import redis_available
-from transit.dev.localcluster import HOST
+from transit.dev.processes import HOST
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARES, THRESHOLD = 5, 3

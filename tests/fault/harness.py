@@ -55,7 +55,8 @@ import requests
 
 from tests.fault.proxy import FaultProxy
 from tests.ha.util import HACluster
-from transit.dev.localcluster import HOST, NodeHandle, RedisHandle, port_free
+from transit.dev.handles import NodeHandle, RedisHandle
+from transit.dev.processes import HOST, port_free
 
 MOUNT = "transit"
 HMAC_INPUT = base64.b64encode(b"fault-harness fingerprint").decode()

@@ -14,7 +14,8 @@ import requests
 
 from tests.ha.util import HACluster, free_layout
 from tests.redis_fixtures import redis_available
-from transit.dev.localcluster import ClusterError, LocalCluster
+from transit.dev.clusterstate import ClusterError
+from transit.dev.localcluster import LocalCluster
 from transit.dev.processes import _alive
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -49,7 +49,8 @@ import requests
 from tests.ha.conftest import running
 from tests.ha.util import HACluster, poll
 from tests.redis_fixtures import redis_available
-from transit.dev.localcluster import HOST, RedisHandle
+from transit.dev.handles import RedisHandle
+from transit.dev.processes import HOST
 
 LOCK_TTL = 3.0
 INDEX_WAIT = 2.0  # Core.index_wait: how long a standby holds a request for its X-Vault-Index

@@ -21,7 +21,7 @@ import requests
 from tests.ha.conftest import running
 from tests.ha.util import HACluster, poll
 from tests.redis_fixtures import redis_available
-from transit.dev.localcluster import NodeHandle
+from transit.dev.handles import NodeHandle
 from transit.generate_root import decode_token
 
 WORKERS = 2

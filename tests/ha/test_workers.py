@@ -30,7 +30,7 @@ import requests
 from tests.ha.util import HACluster, poll
 from tests.helpers import free_port
 from tests.redis_fixtures import RedisServer, redis_available
-from transit.dev.localcluster import NodeHandle
+from transit.dev.handles import NodeHandle
 
 WORKERS = 2
 BURST = 32

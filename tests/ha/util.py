@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import hvac
 import requests
 
-from transit.dev.localcluster import LocalCluster, port_free
+from transit.dev.localcluster import LocalCluster
+from transit.dev.processes import port_free
 
 T = TypeVar("T")
 

@@ -33,8 +33,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from transit.cluster.activeterm import ACTIVATION_WAIT, FENCE_CLOSED
 from transit.cluster.advert import LeaderRecord, leader_key
-from transit.cluster.ha import ACTIVATION_WAIT, FENCE_CLOSED, HAController
+from transit.cluster.ha import HAController
 from transit.cluster.ports import RoleNode
 
 log = logging.getLogger("transit.cluster.follower")

@@ -22,18 +22,11 @@ terms, every lock holder it read, the stored counter while a standby) and asks f
 one (`acquire_lock(owner, min_epoch)`), so a failover to a Redis replica that missed some
 INCRs does not hand out an epoch again.
 
-The active renews every `renew_interval` (ttl/3) from a keep-alive task. A watchdog steps down
-as soon as the last successful renew (monotonic, timed from *before* the request was sent)
-is older than ttl − margin (margin = ttl/4): the fence is closed first, so this node stops
-acknowledging writes before the lock can expire in Redis. A paused process cannot do even
-that; then its writes carry a stale epoch and the backend refuses them (`errors.Fenced`).
-
-Serving as active needs a fresh lock, checked per request (`serving`: one monotonic-clock
-comparison against `_serve_until` = last successful renew + ttl − margin): a process resumed
-after a pause longer than that answers nothing as active, not even encrypt from its caches,
-whatever order its event loop runs the queued requests and the watchdog in. A fence error
-(`deposed()`, from the core) or a refused renew ends serving at once the same way and wakes
-the watchdog, which then leaves the term.
+`HAController` is assembled from three modules: this one holds its construction, its
+lifecycle (`start`, `stop`, `step_down`, `release`) and the election loop; one term as active
+(activation, renewal, the watchdog, the per-request `serving` gate, leaving) is
+`ActiveTerm` (transit/cluster/activeterm.py); the standby's view of the leader (`leader()`,
+for forwarding) is `LeaderView` (transit/cluster/leaderview.py).
 
 The controller talks to the core only through `become_active(record)`, `become_standby()`
 and `sealed`, and to the backend only through the §6.1 lock methods and `fence`. Every
@@ -48,31 +41,19 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from transit import metrics
-from transit.cluster.advert import LeaderRecord, leader_key
+from transit.cluster.activeterm import ActiveTerm, Reason, State
+from transit.cluster.advert import LeaderRecord
 from transit.cluster.identity import node_of
+from transit.cluster.leaderview import LeaderView
 from transit.cluster.ports import RoleNode
 from transit.errors import TransitError
 
-# An epoch no lock value can carry: writes of a node in this state are refused by Redis.
-FENCE_CLOSED = -1
-# How long a request that arrives while this process is taking the active role waits for it
-ACTIVATION_WAIT = 10.0
-
 log = logging.getLogger("transit.cluster.ha")
-# telemetry keys (transit/metrics.py): lock renewals by outcome
-_RENEW_OK = ("vault.ha.lock_renewals", "ok")
-_RENEW_REFUSED = ("vault.ha.lock_renewals", "refused")
-_RENEW_ERROR = ("vault.ha.lock_renewals", "error")
-_RENEW_TIMEOUT = ("vault.ha.lock_renewals", "timeout")
-
-State = Literal["standby", "active"]
-_Reason = Literal["lost", "overdue", "step-down", "release", "stop", "ready", "failed"]
 
 
-class HAController:
+class HAController(LeaderView, ActiveTerm):
     def __init__(
         self, core: RoleNode, backend: Any, node_id: str, api_addr: str, cluster_addr: str,
         lock_ttl: float | None = None, *, retry: float = 1.0, renew_interval: float | None = None,
@@ -114,7 +95,7 @@ class HAController:
         self._serve_until = float("-inf")
         self._cooldown_until = 0.0
         self._hold_off_until = 0.0  # after release(): don't compete until sealed (or this)
-        self._request: _Reason | None = None
+        self._request: Reason | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever no term is in progress
         self._idle.set()
@@ -132,50 +113,6 @@ class HAController:
     @property
     def is_active(self) -> bool:
         return self.state == "active"
-
-    @property
-    def activating(self) -> bool:
-        """Whether this process holds the role's lock and is still loading the active state."""
-        return self._activating is not None
-
-    async def activated(self, timeout: float = ACTIVATION_WAIT) -> None:
-        """Wait (at most `timeout`) while this process is taking the active role.
-
-        A request that arrives mid-activation is served once the node is active rather than
-        refused with "no active Vault instance found" (Vault holds it on its state lock).
-        """
-        event = self._activating
-        if event is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
-
-    def _activation_began(self) -> None:
-        self._activating = asyncio.Event()
-
-    def _activation_ended(self) -> None:
-        event, self._activating = self._activating, None
-        if event is not None:
-            event.set()
-
-    @property
-    def serving(self) -> bool:
-        """Whether this node may answer as the active node right now (hot path: one clock
-        read, one comparison): active, and its lock confirmed within ttl − margin."""
-        return self.state == "active" and self._clock() < self._serve_until
-
-    def deposed(self, why: str = "fenced") -> None:
-        """This node no longer holds the lock (a write was fenced, or a request found the
-        lock unconfirmed for too long): stop serving as active now, and leave the term."""
-        if self._serve_until != float("-inf"):
-            log.warning("no longer the active node (%s); refusing active work from now on", why)
-        self._serve_until = float("-inf")
-        if not self._idle.is_set():  # a term is on: its watchdog leaves it
-            self._signal_lost()
-
-    @property
-    def renew_age(self) -> float:
-        """Seconds since the last successful renew started (monotonic)."""
-        return self._clock() - self._last_renew
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -217,44 +154,8 @@ class HAController:
         if wait:
             await self._idle.wait()
 
-    async def leader(self) -> LeaderRecord | None:
-        """The active node's advertisement: ours when active; else `core/leader/<holder>`
-        read through the barrier, cached until the lock holder changes."""
-        if self.is_active:
-            return self._record
-        if self._clock() - self._holder_at > self.leader_refresh:
-            try:
-                await self._refresh_holder()
-            except Exception as exc:
-                log.warning("cannot read the HA lock holder: %s", exc)
-                return self._leader if self._leader_key == self._holder else None
-        return await self._leader_for(self._holder)
-
-    async def await_leader(self, timeout: float = ACTIVATION_WAIT) -> LeaderRecord | None:
-        """The leader read afresh; while the lock is held by a node that has not advertised
-        itself yet (it is still activating), wait for it, at most `timeout` seconds. Returns
-        None when there is no holder, at the deadline, or once this process is active."""
-        deadline = time.monotonic() + timeout
-        while True:
-            leader = await self.refresh_leader()
-            if (leader is not None or self.is_active or self._holder is None
-                    or time.monotonic() >= deadline):
-                return None if self.is_active else leader
-            await asyncio.sleep(0.05)
-
-    def forget_leader(self) -> None:
-        """Drop the cached advertisement (forwarding to it failed: e.g. an old term's cert)."""
-        self._leader_key = None
-
-    async def refresh_leader(self) -> LeaderRecord | None:
-        """Re-read the lock holder and its advertisement now (forwarding to the cached
-        leader just failed, or none was known): a new term may have begun moments ago."""
-        self._holder_at = float("-inf")
-        self._leader_key = None
-        return await self.leader()
-
     # -- the loop ----------------------------------------------------------------------------
-    def _signal(self, reason: _Reason) -> None:
+    def _signal(self, reason: Reason) -> None:
         if self._request != "stop":
             self._request = reason
         self._wake.set()
@@ -359,171 +260,6 @@ class HAController:
             self._saw_epoch(await read())
         except Exception as exc:  # only a hint: never let it stop an election
             log.debug("cannot read the stored epoch: %s", exc)
-
-    async def _term(self, epoch: int, acquired_at: float) -> None:
-        """One term as active, from a fresh lock to its release."""
-        self._idle.clear()
-        self.epoch = epoch
-        self._last_renew = acquired_at
-        self._serve_until = acquired_at + self.lock_ttl - self.margin
-        self.backend.fence = epoch
-        record = LeaderRecord.create(self.node_id, self.api_addr, self.cluster_addr,
-                                     owner=self.owner, epoch=epoch)
-        log.info("acquired the HA lock (epoch %d); becoming active", epoch)
-        self._activation_began()
-        self._keepalive_task = asyncio.create_task(self._keepalive(epoch),
-                                                   name=f"ha-renew-{self.node_id}")
-        activation = asyncio.create_task(self.core.become_active(record))
-        reason: _Reason = "failed"
-        try:
-            reason = await self._watch(activation)
-            if reason == "ready":
-                if activation.cancelled() or activation.exception() is not None:
-                    exc = None if activation.cancelled() else activation.exception()
-                    log.error("becoming active failed: %r", exc, exc_info=exc)
-                    reason = "failed"
-                else:
-                    self._record = record
-                    self.state = "active"
-                    self.active_since = dt.datetime.now(dt.UTC)
-                    log.info("active (epoch %d)", epoch)
-                    self._activation_ended()
-                    reason = await self._watch(None)
-        finally:
-            self._activation_ended()
-            await self._leave(epoch, reason, activation)
-
-    async def _watch(self, activation: asyncio.Task[None] | None) -> _Reason:
-        """Wait for activation to finish (if given), a signal, lock loss, or the deadline."""
-        while True:
-            if self._request is not None:
-                return self._request
-            remaining = self._last_renew + self.lock_ttl - self.margin - self._clock()
-            if remaining <= 0:
-                return "overdue"
-            waiter = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {waiter}
-            if activation is not None:
-                waits.add(activation)
-            try:
-                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-            self._wake.clear()
-            if activation is not None and activation.done() and self._request is None:
-                return "ready"
-
-    async def _leave(self, epoch: int, reason: _Reason,
-                     activation: asyncio.Task[None]) -> None:
-        """Stop acknowledging writes first, release the lock, then tear down.
-
-        The fence is closed (an epoch no lock can hold), not cleared: a write still in
-        flight in this process is refused by Redis itself. That makes it safe to release the
-        lock before the (possibly slow) teardown, so another node takes over at once."""
-        self.backend.fence = FENCE_CLOSED
-        self._serve_until = float("-inf")
-        self.state = "standby"
-        self.last_leave = (reason, self.renew_age)
-        if reason in ("lost", "overdue"):
-            log.warning("lost the HA lock (%s, last renew %.2fs ago); stepping down",
-                        reason, self.renew_age)
-        else:
-            log.info("leaving active duty (%s)", reason)
-        keepalive, self._keepalive_task = self._keepalive_task, None
-        if keepalive is not None:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await keepalive
-        try:
-            await asyncio.wait_for(self.backend.release_lock(self.owner, epoch),
-                               max(self.retry, 1.0))
-        except Exception as exc:
-            log.warning("releasing the HA lock failed (it will expire): %s", exc)
-        if not activation.done():
-            # Its writes now fail (fence closed here, stale epoch in Redis); let it finish.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await activation
-        try:
-            await self.core.become_standby()
-        except Exception:
-            log.exception("core.become_standby failed")
-        if reason == "step-down":
-            self._cooldown_until = self._clock() + self.cooldown
-        if self._request != "stop":
-            self._request = None  # this term's signal is handled; standby ignores the rest
-        self._record = None
-        self.active_since = None
-        self.epoch = None
-        self._holder_at = float("-inf")
-        self._idle.set()
-
-    async def _keepalive(self, epoch: int) -> None:
-        """Renew every `renew_interval`; report a refused renew as "lost"."""
-        next_at = self._last_renew + self.renew_interval
-        while True:
-            await asyncio.sleep(max(0.0, next_at - self._clock()))
-            sent = self._clock()
-            deadline = self._last_renew + self.lock_ttl - self.margin
-            try:
-                ok = await asyncio.wait_for(self.backend.renew_lock(self.owner, epoch),
-                                            max(0.001, deadline - sent))
-            except TimeoutError:
-                metrics.incr(_RENEW_TIMEOUT)
-                return  # past ttl − margin: the watchdog steps down
-            except Exception as exc:
-                metrics.incr(_RENEW_ERROR)
-                log.warning("renewing the HA lock failed: %s", exc)
-                next_at = sent + min(self.retry, self.renew_interval)
-                continue
-            metrics.incr(_RENEW_OK if ok else _RENEW_REFUSED)
-            if not ok:
-                self._serve_until = float("-inf")
-                self._signal_lost()
-                return
-            self._last_renew = max(self._last_renew, sent)
-            if self._serve_until != float("-inf"):  # not deposed meanwhile
-                self._serve_until = self._last_renew + self.lock_ttl - self.margin
-            next_at = sent + self.renew_interval
-
-    def _signal_lost(self) -> None:
-        self._serve_until = float("-inf")
-        if self._request is None:
-            self._request = "lost"
-        self._wake.set()
-
-    # -- standby's view of the leader ----------------------------------------------------------
-    async def _refresh_holder(self) -> tuple[str, int] | None:
-        self._holder = await self.backend.lock_holder()
-        self._holder_at = self._clock()
-        if self._holder is not None:
-            self._saw_epoch(self._holder[1])
-        return self._holder
-
-    async def _leader_for(self, holder: tuple[str, int] | None) -> LeaderRecord | None:
-        if holder is None or holder[0] == self.owner:
-            return None  # no holder, or our own stale lock: no active node right now
-        if holder == self._leader_key:
-            return self._leader
-        node = node_of(holder[0])
-        try:  # from the primary: a lagging replica may still hold an earlier term's record
-            raw = (await self.core.barrier.get_versioned(leader_key(node))).value
-        except Exception as exc:
-            log.warning("cannot read the advertisement of %s: %s", node, exc)
-            return None
-        if raw is None:
-            return None  # not advertised yet: read again next time
-        try:
-            record = LeaderRecord.from_json(raw)
-        except ValueError as exc:
-            log.warning("bad advertisement of %s: %s", node, exc)
-            return None
-        if not record.advertises(holder[0]) or record.epoch not in (0, holder[1]):
-            # A previous holder's record under the same node id (possibly our own), or the
-            # holder's record of an earlier term: the holder has not advertised this term
-            # yet. Read again next time.
-            return None
-        self._leader_key, self._leader = holder, record
-        return record
 
 
 def lock_owner(backend: Any, node_id: str, owner: str | None = None) -> str:

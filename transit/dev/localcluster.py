@@ -38,51 +38,35 @@ primary; nodes then find the primary through them, and node i reads from Redis s
 `i % (replicas + 1)` (the one "next to it", the primary included). `haproxy_port=P`
 (`--haproxy`) adds HAProxy: writes on P (→ the active node), reads on P+1 (→ every unsealed
 node), stats on P+2. Their configurations come from `transit.deploy.render`, as docker/'s do.
+
+This module holds the process actions (up, unseal, down, kill, restart); `LocalCluster` builds
+on `ClusterParts` (transit/dev/clusterparts.py: the handles, ports, layout, node configurations
+and state record) and `ClusterProbes` (transit/dev/clusterprobe.py: sys/health and the waits).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from transit.deploy.local import (
     DeployError,
-    ProcHandle,
     find_haproxy,
-    haproxy_handle,
-    sentinel_handles,
     start_haproxy,
     start_sentinels,
 )
-from transit.deploy.render import hcl_str, layout_node_hcl, node_hcl
-from transit.deploy.topology import (
-    Checks,
-    Layout,
-    SentinelTimings,
-    local_layout,
-)
-from transit.dev.clusterstate import (
-    STATE_FILE,
-    ClusterError,
-    _fmt_ttl,
-    load_state,
-    running_pids,
-)
-from transit.dev.handles import HOST, NodeHandle, RedisHandle, parse_ttl
-
-# re-exported: tests and the CLI use them
+from transit.dev.clusterprobe import ClusterProbes
+from transit.dev.clusterstate import ClusterError, load_state, running_pids
+from transit.dev.handles import NodeHandle
 from transit.dev.processes import (
+    HOST,
     _signal,
     _tail,
     _terminate,
@@ -90,130 +74,12 @@ from transit.dev.processes import (
     port_free,
 )
 
-DEFAULT_WORKDIR = ".transit-cluster"
 # Env vars that would override the generated config files (the env wins in Vault).
 _OVERRIDING_ENV = ("VAULT_API_ADDR", "VAULT_CLUSTER_ADDR", "VAULT_REDIRECT_ADDR")
 
 
-# What a node's log says once one of its worker processes has taken a role (wait_ready).
-_WORKER_COUNT = re.compile(r"==> transit node \S+: (\d+) worker processes")
-_WORKER_ID = re.compile(r"\bworker=(\d+)")
-_ACTIVE_ROLE = re.compile(r"is now the active node|follows the active role")
-_STANDBY_ROLE = re.compile(r"entered standby mode")
-
-
-class LocalCluster:
+class LocalCluster(ClusterProbes):
     """Start, inspect and stop a local HA cluster (see the module docstring)."""
-
-    def __init__(
-        self, workdir: str | Path = DEFAULT_WORKDIR, nodes: int = 3, replicas: int = 2,
-        base_port: int = 8200, redis_port: int = 6379, lock_ttl: float | str = 10.0,
-        *, perf_standby: bool = False, workers: int | None = None, python: str | None = None,
-        redis_server: str | None = None, start_timeout: float = 30.0, seal: str = "static",
-        sentinels: int = 0, sentinel_port: int | None = None, haproxy_port: int | None = None,
-        checks: Checks | None = None, sentinel_timings: SentinelTimings | None = None,
-        haproxy: str | None = None,
-    ) -> None:
-        if nodes < 1:
-            raise ClusterError("--nodes must be at least 1")
-        if replicas < 0:
-            raise ClusterError("--replicas must be 0 or more")
-        if sentinels < 0:
-            raise ClusterError("--sentinels must be 0 or more")
-        if seal not in ("static", "shamir"):
-            raise ClusterError(f"seal must be 'static' or 'shamir', not {seal!r}")
-        self.seal = seal
-        self.extra_config = ""  # top-level HCL appended to every node's configuration
-        self.unseal_key = ""  # the one key share of a Shamir-sealed cluster (base64)
-        self.unsealed_at = 0.0  # monotonic time `unseal_all` last sent the shares
-        self.workdir = Path(workdir).resolve()
-        self.lock_ttl = parse_ttl(lock_ttl)
-        if self.lock_ttl <= 0:
-            raise ClusterError("--lock-ttl must be positive")
-        self.base_port = base_port
-        self.redis_port = redis_port
-        self.perf_standby = perf_standby
-        self.workers = workers  # processes per node; None: the server's default
-        self.python = python or sys.executable
-        self.start_timeout = start_timeout
-        self.root_token = ""
-        self.redis_server: str | None = redis_server
-        self.redis: list[RedisHandle] = [RedisHandle(redis_port, self.workdir)] + [
-            RedisHandle(redis_port + 1 + j, self.workdir, replica_of=redis_port)
-            for j in range(replicas)
-        ]
-        self.nodes: list[NodeHandle] = [
-            NodeHandle(i, base_port + 10 * i, self.workdir, f"node-{i}") for i in range(nodes)
-        ]
-        self.haproxy_bin = haproxy
-        self.layout = self._make_layout(sentinels, sentinel_port, haproxy_port, checks,
-                                        sentinel_timings)
-        self.sentinels: list[ProcHandle] = (sentinel_handles(self.layout, self.workdir)
-                                            if sentinels else [])
-        self.haproxy: ProcHandle | None = (haproxy_handle(self.layout, self.workdir)
-                                           if haproxy_port is not None else None)
-        self._http = httpx.Client(timeout=2.0)
-
-    def _make_layout(self, sentinels: int, sentinel_port: int | None,
-                     haproxy_port: int | None, checks: Checks | None,
-                     timings: SentinelTimings | None) -> Layout:
-        """The deployment topology of this cluster (transit/deploy/topology.py)."""
-        first = sentinel_port if sentinel_port is not None else self.redis_port + 20000
-        return local_layout(
-            host=HOST, api_ports=[n.api_port for n in self.nodes],
-            redis_ports=[r.port for r in self.redis],
-            sentinel_ports=[first + j for j in range(sentinels)],
-            haproxy_port=haproxy_port if haproxy_port is not None else 0,
-            lock_ttl=_fmt_ttl(self.lock_ttl), checks=checks,
-            sentinel=timings or SentinelTimings(quorum=sentinels // 2 + 1))
-
-    # -- addresses and state ----------------------------------------------------------------
-    @property
-    def primary(self) -> RedisHandle:
-        return self.redis[0]
-
-    @property
-    def replicas(self) -> list[RedisHandle]:
-        return self.redis[1:]
-
-    @property
-    def seal_key_path(self) -> Path:
-        return self.workdir / "seal.key"
-
-    @property
-    def state_path(self) -> Path:
-        return self.workdir / STATE_FILE
-
-    def ports(self) -> list[int]:
-        """Every TCP port the cluster listens on."""
-        out = [r.port for r in self.redis]
-        for n in self.nodes:
-            out += [n.api_port, n.cluster_port]
-        out += [s.port for s in self.sentinels]
-        if self.haproxy is not None:
-            f = self.layout.frontends
-            out += [f.write, f.read, f.stats]
-        return out
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "workdir": str(self.workdir), "lock_ttl": self.lock_ttl,
-            "perf_standby": self.perf_standby, "base_port": self.base_port, "redis_port": self.redis_port,
-            "redis": [{"role": r.role, "port": r.port, "address": r.address, "pid": r.pid}
-                      for r in self.redis],
-            "nodes": [{"index": n.index, "node_id": n.node_id, "api_addr": n.addr,
-                       "cluster_addr": n.cluster_addr, "pid": n.pid} for n in self.nodes],
-            "root_token_file": str(self.workdir / "root-token"),
-            "sentinels": [{"port": s.port, "pid": s.pid} for s in self.sentinels],
-            "haproxy": None if self.haproxy is None else {
-                "writes": self.layout.frontends.write, "reads": self.layout.frontends.read,
-                "stats": self.layout.frontends.stats, "pid": self.haproxy.pid},
-        }
-
-    def _save_state(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2) + "\n")
-        tmp.replace(self.state_path)
 
     # -- up ---------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -340,30 +206,6 @@ class LocalCluster:
                                            f"{self.start_timeout:.0f}s: {_tail(r.log_path)}")
                     time.sleep(0.02)
 
-    def node_config(self, node: NodeHandle) -> str:
-        header = f"generated by `transit cluster up`: node {node.index} of {len(self.nodes)}"
-        if self.sentinels:  # the deployment topology: the same renderer as docker/'s
-            return layout_node_hcl(self.layout, node.index, header=header,
-                                   seal=self.seal_stanza(), perf_standby=self.perf_standby,
-                                   workers=self.workers, extra=self.extra_config)
-        storage = [("address", hcl_str(self.primary.address))]
-        if self.replicas:
-            replica = self.replicas[node.index % len(self.replicas)]
-            storage.append(("read_address", hcl_str(replica.address)))
-        storage += [("node_id", hcl_str(node.node_id)),
-                    ("lock_ttl", hcl_str(_fmt_ttl(self.lock_ttl)))]
-        return node_hcl(header=header, storage=storage, listen=f"{HOST}:{node.api_port}",
-                        seal=self.seal_stanza(), api_addr=node.addr,
-                        cluster_addr=node.cluster_addr, cluster_name="transit-local",
-                        perf_standby=self.perf_standby, workers=self.workers,
-                        extra=self.extra_config)
-
-    def seal_stanza(self) -> str:
-        """The `seal` block of every node's configuration ("" for Shamir: the default)."""
-        if self.seal == "shamir":
-            return ""
-        return f'seal "static" {{\n  current_key = "file://{self.seal_key_path}"\n}}\n\n'
-
     def _write_configs(self) -> None:
         key = self.seal_key_path
         key.write_text(secrets.token_hex(32) + "\n")
@@ -383,28 +225,6 @@ class LocalCluster:
             )
         node.pid = node.proc.pid
 
-    def health(self, i: int, timeout: float = 1.0) -> tuple[int, dict[str, Any]] | None:
-        """(status, body) of node i's sys/health, or None when it does not answer."""
-        try:
-            r = self._http.get(self.nodes[i].addr + "/v1/sys/health", timeout=timeout)
-        except httpx.HTTPError:
-            return None
-        try:
-            body = r.json()
-        except ValueError:
-            body = {}
-        return r.status_code, body
-
-    def _wait_listening(self, node: NodeHandle) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while self.health(node.index, timeout=0.5) is None:
-            if not node.running:
-                raise ClusterError(f"node {node.index} exited at start:\n{node.log()}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"node {node.index} not listening after "
-                                   f"{self.start_timeout:.0f}s:\n{node.log()}")
-            time.sleep(0.05)
-
     def _initialise(self, node: NodeHandle) -> None:
         body = ({"secret_shares": 1, "secret_threshold": 1} if self.seal == "shamir"
                 else {"recovery_shares": 1, "recovery_threshold": 1})
@@ -418,76 +238,7 @@ class LocalCluster:
         token_file.write_text(self.root_token + "\n")
         token_file.chmod(0o600)
 
-    def wait_ready(self, timeout: float | None = None, *, skip: tuple[int, ...] = ()) -> int:
-        """Wait until every node (except `skip`) is unsealed and exactly one of them is
-        active; returns the active index."""
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        last: dict[int, Any] = {}
-        while True:
-            actives, ready = [], True
-            for node in self.nodes:
-                if node.index in skip:
-                    continue
-                if not node.running:
-                    raise ClusterError(f"node {node.index} exited:\n{node.log()}")
-                h = self.health(node.index, timeout=0.5)
-                last[node.index] = h
-                if h is None or h[1].get("sealed", True):
-                    ready = False
-                elif h[0] == 200:
-                    actives.append(node.index)
-                    ready = ready and self._every_worker_in(node, _ACTIVE_ROLE)
-                elif h[0] in (429, 473):  # standby, performance standby
-                    ready = ready and self._every_worker_in(node, _STANDBY_ROLE)
-                else:
-                    ready = False
-            if ready and len(actives) == 1:
-                return actives[0]
-            if time.monotonic() > deadline:
-                raise ClusterError(f"cluster not ready (health: {last})")
-            time.sleep(0.05)
-
-    @staticmethod
-    def _every_worker_in(node: NodeHandle, role: re.Pattern[str]) -> bool:
-        """Whether every worker process of `node` has logged taking `role`: the health
-        answer above came from one of them, and a sibling may still be unsealing (503) or
-        taking the role; a few more requests could all reach the same worker."""
-        try:
-            with open(node.log_path, "rb") as f:
-                f.seek(node.log_start)
-                text = f.read().decode(errors="replace")
-        except OSError:
-            return False
-        count = _WORKER_COUNT.search(text)
-        if count is None:  # one process: no worker=<i> on its lines
-            return role.search(text) is not None
-        seen = {m.group(1) for line in text.splitlines() if role.search(line)
-                for m in [_WORKER_ID.search(line)] if m is not None}
-        return len(seen) >= int(count.group(1))
-
-    # -- inspection and faults ----------------------------------------------------------------
-    def active_index(self, timeout: float = 0.5) -> int | None:
-        """The node answering sys/health with 200 (the first, if several), or None."""
-        for node in self.nodes:
-            h = self.health(node.index, timeout=timeout)
-            if h is not None and h[0] == 200:
-                return node.index
-        return None
-
-    def wait_active(self, timeout: float = 30.0, *, exclude: tuple[int, ...] = (),
-                    poll: float = 0.02) -> int:
-        """Poll until a node other than `exclude` is active; its index."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for node in self.nodes:
-                if node.index in exclude:
-                    continue
-                h = self.health(node.index, timeout=0.3)
-                if h is not None and h[0] == 200:
-                    return node.index
-            time.sleep(poll)
-        raise ClusterError(f"no active node (excluding {exclude}) after {timeout:.1f}s")
-
+    # -- faults -------------------------------------------------------------------------------
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to node i: to its whole process group, so SIGSTOP/SIGCONT/SIGKILL reach
         every worker process of the node (SIGKILL: reaped at once)."""
@@ -515,30 +266,6 @@ class LocalCluster:
         if wait:
             self._wait_listening(node)
             self.wait_ready()
-
-    def haproxy_url(self, frontend: str = "write") -> str:
-        """The base URL of HAProxy's `write` or `read` frontend."""
-        f = self.layout.frontends
-        return f"http://{f.bind_host}:{f.write if frontend == 'write' else f.read}"
-
-    def wait_haproxy(self, timeout: float | None = None) -> None:
-        """Wait until HAProxy routes: its writes frontend reaches the active node and its
-        reads frontend an unsealed node."""
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        codes: list[int | None] = []
-        while time.monotonic() < deadline:
-            codes = []
-            for frontend in ("write", "read"):
-                try:
-                    codes.append(self._http.get(self.haproxy_url(frontend) + "/v1/sys/health",
-                                                timeout=1.0).status_code)
-                except httpx.HTTPError:
-                    codes.append(None)
-            if codes[0] == 200 and codes[1] in (200, 429, 473):
-                return
-            time.sleep(0.05)
-        raise ClusterError(f"haproxy does not route to the nodes (health through its "
-                           f"frontends: {codes})")
 
     # -- down -------------------------------------------------------------------------------
     def down(self, timeout: float = 20.0) -> dict[str, int]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from transit.cluster.activeterm import FENCE_CLOSED
 from transit.cluster.advert import LeaderRecord, leader_key
 from transit.cluster.follower import NotReady, RoleFollower
-from transit.cluster.ha import FENCE_CLOSED
 from transit.errors import StorageError
 from transit.storage.base import Versioned
 

@@ -23,6 +23,7 @@ from transit.engines.transit import (
     hmac,
     keys,
     mountconfig,
+    rewrap,
     sign,
     tools,
 )
@@ -83,7 +84,7 @@ class TransitBackend(Engine):
                     existence_check=e(encrypt.key_exists),
                 ),
                 Route(f"decrypt/{name('name')}", {UPDATE: h(encrypt.decrypt)}, encrypt.DECRYPT_FIELDS),
-                Route(f"rewrap/{name('name')}", {UPDATE: h(encrypt.rewrap)}, encrypt.REWRAP_FIELDS),
+                Route(f"rewrap/{name('name')}", {UPDATE: h(rewrap.rewrap)}, rewrap.REWRAP_FIELDS),
                 Route(
                     f"datakey/{name('plaintext')}/{name('name')}",
                     {UPDATE: h(datakey.datakey)},

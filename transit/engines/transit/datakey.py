@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from transit.crypto.encoding import b64decode, b64encode
-from transit.engines.transit.encrypt import KEY_NOT_FOUND, decode_associated_data
+from transit.engines.transit.itemsteps import KEY_NOT_FOUND, decode_associated_data
 from transit.errors import CryptoError, UserError
 from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response

@@ -1,4 +1,4 @@
-"""`encrypt/:name`, `decrypt/:name`, `rewrap/:name` (spec §4.8-4.10, §5). THE hot path.
+"""`encrypt/:name`, `decrypt/:name` (spec §4.8-4.9, §5). THE hot path.
 
 The flow mirrors Vault's path_encrypt.go / path_decrypt.go / path_rewrap.go, since clients see
 whichever error comes first:
@@ -16,6 +16,9 @@ for InternalError); batches report errors per item (`batch.Outcome`).
 CPU-heavy work leaves the event loop (`batch.run_items`): a large batch runs in chunks (on the
 CPU thread pool for RSA, with yields on the loop for AEAD), and so do a single RSA decrypt or
 rewrap and the RSA key generation of an upsert. Small AEAD requests stay inline.
+
+The per-item steps, and steps 1-3 of decrypt, live in transit/engines/transit/itemsteps.py,
+shared with `rewrap/:name` (rewrap.py, same flow); the handlers here call them directly.
 """
 
 from __future__ import annotations
@@ -32,20 +35,28 @@ from transit.engines.transit.batch import (
     INT,
     PRIVATE,
     PUBLIC,
-    REWRAP,
     STR,
     STR_NOT_NULL,
     Outcome,
     context_set,
-    decode_items,
     gil_free,
     item_cost,
-    not_a_slice,
     offload,
     run_items,
 )
+from transit.engines.transit.itemsteps import (
+    KEY_NOT_FOUND,
+    MISSING_CIPHERTEXT,
+    _batch_items,
+    _ciphertext_items,
+    _decrypt_one,
+    _encrypt_one,
+    _fail,
+    _prepare_one,
+    _single_item,
+)
 from transit.engines.transit.policies import KEEP
-from transit.errors import InternalError, OptionError, TransitError, UserError
+from transit.errors import TransitError, UserError
 from transit.fields import Field, FieldData, FieldType
 from transit.logical import CREATE, Request, Response
 
@@ -85,17 +96,6 @@ DECRYPT_FIELDS: dict[str, Field] = {
     "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
 }
 
-REWRAP_FIELDS: dict[str, Field] = {
-    "name": _f(_S, "", "Name of the key"),
-    "ciphertext": _f(_S, "", "vault:vN:... ciphertext"),
-    "context": _f(_S, "", "Base64 context for derived keys"),
-    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
-    "key_version": _f(_I, 0, "Key version to re-encrypt with (0 = latest)"),
-    "decrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "encrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "batch_input": _f(FieldType.SLICE, None, "Items to rewrap"),
-}
-
 _ENCRYPT_ITEM = {
     "context": STR, "plaintext": STR_NOT_NULL, "nonce": STR, "key_version": INT,
     "associated_data": STR, "reference": STR, "padding_scheme": STR,
@@ -104,13 +104,7 @@ _DECRYPT_ITEM = {
     "context": STR, "ciphertext": STR, "nonce": STR, "associated_data": STR,
     "reference": STR, "padding_scheme": STR,
 }
-_REWRAP_ITEM = {
-    "context": STR, "ciphertext": STR, "nonce": STR, "key_version": INT, "reference": STR,
-    "decrypt_padding_scheme": STR, "encrypt_padding_scheme": STR,
-}
 
-MISSING_CIPHERTEXT = "missing ciphertext to decrypt"
-KEY_NOT_FOUND = "encryption key not found"
 CREATED_BEFOREHAND = (
     "Attempted creation of the key during the encrypt operation, but it was created beforehand"
 )
@@ -124,88 +118,6 @@ _NO_UPSERT_TYPES = frozenset({"ecdsa-p256", "ecdsa-p384", "ecdsa-p521"})
 async def key_exists(b: TransitPort, req: Request, d: FieldData) -> bool:
     """Existence check of encrypt/:name: a missing key makes the request an ACL *create*."""
     return await b.policies.get(d.get("name")) is not None
-
-
-# --- per-item steps -------------------------------------------------------------------------
-
-def _decode_opt(s: str) -> bytes | None:
-    return b64decode(s) if s else None
-
-
-def decode_associated_data(ad: str) -> bytes:
-    """Base64 `associated_data`; Vault decodes it lazily in the policy's AssocDataFactory,
-    so a bad one is an InternalError (500)."""
-    try:
-        return b64decode(ad)
-    except UserError as exc:
-        raise InternalError(
-            f"unable to get associated_data/additional_data from factory[0]: {exc.message}"
-        ) from None
-
-
-def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
-    if not ad:
-        return None
-    p.check_associated_data(i)
-    return decode_associated_data(ad)
-
-
-def _fail(outcome: Outcome, exc: BaseException) -> str:
-    """An item's error message; an `OptionError` leaves the batch's status alone."""
-    if isinstance(exc, OptionError):
-        return exc.message
-    return outcome.fail(exc)
-
-
-def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
-    plaintext, context, nonce = pre
-    if nonce is not None:
-        p.check_nonce()
-    scheme = p.check_padding(item["padding_scheme"], i)
-    ad = _associated_data(p, i, item["associated_data"])
-    return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
-                     associated_data=ad, padding_scheme=scheme)
-
-
-def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
-    context, nonce = pre
-    scheme = p.check_padding(item["padding_scheme"], i)
-    ad = _associated_data(p, i, item["associated_data"])
-    return p.decrypt(item["ciphertext"], context=context, nonce=nonce, associated_data=ad,
-                     padding_scheme=scheme)
-
-
-def _prepare_one(item: dict[str, Any], need: str) -> tuple | TransitError:
-    """The pre-pass of one item: decode its base64 fields; an error is returned, not raised.
-    (It is per item and raises nothing request-wide, so batches run it with the item's crypto,
-    in the same chunk.)"""
-    try:
-        if need == "plaintext":
-            return (b64decode(item["plaintext"]), _decode_opt(item["context"]),
-                    _decode_opt(item["nonce"]))
-        if item["ciphertext"] == "":
-            raise UserError(MISSING_CIPHERTEXT)
-        return (_decode_opt(item["context"]), _decode_opt(item["nonce"]))
-    except UserError as exc:
-        return exc
-
-
-def _single_item(d: FieldData, schema: dict[str, str]) -> dict[str, Any]:
-    """The one item of a non-batch request: the item schema's fields, read from the request
-    (Vault takes `reference` from batch items only)."""
-    return {f: "" if f == "reference" else d.get(f) for f in schema}
-
-
-def _batch_items(
-    d: FieldData, schema: dict[str, str], required: dict[str, str] | None
-) -> list[dict[str, Any]]:
-    raw = d.raw["batch_input"]
-    if required is None and not isinstance(raw, list):
-        raise not_a_slice(raw)  # rewrap decodes with mapstructure, not the fast path
-    items = decode_items(raw, schema, required)
-    if not items:
-        raise UserError("missing batch input to process")
-    return items
 
 
 # --- encrypt --------------------------------------------------------------------------------
@@ -372,29 +284,6 @@ async def _encrypt_batch(b: TransitPort, op: str, d: FieldData) -> Response:
 
 # --- decrypt --------------------------------------------------------------------------------
 
-async def _ciphertext_items(
-    b: TransitPort, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
-    forward: bool = False,
-) -> tuple[bool, list[dict[str, Any]], Policy]:
-    """Steps 1-3 for decrypt and rewrap: (batch?, items, the key). The per-item pre-pass
-    (`_prepare_one`) runs with each item's crypto."""
-    batch = d.raw.get("batch_input") is not None
-    if batch:
-        items = _batch_items(d, schema, required)
-    else:
-        if not d.get("ciphertext"):
-            raise UserError(MISSING_CIPHERTEXT)
-        items = [_single_item(d, schema)]
-    context_set(items)
-
-    p = await b.policies.get_for(
-        d.get("name"), (item.get("ciphertext") for item in items), forward=forward
-    )
-    if p is None:
-        raise UserError(KEY_NOT_FOUND)
-    return batch, items, p
-
-
 def _decrypt_single(p: Policy, item: dict[str, Any]) -> bytes:
     x = _prepare_one(item, "ciphertext")
     if isinstance(x, TransitError):
@@ -470,45 +359,3 @@ async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
 
     await run_items(step, len(items), cost, gil_free(p.type))
     return outcome.finish(Response(data={"batch_results": results}), d)
-
-
-# --- rewrap ---------------------------------------------------------------------------------
-
-def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
-    context, nonce = pre
-    dscheme = p.check_padding(item["decrypt_padding_scheme"], i, "decrypt_padding_scheme")
-    if nonce is not None:
-        p.check_nonce()
-    plaintext = p.decrypt(item["ciphertext"], context=context, nonce=nonce, padding_scheme=dscheme)
-    escheme = p.check_padding(item["encrypt_padding_scheme"], i, "encrypt_padding_scheme")
-    return p.encrypt(plaintext, version=item["key_version"], context=context, nonce=nonce,
-                     padding_scheme=escheme)
-
-
-async def rewrap(b: TransitPort, req: Request, d: FieldData) -> Response:
-    """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
-    but an internal error fails the whole request, as in Vault."""
-    batch, items, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
-    results: list[dict[str, Any]] = []
-
-    def step(i: int) -> None:
-        item = items[i]
-        x = _prepare_one(item, "ciphertext")
-        try:
-            if isinstance(x, TransitError):
-                raise x
-            ciphertext, version = _rewrap_one(p, i, item, x)
-        except UserError as exc:  # anything else (InternalError, ...) fails the request
-            if not batch:
-                raise
-            results.append({"error": exc.message, "reference": item["reference"]})
-            return
-        results.append(
-            {"ciphertext": ciphertext, "key_version": version, "reference": item["reference"]}
-        )
-
-    await run_items(step, len(items), item_cost(p.type, REWRAP), gil_free(p.type))
-    if not batch:
-        return Response(data={"ciphertext": results[0]["ciphertext"],
-                              "key_version": results[0]["key_version"]})
-    return Response(data={"batch_results": results})

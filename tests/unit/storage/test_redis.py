@@ -589,6 +589,27 @@ def test_durable_commit_unconfirmed(redis_server: RedisServer) -> None:
     asyncio.run(go())
 
 
+def test_a_wait_longer_than_the_socket_timeout_is_an_answer_not_a_lost_reply(
+        redis_server: RedisServer) -> None:
+    """A durable commit's WAIT blocks for `replication_timeout`, here longer than the socket
+    `timeout`: its client waits for the reply (ReplicationUnconfirmed, a clear answer), where
+    a socket timeout would have made a committed write "outcome unknown" (seen in CI: sys/init
+    behind a slow replica). Plain writes keep the short timeout."""
+
+    async def go() -> None:
+        b = backend(redis_server, node_id="slowwait", min_replica_acks=1, timeout=0.3,
+                    replication_timeout=0.8)
+        with pytest.raises(ReplicationUnconfirmed):
+            await b.commit([Write("k", b"v")], {"k": ""}, durable=True)
+        with pytest.raises(ReplicationUnconfirmed):
+            await b.confirm_replicated()
+        assert await b.get("k") == b"v"
+        assert b._writer.connection_pool.connection_kwargs["socket_timeout"] == 0.3
+        await b.close()
+
+    asyncio.run(go())
+
+
 # -- a lost reply is OutcomeUnknown, applied at most once; a stopped Redis is Unavailable ---
 
 

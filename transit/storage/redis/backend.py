@@ -123,7 +123,7 @@ class RedisBackend(RedisHALock, RedisDurability):
             if needed == 0:
                 n, acked = int(await self._commit(keys=keys, args=args)), 0
             else:
-                async with self._writer.pipeline(transaction=False) as pipe:
+                async with self._waiter.pipeline(transaction=False) as pipe:
                     await self._commit(keys=keys, args=args, client=pipe)
                     timeout_ms = max(1, int(self.replication_timeout * 1000))
                     pipe.execute_command("WAIT", needed, timeout_ms)

@@ -35,6 +35,7 @@ from transit.storage.redis.options import TLSOptions, client_options, split_addr
 from transit.storage.redis.scripts import ACQUIRE, COMMIT, RELEASE, RENEW
 
 log = logging.getLogger("transit.storage.redis")
+WAIT_MARGIN = 2.0  # seconds the writer waits for a WAIT reply beyond its own timeout
 
 
 class RedisConnection:
@@ -98,6 +99,12 @@ class RedisConnection:
         # Writes go through a client that never retries: a write whose reply was lost may
         # have been applied, and replaying it could apply it twice or roll back a newer write.
         once = {**common, "retry": Retry(NoBackoff(), 0)}
+        # Durable commits end in a WAIT that may block for `replication_timeout`: their client
+        # (`_waiter`, never retrying either) waits for the reply that long plus WAIT_MARGIN, or
+        # a slow replica would turn a committed write into "outcome unknown" (a socket
+        # timeout) instead of an answer. Other writes keep the short `timeout`.
+        wait_timeout = max(timeout, replication_timeout + WAIT_MARGIN)
+        waits = {**once, "socket_timeout": wait_timeout}
 
         if sentinel_addresses:
             if not sentinel_master:
@@ -108,11 +115,15 @@ class RedisConnection:
             self._writer: Redis = self._sentinel.master_for(
                 sentinel_master, retry=Retry(NoBackoff(), 0)
             )
+            self._waiter: Redis = self._sentinel.master_for(
+                sentinel_master, retry=Retry(NoBackoff(), 0), socket_timeout=wait_timeout
+            )
             self._where = f"sentinel master {sentinel_master!r}"
             self._sentinel_master = sentinel_master
         else:
             self._primary = Redis(**{**common, **split_address(address)})
             self._writer = Redis(**{**once, **split_address(address)})
+            self._waiter = Redis(**{**waits, **split_address(address)})
             self._where = address
         self._replica: Redis | None = None
         if read_address:
@@ -154,7 +165,7 @@ class RedisConnection:
         if self._used:
             raise RuntimeError("RedisBackend.set_owner must be called before first use")
         self._node_id = owner
-        for client in (self._primary, self._writer, self._replica):
+        for client in (self._primary, self._writer, self._waiter, self._replica):
             if client is not None:
                 client.connection_pool.connection_kwargs["client_name"] = f"transit-{owner}"
 
@@ -228,7 +239,7 @@ class RedisConnection:
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
     async def close(self) -> None:
-        for client in (self._primary, self._writer, self._replica):
+        for client in (self._primary, self._writer, self._waiter, self._replica):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose(close_connection_pool=True)

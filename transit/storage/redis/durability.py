@@ -40,7 +40,7 @@ class RedisDurability(RedisConnection):
         if needed == 0:
             return
         try:  # core/sync: reserved, never a stored entry (WAIT needs a write of its own)
-            async with self._writer.pipeline(transaction=False) as pipe:
+            async with self._waiter.pipeline(transaction=False) as pipe:
                 pipe.set(f"{self.prefix}/core/sync", "1")
                 pipe.execute_command("WAIT", needed,
                                      max(1, int(self.replication_timeout * 1000)))

@@ -53,7 +53,7 @@ def _wrk(port: int, seconds: float) -> tuple[float, str]:
          f"http://127.0.0.1:{port}", "--", "root", "bench"],
         capture_output=True, text=True, check=True).stdout
     requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
     return requests, p99
 
 

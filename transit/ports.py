@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from transit.audit.broker import AuditBroker
     from transit.barrier import Barrier
     from transit.cluster.identity import ClusterInfo
-    from transit.cluster.ports import HaRole
+    from transit.cluster.ports import HAControl
     from transit.engines.mounts import MountTable
     from transit.engines.system.ports import Relay
     from transit.identity.store import IdentityStore
@@ -103,7 +103,7 @@ class LifecycleNode(Protocol):
     def auth_mounts(self) -> MountTable: ...
 
     @property
-    def ha(self) -> HaRole | None: ...
+    def ha(self) -> HAControl | None: ...
 
     @property
     def node_id(self) -> str: ...

@@ -106,7 +106,7 @@ class SiblingNode(NodeControl, Protocol):
     def storage_back(self) -> None: ...
 
 
-class HaRole(Protocol):
+class HAControl(Protocol):
     """The node's HA controller (transit/cluster/ha.py, or a worker's follower) as the role
     switch and the lifecycle drive it."""
 
@@ -150,7 +150,7 @@ class RoleHost(CacheNode, Protocol):
         write_index, primary_address, connection) are read by name where configured."""
 
     @property
-    def ha(self) -> HaRole | None: ...
+    def ha(self) -> HAControl | None: ...
 
     @property
     def forwarder(self) -> Forwarder | None: ...

@@ -47,13 +47,13 @@ from transit.engines.transit.batch import (
 from transit.engines.transit.itemsteps import (
     KEY_NOT_FOUND,
     MISSING_CIPHERTEXT,
-    _batch_items,
-    _ciphertext_items,
-    _decrypt_one,
-    _encrypt_one,
-    _fail,
-    _prepare_one,
-    _single_item,
+    batch_items,
+    ciphertext_items,
+    decrypt_one,
+    encrypt_one,
+    item_error,
+    prepare_one,
+    single_item,
 )
 from transit.engines.transit.policies import KEEP
 from transit.errors import TransitError, UserError
@@ -64,36 +64,32 @@ if TYPE_CHECKING:
     from transit.engines.transit.ports import TransitPort
 
 
-def _f(t: FieldType, default: Any, desc: str) -> Field:
-    return Field(t, default, desc)
-
-
 _S, _I, _B = FieldType.STRING, FieldType.INT, FieldType.BOOL
 
 ENCRYPT_FIELDS: dict[str, Field] = {
-    "name": _f(_S, "", "Name of the key"),
-    "plaintext": _f(_S, "", "Base64 plaintext"),
-    "context": _f(_S, "", "Base64 context for derived keys"),
-    "key_version": _f(_I, 0, "Key version to encrypt with (0 = latest)"),
-    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
-    "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
-    "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "name": Field(_S, "", "Name of the key"),
+    "plaintext": Field(_S, "", "Base64 plaintext"),
+    "context": Field(_S, "", "Base64 context for derived keys"),
+    "key_version": Field(_I, 0, "Key version to encrypt with (0 = latest)"),
+    "nonce": Field(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "associated_data": Field(_S, "", "Base64 associated data (AEAD types)"),
+    "padding_scheme": Field(_S, "", "oaep or pkcs1v15 (RSA)"),
     # No top-level `reference`: Vault only reads it from batch items (else a warning).
-    "batch_input": _f(FieldType.SLICE, None, "Items to encrypt"),
-    "type": _f(_S, "aes256-gcm96", "Key type when the key is created (upsert)"),
-    "convergent_encryption": _f(_B, False, "Convergent key when created (upsert)"),
-    "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
+    "batch_input": Field(FieldType.SLICE, None, "Items to encrypt"),
+    "type": Field(_S, "aes256-gcm96", "Key type when the key is created (upsert)"),
+    "convergent_encryption": Field(_B, False, "Convergent key when created (upsert)"),
+    "partial_failure_response_code": Field(_I, 0, "Status for a partially failed batch"),
 }
 
 DECRYPT_FIELDS: dict[str, Field] = {
-    "name": _f(_S, "", "Name of the key"),
-    "ciphertext": _f(_S, "", "vault:vN:... ciphertext"),
-    "context": _f(_S, "", "Base64 context for derived keys"),
-    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
-    "associated_data": _f(_S, "", "Base64 associated data (AEAD types)"),
-    "padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "batch_input": _f(FieldType.SLICE, None, "Items to decrypt"),
-    "partial_failure_response_code": _f(_I, 0, "Status for a partially failed batch"),
+    "name": Field(_S, "", "Name of the key"),
+    "ciphertext": Field(_S, "", "vault:vN:... ciphertext"),
+    "context": Field(_S, "", "Base64 context for derived keys"),
+    "nonce": Field(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "associated_data": Field(_S, "", "Base64 associated data (AEAD types)"),
+    "padding_scheme": Field(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "batch_input": Field(FieldType.SLICE, None, "Items to decrypt"),
+    "partial_failure_response_code": Field(_I, 0, "Status for a partially failed batch"),
 }
 
 _ENCRYPT_ITEM = {
@@ -169,8 +165,8 @@ async def encrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
     if not d.present("plaintext"):
         raise UserError("missing plaintext to encrypt")
     name = d.get("name")
-    item = _single_item(d, _ENCRYPT_ITEM)
-    pre = _prepare_one(item, "plaintext")
+    item = single_item(d, _ENCRYPT_ITEM)
+    pre = prepare_one(item, "plaintext")
     # (on a performance standby, a key or version its replica lacks: the active node answers)
     p = await b.policies.get_for(name, forward=req.perf_standby, version=item["key_version"])
     # An ACL "create" (the existence check found no key) that finds the key: someone else
@@ -180,7 +176,7 @@ async def encrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
         p, existed = await _upsert(b, d, name, item["context"] != "")
     if isinstance(pre, TransitError):
         raise pre
-    ciphertext, version = _encrypt_one(p, 0, item, pre)
+    ciphertext, version = encrypt_one(p, 0, item, pre)
     resp = Response(data={"ciphertext": ciphertext, "key_version": version})
     if existed:
         resp.add_warning(CREATED_BEFOREHAND)
@@ -242,7 +238,7 @@ async def _encrypt_batch(b: TransitPort, op: str, d: FieldData) -> Response:
     plain = _plain_items(raw, "plaintext")
     items: list[dict[str, Any]] = []
     if not plain:
-        items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
+        items = batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
     derived = False if plain else context_set(items)
 
     p = await b.policies.get(name)
@@ -257,18 +253,18 @@ async def _encrypt_batch(b: TransitPort, op: str, d: FieldData) -> Response:
             resp.add_warning(CREATED_BEFOREHAND)
         return outcome.finish(resp, d)
     if plain:
-        items = _batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
+        items = batch_items(d, _ENCRYPT_ITEM, {"plaintext": "missing plaintext to encrypt"})
     results: list[dict[str, Any]] = []
 
     def step(i: int) -> None:
         item = items[i]
         try:
-            x = _prepare_one(item, "plaintext")
+            x = prepare_one(item, "plaintext")
             if isinstance(x, TransitError):
                 raise x
-            ciphertext, version = _encrypt_one(p, i, item, x)
+            ciphertext, version = encrypt_one(p, i, item, x)
         except Exception as exc:
-            results.append({"error": _fail(outcome, exc), "reference": item["reference"]})
+            results.append({"error": item_error(outcome, exc), "reference": item["reference"]})
             return
         outcome.ok()
         results.append(
@@ -285,10 +281,10 @@ async def _encrypt_batch(b: TransitPort, op: str, d: FieldData) -> Response:
 # --- decrypt --------------------------------------------------------------------------------
 
 def _decrypt_single(p: Policy, item: dict[str, Any]) -> bytes:
-    x = _prepare_one(item, "ciphertext")
+    x = prepare_one(item, "ciphertext")
     if isinstance(x, TransitError):
         raise x
-    return _decrypt_one(p, 0, item, x)
+    return decrypt_one(p, 0, item, x)
 
 
 async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
@@ -328,7 +324,7 @@ async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
             outcome = Outcome()
             plain_results = await _decrypt_plain(p, raw, outcome)
             return outcome.finish(Response(data={"batch_results": plain_results}), d)
-    batch, items, p = await _ciphertext_items(
+    batch, items, p = await ciphertext_items(
         b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )
     cost = item_cost(p.type, PRIVATE)
@@ -345,13 +341,13 @@ async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
     def step(i: int) -> None:
         item = items[i]
         try:
-            x = _prepare_one(item, "ciphertext")
+            x = prepare_one(item, "ciphertext")
             if isinstance(x, TransitError):
                 raise x
-            plaintext = _decrypt_one(p, i, item, x)
+            plaintext = decrypt_one(p, i, item, x)
         except Exception as exc:
             results.append(
-                {"plaintext": "", "error": _fail(outcome, exc), "reference": item["reference"]}
+                {"plaintext": "", "error": item_error(outcome, exc), "reference": item["reference"]}
             )
             return
         outcome.ok()

@@ -1,11 +1,11 @@
 """The per-item steps shared by `encrypt/:name`, `decrypt/:name` and `rewrap/:name` (spec §5).
 
 The handlers (transit/engines/transit/encrypt.py, rewrap.py) run these steps on each item,
-in the order of encrypt.py's docstring: the items of a request (`_single_item`,
-`_batch_items`), the pre-pass that decodes an item's base64 fields and returns, not raises,
-its error (`_prepare_one`), the request checks against the key and the crypto of one item
-(`_encrypt_one`, `_decrypt_one`), and an item's error for a batch (`_fail`); plus steps 1-3
-of decrypt and rewrap (`_ciphertext_items`). They are whole functions called directly by the
+in the order of encrypt.py's docstring: the items of a request (`single_item`,
+`batch_items`), the pre-pass that decodes an item's base64 fields and returns, not raises,
+its error (`prepare_one`), the request checks against the key and the crypto of one item
+(`encrypt_one`, `decrypt_one`), and an item's error for a batch (`item_error`); plus steps 1-3
+of decrypt and rewrap (`ciphertext_items`). They are whole functions called directly by the
 handlers: the hot path pays no extra call for living here.
 """
 
@@ -48,14 +48,14 @@ def _associated_data(p: Policy, i: int, ad: str) -> bytes | None:
     return decode_associated_data(ad)
 
 
-def _fail(outcome: Outcome, exc: BaseException) -> str:
+def item_error(outcome: Outcome, exc: BaseException) -> str:
     """An item's error message; an `OptionError` leaves the batch's status alone."""
     if isinstance(exc, OptionError):
         return exc.message
     return outcome.fail(exc)
 
 
-def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
+def encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[str, int]:
     plaintext, context, nonce = pre
     if nonce is not None:
         p.check_nonce()
@@ -65,7 +65,7 @@ def _encrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[s
                      associated_data=ad, padding_scheme=scheme)
 
 
-def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
+def decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
     context, nonce = pre
     scheme = p.check_padding(item["padding_scheme"], i)
     ad = _associated_data(p, i, item["associated_data"])
@@ -73,7 +73,7 @@ def _decrypt_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> bytes:
                      padding_scheme=scheme)
 
 
-def _prepare_one(item: dict[str, Any], need: str) -> tuple | TransitError:
+def prepare_one(item: dict[str, Any], need: str) -> tuple | TransitError:
     """The pre-pass of one item: decode its base64 fields; an error is returned, not raised.
     (It is per item and raises nothing request-wide, so batches run it with the item's crypto,
     in the same chunk.)"""
@@ -88,13 +88,13 @@ def _prepare_one(item: dict[str, Any], need: str) -> tuple | TransitError:
         return exc
 
 
-def _single_item(d: FieldData, schema: dict[str, str]) -> dict[str, Any]:
+def single_item(d: FieldData, schema: dict[str, str]) -> dict[str, Any]:
     """The one item of a non-batch request: the item schema's fields, read from the request
     (Vault takes `reference` from batch items only)."""
     return {f: "" if f == "reference" else d.get(f) for f in schema}
 
 
-def _batch_items(
+def batch_items(
     d: FieldData, schema: dict[str, str], required: dict[str, str] | None
 ) -> list[dict[str, Any]]:
     raw = d.raw["batch_input"]
@@ -106,19 +106,19 @@ def _batch_items(
     return items
 
 
-async def _ciphertext_items(
+async def ciphertext_items(
     b: TransitPort, d: FieldData, schema: dict[str, str], required: dict[str, str] | None,
     forward: bool = False,
 ) -> tuple[bool, list[dict[str, Any]], Policy]:
     """Steps 1-3 for decrypt and rewrap: (batch?, items, the key). The per-item pre-pass
-    (`_prepare_one`) runs with each item's crypto."""
+    (`prepare_one`) runs with each item's crypto."""
     batch = d.raw.get("batch_input") is not None
     if batch:
-        items = _batch_items(d, schema, required)
+        items = batch_items(d, schema, required)
     else:
         if not d.get("ciphertext"):
             raise UserError(MISSING_CIPHERTEXT)
-        items = [_single_item(d, schema)]
+        items = [single_item(d, schema)]
     context_set(items)
 
     p = await b.policies.get_for(

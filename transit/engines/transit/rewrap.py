@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from transit.crypto.policy import Policy
 from transit.engines.transit.batch import INT, REWRAP, STR, gil_free, item_cost, run_items
-from transit.engines.transit.itemsteps import _ciphertext_items, _prepare_one
+from transit.engines.transit.itemsteps import ciphertext_items, prepare_one
 from transit.errors import TransitError, UserError
 from transit.fields import Field, FieldData, FieldType
 from transit.logical import Request, Response
@@ -22,21 +22,17 @@ if TYPE_CHECKING:
     from transit.engines.transit.ports import TransitPort
 
 
-def _f(t: FieldType, default: Any, desc: str) -> Field:
-    return Field(t, default, desc)
-
-
 _S, _I = FieldType.STRING, FieldType.INT
 
 REWRAP_FIELDS: dict[str, Field] = {
-    "name": _f(_S, "", "Name of the key"),
-    "ciphertext": _f(_S, "", "vault:vN:... ciphertext"),
-    "context": _f(_S, "", "Base64 context for derived keys"),
-    "nonce": _f(_S, "", "Base64 nonce (convergent v1 keys only)"),
-    "key_version": _f(_I, 0, "Key version to re-encrypt with (0 = latest)"),
-    "decrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "encrypt_padding_scheme": _f(_S, "", "oaep or pkcs1v15 (RSA)"),
-    "batch_input": _f(FieldType.SLICE, None, "Items to rewrap"),
+    "name": Field(_S, "", "Name of the key"),
+    "ciphertext": Field(_S, "", "vault:vN:... ciphertext"),
+    "context": Field(_S, "", "Base64 context for derived keys"),
+    "nonce": Field(_S, "", "Base64 nonce (convergent v1 keys only)"),
+    "key_version": Field(_I, 0, "Key version to re-encrypt with (0 = latest)"),
+    "decrypt_padding_scheme": Field(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "encrypt_padding_scheme": Field(_S, "", "oaep or pkcs1v15 (RSA)"),
+    "batch_input": Field(FieldType.SLICE, None, "Items to rewrap"),
 }
 
 _REWRAP_ITEM = {
@@ -59,12 +55,12 @@ def _rewrap_one(p: Policy, i: int, item: dict[str, Any], pre: tuple) -> tuple[st
 async def rewrap(b: TransitPort, req: Request, d: FieldData) -> Response:
     """Decrypt and re-encrypt (fresh nonce). A batch is always 200 with per-item errors,
     but an internal error fails the whole request, as in Vault."""
-    batch, items, p = await _ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
+    batch, items, p = await ciphertext_items(b, d, _REWRAP_ITEM, None, req.perf_standby)
     results: list[dict[str, Any]] = []
 
     def step(i: int) -> None:
         item = items[i]
-        x = _prepare_one(item, "ciphertext")
+        x = prepare_one(item, "ciphertext")
         try:
             if isinstance(x, TransitError):
                 raise x

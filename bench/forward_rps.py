@@ -146,10 +146,11 @@ def profile(v: View, standby: int, active: int, path: str, body_file: str,
     out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     secs = int(args.duration)
-    files = [out / f"standby-{args.label}.svg", out / f"active-{args.label}.svg"]
+    ext = "svg" if args.profile_format == "flamegraph" else "txt"
+    files = [out / f"standby-{args.label}.{ext}", out / f"active-{args.label}.{ext}"]
     spies = [subprocess.Popen([spy, "record", "--pid", str(v.pids[i]), "--subprocesses",
                                "--rate", "200", "--duration", str(secs), "--format",
-                               "flamegraph", "--output", str(f), "--nonblocking"],
+                               args.profile_format, "--output", str(f), "--nonblocking"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for i, f in ((standby, files[0]), (active, files[1]))]
     time.sleep(0.5)
@@ -256,6 +257,8 @@ def main() -> None:
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", default="", help="folder for py-spy flame graphs")
+    ap.add_argument("--profile-format", default="flamegraph", choices=("flamegraph", "raw"),
+                    help="py-spy output: a flame graph (.svg) or collapsed stacks (.txt)")
     ap.add_argument("--label", default="run")
     ap.add_argument("--writes", action="store_true",
                     help="performance standbys; rotate and KV put instead of encrypt")

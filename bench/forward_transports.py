@@ -2,6 +2,7 @@
 standby's side) and on the server (the active's side), over the cluster's mutual TLS.
 
     .venv/bin/pip install --target /tmp/fwlib h2==4.4.1 hypercorn==0.18.0 grpcio==1.85.4
+    (aiohttp comes with the `bench` extra)
     PYTHONPATH=/tmp/fwlib .venv/bin/python bench/forward_transports.py [--requests 20000]
         [--conc 32] [--only aiohttp,httpx1,...]
 
@@ -18,7 +19,7 @@ ASGI app (or gRPC handler), so the server column is the transport's own cost.
 | `httpx2` | httpx AsyncClient with http2=True (h2) | hypercorn (h2) |
 | `grpc` | grpcio aio unary call, request fields in metadata, body as bytes | grpc.aio server |
 | `aiohttp` | aiohttp ClientSession (HTTP/1.1 pool) | uvicorn + httptools |
-| `forwarder` | transit.cluster.forward.Forwarder as committed | uvicorn + httptools |
+| `forwarder` | transit.cluster.forward.Forwarder as committed (transit.cluster.h1client since 2026-12-07 night; aiohttp before) | uvicorn + httptools |
 
 The TLS identity is a `LeaderRecord` (P-521 ECDSA, as advertised by an active node), except
 for grpc: gRPC's BoringSSL refuses the P-521 signature algorithms (handshake error
@@ -86,9 +87,9 @@ async def serve(kind: str, rec: LeaderRecord, port: int, cpu_file: Path) -> None
     if kind == "uvicorn":
         import uvicorn
 
-        from transit.cluster.listener import _http_protocol
+        from transit.api.protocol import VaultHttpToolsProtocol
         cfg = uvicorn.Config(app, host="127.0.0.1", port=port, loop="none",
-                             http=_http_protocol(), lifespan="off", access_log=False,
+                             http=VaultHttpToolsProtocol, lifespan="off", access_log=False,
                              log_level="warning",
                              ssl_context_factory=lambda _c, _d: ssl_server_context(rec))
         await uvicorn.Server(cfg).serve()

@@ -91,7 +91,7 @@ def test_forwarded_write_answer_lost(make_cluster: Callable[..., FaultCluster]) 
 def test_forwarded_put_answer_lost_is_not_replayed(
         make_cluster: Callable[..., FaultCluster]) -> None:
     """PUT is idempotent in HTTP terms, and an HTTP client may resend it on a new connection
-    when the one it used dies (aiohttp does, once). For Vault a PUT is a write like POST:
+    when the one it used dies (aiohttp does, once; ours never does). For Vault a PUT is a write like POST:
     rotate a key with PUT through a plain standby while the proxy destroys the answer after
     the active ran it, and every rotation must be applied exactly once, the ones whose answer
     was lost answered 503 (outcome unknown). The same with DELETE of a KV secret's metadata

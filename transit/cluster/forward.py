@@ -6,24 +6,24 @@ it), and the only trusted certificate is that same one, checked under the name
 `fw-<node_id>`. One client per leader record; a new record (a new term, so a new certificate)
 gets a new client, and the old one is closed once the requests still running on it are done.
 
-Transport: HTTP/1.1 keep-alive connections over that mutual TLS, pooled by an aiohttp client
-(its C HTTP parser, and a pool that hands out an idle connection in O(1)); the active's
-listener (`listener.py`) is unchanged, uvicorn with httptools. Chosen by measurement
-(bench/forward_transports.py, bench/results/2026-12-07-forwarding.md), client-side CPU per
-request (what the standby pays) and server-side (the active): httpx 1.3-2.4 ms / 0.18-0.28 ms
-(httpcore's pool re-checks every pooled connection, a poll(2) each, on every request); httpx
-over HTTP/2 to hypercorn 1.0 ms / 0.5-0.6 ms (h2 is pure Python on both sides); grpcio
-0.17-0.22 ms / 0.21-0.29 ms (and its BoringSSL refuses our P-521 certificate); aiohttp
-0.09-0.13 ms / 0.04-0.055 ms.
+Transport: HTTP/1.1 keep-alive connections over that mutual TLS (`h1client.py`: one request
+at a time per connection, httptools' parser, TLS in uvloop); the active's listener
+(`listener.py`) is our own API protocol, uvicorn with httptools. Chosen by measurement
+(bench/forward_transports.py, bench/results/2026-12-07-forwarding.md and
+2026-12-07-night-forwarding-h1.md), client-side CPU per request (what the standby pays) and
+server-side (the active): httpx 1.3-2.4 ms / 0.18-0.28 ms (httpcore's pool re-checks every
+pooled connection, a poll(2) each, on every request); httpx over HTTP/2 to hypercorn 1.0 ms /
+0.5-0.6 ms (h2 is pure Python on both sides); grpcio 0.17-0.22 ms / 0.21-0.29 ms (and its
+BoringSSL refuses our P-521 certificate); aiohttp 0.09-0.13 ms / 0.04-0.055 ms; h1client less
+again (the figures are in the results file).
 
 What the client must not do on its own, and how it is kept from it:
-- replay: aiohttp resends a PUT or DELETE once when the connection it used fails, which
-  would apply a write twice; `_no_replay` (a client middleware) turns that error into one it
-  does not retry, so the caller answers 503 "outcome unknown";
-- add or keep state: no cookie jar, no automatic User-Agent/Accept/Accept-Encoding/
-  Content-Type, no decompression, no redirects, no proxy from the environment; the path and
-  query are sent as they arrived (no re-quoting).
-`ForwardingError.maybe_sent` is False only for failures before a connection was available
+- replay: h1client never retries, and a request whose connection fails after the first byte
+  was written is `maybe_sent`, so the caller answers 503 "outcome unknown";
+- add or keep state: it has no cookie jar, adds only Host and Content-Length, does not
+  decompress or follow redirects, and sends the path, query and header bytes as they
+  arrived (a value that cannot be written verbatim - CR, LF, NUL - is not sent at all).
+`ForwardingError.maybe_sent` is False only for failures before any byte was written
 (connect, TLS handshake, pool wait, an unusable certificate): anything later may have reached
 the active node.
 """
@@ -33,10 +33,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-from yarl import URL
-
 from transit.cluster.advert import LeaderRecord, ssl_client_context
+from transit.cluster.h1client import H1Error, H1Pool
 from transit.errors import TransitError
 
 log = logging.getLogger("transit.cluster.forward")
@@ -59,11 +57,6 @@ _HOP_BY_HOP = frozenset({
 _REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", b"expect", FORWARDED_BY}
 # The local ASGI server adds its own Date (and Server, if enabled): don't send two.
 _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
-# Headers aiohttp would otherwise invent; Host and Content-Length it must compute.
-_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-# Failures before any byte of the request could have been written.
-_UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -82,21 +75,17 @@ class LeaderNotActive(ForwardingError):
     the request (`NOT_ACTIVE_HEADER`): look up the leader again and send it there."""
 
 
-class _AnswerLost(aiohttp.ClientError):
-    """The connection failed after the request was handed to it (never retried)."""
-
-
-async def _no_replay(req: aiohttp.ClientRequest,
-                     handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-    """Client middleware: aiohttp resends an idempotent method (PUT, DELETE...) once when the
-    connection it used fails (RFC 9112 §9.3.1). For us a PUT is a write whose outcome is then
-    unknown, so the failure is re-raised as an error that aiohttp does not retry."""
+def cluster_host_port(cluster_addr: str) -> tuple[str, int]:
+    """(host, port) from a cluster_addr: `h:8201`, `[::1]:8201`, `https://h:8201` (the scheme
+    is ignored: always TLS)."""
+    base = cluster_base_url(cluster_addr)[len("https://"):]
+    host, sep, port = base.rpartition(":")
     try:
-        return await handler(req)
-    except _UNSENT:
-        raise
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise _AnswerLost(f"{type(exc).__name__}: {exc}") from exc
+        if not sep or not host:
+            raise ValueError("no host and port")
+        return host.strip("[]"), int(port)
+    except ValueError as exc:
+        raise ForwardingError(f"invalid cluster address {cluster_addr!r}: {exc}") from None
 
 
 def cluster_base_url(cluster_addr: str) -> str:
@@ -119,25 +108,21 @@ def _filter(headers: Headers, drop: frozenset[bytes]) -> Headers:
 
 
 class _Client:
-    """The aiohttp session of one leader record, with its requests in flight."""
+    """The connection pool of one leader record, with its requests in flight."""
 
-    def __init__(self, record: LeaderRecord, timeout: aiohttp.ClientTimeout,
+    def __init__(self, record: LeaderRecord, *, connect_timeout: float, timeout: float,
                  max_connections: int) -> None:
         self.record = record
-        self.base = cluster_base_url(record.cluster_addr)
+        host, port = cluster_host_port(record.cluster_addr)
         ctx = ssl_client_context(record)  # OSError / ValueError: unusable cert or key
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=ctx, limit=max_connections, limit_per_host=0,
-                                           keepalive_timeout=15),
-            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
-            skip_auto_headers=_NO_AUTO_HEADERS, trust_env=False, raise_for_status=False,
-            requote_redirect_url=False, middlewares=(_no_replay,),
-        )
+        self.pool = H1Pool(host, port, ctx, server_hostname=record.tls_name,
+                           limit=max_connections, connect_timeout=connect_timeout,
+                           read_timeout=timeout)
         self.inflight = 0
         self.retired = False
 
     async def close(self) -> None:
-        await self.session.close()
+        await self.pool.close()
 
 
 class Forwarder:
@@ -146,10 +131,11 @@ class Forwarder:
         max_connections: int = 100,
     ) -> None:
         self.node_id = node_id
-        # connect: TCP + TLS handshake of a new connection; sock_read: each wait for the
-        # answer; `connect` (the pool wait plus the above) as long as a read may take.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout,
-                                              sock_connect=connect_timeout, sock_read=timeout)
+        self._forwarded_by = (FORWARDED_BY, node_id.encode())
+        # connect_timeout: TCP + TLS handshake of a new connection; timeout: the wait for
+        # the answer, and for a free connection when all are busy
+        self._connect_timeout = connect_timeout
+        self._timeout = timeout
         self._max_connections = max_connections
         self._client: _Client | None = None
         self._retired: set[_Client] = set()  # replaced, requests still running on them
@@ -159,7 +145,8 @@ class Forwarder:
         client = self._client
         if client is not None and client.record == record:
             return client
-        self._client = _Client(record, self._timeout, self._max_connections)
+        self._client = _Client(record, connect_timeout=self._connect_timeout,
+                               timeout=self._timeout, max_connections=self._max_connections)
         if client is not None:
             client.retired = True
             self._retired.add(client)
@@ -184,37 +171,16 @@ class Forwarder:
             client = self._client_for(record)
         except (OSError, ValueError) as exc:  # unusable cert/key in the record
             raise ForwardingError(f"cannot build the cluster TLS client: {exc}") from exc
-        try:  # aiohttp writes header text as UTF-8: ASCII and UTF-8 go out byte for byte
-            out = [(n.decode(), v.decode()) for n, v in _filter(headers, _REQUEST_DROP)]
-        except UnicodeDecodeError as exc:  # other bytes could not: not sent at all
-            raise ForwardingError(f"a header is not UTF-8, cannot forward it: {exc}") from exc
-        out.append(("X-Vault-Forwarded-By", self.node_id))
+        out = _filter(headers, _REQUEST_DROP)
+        out.append(self._forwarded_by)
         if not path_qs.startswith("/"):
             path_qs = "/" + path_qs
         client.inflight += 1
         try:
-            try:
-                url = URL(client.base + path_qs, encoded=True)
-            except ValueError as exc:
-                raise ForwardingError(f"cannot forward to {path_qs!r}: {exc}") from exc
-            async with client.session.request(
-                method, url, headers=out, data=body or None, allow_redirects=False,
-                server_hostname=record.tls_name,
-            ) as response:
-                data = await response.read()
-                status, raw = response.status, list(response.raw_headers)
-        except ForwardingError:
-            raise
-        except _UNSENT as exc:
-            raise ForwardingError(
-                f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
-                maybe_sent=False) from exc
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-            # (ValueError: aiohttp refusing a header it would write; where exactly is not
-            # known here, so it counts as possibly sent, like every later failure)
-            raise ForwardingError(
-                f"forwarding to {record.cluster_addr} failed: {type(exc).__name__}: {exc}",
-                maybe_sent=True) from exc
+            status, raw, data = await client.pool.request(method, path_qs, out, body)
+        except H1Error as exc:
+            raise ForwardingError(f"forwarding to {record.cluster_addr} failed: {exc}",
+                                  maybe_sent=exc.maybe_sent) from exc
         finally:
             client.inflight -= 1
             if client.retired and client.inflight == 0:

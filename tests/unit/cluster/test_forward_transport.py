@@ -1,4 +1,4 @@
-"""The forwarding transport (aiohttp client → the cluster listener, real mutual TLS on
+"""The forwarding transport (transit.cluster.h1client → the cluster listener, real mutual TLS on
 loopback): what reaches the active is what the client sent, what comes back is what the active
 answered, and `maybe_sent` says whether a failed request may have reached it."""
 
@@ -72,14 +72,19 @@ def test_request_reaches_the_active_as_sent() -> None:
             await fwd.forward(live, "LIST", "v1/transit/keys", [], b"")
             await fwd.forward(live, "POST", "/v1/big", [
                 (b"expect", b"100-continue"), (b"x-name", "café ✓".encode())], b"x" * 100_000)
-            with pytest.raises(ForwardingError) as latin1:  # not UTF-8: nothing is sent
-                await fwd.forward(live, "POST", "/v1/x", [(b"x-name", b"caf\xe9")], b"{}")
-            assert latin1.value.maybe_sent is False
+            await fwd.forward(live, "POST", "/v1/latin1", [(b"x-name", b"caf\xe9")], b"{}")
+            for bad in (b"a\r\nx-injected: 1", b"a\nb", b"a\x00b"):  # would end the line
+                with pytest.raises(ForwardingError) as unsafe:
+                    await fwd.forward(live, "POST", "/v1/x", [(b"x-name", bad)], b"{}")
+                assert unsafe.value.maybe_sent is False
+            with pytest.raises(ForwardingError) as target:
+                await fwd.forward(live, "GET", "/v1/a b HTTP/1.1\r\nx: y", [], b"")
+            assert target.value.maybe_sent is False
         finally:
             await fwd.close()
 
     asyncio.run(_serve(app, go))
-    first, empty_post, delete, listing, big = app.seen
+    first, empty_post, delete, listing, big, latin1 = app.seen  # the unsafe ones never left
     assert first["raw_path"] == b"/v1/secret/data/a%20b/%2E%2E/%2Fx"
     assert first["query"] == b"list=true&q=%41%2f&flag"
     assert first["body"] == b"\x00\xffbinary"
@@ -99,6 +104,8 @@ def test_request_reaches_the_active_as_sent() -> None:
     assert big["body"] == b"x" * 100_000
     assert [v for k, v in big["headers"] if k == b"x-name"] == ["café ✓".encode()]
     assert b"expect" not in [k for k, _ in big["headers"]]
+    # bytes that are not UTF-8 go out as they came in too
+    assert [v for k, v in latin1["headers"] if k == b"x-name"] == [b"caf\xe9"]
 
 
 def test_answer_comes_back_verbatim_and_leaves_no_state() -> None:

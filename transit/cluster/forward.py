@@ -117,7 +117,7 @@ class _Client:
         ctx = ssl_client_context(record)  # OSError / ValueError: unusable cert or key
         self.pool = H1Pool(host, port, ctx, server_hostname=record.tls_name,
                            limit=max_connections, connect_timeout=connect_timeout,
-                           read_timeout=timeout)
+                           read_timeout=timeout, pool_timeout=timeout)
         self.inflight = 0
         self.retired = False
 

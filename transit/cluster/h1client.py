@@ -154,7 +154,9 @@ class _Connection(asyncio.Protocol):
         self.close()
 
     async def send(self, data: bytes, *, head_only: bool, timeout: float) -> Answer:
-        assert self.transport is not None
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise H1Error("the connection closed before the request was written",
+                          maybe_sent=False)
         loop = self.pool.loop
         waiter: asyncio.Future[Answer] = loop.create_future()
         self.waiter = waiter
@@ -241,9 +243,10 @@ class H1Pool:
             except BaseException:
                 self._discard_waiter(waiter)
                 raise
-            if conn is not None:
+            if conn is not None and not conn.closed:
                 return conn
-            # None: a connection closed, so one may be opened - go round again
+            # None (a connection closed, so one may be opened), or the connection handed
+            # over was closed by the server before this task ran: go round again
 
     def _take_idle(self) -> _Connection | None:
         idle = self._idle
@@ -297,6 +300,8 @@ class H1Pool:
         if conn in self._all:
             self._all.discard(conn)
             self._open -= 1
+            if conn in self._idle:  # closed by the server while idle
+                self._idle.remove(conn)
             self._wake(None)
 
     def _wake(self, conn: _Connection | None) -> bool:
@@ -320,11 +325,6 @@ class H1Pool:
                     self._release(conn)
                 else:
                     self._wake(None)
-
-    @property
-    def in_use(self) -> int:
-        """Connections open and not idle (a request in flight, or being opened)."""
-        return self._open - len(self._idle)
 
     async def close(self) -> None:
         """Close every connection now (requests in flight fail with maybe_sent=True)."""

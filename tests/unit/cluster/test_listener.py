@@ -21,6 +21,7 @@ from transit.cluster.forward import (
     ForwardingError,
     LeaderNotActive,
     cluster_base_url,
+    cluster_host_port,
 )
 from transit.cluster.listener import ClusterListener
 
@@ -70,6 +71,16 @@ def test_cluster_base_url() -> None:
     assert cluster_base_url("a:8201") == "https://a:8201"
     with pytest.raises(ForwardingError):
         cluster_base_url("")
+
+
+def test_cluster_host_port() -> None:
+    assert cluster_host_port("https://a:8201") == ("a", 8201)
+    assert cluster_host_port("10.0.0.5:8201/x") == ("10.0.0.5", 8201)
+    assert cluster_host_port("[::1]:8201") == ("::1", 8201)
+    for bad in ("a", ":8201", "a:port", ""):
+        with pytest.raises(ForwardingError) as info:
+            cluster_host_port(bad)
+        assert info.value.maybe_sent is False
 
 
 def test_forward_round_trip_is_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

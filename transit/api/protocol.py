@@ -26,7 +26,8 @@ without verifying it) is put in every request's scope as the ASGI TLS extension,
 for the TLS certificate auth method. Python's ssl gives the leaf only.
 - connections over `max_connections` get 503 and are closed (reset beyond REFUSAL_SLACK more).
 Refusals are written, then the write side is shut and the rest of the request drained for
-LINGER seconds, so the client reads the answer instead of a reset (Go's closeWriteAndWait).
+LINGER seconds, so the client reads the answer instead of a reset (Go's closeWriteAndWait);
+one that comes while an earlier pipelined request is being handled waits for its answer.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_answer: tuple[int, str] | None = None
         self._tls: dict[str, Any] | None = None  # the ASGI TLS extension (TLS connections)
         self._corked: CorkedWrites | None = None  # the transport as request cycles see it
+        # a refusal waiting for the answer of an earlier pipelined request (`_refuse`)
+        self._deferred_refusal: tuple[int, str] | None = None
 
     # -- connection ----------------------------------------------------------------------
 
@@ -172,6 +175,10 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        if self._deferred_refusal is not None:  # that answer is out: the refusal follows it
+            status, message = self._deferred_refusal
+            self._deferred_refusal = None
+            self._refuse(status, message)
         super().on_response_complete()
         if not self._at_boundary:  # the next request is being read: its deadline applies
             self._unset_keepalive_if_required()
@@ -273,12 +280,23 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     # -- refusals ------------------------------------------------------------------------
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` and close (see the module docstring)."""
+        """Answer `status` and close (see the module docstring). While an earlier pipelined
+        request is still being handled, its answer goes out first and the refusal after it,
+        as Go (which reads the next request only after answering) has it; meanwhile reads
+        are dropped."""
         transport = self.transport
         self._discarding = True
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
+        running = self._request_cycle
+        if (running is not None and not running.response_complete and not running.disconnected
+                and (running is not self.cycle or not self._headers_done)
+                and not transport.is_closing()):
+            self._deferred_refusal = (status, message)
+            self.pipeline.clear()  # requests read after it are not handled
+            return
+        self.pipeline.clear()
         for cycle in (self.cycle, self._request_cycle):  # the one read, the one running
             if cycle is not None and not cycle.response_complete:
                 cycle.disconnected = True  # a pipelined answer must not follow this one

@@ -240,23 +240,27 @@ def test_oversized_headers_get_431(tight: Tight) -> None:
 
 
 def test_a_pipelined_refusal_follows_the_answer_before_it(tight: Tight) -> None:
-    # A request still being handled when the next one on its connection (pipelined) is
-    # refused: its answer goes out first, then the 431, then the close (Go answers in order;
-    # the refusal used to take the earlier answer's place).
+    # Requests read before a refused one on the same connection (pipelined), one still being
+    # handled and one queued: their answers go out first, in order, then the 431, then the
+    # close (Go answers in order; the refusal used to take the earlier answer's place).
     srv = tight.srv
     assert srv.request("POST", "transit/keys/pipe", json={"type": "rsa-2048"}).status_code in (
         200, 204)
     first = _request("transit/sign/pipe", tight.token, _sign_batch(600), "POST")  # ~0.4 s
     pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(2100))  # > 2 MiB
+    second = _request("sys/health")  # read (and queued) before the oversized one
     with _connect(tight.port) as sock:
         try:
-            sock.sendall(first + b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n" + pad + b"\r\n")
+            sock.sendall(first + second + b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n" + pad
+                         + b"\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
         _, data = _until_closed(sock, 20)
     assert data.startswith(b"HTTP/1.1 200 "), data[:200]
-    answer, sep, refusal = data.partition(b"HTTP/1.1 431 ")
-    assert sep and b'"batch_results"' in answer, data[:300]
+    answers, sep, refusal = data.partition(b"HTTP/1.1 431 ")
+    assert sep, data[:300]
+    signed, health = answers.split(b"HTTP/1.1 200 ")[1:]  # both answered, in order
+    assert b'"batch_results"' in signed and b'"initialized"' in health
     assert refusal.endswith(b'{"errors":["request header fields too large"]}')
 
 

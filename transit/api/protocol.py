@@ -175,7 +175,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if self._deferred_refusal is not None:  # that answer is out: the refusal follows it
+        if self._deferred_refusal is not None and not self.pipeline:
+            # the answers of the requests read before it are out: the refusal follows them
             status, message = self._deferred_refusal
             self._deferred_refusal = None
             self._refuse(status, message)
@@ -280,10 +281,11 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     # -- refusals ------------------------------------------------------------------------
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` and close (see the module docstring). While an earlier pipelined
-        request is still being handled, its answer goes out first and the refusal after it,
-        as Go (which reads the next request only after answering) has it; meanwhile reads
-        are dropped."""
+        """Answer `status` and close (see the module docstring). While requests read before
+        it (pipelined) are still being handled or queued, their answers go out first and the
+        refusal after them, as Go (which reads the next request only after answering) has
+        it; meanwhile reads are dropped (each of those requests is bounded by
+        max_request_duration)."""
         transport = self.transport
         self._discarding = True
         if self._read_timer is not None:
@@ -291,10 +293,8 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._read_timer = None
         running = self._request_cycle
         if (running is not None and not running.response_complete and not running.disconnected
-                and (running is not self.cycle or not self._headers_done)
                 and not transport.is_closing()):
-            self._deferred_refusal = (status, message)
-            self.pipeline.clear()  # requests read after it are not handled
+            self._deferred_refusal = (status, message)  # sent by on_response_complete
             return
         self.pipeline.clear()
         for cycle in (self.cycle, self._request_cycle):  # the one read, the one running

@@ -83,7 +83,10 @@ def cluster_host_port(cluster_addr: str) -> tuple[str, int]:
     try:
         if not sep or not host:
             raise ValueError("no host and port")
-        return host.strip("[]"), int(port)
+        number = int(port)
+        if not 0 < number < 65536:
+            raise ValueError(f"port {number} out of range")
+        return host.strip("[]"), number
     except ValueError as exc:
         raise ForwardingError(f"invalid cluster address {cluster_addr!r}: {exc}") from None
 

@@ -80,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.closed = False
         self.idle_since = 0.0
+        self.until_eof = False  # the answer's body ends with the connection (no length)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -90,6 +91,9 @@ class _Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.pool._lost(self)
+        if exc is None and self.until_eof and self.waiter is not None:
+            self._answer(keep_alive=False)  # a body without a length ends with the connection
+            return
         why = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
         self._fail(H1Error(f"the connection ended before the answer did ({why})",
                            maybe_sent=True))
@@ -99,30 +103,35 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # nothing asked: a server talking out of turn
-            self.close()
+            self.abort()
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(H1Error(f"invalid answer: {exc}", maybe_sent=True))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(H1Error(f"invalid answer: {type(exc).__name__}: {exc}",
+                               maybe_sent=True))
 
     # -- httptools callbacks -------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         if self.waiter is None:  # a second answer in the chunk that ended the first
-            self.close()
+            self.abort()
         self.status = 0
         self.headers = []
         self.body = []
+        self.until_eof = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        if self.head_only and self.status >= 200:
+        status = self.status = self.parser.get_status_code()
+        if self.head_only and status >= 200:
             # llhttp would wait for the body Content-Length announces; a HEAD answer has none
             self._answer(keep_alive=False)
+        elif status >= 200 and status not in (204, 304):
+            names = {name.lower() for name, _ in self.headers}
+            self.until_eof = b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -148,10 +157,12 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def _fail(self, exc: H1Error) -> None:
+        """The request in flight failed: its connection is dropped at once (`abort`: nothing
+        still buffered is sent, the socket and its pool slot go together)."""
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        self.close()
+        self.abort()
 
     async def send(self, data: bytes, *, head_only: bool, timeout: float) -> Answer:
         if self.closed or self.transport is None or self.transport.is_closing():
@@ -166,7 +177,8 @@ class _Connection(asyncio.Protocol):
         try:
             return await waiter
         except asyncio.CancelledError:  # the caller gave up: the answer would come to nobody
-            self._fail(H1Error("cancelled", maybe_sent=True))
+            if self.waiter is waiter:  # (once answered, the connection may serve another)
+                self._fail(H1Error("cancelled", maybe_sent=True))
             raise
         finally:
             timer.cancel()
@@ -176,11 +188,19 @@ class _Connection(asyncio.Protocol):
             self._fail(H1Error(f"no answer within {timeout:g} s", maybe_sent=True))
 
     def close(self) -> None:
+        """An orderly close, after a complete answer (`Connection: close`, HEAD)."""
         if not self.closed:
             self.closed = True
             self.pool._lost(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pool._lost(self)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class H1Pool:
@@ -227,6 +247,8 @@ class H1Pool:
             raise H1Error("the client is closed", maybe_sent=False)
         deadline = self.loop.time() + self.pool_timeout
         while True:
+            if self._closed:
+                raise H1Error("the client is closed", maybe_sent=False)
             conn = self._take_idle()
             if conn is not None:
                 return conn
@@ -277,14 +299,17 @@ class H1Pool:
         except BaseException as exc:
             self._open -= 1
             self._wake(None)
-            if isinstance(exc, (OSError, TimeoutError, ValueError)):
+            if isinstance(exc, (OSError, TimeoutError, ValueError, OverflowError)):
                 raise H1Error(f"cannot connect to {self.host}:{self.port}: "
                               f"{type(exc).__name__}: {exc}", maybe_sent=False) from exc
             raise
+        if conn.closed or self._closed:  # ended (or the pool closed) before this task resumed
+            self._open -= 1
+            self._wake(None)
+            conn.abort()
+            raise H1Error("the connection closed before the request was written",
+                          maybe_sent=False)
         self._all.add(conn)
-        if self._closed:
-            conn.close()
-            raise H1Error("the client is closed", maybe_sent=False)
         return conn
 
     def _release(self, conn: _Connection) -> None:
@@ -327,13 +352,15 @@ class H1Pool:
                     self._wake(None)
 
     async def close(self) -> None:
-        """Close every connection now (requests in flight fail with maybe_sent=True)."""
+        """Close every connection now (requests in flight fail with maybe_sent=True, waiters
+        for a connection with maybe_sent=False)."""
         self._closed = True
-        for conn in list(self._all):
-            conn.close()
-        self._idle.clear()
-        for waiter in self._waiters:
+        waiters, self._waiters = self._waiters, collections.deque()
+        for waiter in waiters:  # before the connections: their close would wake them
             if not waiter.done():
                 waiter.set_exception(H1Error("the client is closed", maybe_sent=False))
-        self._waiters.clear()
+        for conn in list(self._all):
+            conn._fail(H1Error("the forwarding client was closed during the request",
+                               maybe_sent=True))
+        self._idle.clear()
         await asyncio.sleep(0)  # let the transports run their close callbacks

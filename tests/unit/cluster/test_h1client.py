@@ -355,3 +355,71 @@ def test_nothing_listening_is_not_sent() -> None:
             await p.close()
 
     assert asyncio.run(go()).maybe_sent is False
+
+
+def test_an_answer_without_a_length_ends_with_the_connection() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{\"ok\":1}")
+        await writer.drain()
+
+    async def go(server: Server) -> Any:
+        p = pool(server)
+        try:
+            return await p.request("POST", "/v1/x", [], b"{}")
+        finally:
+            await p.close()
+
+    status, _headers, body = run(script, go)
+    assert (status, body) == (200, b'{"ok":1}')
+
+
+def test_an_upgrade_answer_is_a_failure_not_a_crash() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: Server) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n"
+                     b"connection: upgrade\r\n\r\n")
+        await writer.drain()
+        await server.read_request(reader)
+
+    async def go(server: Server) -> H1Error:
+        p = pool(server)
+        try:
+            with pytest.raises(H1Error) as info:
+                await p.request("GET", "/v1/x", [], b"")
+            return info.value
+        finally:
+            await p.close()
+
+    assert run(script, go).maybe_sent is True
+
+
+def test_closing_the_pool_fails_waiters_without_opening_a_connection() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     server: Server) -> None:
+        await server.read_request(reader)
+        await server.read_request(reader)  # never answers; returns at the close
+
+    async def go(server: Server) -> tuple[H1Error, H1Error, int]:
+        p = pool(server, limit=1)
+        busy = asyncio.ensure_future(p.request("POST", "/busy", [], b"{}"))
+        async with asyncio.timeout(5):
+            while not server.requests:
+                await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(p.request("POST", "/waiting", [], b"{}"))
+        await asyncio.sleep(0.05)
+        await p.close()
+        errors = []
+        for task in (busy, waiting):
+            with pytest.raises(H1Error) as info:
+                await task
+            errors.append(info.value)
+        await asyncio.sleep(0.1)
+        return errors[0], errors[1], server.connections
+
+    busy, waiting, connections = run(script, go)
+    assert busy.maybe_sent is True  # it was written: outcome unknown
+    assert waiting.maybe_sent is False
+    assert connections == 1

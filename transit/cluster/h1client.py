@@ -13,7 +13,10 @@ Failure semantics, which the forwarding gate depends on (never replay a write wh
 unknown): `H1Error.maybe_sent` is False only when no byte of the request was written (connect,
 TLS handshake, waiting for a free connection, a request that cannot be written verbatim);
 anything later - a lost connection, a late or malformed answer, a cancelled wait - is True,
-and the connection it happened on is closed, never reused.
+and the connection it happened on is aborted (socket and pool slot freed at once), never
+reused. Answers: Content-Length, chunked, or (without either) ended by the close; 1xx interim
+answers are skipped; a HEAD answer ends with its headers (its connection is then closed, as
+llhttp would wait for the body Content-Length announces); 101 is a failure.
 """
 
 from __future__ import annotations

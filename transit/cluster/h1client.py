@@ -83,7 +83,7 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.closed = False
         self.idle_since = 0.0
-        self.until_eof = False  # the answer's body ends with the connection (no length)
+        self.headers_done = False  # of the answer being read
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -94,7 +94,7 @@ class _Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.pool._lost(self)
-        if exc is None and self.until_eof and self.waiter is not None:
+        if exc is None and self.waiter is not None and self._ends_with_the_connection():
             self._answer(keep_alive=False)  # a body without a length ends with the connection
             return
         why = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
@@ -122,19 +122,25 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self.body = []
-        self.until_eof = False
+        self.headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self.status = self.parser.get_status_code()
-        if self.head_only and status >= 200:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        if self.head_only and self.status >= 200:
             # llhttp would wait for the body Content-Length announces; a HEAD answer has none
             self._answer(keep_alive=False)
-        elif status >= 200 and status not in (204, 304):
-            names = {name.lower() for name, _ in self.headers}
-            self.until_eof = b"content-length" not in names and b"transfer-encoding" not in names
+
+    def _ends_with_the_connection(self) -> bool:
+        """The answer being read has a body without Content-Length or chunking: it is
+        complete once the server closes (RFC 9112 §6.3)."""
+        if not self.headers_done or self.status < 200 or self.status in (204, 304):
+            return False
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)

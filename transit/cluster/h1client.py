@@ -252,8 +252,6 @@ class H1Pool:
     # -- the pool ------------------------------------------------------------------------
 
     async def _acquire(self) -> _Connection:
-        if self._closed:
-            raise H1Error("the client is closed", maybe_sent=False)
         deadline = self.loop.time() + self.pool_timeout
         while True:
             if self._closed:

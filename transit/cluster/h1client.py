@@ -14,8 +14,9 @@ unknown): `H1Error.maybe_sent` is False only when no byte of the request was wri
 TLS handshake, waiting for a free connection, a request that cannot be written verbatim);
 anything later - a lost connection, a late or malformed answer, a cancelled wait - is True,
 and the connection it happened on is aborted (socket and pool slot freed at once), never
-reused. Answers: Content-Length, chunked, or (without either) ended by the close; 1xx interim
-answers are skipped; a HEAD answer ends with its headers (its connection is then closed, as
+reused. Answers: Content-Length or chunked; one framed by the close alone is a failure
+(maybe_sent), since over TLS a close without close_notify cannot be told from a truncation and
+the active's listener always frames its answers; 1xx interim answers are skipped; a HEAD answer ends with its headers (its connection is then closed, as
 llhttp would wait for the body Content-Length announces); 101 is a failure.
 """
 
@@ -83,7 +84,6 @@ class _Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.closed = False
         self.idle_since = 0.0
-        self.headers_done = False  # of the answer being read
 
     # -- asyncio.Protocol ----------------------------------------------------------------
 
@@ -94,9 +94,6 @@ class _Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.pool._lost(self)
-        if exc is None and self.waiter is not None and self._ends_with_the_connection():
-            self._answer(keep_alive=False)  # a body without a length ends with the connection
-            return
         why = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
         self._fail(H1Error(f"the connection ended before the answer did ({why})",
                            maybe_sent=True))
@@ -122,25 +119,15 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self.body = []
-        self.headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        self.headers_done = True
         if self.head_only and self.status >= 200:
             # llhttp would wait for the body Content-Length announces; a HEAD answer has none
             self._answer(keep_alive=False)
-
-    def _ends_with_the_connection(self) -> bool:
-        """The answer being read has a body without Content-Length or chunking: it is
-        complete once the server closes (RFC 9112 §6.3)."""
-        if not self.headers_done or self.status < 200 or self.status in (204, 304):
-            return False
-        names = {name.lower() for name, _ in self.headers}
-        return b"content-length" not in names and b"transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -157,7 +144,7 @@ class _Connection(asyncio.Protocol):
         waiter, self.waiter = self.waiter, None
         body = self.body
         answer = (self.status, self.headers, body[0] if len(body) == 1 else b"".join(body))
-        self.headers, self.body = [], []
+        self.status, self.headers, self.body = 0, [], []
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)
         if keep_alive and not self.closed:
@@ -272,7 +259,8 @@ class H1Pool:
             except BaseException:
                 self._discard_waiter(waiter)
                 raise
-            if conn is not None and not conn.closed:
+            if (conn is not None and not conn.closed and conn.transport is not None
+                    and not conn.transport.is_closing()):
                 return conn
             # None (a connection closed, so one may be opened), or the connection handed
             # over was closed by the server before this task ran: go round again
@@ -314,7 +302,8 @@ class H1Pool:
             self._open -= 1
             self._wake(None)
             conn.abort()
-            raise H1Error("the connection closed before the request was written",
+            raise H1Error("the client is closed" if self._closed else
+                          "the connection closed before the request was written",
                           maybe_sent=False)
         self._all.add(conn)
         return conn

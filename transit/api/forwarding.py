@@ -183,7 +183,7 @@ class ForwardingGate:
             headers.append((CLIENT_CERT_HEADER, cert))
         try:
             status, out_headers, out_body = await self.core.forwarder.forward(
-                leader, method, path_qs, list(headers), body)
+                leader, method, path_qs, headers, body)
             stale = False
         except LeaderNotActive as exc:
             log.info("%s; re-reading the leader", exc)
@@ -209,7 +209,7 @@ class ForwardingGate:
             leader = fresh
             try:
                 status, out_headers, out_body = await self.core.forwarder.forward(
-                    leader, method, path_qs, list(headers), body)
+                    leader, method, path_qs, headers, body)
             except LeaderNotActive:  # changing again: the client retries later
                 await _respond(send, 503, error_body(["node is not active"]))
                 return

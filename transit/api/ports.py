@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from transit.cluster.advert import LeaderRecord
-    from transit.cluster.forward import Headers
+    from transit.cluster.h1client import Headers
     from transit.engines.system.ports import Routed
     from transit.logical import Request
     from transit.quotas import QuotaStore

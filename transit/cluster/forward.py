@@ -34,7 +34,7 @@ import asyncio
 import logging
 
 from transit.cluster.advert import LeaderRecord, ssl_client_context
-from transit.cluster.h1client import H1Error, H1Pool
+from transit.cluster.h1client import H1Error, H1Pool, Headers
 from transit.errors import TransitError
 
 log = logging.getLogger("transit.cluster.forward")
@@ -57,7 +57,6 @@ _HOP_BY_HOP = frozenset({
 _REQUEST_DROP = _HOP_BY_HOP | {b"host", b"content-length", b"expect", FORWARDED_BY}
 # The local ASGI server adds its own Date (and Server, if enabled): don't send two.
 _RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server"}
-Headers = list[tuple[bytes, bytes]]
 
 
 class ForwardingError(TransitError):

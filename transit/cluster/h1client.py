@@ -91,9 +91,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.pool._lost(self)
+        self._forget()
         why = f"{type(exc).__name__}: {exc}" if exc else "closed by the server"
         self._fail(H1Error(f"the connection ended before the answer did ({why})",
                            maybe_sent=True))
@@ -185,18 +183,20 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """An orderly close, after a complete answer (`Connection: close`, HEAD)."""
-        if not self.closed:
-            self.closed = True
-            self.pool._lost(self)
+        self._forget()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
+        self._forget()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _forget(self) -> None:
+        """Out of the pool's count, once (the pool ignores one it never counted)."""
         if not self.closed:
             self.closed = True
             self.pool._lost(self)
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class H1Pool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
 from transit.api.protocol import VaultHttpToolsProtocol
 from transit.cluster.advert import LeaderRecord
 from transit.cluster.forward import Forwarder, ForwardingError
@@ -154,7 +155,7 @@ def test_failures_say_whether_the_request_may_have_been_sent() -> None:
         finally:
             await fwd.close()
         # nothing listening: certainly not sent
-        dead = LeaderRecord(live.node_id, live.api_addr, f"127.0.0.1:{_free_port()}",
+        dead = LeaderRecord(live.node_id, live.api_addr, f"127.0.0.1:{free_port()}",
                             live.cert_pem, live.key_pem)
         fwd = Forwarder("standby-9", connect_timeout=1, timeout=5)
         try:
@@ -206,12 +207,6 @@ def test_a_new_leader_record_lets_requests_in_flight_finish() -> None:
 
     slow, fresh = asyncio.run(_serve(app, go))
     assert slow[0] == 200 and fresh[0] == 200
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_unusable_record_is_not_sent() -> None:

@@ -5,12 +5,12 @@ request is never sent twice, and `maybe_sent` is False only when no byte of it l
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
 from transit.cluster.h1client import H1Error, H1Pool, encode_request
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -341,9 +341,7 @@ def test_an_extra_answer_is_not_taken_for_the_next_request() -> None:
 
 
 def test_nothing_listening_is_not_sent() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
 
     async def go() -> H1Error:
         p = H1Pool("127.0.0.1", port, None, connect_timeout=2)

@@ -319,6 +319,17 @@ class FaultCluster(HACluster):
         with self.rclient() as c:
             return int(c.get(f"{prefix}/core/index") or 0)
 
+    def wait_own_writes(self, prefix: str = "transit", timeout: float = 30.0) -> None:
+        """Wait for the writes a fresh active node makes on its own, so that a test counting
+        index increments counts only its clients' writes: the token expiration manager's
+        first scan stores the `sys/token/lease-index` marker once (transit/tokens/
+        expiration.py), some time after activation."""
+        deadline = time.monotonic() + timeout
+        with self.rclient() as c:
+            while not c.exists(f"{prefix}/sys/token/lease-index"):
+                assert time.monotonic() < deadline, "no lease-index marker written"
+                time.sleep(0.05)
+
     def down(self, timeout: float = 20.0) -> dict[str, int]:
         for p in [self.storage_proxy, *self.cluster_proxies.values(),
                   *self.replication_proxies.values()]:

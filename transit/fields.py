@@ -74,6 +74,7 @@ def parse_int(value: Any) -> int:
 
 # The longest duration Go can hold (int64 nanoseconds): ~292 years.
 MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
+_UNSET = object()  # FieldData: nothing cached yet
 _MAX_DURATION_FLOAT = 2**63 / 1e9  # the same bound for a parsed Go duration (a float)
 
 
@@ -243,10 +244,9 @@ class FieldData:
         return self.raw.get(name) is not None
 
     def get(self, name: str) -> Any:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
+        result = self._cache.get(name, _UNSET)  # (not try/except: most first reads miss)
+        if result is not _UNSET:
+            return result
         field = self.schema[name]
         value = self.raw.get(name)
         if value is None:

@@ -10,8 +10,10 @@ server's user+system CPU from /proc before and after.
     .venv/bin/python bench/encrypt_cpu.py /tmp/oldc /work/main --rounds 3
     .venv/bin/python bench/encrypt_cpu.py . --py-spy out/   # + a py-spy flame graph per tree
 
-Prints one Markdown row per run: tree, req/s, server CPU µs per request, the server's CPU
-use in cores, wrk's p99.
+Prints one Markdown row per run: tree, req/s, server CPU µs per request (and its user and
+system parts: the system part is mostly the socket calls, and on a VM it grows when the load
+generator sleeps between answers and each answer has to wake it), the server's CPU use in
+cores, wrk's p99.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS  # utime, stime
 
 
 def _post(url: str, body: bytes = b"{}") -> None:
@@ -84,10 +87,13 @@ def run_one(tree: Path, seconds: float, py_spy: Path | None, tag: str) -> str:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         before = _cpu_seconds(server.pid)
         requests, p99 = _wrk(port, seconds)
-        cpu = _cpu_seconds(server.pid) - before
+        after = _cpu_seconds(server.pid)
+        user, system = after[0] - before[0], after[1] - before[1]
+        cpu = user + system
         if spy is not None:
             spy.wait(timeout=60)
         return (f"| {tree} | {requests / seconds:,.0f} | {cpu / requests * 1e6:.1f} "
+                f"| {user / requests * 1e6:.1f} | {system / requests * 1e6:.1f} "
                 f"| {cpu / seconds:.2f} | {p99} |")
     finally:
         server.terminate()
@@ -102,8 +108,9 @@ def main() -> None:
     ap.add_argument("--py-spy", type=Path, metavar="DIR")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    print("| tree | req/s | server CPU µs/request | server cores busy | p99 |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| tree | req/s | server CPU µs/request | of which user | of which system "
+          "| server cores busy | p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in range(args.rounds):
         trees = args.trees if r % 2 == 0 else list(reversed(args.trees))
         for i, tree in enumerate(trees):

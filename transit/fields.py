@@ -74,7 +74,6 @@ def parse_int(value: Any) -> int:
 
 # The longest duration Go can hold (int64 nanoseconds): ~292 years.
 MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
-_UNSET = object()  # FieldData: nothing cached yet
 _MAX_DURATION_FLOAT = 2**63 / 1e9  # the same bound for a parsed Go duration (a float)
 
 
@@ -215,6 +214,9 @@ def coerce(ftype: FieldType, value: Any) -> Any:
             return value
         raise ValueError(f"cannot parse {type(value).__name__} as a map")
     return value
+
+
+_UNSET = object()  # FieldData.get: nothing cached yet
 
 
 class FieldData:

@@ -66,7 +66,9 @@ def run_one(tree: Path, seconds: float, py_spy: Path | None, tag: str) -> str:
     server = subprocess.Popen(
         [sys.executable, "-m", "transit", "server", "-dev", "-dev-root-token-id=root",
          f"-dev-listen-address=127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # `python -m` puts the working directory first on sys.path, before PYTHONPATH: run
+        # in the tree, or every tree would run the code of the directory this was started in
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/v1"
         for _ in range(200):

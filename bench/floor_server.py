@@ -6,9 +6,10 @@ application code can remove: epoll, recv(2), send(2) and the parser.
     .venv/bin/python bench/floor_server.py [--seconds 8]
 
 Prints req/s and the server's user and system CPU µs per request. On 2026-12-08 (2-vCPU VM):
-about 200,000 req/s at 1.6 µs user + 3.3 µs system, against a dev node's 13,000-13,500 at
-about 60 + 15 (results/2026-12-08-encrypt-cost.md): wrk is then the bottleneck, so it is
-always awake and the server's send(2) rarely has to wake it.
+about 200,000 req/s at 1.3-1.6 µs user + 3.3-3.4 µs system, against a dev node's
+13,000-13,500 req/s at about 60 + 15 before d5cbb86 and 16,600-17,300 at 52-54 + 4-6 after
+it (results/2026-12-08-encrypt-cost.md): here wrk is the bottleneck, so it is always awake
+and the server's send(2) rarely has to wake it.
 """
 
 from __future__ import annotations

@@ -282,6 +282,20 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
             self._corked.flush()
         super().shutdown()
 
+    def timeout_keep_alive_handler(self) -> None:
+        # uvloop runs due timers before the turn-end flush: a turn as long as the idle
+        # timeout (a stalled process) would otherwise close over a corked answer
+        if not self.transport.is_closing():
+            self._close()
+
+    def eof_received(self) -> None:
+        # the client's FIN: uvicorn lets uvloop close the transport at once (it returns
+        # None), which would drop an answer still corked. (Over TLS, a FIN without
+        # close_notify closes the connection without telling the protocol; an answer
+        # completed in that turn is lost, as one still being handled always was.)
+        if self._corked is not None:
+            self._corked.flush()
+
     def _on_duration_timer(self) -> None:
         self._duration_timer = None
         task = self._request_task
@@ -348,7 +362,8 @@ class CorkedWrites:
       (bench/results/2026-12-08-encrypt-cost.md). An answer waits for the rest of the turn:
       at most the handling of the requests read with it.
     - Whatever the protocol writes or closes on the raw transport (refusals, timeouts,
-      uvicorn's 400, shutdown) flushes this first, so answers keep their order."""
+      uvicorn's 400 and idle close, shutdown, the client's FIN) flushes this first, so
+      answers keep their order and none completed is dropped."""
 
     __slots__ = ("_transport", "_loop", "_chunks", "_scheduled", "_refused")
 

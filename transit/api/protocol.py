@@ -109,10 +109,9 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
-        if self._corked is not None:
-            # a pipelined answer still corked goes before anything uvicorn writes to the
-            # transport itself (its 400 for a malformed request)
-            self._corked.flush()
+        # a pipelined answer still corked goes before anything uvicorn writes to the
+        # transport itself (its 400 for a malformed request)
+        self._flush_corked()
         if not self._headers_done:
             self._header_bytes += len(data)
         if self._at_boundary and data[:5] == b"LIST ":
@@ -270,16 +269,19 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         self._write_timer = None
         self._close()
 
-    def _close(self) -> None:
-        """Close the connection once what the request cycles wrote (still corked) is out."""
+    def _flush_corked(self) -> None:
+        """Send what the request cycles wrote and is still corked (CorkedWrites), now."""
         if self._corked is not None:
             self._corked.flush()
+
+    def _close(self) -> None:
+        """Close the connection once what the request cycles wrote (still corked) is out."""
+        self._flush_corked()
         self.transport.close()
 
     def shutdown(self) -> None:
         # uvicorn closes an idle connection at once: its last answer may still be corked
-        if self._corked is not None:
-            self._corked.flush()
+        self._flush_corked()
         super().shutdown()
 
     def timeout_keep_alive_handler(self) -> None:
@@ -293,8 +295,7 @@ class VaultHttpToolsProtocol(HttpToolsProtocol):
         # None), which would drop an answer still corked. (Over TLS, a FIN without
         # close_notify closes the connection without telling the protocol; an answer
         # completed in that turn is lost, as one still being handled always was.)
-        if self._corked is not None:
-            self._corked.flush()
+        self._flush_corked()
 
     def _on_duration_timer(self) -> None:
         self._duration_timer = None

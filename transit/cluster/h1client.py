@@ -16,8 +16,9 @@ anything later - a lost connection, a late or malformed answer, a cancelled wait
 and the connection it happened on is aborted (socket and pool slot freed at once), never
 reused. Answers: Content-Length or chunked; one framed by the close alone is a failure
 (maybe_sent), since over TLS a close without close_notify cannot be told from a truncation and
-the active's listener always frames its answers; 1xx interim answers are skipped; a HEAD answer ends with its headers (its connection is then closed, as
-llhttp would wait for the body Content-Length announces); 101 is a failure.
+the active's listener always frames its answers; 1xx interim answers are skipped; a HEAD
+answer ends with its headers (its connection is then closed, as llhttp would wait for the
+body Content-Length announces); 101 is a failure.
 """
 
 from __future__ import annotations

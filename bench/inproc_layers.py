@@ -8,9 +8,9 @@ the answer's send(2); taking the nonces from a pool changed nothing measured (re
 2026-12-08-encrypt-cost.md). This measures each layer by difference instead, with
 `time.process_time`, in one process:
 
-- `protocol`: our HTTP protocol (VaultHttpToolsProtocol, uvicorn's httptools one under it)
-  fed one request at a time through a fake transport, with a trivial ASGI app;
-- `uvicorn protocol`: the same with uvicorn's own HttpToolsProtocol (what ours adds);
+- `protocol`: our HTTP protocol (VaultHttpToolsProtocol, transit/api/protocol.py) fed one
+  request at a time through a fake transport, with a trivial ASGI app;
+- `uvicorn protocol`: the same with uvicorn's own HttpToolsProtocol, for comparison;
 - `full stack`: the protocol with the dev node's real listener app (web UI shell, quota gate,
   VaultApp, core), as `transit server -dev` builds it;
 - `front app`: that app called directly with a prepared ASGI scope;
@@ -180,11 +180,13 @@ async def main() -> None:
         "protocol (trivial app)": _protocol_driver(
             LimitedConfig(_trivial_app, http_limits=HttpLimits(), loop="uvloop",
                           http=VaultHttpToolsProtocol, lifespan="off", access_log=False,
-                          server_header=False, date_header=True), VaultHttpToolsProtocol),
+                          proxy_headers=False, server_header=False, date_header=True),
+            VaultHttpToolsProtocol),
         "uvicorn protocol (trivial app)": _protocol_driver(
             LimitedConfig(_trivial_app, http_limits=HttpLimits(), loop="uvloop",
                           http=HttpToolsProtocol, lifespan="off", access_log=False,
-                          server_header=False, date_header=True), HttpToolsProtocol),
+                          proxy_headers=False, server_header=False, date_header=True),
+            HttpToolsProtocol),
         "full stack (protocol + dev listener app)": _protocol_driver(
             dev_uvicorn_config, VaultHttpToolsProtocol),
         "front app (UI shell, quota gate, VaultApp)": _asgi_driver(listener_app),

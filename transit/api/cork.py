@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+LARGE = 65536  # a write this big goes out at once (a streamed answer must feel backpressure)
+
 
 class CorkedWrites:
     """A connection's transport as its request cycles see it: what they write in one turn of
@@ -43,7 +45,9 @@ class CorkedWrites:
         if not data or self._refused:
             return
         self._chunks.append(data)
-        if not self._scheduled:
+        if len(data) > LARGE:  # now, so that the transport's flow control sees it
+            self.flush()
+        elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._turn_ended)
 

@@ -35,7 +35,7 @@ class Exchange:
     """A request read by the connection and the answer the app sends for it."""
 
     __slots__ = (
-        "conn", "scope", "keep_alive", "head_only", "task",
+        "conn", "scope", "keep_alive", "head_only", "task", "started",
         "body", "body_size", "more_body", "_news", "_waiter", "waiting_for_100_continue",
         "disconnected", "response_started", "response_complete", "chunked", "remaining",
         "cancelled", "cancel_answer",
@@ -48,6 +48,7 @@ class Exchange:
         self.keep_alive = keep_alive
         self.head_only = scope["method"] == "HEAD"
         self.task: asyncio.Task[None] | None = None
+        self.started = False  # its task has begun to run
         # the request body: what was read and not yet received by the app
         self.body: list[bytes] = []
         self.body_size = 0
@@ -76,19 +77,27 @@ class Exchange:
 
     async def run(self, app: Any) -> None:
         conn = self.conn
+        self.started = True
         try:
+            if self.cancelled:  # by the connection before its task ran: no app call
+                self.cancelled = False
+                if self.cancel_answer is not None:
+                    await self._answer_error(*self.cancel_answer)
+                return
             try:
                 await app(self.scope, self.receive, self.send)
             except asyncio.CancelledError:
                 if not self.cancelled:
+                    conn.close()  # e.g. the server's graceful shutdown ran out of time
                     raise
                 self.cancelled = False
                 task = self.task
                 if task is not None and task.uncancel():  # cancelled by someone else too
+                    conn.close()
                     raise
                 if self.cancel_answer is not None:
                     await self._answer_error(*self.cancel_answer)
-            except Exception as exc:
+            except BaseException as exc:
                 log.error("Exception in ASGI application\n", exc_info=exc)
                 if not self.response_started:
                     self.keep_alive = False
@@ -99,11 +108,14 @@ class Exchange:
                 if not self.disconnected:
                     if not self.response_started:
                         log.error("ASGI callable returned without starting response.")
+                        self.keep_alive = False
                         await self._answer_error(500, "internal error")
                     elif not self.response_complete:
                         log.error("ASGI callable returned without completing response.")
                         conn.close()
         finally:
+            # (a task cancelled before its first step would never get here: the connection
+            # does not cancel those, see `VaultHttpToolsProtocol._cancel_request`)
             conn.tasks.discard(self.task)
 
     async def _answer_error(self, status: int, message: str) -> None:
@@ -125,11 +137,10 @@ class Exchange:
         if not self.disconnected and not self.response_complete:
             conn.flow.resume_reading()
             if not self._news:
-                waiter = self._waiter = conn.loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    self._waiter = None
+                waiter = self._waiter
+                if waiter is None or waiter.done():  # (a second receiver shares it)
+                    waiter = self._waiter = conn.loop.create_future()
+                await waiter
             self._news = False
         if self.disconnected or self.response_complete:
             return _DISCONNECT

@@ -101,6 +101,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._headers_done = False  # the headers of the request being read are parsed
         self._header_bytes = 0
         self._discarding = False  # refused: reads are dropped until the close
+        self._raw_body = -1  # body bytes of an upgrade request still to come (-1: none)
         # the exchanges: the last one read, the one whose app runs, the ones read after it
         self.cycle: Exchange | None = None
         self.running: Exchange | None = None
@@ -162,17 +163,30 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             return
         if not self._headers_done:
             self._header_bytes += len(data)
+        if self._raw_body >= 0:
+            self._on_raw_body(data)
+            return
         if self._at_boundary and data[:5] == b"LIST ":
             data = b"GET " + data[5:]
             self._list_pending = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # the upgrade request itself was read (without a body) and is being answered,
-            # then the connection closes (its Exchange has keep_alive off)
-            self._discarding = True
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops at the end of an upgrade request's headers: read its body by its
+            # Content-Length here (then the connection closes: keep_alive is off for it)
+            if self._raw_body > 0:
+                self._at_boundary = False
+                self._headers_done = True
+                self._on_raw_body(data[exc.args[0]:])
+            else:
+                self._raw_body = -1
+                self._discarding = True
             return
         except httptools.HttpParserError:
+            ex = self.running
+            if ex is not None and ex is self.cycle and self._headers_done:
+                # its own body does not parse: it is never handled on it
+                self._cancel_request(None)
             self._refuse(400, "")
             return
         if self._at_boundary:
@@ -190,6 +204,33 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                                                  self._on_read_timer)
         if not self._headers_done and self._header_bytes > self._limits.max_header_bytes:
             self._refuse(431, "request header fields too large")
+
+    def _on_raw_body(self, data: bytes) -> None:
+        """Body bytes of an upgrade request (llhttp does not parse them)."""
+        ex = self.cycle
+        if ex is None or ex.response_complete or ex.disconnected:
+            return
+        data = data[:self._raw_body]
+        self._raw_body -= len(data)
+        if data:
+            ex.body.append(data)
+            ex.body_size += len(data)
+            if ex.body_size > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+        if not self._raw_body:
+            self._raw_body = -1
+            self._discarding = True  # nothing follows on this connection
+            self._at_boundary = True
+            self._headers_done = False
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+            ex.more_body = False
+        elif self._read_timer is None:
+            self._read_started = self.loop.time()
+            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
+                                                 self._on_read_timer)
+        ex.wake()
 
     def eof_received(self) -> None:
         # the client's FIN: returning None lets uvloop close the transport at once, so what
@@ -263,7 +304,10 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         }
         if self._tls is not None:
             scope["extensions"] = {"tls": self._tls}
-        keep_alive = version != "1.0" and parser.should_keep_alive() and not parser.should_upgrade()
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        if parser.should_upgrade():  # (Upgrade is not offered: answered as plain HTTP)
+            keep_alive = False
+            self._raw_body = _declared_length(self._headers)
         ex = self.cycle = Exchange(self, scope, keep_alive, self._expect_100)
         if self._limits.write_timeout and self._write_timer is None:
             self._write_timer = self.loop.call_later(self._limits.write_timeout,
@@ -285,10 +329,16 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         ex.wake()
 
     def on_message_complete(self) -> None:
+        ex = self.cycle
+        if self._raw_body > 0:  # an upgrade request's body: read by `_on_raw_body`
+            return
         self._at_boundary = True
         self._headers_done = False
-        ex = self.cycle
-        if ex is None or ex.response_complete:
+        if ex is None:
+            return
+        if ex.response_complete:  # answered before its body was in (e.g. a 413)
+            if self.running is None and not self.pipeline:
+                self._became_idle()
             return
         ex.more_body = False
         ex.wake()
@@ -310,6 +360,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+        self.server_state.total_requests += 1
         if self.running is ex:
             self.running = None
         if self._deferred_refusal is not None and not self.pipeline:
@@ -322,11 +373,17 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self.flow.resume_reading()
         if self.pipeline:
             self._start(self.pipeline.popleft())
-        elif self._at_boundary and not self._discarding:
-            self._idle_since = self.loop.time()
-            if self._idle_timer is None:
-                self._idle_timer = self.loop.call_at(
-                    self._idle_since + self.timeout_keep_alive, self._on_idle_timer)
+        elif self._at_boundary:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        """Everything read is answered: the idle keep-alive timeout runs from now."""
+        if self._discarding or self.transport.is_closing():
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(self._idle_since + self.timeout_keep_alive,
+                                                 self._on_idle_timer)
 
     def _cancel_request(self, answer: tuple[int, str] | None) -> bool:
         """Cancel the task of the request being handled, to be answered `answer` (None: no
@@ -341,7 +398,10 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             ex.disconnected = True  # nothing more is written for it
         ex.cancelled = True
         ex.cancel_answer = answer
-        ex.task.cancel()
+        if ex.started:
+            ex.task.cancel()
+        # else its task has not run yet: it answers without calling the app (a task
+        # cancelled before its first step would never run its `finally`)
         return True
 
     # -- timers --------------------------------------------------------------------------
@@ -413,6 +473,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                 and not transport.is_closing()):
             self._deferred_refusal = (status, message)  # sent by on_response_complete
             return
+        if transport.is_closing():
+            return
         self.pipeline.clear()
         for ex in (self.cycle, running):  # the one read, the one running
             if ex is not None and not ex.response_complete:
@@ -435,6 +497,20 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             self._read_timer = self.loop.call_later(LINGER, transport.close)
         else:
             transport.close()
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The body length an upgrade request declares (llhttp leaves its body unparsed);
+    HttpParserError (a 400) for a chunked one, which is not supported."""
+    length = 0
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            raise httptools.HttpParserError("a chunked body on an upgrade request")
+        if name == b"content-length":
+            if not value.isdigit():
+                raise httptools.HttpParserError("invalid Content-Length")
+            length = int(value)
+    return length
 
 
 def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import pytest
 from uvicorn.server import ServerState
 
 from transit.api.limits import HttpLimits, LimitedConfig
-from transit.api.cork import CorkedWrites
+from transit.api.cork import LARGE, CorkedWrites
 from transit.api.protocol import VaultHttpToolsProtocol
 
 
@@ -63,6 +63,23 @@ def test_a_streamed_head_leaves_at_the_end_of_the_turn() -> None:
         corked.write(b"5\r\nhello\r\n")
         await asyncio.sleep(0)
         assert rec.writes[1:] == [b"5\r\nhello\r\n"]
+    asyncio.run(go())
+
+
+def test_a_large_write_goes_out_at_once_behind_what_is_pending() -> None:
+    # a streamed answer's big chunks must reach the transport within the turn, so that its
+    # flow control (pause_writing, then Exchange.send waits) holds the app back
+    async def go() -> None:
+        rec = _Recorder()
+        corked = CorkedWrites(rec, asyncio.get_running_loop())  # type: ignore[arg-type]
+        corked.write(b"head")
+        big = b"x" * (LARGE + 1)
+        corked.write(big)
+        assert rec.writes == [b"head" + big]
+        corked.write(b"small")
+        assert len(rec.writes) == 1
+        await asyncio.sleep(0)
+        assert rec.writes[1:] == [b"small"]
     asyncio.run(go())
 
 

@@ -107,6 +107,7 @@ odd_segments = st.sampled_from([
     "a%20b", "a+b", "a;b", "a,b", "*", "+", "{name}", "$", "\\", "'", '"', "<x>", "~",
     "prod ", " prod", "PROD", "Prod", "prod\\", "..;", "%2e%2e%2f", "prod%2Fconfig", "prod?x",
     "prod#x", "?", "#", "prod/", "/prod", "prod/..", "..%2Fprod", "é", "ключ", "キー", "😀",
+    "v\u00b2", "%C2%B2", "v%C2%B2",
 ])
 control_segments = st.builds(
     lambda a, c, enc, b: a + (pct(c) if enc else c) + b,
@@ -174,6 +175,8 @@ STATIC_POOL = [
     "1h", "0", "-1s", "768h", "1.5h", "99999999999999h", "1µs", "1d", "true", "false", "t",
     'path "*" { capabilities = ["sudo"] }', 'path "a" {', "path", "{{identity.entity.id}}",
     "hvs.AAAA", "s.AAAA", "*", "a/b", "../x", "\x00", "\n", "%00", "é", "😀",
+    # digits to str.isdigit() that int() refuses ("²") or takes ("١")
+    "\u00b2", "\u0661", "v\u00b2", "vault:v\u00b2:AAAA", "vault:v\u0661:AAAA",
     "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
 ]
 

@@ -54,6 +54,7 @@ def test_export_errors(server: ServerProcess, mount: str, client: hvac.Client) -
         ("export/signing-key/k", "signing not supported for the key"),
         ("export/encryption-key/k/v9", "version does not exist or cannot be found"),
         ("export/encryption-key/k/first", "invalid key version"),
+        ("export/encryption-key/k/v\u00b2", "invalid key version"),  # was a 500
     ]
     for path, msg in cases:
         assert error(api(server, "GET", mount, path)) == msg, path

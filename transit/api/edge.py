@@ -200,7 +200,7 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
         if client_header is not None:
             host, _, port = client_header.decode("latin-1").rpartition(":")
             if host:
-                client = (host, int(port) if port.isdigit() else 0)
+                client = (host, int(port) if port.isascii() and port.isdigit() else 0)
         certs = None if cert_header is None else _certs_from_header(cert_header)
     else:
         tls = (scope.get("extensions") or {}).get("tls")

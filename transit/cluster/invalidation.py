@@ -83,7 +83,7 @@ def parse_message(data: bytes | str) -> tuple[int, str] | None:
     """`"<index> <key>"` -> (index, key); None when malformed."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     index, sep, key = text.partition(" ")
-    if not sep or not key or not index.isdigit():
+    if not sep or not key or not (index.isascii() and index.isdigit()):
         return None
     return int(index), key
 

@@ -87,7 +87,7 @@ class ListenerConfig:
 def _cluster_address(address: str) -> str:
     """The default cluster address: the API address's port + 1 (host kept as written)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise ConfigError(f'listener address "{address}": expected host:port')
     return f"{host}:{int(port) + 1}"
 

@@ -60,7 +60,7 @@ def max_version(values: Iterable[Any]) -> int:
     for prefix in prefixes:
         if prefix.startswith(PREFIX):
             digits = prefix[_AT:-1]
-            if digits.isdigit() and int(digits) > best:
+            if digits.isascii() and digits.isdigit() and int(digits) > best:
                 best = int(digits)
     return best
 

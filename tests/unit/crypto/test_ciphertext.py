@@ -32,6 +32,8 @@ def test_header() -> None:
 
 def test_max_version() -> None:
     assert max_version(["vault:v3:abc", "vault:v12:x", None, "junk", "vault:vx:y"]) == 12
+    # non-ASCII digits (str.isdigit() says yes, int() refuses "²"): not a version
+    assert max_version(["vault:v\u00b2:abc", "vault:v\u0661:x", "vault:v2:y"]) == 2
     assert max_version([]) == 0
 
 

@@ -43,6 +43,6 @@ def revoked_serials(raw_entries: list[bytes]) -> set[int]:
     out: set[int] = set()
     for raw in raw_entries:
         for serial in (orjson.loads(raw).get("serials") or {}):
-            if str(serial).isdigit():
+            if str(serial).isascii() and str(serial).isdigit():
                 out.add(int(serial))
     return out

@@ -38,7 +38,7 @@ def pointer_get(claims: Any, pointer: str) -> Any:
                 return None
             node = node[part]
         elif isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
                 return None
             node = node[int(part)]
         else:

@@ -60,7 +60,7 @@ def parse_int_list(value: Any, field: str) -> list[int]:
         if isinstance(item, float) and item == int(item):
             out.append(int(item))
             continue
-        if isinstance(item, str) and item.strip().lstrip("+-").isdigit():
+        if isinstance(item, str) and item.isascii() and item.strip().lstrip("+-").isdigit():
             out.append(int(item.strip()))
             continue
         raise UserError(

@@ -33,7 +33,7 @@ async def export(b: TransitPort, req: Request, d: FieldData) -> Response | None:
         raise UserError(f"invalid export type: {export_type}")
     wanted = str(d.get("version") or "").removeprefix("v")
     p = await b.policies.get_for(d.get("name"), forward=req.perf_standby,
-                                 version=int(wanted) if wanted.isdigit() else 0)
+                                 version=int(wanted) if wanted.isascii() and wanted.isdigit() else 0)
     if p is None:
         return None
     return Response(data=p.export(export_type, d.get("version") or None))

@@ -25,7 +25,7 @@ def lock_value(owner: str, epoch: int) -> str:
 def parse_lock_value(value: str) -> tuple[str, int] | None:
     """(owner, epoch) of a lock value, split at the LAST ":"; None when malformed."""
     owner, sep, epoch = value.rpartition(":")
-    if not sep or not owner or not epoch.isdigit():
+    if not sep or not owner or not (epoch.isascii() and epoch.isdigit()):
         return None
     return owner, int(epoch)
 

@@ -38,7 +38,7 @@ def split_address(address: str) -> dict[str, Any]:
         out["username"] = unquote(url.username)
     if url.password:
         out["password"] = unquote(url.password)
-    if url.path.strip("/").isdigit():
+    if url.path.strip("/").isascii() and url.path.strip("/").isdigit():
         out["db"] = int(url.path.strip("/"))
     return out
 

@@ -237,6 +237,7 @@ def test_soft_delete_undelete_destroy() -> None:
     ("body", "message"),
     [({}, "No version number provided"), ({"versions": []}, "No version number provided"),
      ({"versions": ["1", "a"]}, "'\\[1\\]' cannot parse"), ({"versions": "x"}, "cannot parse"),
+     ({"versions": ["\u00b2"]}, "'\\[0\\]' cannot parse"),  # isdigit() but not int()
      ({"versions": [{"a": 1}]}, "cannot parse")],
 )
 def test_versions_bad_input(route: str, body: dict[str, Any], message: str) -> None:

@@ -284,6 +284,8 @@ def test_decrypt_negative_vectors() -> None:
             ("nope", "invalid ciphertext: no prefix"),
             ("vault:v1", "invalid ciphertext: wrong number of fields"),
             ("vault:vX:" + body, "invalid ciphertext: version number could not be decoded"),
+            # a digit to str.isdigit() that int() refuses: was a 500 (ValueError)
+            ("vault:v\u00b2:" + body, "invalid ciphertext: version number could not be decoded"),
             ("vault:v9:" + body, "invalid ciphertext: version is too new"),
             ("vault:v1:@@@@", "invalid ciphertext: could not decode base64"),
             (tampered, "cipher: message authentication failed"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from transit.crypto.ciphertext import header, max_version, open_many, split
+from transit.crypto.ciphertext import header, max_version, max_version_of, open_many, split
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
 from transit.errors import CryptoError, TransitError
@@ -34,6 +34,18 @@ def test_max_version() -> None:
     assert max_version(["vault:v3:abc", "vault:v12:x", None, "junk", "vault:vx:y"]) == 12
     # non-ASCII digits (str.isdigit() says yes, int() refuses "²"): not a version
     assert max_version(["vault:v\u00b2:abc", "vault:v\u0661:x", "vault:v2:y"]) == 2
+
+
+@pytest.mark.parametrize("values", [
+    ["vault:v3:abc"], ["vault:v3:a", "vault:v3:b", "vault:v3:c"],
+    ["vault:v3:a", "vault:v12:b", "vault:v3:c"], ["vault:v12:a", "vault:v1:b"],
+    ["vault:v1:a", "vault:v1"], ["junk", "vault:v4:a"], ["vault:vx:a", "vault:vx:b"],
+    # a value with a newline must not let a later one's prefix be taken as its own
+    ["vault:v1:a\nvault:v1:b", "vault:v9:c"], ["vault:v1:a", "x\nvault:v1:", "vault:v7:"],
+    ["vault:v\u00b2:a", "vault:v\u00b2:b"], ["vault:v2:", "vault:v2:"],
+])
+def test_max_version_of_a_batch_is_max_version(values: list[str]) -> None:
+    assert max_version_of(values) == max_version(values)
     assert max_version([]) == 0
 
 

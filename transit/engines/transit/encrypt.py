@@ -27,6 +27,7 @@ import asyncio
 from binascii import b2a_base64 as _b2a
 from typing import TYPE_CHECKING, Any
 
+from transit.crypto.ciphertext import max_version_of
 from transit.crypto.encoding import b64decode, b64encode
 from transit.crypto.keytypes import KeyType
 from transit.crypto.policy import Policy
@@ -287,15 +288,15 @@ def _decrypt_single(p: Policy, item: dict[str, Any]) -> bytes:
     return decrypt_one(p, 0, item, x)
 
 
-async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
-                         ) -> list[dict[str, Any]]:
+async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], ciphertexts: list[str],
+                         outcome: Outcome) -> list[dict[str, Any]]:
     """The batch of `_plain_items` with a `plain_batches` key (see `_encrypt_plain`)."""
     results: list[dict[str, Any]] = []
     for start in range(0, len(raw), _PLAIN_SLICE):
         if start:
             await asyncio.sleep(0)
         chunk = raw[start:start + _PLAIN_SLICE]
-        opened = p.decrypt_many([item["ciphertext"] for item in chunk])
+        opened = p.decrypt_many(ciphertexts[start:start + _PLAIN_SLICE])
         succeeded = False
         for item, plaintext in zip(chunk, opened, strict=True):
             ref = item.get("reference", "")
@@ -314,16 +315,17 @@ async def _decrypt_plain(p: Policy, raw: list[dict[str, str]], outcome: Outcome,
 
 async def decrypt(b: TransitPort, req: Request, d: FieldData) -> Response:
     raw = d.raw.get("batch_input")
-    if raw is not None and _plain_items(raw, "ciphertext") and all(
-            item["ciphertext"] for item in raw):
-        p = await b.policies.get_for(d.get("name"), (item["ciphertext"] for item in raw),
-                                     forward=req.perf_standby)
-        if p is None:
-            raise UserError(KEY_NOT_FOUND)
-        if p.plain_batches():
-            outcome = Outcome()
-            plain_results = await _decrypt_plain(p, raw, outcome)
-            return outcome.finish(Response(data={"batch_results": plain_results}), d)
+    if raw is not None and _plain_items(raw, "ciphertext"):
+        ciphertexts = [item["ciphertext"] for item in raw]
+        if all(ciphertexts):
+            p = await b.policies.get_for(d.get("name"), version=max_version_of(ciphertexts),
+                                         forward=req.perf_standby)
+            if p is None:
+                raise UserError(KEY_NOT_FOUND)
+            if p.plain_batches():
+                outcome = Outcome()
+                plain_results = await _decrypt_plain(p, raw, ciphertexts, outcome)
+                return outcome.finish(Response(data={"batch_results": plain_results}), d)
     batch, items, p = await ciphertext_items(
         b, d, _DECRYPT_ITEM, {"ciphertext": MISSING_CIPHERTEXT}, req.perf_standby
     )

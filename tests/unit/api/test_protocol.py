@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from uvicorn.server import ServerState
 
-from transit.api.limits import HttpLimits, LimitedConfig
 from transit.api.cork import LARGE, CorkedWrites
+from transit.api.limits import HttpLimits, LimitedConfig
 from transit.api.protocol import VaultHttpToolsProtocol
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from transit.api.cork import CorkedWrites
 from transit.api.wire import JSON_HEADERS, error_body, sized
-
-if TYPE_CHECKING:
-    from transit.api.protocol import VaultHttpToolsProtocol
 
 log = logging.getLogger("uvicorn.error")  # where uvicorn logged an app's exception
 
@@ -29,6 +28,21 @@ _BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
 _BAD_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DISCONNECT = {"type": "http.disconnect"}
+
+
+class Connection(Protocol):
+    """What an exchange uses of its connection (transit/api/protocol.py)."""
+
+    transport: asyncio.Transport
+    corked: CorkedWrites
+    flow: FlowControl
+    loop: asyncio.AbstractEventLoop
+    server_state: Any  # uvicorn's ServerState: `default_headers`
+    tasks: set[asyncio.Task[None]]  # the server's request tasks
+
+    def close(self) -> None: ...
+
+    def on_response_complete(self, ex: Exchange) -> None: ...
 
 
 class Exchange:
@@ -41,7 +55,7 @@ class Exchange:
         "cancelled", "cancel_answer",
     )
 
-    def __init__(self, conn: VaultHttpToolsProtocol, scope: dict[str, Any], keep_alive: bool,
+    def __init__(self, conn: Connection, scope: dict[str, Any], keep_alive: bool,
                  expect_100_continue: bool) -> None:
         self.conn = conn
         self.scope = scope
@@ -115,7 +129,7 @@ class Exchange:
                         conn.close()
         finally:
             # (a task cancelled before its first step would never get here: the connection
-            # does not cancel those, see `VaultHttpToolsProtocol._cancel_request`)
+            # does not cancel those: transit/api/protocol.py, `_cancel_request`)
             conn.tasks.discard(self.task)
 
     async def _answer_error(self, status: int, message: str) -> None:

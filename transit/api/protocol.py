@@ -102,8 +102,10 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._header_bytes = 0
         self._discarding = False  # refused: reads are dropped until the close
         self._raw_body = -1  # body bytes of an upgrade request still to come (-1: none)
-        # the exchanges: the last one read, the one whose app runs, the ones read after it
+        # the exchanges: the last one read, the one whose body is being read, the one whose
+        # app runs, the ones read after it
         self.cycle: Exchange | None = None
+        self._reading: Exchange | None = None
         self.running: Exchange | None = None
         self.pipeline: deque[Exchange] = deque()
         self._request_started = 0.0
@@ -147,8 +149,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._read_timer = self._write_timer = self._duration_timer = self._idle_timer = None
-        if not self._at_boundary and self._headers_done:  # the client left mid-body
-            self._cancel_request(None)
+        if self._reading is not None and self._reading is self.running:
+            self._cancel_request(None)  # its client left before its body was in
         for ex in (self.running, self.cycle):
             if ex is not None and not ex.response_complete:
                 ex.disconnected = True
@@ -183,8 +185,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                 self._discarding = True
             return
         except httptools.HttpParserError:
-            ex = self.running
-            if ex is not None and ex is self.cycle and self._headers_done:
+            if self._reading is not None and self._reading is self.running:
                 # its own body does not parse: it is never handled on it
                 self._cancel_request(None)
             self._refuse(400, "")
@@ -222,6 +223,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             self._discarding = True  # nothing follows on this connection
             self._at_boundary = True
             self._headers_done = False
+            self._reading = None
             if self._read_timer is not None:
                 self._read_timer.cancel()
                 self._read_timer = None
@@ -308,7 +310,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         if parser.should_upgrade():  # (Upgrade is not offered: answered as plain HTTP)
             keep_alive = False
             self._raw_body = _declared_length(self._headers)
-        ex = self.cycle = Exchange(self, scope, keep_alive, self._expect_100)
+        ex = self.cycle = self._reading = Exchange(self, scope, keep_alive, self._expect_100)
         if self._limits.write_timeout and self._write_timer is None:
             self._write_timer = self.loop.call_later(self._limits.write_timeout,
                                                      self._on_write_timer)
@@ -334,6 +336,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             return
         self._at_boundary = True
         self._headers_done = False
+        self._reading = None
         if ex is None:
             return
         if ex.response_complete:  # answered before its body was in (e.g. a 413)

@@ -557,6 +557,26 @@ def test_malformed_request_after_a_good_pipelined_one_is_answered_after_it(
         assert closed_by_server(sock)
 
 
+@pytest.mark.parametrize("bad", [
+    b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a path that is not ASCII
+    b"POST /echo/h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # refused in on_headers_complete
+])
+def test_a_request_refused_at_its_headers_does_not_cancel_the_one_before_it(
+        srv: Served, bad: bytes) -> None:
+    gate = uuid.uuid4().hex
+    with conversation(srv) as (sock, f):
+        sock.sendall(request("GET", f"/hold/{gate}"))
+        assert srv.probe.expect("started") == gate
+        sock.sendall(bad)  # read while the first is being handled
+        srv.open(gate)
+        good = read_answer(f)
+        refused = read_answer(f)
+        assert (good.status, good.body) == (200, b"released " + gate.encode())
+        assert (refused.status, refused.body) == (400, b"Invalid HTTP request received.")
+        assert closed_by_server(sock)
+
+
 def test_app_raising_before_answering_gets_500_json_and_close(srv: Served) -> None:
     with conversation(srv) as (sock, f):
         sock.sendall(request("GET", "/raise"))

@@ -41,6 +41,11 @@ class CorkedWrites:
         self.flush()
         self._refused = True
 
+    @property
+    def refused(self) -> bool:
+        """`refuse` was called: nothing more is written."""
+        return self._refused
+
     def write(self, data: bytes) -> None:
         if not data or self._refused:
             return

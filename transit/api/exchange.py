@@ -42,6 +42,8 @@ class Connection(Protocol):
 
     def close(self) -> None: ...
 
+    def close_after_answer(self, body_pending: bool) -> None: ...
+
     def on_response_complete(self, ex: Exchange) -> None: ...
 
 
@@ -176,6 +178,8 @@ class Exchange:
                                    f"'{kind}'.")
             self.response_started = True
             self.waiting_for_100_continue = False
+            if self.more_body:  # answered before its body was all read: the rest of the
+                self.keep_alive = False  # connection could not be told from that body
             conn.corked.write(self._head(message["status"], message.get("headers", ())))
         elif not self.response_complete:
             if kind != "http.response.body":
@@ -199,7 +203,7 @@ class Exchange:
                 self.response_complete = True
                 self.wake()
                 if not self.keep_alive:
-                    conn.close()
+                    conn.close_after_answer(self.more_body)
                 conn.on_response_complete(self)
         else:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response "

@@ -15,7 +15,8 @@ connection closed after it.
 
 Limits (`HttpLimits`, transit/api/limits.py; docs/configuration.md, Listener hardening):
 - reading: a request's headers must arrive within `read_header_timeout` and the whole request
-  within `read_timeout`, both counted from its first byte (a new connection: from the accept).
+  within `read_timeout`, both counted from its first byte (a new connection: from the accept;
+  one read while an earlier request is handled: from that answer, as Go reads it only then).
   A late header closes the connection without an answer, as Go does; a late body gets 408.
   The timer is armed only when a read ends inside a request, so the usual case, a small
   request in one read, arms none.
@@ -23,7 +24,13 @@ Limits (`HttpLimits`, transit/api/limits.py; docs/configuration.md, Listener har
   counted per read, so the cut comes within one read (at most 256 KiB) of the bound.
 - idle keep-alive connections are closed after the config's `timeout_keep_alive`: one lazy
   timer per connection, re-armed only when it fires while the connection is busy.
-- writing: with `write_timeout`, an answer not written by then closes the connection.
+- writing: with `write_timeout`, an answer not written by then (counted from when its request
+  is handled) closes the connection, and aborts it LINGER later if the client still reads
+  nothing.
+- pipelining: at most MAX_PIPELINED requests wait behind the one being handled; then the rest
+  of the connection is dropped and it is closed after their answers. An answer sent before
+  its request's body was all read closes the connection (the rest of the body is drained for
+  LINGER), as the next request could not be told from that body.
 - handling: a request unanswered after `max_request_duration` gets 500 `context deadline
   exceeded` and its task is cancelled; a request whose client leaves before its body is in is
   cancelled too (it is never handled on a truncated body). One lazy timer per connection.
@@ -57,6 +64,10 @@ from transit.api.limits import REFUSAL_SLACK, HttpLimits
 from transit.api.wire import JSON_HEADERS, error_body
 
 LINGER = 1.0  # seconds
+# Requests read ahead (pipelined) and queued behind the one being handled, per connection; a
+# client that sends more gets the answers of these, then the connection is closed (memory
+# stays bounded: Go reads one request at a time instead).
+MAX_PIPELINED = 64
 _EARLY = 0.002  # loop timers may fire up to a millisecond early
 _DEADLINE = (500, "context deadline exceeded")
 _BODY_TIMEOUT = (408, "timed out reading the request body")
@@ -102,6 +113,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._header_bytes = 0
         self._discarding = False  # refused: reads are dropped until the close
         self._raw_body = -1  # body bytes of an upgrade request still to come (-1: none)
+        self._overflow = False  # over MAX_PIPELINED: no more requests taken (module docstring)
+        self._abort_timer: asyncio.TimerHandle | None = None
         # the exchanges: the last one read, the one whose body is being read, the one whose
         # app runs, the ones read after it
         self.cycle: Exchange | None = None
@@ -145,10 +158,11 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
         for timer in (self._read_timer, self._write_timer, self._duration_timer,
-                      self._idle_timer):
+                      self._idle_timer, self._abort_timer):
             if timer is not None:
                 timer.cancel()
         self._read_timer = self._write_timer = self._duration_timer = self._idle_timer = None
+        self._abort_timer = None
         if self._reading is not None and self._reading is self.running:
             self._cancel_request(None)  # its client left before its body was in
         for ex in (self.running, self.cycle):
@@ -185,10 +199,24 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                 self._discarding = True
             return
         except httptools.HttpParserError:
-            if self._reading is not None and self._reading is self.running:
-                # its own body does not parse: it is never handled on it
-                self._cancel_request(None)
+            reading = self._reading  # (its body did not parse)
+            if reading is not None:
+                if reading.response_complete:  # answered before its body: no second answer
+                    self._discarding = True
+                    self.close()
+                    return
+                if reading is self.running:  # never handled on a broken body
+                    self._cancel_request(None)
+                elif self.pipeline and self.pipeline[-1] is reading:  # never started
+                    self.pipeline.pop()
+                    reading.disconnected = True
             self._refuse(400, "")
+            return
+        if self._overflow:  # over MAX_PIPELINED: what follows is dropped
+            self._discarding = True
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
             return
         if self._at_boundary:
             self._header_bytes = 0
@@ -252,6 +280,21 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self.corked.flush()
         self.transport.close()
 
+    def close_after_answer(self, body_pending: bool) -> None:
+        """An answer with `connection: close` is complete. When its request's body was not
+        all read, the rest is read and dropped for up to LINGER after the write side is shut,
+        so that the client reads the answer rather than a reset (Go's closeWriteAndWait)."""
+        transport = self.transport
+        if not body_pending or transport.is_closing() or not transport.can_write_eof():
+            self.close()
+            return
+        self._discarding = True
+        self.corked.refuse()  # what is written goes out; nothing may follow the EOF
+        transport.write_eof()
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+        self._read_timer = self.loop.call_later(LINGER, transport.close)
+
     def shutdown(self) -> None:
         """The server is stopping: close when idle, else after the answer being handled."""
         cycle = self.cycle
@@ -282,6 +325,12 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         self._header_bytes = 0
+        if self._overflow:
+            return
+        if self.running is not None and len(self.pipeline) >= MAX_PIPELINED:
+            self._overflow = True  # this request and the rest of the read are dropped
+            self.pipeline[-1].keep_alive = False  # closed after the last one taken
+            return
         parser = self.parser
         version = parser.get_http_version()
         if self._list_pending:
@@ -311,9 +360,6 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             keep_alive = False
             self._raw_body = _declared_length(self._headers)
         ex = self.cycle = self._reading = Exchange(self, scope, keep_alive, self._expect_100)
-        if self._limits.write_timeout and self._write_timer is None:
-            self._write_timer = self.loop.call_later(self._limits.write_timeout,
-                                                     self._on_write_timer)
         if self.running is None:
             self._start(ex)
         else:  # pipelined: handled after the one running
@@ -321,7 +367,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             self.pipeline.append(ex)
 
     def on_body(self, body: bytes) -> None:
-        ex = self.cycle
+        ex = self._reading
         if ex is None or ex.response_complete:
             return
         ex.body.append(body)
@@ -331,12 +377,15 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         ex.wake()
 
     def on_message_complete(self) -> None:
-        ex = self.cycle
         if self._raw_body > 0:  # an upgrade request's body: read by `_on_raw_body`
             return
+        ex = self._reading
         self._at_boundary = True
         self._headers_done = False
         self._reading = None
+        if self._read_timer is not None:  # its deadline is over (a request that follows
+            self._read_timer.cancel()  # in the same read gets its own, from this read)
+            self._read_timer = None
         if ex is None:
             return
         if ex.response_complete:  # answered before its body was in (e.g. a 413)
@@ -352,6 +401,11 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self.running = ex
         task = ex.task = self.loop.create_task(ex.run(self.app))
         self.tasks.add(task)
+        if self._limits.write_timeout:  # from when it is handled to the end of its answer
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+            self._write_timer = self.loop.call_later(self._limits.write_timeout,
+                                                     self._on_write_timer)
         self._request_started = self.loop.time()
         if self._duration_timer is None:
             self._duration_timer = self.loop.call_at(
@@ -378,6 +432,14 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             self._start(self.pipeline.popleft())
         elif self._at_boundary:
             self._became_idle()
+        if not self._at_boundary and not self._discarding:
+            # a request partly read meanwhile: its read deadlines start now (Go reads the
+            # next request only after answering; `_on_read_timer` waits for this)
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            self._read_started = self.loop.time()
+            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
+                                                 self._on_read_timer)
 
     def _became_idle(self) -> None:
         """Everything read is answered: the idle keep-alive timeout runs from now."""
@@ -394,7 +456,10 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         ex = self.running
         if ex is None or ex.task is None or ex.task.done() or ex.response_complete:
             return False
-        if ex.response_started:  # too late to answer: cut the answer short
+        if self.flow.write_paused:  # the client reads nothing: no answer can reach it
+            answer = None
+            self.transport.abort()
+        elif ex.response_started:  # too late to answer: cut the answer short
             answer = None
             self.close()
         if answer is None:
@@ -413,6 +478,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._read_timer = None
         if self._discarding or self.transport.is_closing():
             return
+        if self.running is not None and self.running is not self._reading:
+            return  # a later request, partly read: on_response_complete re-arms it
         body = self._headers_done and not self._at_boundary
         limits = self._limits
         due = self._read_started + (limits.read_timeout if body else limits.read_header_timeout)
@@ -431,8 +498,12 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             self.close()
 
     def _on_write_timer(self) -> None:
+        """The answer was not written in time: close, and abort if the client still has not
+        read what is buffered LINGER later (a close waits for the buffer to drain)."""
         self._write_timer = None
         self.close()
+        if self._abort_timer is None:
+            self._abort_timer = self.loop.call_later(LINGER, self.transport.abort)
 
     def _on_idle_timer(self) -> None:
         # uvloop runs due timers before the turn-end flush: `close` sends what is corked
@@ -476,7 +547,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                 and not transport.is_closing()):
             self._deferred_refusal = (status, message)  # sent by on_response_complete
             return
-        if transport.is_closing():
+        if transport.is_closing() or self.corked.refused:  # closed, or its write side shut
             return
         self.pipeline.clear()
         for ex in (self.cycle, running):  # the one read, the one running

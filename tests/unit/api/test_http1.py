@@ -11,7 +11,10 @@ no header injection; Upgrade answered as plain HTTP; the idle keep-alive timeout
 leaving mid-body; graceful shutdown with a request in flight. After every test the server
 has no task and (once the client sockets are closed) no connection left. At the end: what a
 review found and fixed (a parse error in the body being read, an answer sent before its body,
-a request cancelled before its task ran, an upgrade request's body).
+a request cancelled before its task ran, an upgrade request's body), then what a second review
+found (pipelined requests over a cap, the write and duration deadlines against a client that
+does not read, a queued request's malformed body, the connection after an answer sent before
+the body, a partial next request against the read deadlines).
 
 Waits are bounded: socket timeouts and polls on state, never sleeps as assertions.
 """
@@ -45,6 +48,9 @@ Send = Callable[[Message], Awaitable[None]]
 TIMEOUT = 2.0  # seconds: the bound on every socket read and poll
 KEEP_ALIVE = 1  # the shared server's idle keep-alive timeout (uvicorn's timeout_keep_alive)
 GRACE = 5  # timeout_graceful_shutdown: a leaked task would hold the shutdown this long
+MIB = b"x" * (1 << 20)
+HUGE = 64 << 20  # `/huge`: an answer no buffer between the server and a client holds
+FOREVER = 1 << 16  # `/forever`: 64 KiB chunks, 4 GiB in all
 
 
 # -- the app -----------------------------------------------------------------------------
@@ -163,6 +169,29 @@ def make_app(probe: Probe) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             await answer(send, 200, b"blocked")
         elif route == "early":  # answers before reading the body
             await answer(send, 200, b"early")
+        elif route == "huge" and arg == "once":  # HUGE bytes in one write
+            probe.record("huge", "started")
+            await answer(send, 200, MIB * (HUGE // len(MIB)))
+        elif route == "huge":  # HUGE bytes, sized, sent MIB at a time
+            probe.record("huge", "started")
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"%d" % HUGE)]})
+            for _ in range(HUGE // len(MIB)):
+                await send({"type": "http.response.body", "body": MIB, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        elif route == "forever":  # streams (chunked) for as long as any client reads
+            probe.record("forever", "started")
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain")]})
+            try:
+                # bounded, not `while True`: a send to a client gone returns at once
+                for _ in range(FOREVER):
+                    await send({"type": "http.response.body", "body": MIB[:65536],
+                                "more_body": True})
+            except asyncio.CancelledError:
+                probe.record("forever", "cancelled")
+                raise
+            await send({"type": "http.response.body", "body": b""})
         elif route == "waitbody":
             first = await receive()
             probe.record("first-body", first["body"])
@@ -733,3 +762,254 @@ def test_upgrade_request_with_a_chunked_body_gets_400(srv: Served) -> None:
         got = read_answer(f)
         assert (got.status, got.body) == (400, b"Invalid HTTP request received.")
         assert closed_by_server(sock)
+
+
+
+# -- found in a second review (each failed before its fix) --------------------------------
+# Each runs on a server of its own (`fresh`), so that one failing leaves nothing behind for
+# the next.
+
+PIPELINED_CAP = 64  # requests queued behind the one being handled, at most (protocol.py)
+LINGER = 1.0  # protocol.py's LINGER: how long a closing connection's rest may be drained
+
+
+def fresh(own: Callable[..., Served], limits: HttpLimits | None = None) -> Served:
+    """A server of the test's own with `limits` (a graceful shutdown that a leaked task would
+    hold is cut after 1 s)."""
+    return own(limits=limits, grace=1)
+
+
+def settled(srv: Served) -> None:
+    """No task and (the client sockets closed) no connection left on `srv`."""
+    poll(lambda: not srv.state.tasks, "no request task left")
+    poll(lambda: not srv.state.connections, "no connection left")
+
+
+def eof(f: BinaryIO, sock: socket.socket, timeout: float = TIMEOUT) -> bool:
+    """True once the server closes (EOF or reset) with nothing more sent, counting what the
+    reader `f` already buffered; fails on bytes and on the timeout."""
+    sock.settimeout(timeout)
+    try:
+        rest = f.read1(65536)  # type: ignore[attr-defined]
+    except ConnectionResetError:
+        return True
+    assert rest == b"", f"bytes after the last answer: {rest[:200]!r} ({len(rest)} bytes)"
+    return True
+
+
+def quiet(sock: socket.socket, seconds: float) -> None:
+    """Nothing arrives and the connection stays open for `seconds` (nothing may have been
+    read from `sock` through a buffered reader yet)."""
+    sock.settimeout(seconds)
+    try:
+        got = sock.recv(65536)
+    except TimeoutError:
+        return
+    except ConnectionResetError:
+        got = b""
+    assert got, f"the server closed the connection within {seconds} s"
+    raise AssertionError(f"the server sent {got[:200]!r} within {seconds} s")
+
+
+def not_reading(srv: Served) -> socket.socket:
+    """A client that will not read: its small receive buffer (set before the connect, so the
+    window it offers is small too) and the server's send buffer fill fast."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", srv.port))
+    return sock
+
+
+def send_in_background(sock: socket.socket, data: bytes) -> threading.Thread:
+    """`sendall` from a thread: the server may stop reading before it has all (the error
+    of a connection it closed is ignored)."""
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+    sender = threading.Thread(target=send, name="http1-sender", daemon=True)
+    sender.start()
+    return sender
+
+
+def requests_seen(probe: Probe) -> list[tuple[str, str]]:
+    """The (method, path) of every request the app got since the last look."""
+    seen: list[tuple[str, str]] = []
+    while True:
+        try:
+            kind, value = probe.events.get_nowait()
+        except queue.Empty:
+            return seen
+        if kind == "request":
+            seen.append(value)
+
+
+def test_pipelined_requests_over_the_cap_are_dropped_and_the_connection_closed(
+        own: Callable[..., Served]) -> None:
+    srv = fresh(own)
+    gate = uuid.uuid4().hex
+    many = b"".join(request("GET", f"/echo/{i}") for i in range(2000))
+    with conversation(srv) as (sock, f):
+        sender = send_in_background(sock, request("GET", f"/hold/{gate}") + many)
+        assert srv.probe.expect("started") == gate
+        conn = srv.connection()
+        poll(lambda: len(conn.pipeline) >= PIPELINED_CAP, "the pipeline filled")
+        most, until = 0, time.monotonic() + 0.3  # and it stays within the cap
+        while time.monotonic() < until:
+            most = max(most, len(conn.pipeline))
+            time.sleep(0.005)
+        assert most == PIPELINED_CAP, f"{most} requests queued behind the one held"
+        srv.open(gate)
+        held = read_answer(f)
+        queued = [read_answer(f) for _ in range(PIPELINED_CAP)]
+        assert eof(f, sock)
+        sender.join(TIMEOUT)
+    assert (held.status, held.body) == (200, b"released " + gate.encode())
+    assert [(a.status, a.json()["path"]) for a in queued] == [
+        (200, f"/echo/{i}") for i in range(PIPELINED_CAP)]
+    seen = requests_seen(srv.probe)  # the app got those, none of the rest
+    assert seen == [("GET", f"/echo/{i}") for i in range(PIPELINED_CAP)], seen[-3:]
+    settled(srv)
+
+
+@pytest.mark.parametrize("before", [b"", request("GET", "/sized")],
+                         ids=["alone", "pipelined"])
+def test_write_timeout_frees_the_connection_of_a_client_that_does_not_read(
+        own: Callable[..., Served], before: bytes) -> None:
+    # pipelined: the answer before it ends its write deadline; it has its own, from when it
+    # starts being handled
+    write_timeout = 1.0
+    srv = fresh(own, HttpLimits(write_timeout=write_timeout))
+    sock = not_reading(srv)
+    try:
+        sock.sendall(before + request("GET", "/huge"))
+        assert srv.probe.expect("huge") == "started"
+        # the buffers fill; past the deadline the close waits up to LINGER for the client to
+        # read, then the connection is aborted (the client still there, not reading)
+        poll(lambda: not srv.state.connections, "the connection freed",
+             timeout=write_timeout + LINGER + 1.0)
+        poll(lambda: not srv.state.tasks, "no request task left")
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("sent", [
+    request("GET", "/forever"),  # (cancelled in its drain: this case passed before the fix)
+    # the first answer is written whole into the transport's buffer; the one queued behind
+    # it starts with the writes paused and is cut before it answers anything
+    request("GET", "/huge/once") + request("GET", "/hold/never"),
+], ids=["answer-streaming", "answer-not-started"])
+def test_max_request_duration_leaves_no_task_when_the_client_does_not_read(
+        own: Callable[..., Served], sent: bytes) -> None:
+    duration = 1.0
+    srv = fresh(own, HttpLimits(max_request_duration=duration))
+    sock = not_reading(srv)
+    try:
+        sock.sendall(sent)
+        assert srv.probe.expect_any({"forever", "started"}) in {
+            ("forever", "started"), ("started", "never")}
+        poll(lambda: any(c.flow.write_paused for c in srv.state.connections),
+             "the answer's writes paused")
+        poll(lambda: not srv.state.tasks, "no request task left",
+             timeout=duration + LINGER + 1.0)
+    finally:
+        sock.close()
+    settled(srv)
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["after-a-fast-one", "behind-a-held-one"])
+def test_malformed_chunked_body_of_a_queued_request_gets_400_right_after_the_answer_before(
+        own: Callable[..., Served], held: bool) -> None:
+    srv = fresh(own)
+    gate = uuid.uuid4().hex
+    first = f"/hold/{gate}" if held else "/sized"
+    bad = (request("POST", "/echo/queued", {"Transfer-Encoding": "chunked"})
+           + b"5\r\nhello\r\nZZ\r\n\r\n")
+    with conversation(srv) as (sock, f):
+        sock.sendall(request("GET", first) + bad)
+        if held:
+            assert srv.probe.expect("started") == gate
+            srv.open(gate)
+        sock.settimeout(1.0)  # at once: not after the queued one's max_request_duration
+        good = read_answer(f)
+        refused = read_answer(f)
+        assert eof(f, sock, 1.0)
+    assert good.status == 200
+    assert (refused.status, refused.body) == (400, b"Invalid HTTP request received.")
+    assert refused.header("connection") == "close"
+    assert ("POST", "/echo/queued") not in requests_seen(srv.probe)  # never handled
+    settled(srv)
+
+
+@pytest.mark.parametrize(("headers", "sent", "rest"), [
+    ({"Content-Length": "10"}, b"01234", b"56789"),
+    ({"Transfer-Encoding": "chunked"}, b"5\r\nhello\r\n", b"0\r\n\r\n"),
+    ({"Content-Length": "10", "Expect": "100-continue"}, b"", b""),  # no body sent at all
+], ids=["sized-body-partly-sent", "chunked-body-partly-sent", "expect-100-continue"])
+def test_answer_sent_before_the_body_is_in_closes_the_connection(
+        own: Callable[..., Served], headers: dict[str, str], sent: bytes,
+        rest: bytes) -> None:
+    srv = fresh(own)
+    with conversation(srv) as (sock, f):
+        sock.sendall(request("POST", "/early", headers) + sent)
+        got = read_answer(f)
+        assert (got.status, got.body) == (200, b"early")
+        assert got.header("connection") == "close"
+        # what follows is never taken as a request (for 100-continue: sent instead of the
+        # body); the server may drain it for LINGER before it closes
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(rest + request("GET", "/echo/after"))
+        assert eof(f, sock, LINGER + 1.0)
+    assert requests_seen(srv.probe) == [("POST", "/early")]
+    settled(srv)
+
+
+@pytest.mark.parametrize(("headers", "sent", "rest"), [
+    ({"Transfer-Encoding": "chunked"}, b"5\r\nhel", b"lo\r\nZZ\r\n\r\n"),
+    ({"Content-Length": "10"}, b"01234", b"56789NOT HTTP AT ALL\r\n\r\n"),
+], ids=["bad-chunk", "garbage-after-a-sized-body"])
+def test_malformed_rest_after_an_early_answer_gets_no_second_answer(
+        own: Callable[..., Served], headers: dict[str, str], sent: bytes,
+        rest: bytes) -> None:
+    srv = fresh(own)
+    with conversation(srv) as (sock, f):
+        sock.sendall(request("POST", "/early", headers) + sent)
+        got = read_answer(f)
+        assert (got.status, got.body) == (200, b"early")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(rest)
+        assert eof(f, sock, LINGER + 1.0)  # exactly one answer
+    settled(srv)
+
+
+@pytest.mark.parametrize("partial", [
+    b"GET /sized HTTP/1.1\r\nHo",
+    b"POST /echo/queued HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+], ids=["partial-headers", "partial-body-of-a-queued-request"])
+def test_a_partial_next_request_does_not_lose_the_answer_being_handled(
+        own: Callable[..., Served], partial: bytes) -> None:
+    header_timeout, read_timeout = 1.0, 1.5
+    srv = fresh(own, HttpLimits(read_header_timeout=header_timeout,
+                                read_timeout=read_timeout))
+    gate = uuid.uuid4().hex
+    with conversation(srv) as (sock, f):
+        sock.sendall(request("GET", f"/hold/{gate}") + partial)
+        assert srv.probe.expect("started") == gate
+        quiet(sock, read_timeout + 0.5)  # past both read deadlines: still open, no answer
+        srv.open(gate)
+        sock.settimeout(1.0)
+        got = read_answer(f)
+        answered = time.monotonic()
+        assert (got.status, got.body) == (200, b"released " + gate.encode())
+        # the partial request's deadlines run from the end of that answer: no answer for its
+        # late headers; its late body may get a 408; then the connection closes
+        if partial.endswith(b"abc"):
+            sock.settimeout(read_timeout + 1.0)
+            with contextlib.suppress(ConnectionResetError):
+                if f.peek(1):  # type: ignore[attr-defined]
+                    late = read_answer(f)
+                    assert late.status == 408, (late.status, late.body)
+        assert eof(f, sock, read_timeout + 1.0)
+        closed = time.monotonic() - answered
+    assert header_timeout / 2 < closed < read_timeout + 1.0, closed
+    settled(srv)

@@ -73,16 +73,7 @@ class Probe:
     def expect(self, kind: str, timeout: float = TIMEOUT) -> Any:
         """The value of the next event of `kind` (others are dropped); fails after
         `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the app recorded no {kind!r} within {timeout} s"
-            try:
-                got, value = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if got == kind:
-                return value
+        return self.expect_any({kind}, timeout)[1]
 
     def expect_any(self, kinds: set[str], timeout: float = TIMEOUT) -> tuple[str, Any]:
         deadline = time.monotonic() + timeout

@@ -7,6 +7,7 @@ the Go behaviour they share.
 Parsing
     `GO_TRUE` / `GO_FALSE` — the spellings `strconv.ParseBool` accepts;
     `atoi(s)` — `strconv.Atoi` (64-bit), ValueError with Go's text;
+    `is_digits(s)` — ASCII digits only (`str.isdigit` also takes "²", which `int` refuses);
     `sum_duration(body, part)` — the seconds in an unsigned duration such as "1h30m";
     `parse_time(s)` — an RFC 3339 time (nanoseconds truncated to microseconds).
 Formatting
@@ -34,10 +35,16 @@ GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 # --- integers --------------------------------------------------------------------------------
 
+def is_digits(s: str) -> bool:
+    """Whether `s` is one or more ASCII digits: what `int(s)` takes without a sign or spaces.
+    (`str.isdigit` is true for "²" too, which `int` refuses.)"""
+    return s.isascii() and s.isdigit()
+
+
 def atoi(s: str) -> int:
     """Go's `strconv.Atoi` on 64 bits: optional sign, ASCII digits, nothing else."""
     body = s[1:] if s[:1] in ("+", "-") else s
-    if not body or not body.isascii() or not body.isdigit():
+    if not is_digits(body):
         raise ValueError(f'strconv.Atoi: parsing "{s}": invalid syntax')
     value = int(s)
     if not -(2**63) <= value < 2**63:

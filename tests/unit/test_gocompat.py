@@ -11,11 +11,18 @@ from transit.gocompat import (
     format_time,
     format_time_ns,
     format_time_s,
+    is_digits,
     isoformat_z,
     multierror,
     parse_time,
     time_string,
 )
+
+
+def test_is_digits() -> None:
+    assert is_digits("0") and is_digits("0123456789")
+    for bad in ("", " 1", "+1", "1.0", "\u00b2", "\u0661", "1\u00b2"):  # "²" and "١" too
+        assert not is_digits(bad), bad
 
 
 def test_atoi() -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from transit import errors
 from transit.api.wire import new_request_id
 from transit.cluster.listener import FORWARDED_SCOPE
+from transit.gocompat import is_digits
 
 # The scope key holding the request's `Incoming`.
 EDGE_KEY = "transit.incoming"
@@ -200,7 +201,7 @@ def parse(scope: MutableMapping[str, Any]) -> Incoming:
         if client_header is not None:
             host, _, port = client_header.decode("latin-1").rpartition(":")
             if host:
-                client = (host, int(port) if port.isascii() and port.isdigit() else 0)
+                client = (host, int(port) if is_digits(port) else 0)
         certs = None if cert_header is None else _certs_from_header(cert_header)
     else:
         tls = (scope.get("extensions") or {}).get("tls")

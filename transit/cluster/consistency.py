@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from transit.errors import StorageError, UserError
+from transit.gocompat import is_digits
 from transit.storage.update import get_or_create
 
 INDEX_KEY_PATH = "core/index-hmac-key"
@@ -59,7 +60,7 @@ def _parse(value: str) -> tuple[str, int, str, str]:
     if len(parts) != 5 or parts[0] != VERSION or not parts[1]:
         raise UserError(_BAD)
     _, cluster_id, local, replicated, mac = parts
-    if not (local.isdigit() and replicated.isdigit()) or len(mac) != 64:
+    if not (is_digits(local) and is_digits(replicated)) or len(mac) != 64:
         raise UserError(_BAD)
     return cluster_id, int(local), raw[: raw.rindex(":")], mac
 

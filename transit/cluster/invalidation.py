@@ -62,6 +62,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from transit.gocompat import is_digits
 from transit.storage.redis.options import TLSOptions, client_options, split_address
 
 log = logging.getLogger("transit.cluster.invalidation")
@@ -83,7 +84,7 @@ def parse_message(data: bytes | str) -> tuple[int, str] | None:
     """`"<index> <key>"` -> (index, key); None when malformed."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
     index, sep, key = text.partition(" ")
-    if not sep or not key or not (index.isascii() and index.isdigit()):
+    if not sep or not key or not is_digits(index):
         return None
     return int(index), key
 

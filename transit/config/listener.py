@@ -13,6 +13,7 @@ from transit.config import tls_names
 from transit.config.stanzas import _LISTENER_TELEMETRY_KEYS, _telemetry_body
 from transit.config.values import _parse_int, _str, parse_bool, parse_duration
 from transit.errors import ConfigError
+from transit.gocompat import is_digits
 
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
 # Vault's listener defaults for the JSON limits (transit/api/jsonlimits.py applies them)
@@ -87,7 +88,7 @@ class ListenerConfig:
 def _cluster_address(address: str) -> str:
     """The default cluster address: the API address's port + 1 (host kept as written)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()):
+    if not sep or not is_digits(port):
         raise ConfigError(f'listener address "{address}": expected host:port')
     return f"{host}:{int(port) + 1}"
 

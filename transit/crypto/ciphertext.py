@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from transit.crypto.aead import NONCE_SIZE, AEADCipher
 from transit.errors import CryptoError
-from transit.gocompat import atoi
+from transit.gocompat import atoi, is_digits
 
 PREFIX = "vault:v"
 _AT = len(PREFIX)  # where N starts
@@ -60,7 +60,7 @@ def max_version(values: Iterable[Any]) -> int:
     for prefix in prefixes:
         if prefix.startswith(PREFIX):
             digits = prefix[_AT:-1]
-            if digits.isascii() and digits.isdigit() and int(digits) > best:
+            if is_digits(digits) and int(digits) > best:
                 best = int(digits)
     return best
 

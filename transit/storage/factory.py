@@ -7,6 +7,7 @@ from typing import Any
 
 from transit.config import StorageConfig
 from transit.errors import ConfigError, StorageError
+from transit.gocompat import is_digits
 from transit.storage.base import Backend
 
 
@@ -67,7 +68,7 @@ def _redis(options: Mapping[str, Any]) -> Backend:
     if sentinels and not _opt(options, "sentinel_master"):
         raise ConfigError("'sentinel_master' must be set with 'sentinel_addresses'")
     acks_text = _opt(options, "min_replica_acks") or "0"
-    if not (acks_text.isascii() and acks_text.isdigit()):
+    if not is_digits(acks_text):
         raise ConfigError(f"'min_replica_acks' must be a non-negative integer, got {acks_text!r}")
     replication_timeout = parse_duration(
         options.get("replication_timeout", 2.0), "replication_timeout")

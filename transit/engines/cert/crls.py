@@ -11,6 +11,7 @@ import orjson
 from cryptography import x509
 
 from transit.errors import UserError
+from transit.gocompat import is_digits
 
 CRL_PREFIX = "crls/"
 
@@ -43,6 +44,6 @@ def revoked_serials(raw_entries: list[bytes]) -> set[int]:
     out: set[int] = set()
     for raw in raw_entries:
         for serial in (orjson.loads(raw).get("serials") or {}):
-            if str(serial).isascii() and str(serial).isdigit():
+            if is_digits(str(serial)):
                 out.add(int(serial))
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transit.fields import go_value
-from transit.gocompat import json_kind
+from transit.gocompat import is_digits, json_kind
 
 DEFAULT_SKEW = 60  # cap's clock skew leeway when the role says 0
 DEFAULT_LEEWAY = 150  # cap's expiration / not-before leeway when the role says 0
@@ -38,7 +38,7 @@ def pointer_get(claims: Any, pointer: str) -> Any:
                 return None
             node = node[part]
         elif isinstance(node, list):
-            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
+            if not is_digits(part) or int(part) >= len(node):
                 return None
             node = node[int(part)]
         else:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from transit.errors import UserError
-from transit.gocompat import format_time_ns
+from transit.gocompat import format_time_ns, is_digits
 
 _LOCK_STRIPES = 64
 
@@ -60,7 +60,7 @@ def parse_int_list(value: Any, field: str) -> list[int]:
         if isinstance(item, float) and item == int(item):
             out.append(int(item))
             continue
-        if isinstance(item, str) and item.isascii() and item.strip().lstrip("+-").isdigit():
+        if isinstance(item, str) and is_digits(item.strip().lstrip("+-")):
             out.append(int(item.strip()))
             continue
         raise UserError(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from transit.errors import UserError
 from transit.fields import Field, FieldData, FieldType
+from transit.gocompat import is_digits
 from transit.logical import Request, Response
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ async def export(b: TransitPort, req: Request, d: FieldData) -> Response | None:
         raise UserError(f"invalid export type: {export_type}")
     wanted = str(d.get("version") or "").removeprefix("v")
     p = await b.policies.get_for(d.get("name"), forward=req.perf_standby,
-                                 version=int(wanted) if wanted.isascii() and wanted.isdigit() else 0)
+                                 version=int(wanted) if is_digits(wanted) else 0)
     if p is None:
         return None
     return Response(data=p.export(export_type, d.get("version") or None))

@@ -12,6 +12,7 @@ connection of that holder left (`holder_gone`: connections are named `transit-<o
 from __future__ import annotations
 
 from transit.errors import StorageError
+from transit.gocompat import is_digits
 from transit.storage.redis.connection import RedisConnection
 
 
@@ -25,7 +26,7 @@ def lock_value(owner: str, epoch: int) -> str:
 def parse_lock_value(value: str) -> tuple[str, int] | None:
     """(owner, epoch) of a lock value, split at the LAST ":"; None when malformed."""
     owner, sep, epoch = value.rpartition(":")
-    if not sep or not owner or not (epoch.isascii() and epoch.isdigit()):
+    if not sep or not owner or not is_digits(epoch):
         return None
     return owner, int(epoch)
 

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 from redis.asyncio.retry import Retry
 
 from transit.errors import StorageError
+from transit.gocompat import is_digits
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def split_address(address: str) -> dict[str, Any]:
         out["username"] = unquote(url.username)
     if url.password:
         out["password"] = unquote(url.password)
-    if url.path.strip("/").isascii() and url.path.strip("/").isdigit():
+    if is_digits(url.path.strip("/")):
         out["db"] = int(url.path.strip("/"))
     return out
 

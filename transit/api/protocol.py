@@ -111,9 +111,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._list_pending = False
         self._headers_done = False  # the headers of the request being read are parsed
         self._header_bytes = 0
-        self._discarding = False  # refused: reads are dropped until the close
+        self._discarding = False  # refused or over MAX_PIPELINED: reads are dropped
         self._raw_body = -1  # body bytes of an upgrade request still to come (-1: none)
-        self._overflow = False  # over MAX_PIPELINED: no more requests taken (module docstring)
         self._abort_timer: asyncio.TimerHandle | None = None
         # the exchanges: the last one read, the one whose body is being read, the one whose
         # app runs, the ones read after it
@@ -151,9 +150,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
             else:
                 self._refuse(503, "too many open connections")
             return
-        self._read_started = self.loop.time()
-        self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
-                                             self._on_read_timer)
+        self._arm_read_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
@@ -190,9 +187,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade as exc:
             # llhttp stops at the end of an upgrade request's headers: read its body by its
             # Content-Length here (then the connection closes: keep_alive is off for it)
-            if self._raw_body > 0:
-                self._at_boundary = False
-                self._headers_done = True
+            if self._raw_body > 0:  # (on_message_complete left the request open for it)
                 self._on_raw_body(data[exc.args[0]:])
             else:
                 self._raw_body = -1
@@ -212,55 +207,32 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
                     reading.disconnected = True
             self._refuse(400, "")
             return
-        if self._overflow:  # over MAX_PIPELINED: what follows is dropped
-            self._discarding = True
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
+        if self._discarding:  # over MAX_PIPELINED (on_headers_complete): the rest is dropped
+            self._cancel_read_timer()
             return
-        if self._at_boundary:
+        if self._at_boundary:  # (each request's read timer ends with it: on_message_complete)
             self._header_bytes = 0
-            if self._read_timer is not None and self.cycle is not None:
-                # the first request is in: its deadline is over
-                self._read_timer.cancel()
-                self._read_timer = None
             return
         if self.transport.is_closing():
             return
         if self._read_timer is None:
-            self._read_started = self.loop.time()
-            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
-                                                 self._on_read_timer)
+            self._arm_read_timer()
         if not self._headers_done and self._header_bytes > self._limits.max_header_bytes:
             self._refuse(431, "request header fields too large")
 
     def _on_raw_body(self, data: bytes) -> None:
-        """Body bytes of an upgrade request (llhttp does not parse them)."""
-        ex = self.cycle
-        if ex is None or ex.response_complete or ex.disconnected:
-            return
+        """Body bytes of an upgrade request (llhttp does not parse them), fed to the parser
+        callbacks as llhttp would."""
         data = data[:self._raw_body]
         self._raw_body -= len(data)
         if data:
-            ex.body.append(data)
-            ex.body_size += len(data)
-            if ex.body_size > HIGH_WATER_LIMIT:
-                self.flow.pause_reading()
+            self.on_body(data)
         if not self._raw_body:
             self._raw_body = -1
             self._discarding = True  # nothing follows on this connection
-            self._at_boundary = True
-            self._headers_done = False
-            self._reading = None
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
-            ex.more_body = False
+            self.on_message_complete()
         elif self._read_timer is None:
-            self._read_started = self.loop.time()
-            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
-                                                 self._on_read_timer)
-        ex.wake()
+            self._arm_read_timer()
 
     def eof_received(self) -> None:
         # the client's FIN: returning None lets uvloop close the transport at once, so what
@@ -291,8 +263,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._discarding = True
         self.corked.refuse()  # what is written goes out; nothing may follow the EOF
         transport.write_eof()
-        if self._read_timer is not None:
-            self._read_timer.cancel()
+        self._cancel_read_timer()
         self._read_timer = self.loop.call_later(LINGER, transport.close)
 
     def shutdown(self) -> None:
@@ -325,10 +296,10 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         self._header_bytes = 0
-        if self._overflow:
+        if self._discarding:  # over MAX_PIPELINED: the rest of the read is dropped
             return
         if self.running is not None and len(self.pipeline) >= MAX_PIPELINED:
-            self._overflow = True  # this request and the rest of the read are dropped
+            self._discarding = True  # this request and the rest of the read are dropped
             self.pipeline[-1].keep_alive = False  # closed after the last one taken
             return
         parser = self.parser
@@ -383,9 +354,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         self._at_boundary = True
         self._headers_done = False
         self._reading = None
-        if self._read_timer is not None:  # its deadline is over (a request that follows
-            self._read_timer.cancel()  # in the same read gets its own, from this read)
-            self._read_timer = None
+        if self._read_timer is not None:  # its read deadline is over (a request that
+            self._cancel_read_timer()  # follows in the same read gets its own: data_received)
         if ex is None:
             return
         if ex.response_complete:  # answered before its body was in (e.g. a 413)
@@ -435,11 +405,8 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         if not self._at_boundary and not self._discarding:
             # a request partly read meanwhile: its read deadlines start now (Go reads the
             # next request only after answering; `_on_read_timer` waits for this)
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-            self._read_started = self.loop.time()
-            self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
-                                                 self._on_read_timer)
+            self._cancel_read_timer()
+            self._arm_read_timer()
 
     def _became_idle(self) -> None:
         """Everything read is answered: the idle keep-alive timeout runs from now."""
@@ -473,6 +440,18 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         return True
 
     # -- timers --------------------------------------------------------------------------
+
+    def _arm_read_timer(self) -> None:
+        """The read deadlines of the request being read (or of a new connection's first) run
+        from now."""
+        self._read_started = self.loop.time()
+        self._read_timer = self.loop.call_at(self._read_started + self._first_deadline,
+                                             self._on_read_timer)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
     def _on_read_timer(self) -> None:
         self._read_timer = None
@@ -539,9 +518,7 @@ class VaultHttpToolsProtocol(asyncio.Protocol):
         bounded by max_request_duration)."""
         transport = self.transport
         self._discarding = True
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self._cancel_read_timer()
         running = self.running
         if (running is not None and not running.response_complete and not running.disconnected
                 and not transport.is_closing()):

@@ -871,8 +871,7 @@ def test_write_timeout_frees_the_connection_of_a_client_that_does_not_read(
     # starts being handled
     write_timeout = 1.0
     srv = fresh(own, HttpLimits(write_timeout=write_timeout))
-    sock = not_reading(srv)
-    try:
+    with not_reading(srv) as sock:
         sock.sendall(before + request("GET", "/huge"))
         assert srv.probe.expect("huge") == "started"
         # the buffers fill; past the deadline the close waits up to LINGER for the client to
@@ -880,8 +879,6 @@ def test_write_timeout_frees_the_connection_of_a_client_that_does_not_read(
         poll(lambda: not srv.state.connections, "the connection freed",
              timeout=write_timeout + LINGER + 1.0)
         poll(lambda: not srv.state.tasks, "no request task left")
-    finally:
-        sock.close()
 
 
 @pytest.mark.parametrize("sent", [
@@ -894,8 +891,7 @@ def test_max_request_duration_leaves_no_task_when_the_client_does_not_read(
         own: Callable[..., Served], sent: bytes) -> None:
     duration = 1.0
     srv = fresh(own, HttpLimits(max_request_duration=duration))
-    sock = not_reading(srv)
-    try:
+    with not_reading(srv) as sock:
         sock.sendall(sent)
         assert srv.probe.expect_any({"forever", "started"}) in {
             ("forever", "started"), ("started", "never")}
@@ -903,8 +899,6 @@ def test_max_request_duration_leaves_no_task_when_the_client_does_not_read(
              "the answer's writes paused")
         poll(lambda: not srv.state.tasks, "no request task left",
              timeout=duration + LINGER + 1.0)
-    finally:
-        sock.close()
     settled(srv)
 
 
